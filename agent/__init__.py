@@ -1,0 +1,1 @@
+"""camdrive's drivers: scripted drivers and the CNN driving policies (PilotNet, DQN)."""

@@ -1,0 +1,164 @@
+"""Action types: how an agent's action becomes steering and acceleration. Chosen by name in each env.
+
+Every action type turns an action into a `Controls` (steering input -1 left .. +1 right, acceleration
+m/s^2). Continuous actions outside the space are clipped (documented in the envs); non-finite actions
+raise ValueError, so a NaN from a diverged policy never reaches the physics or the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+
+from sim.lane_control import steer_to_offset
+from sim.world import World
+
+NOOP, ACCELERATE, DECELERATE, LEFT, RIGHT = range(5)
+DISCRETE_ACTION_NAMES = ("noop", "accelerate", "decelerate", "left", "right")
+
+
+@dataclass(frozen=True)
+class Controls:
+    steer: float
+    accel: float
+
+
+def _finite_array(action: object, shape: tuple[int, ...]) -> np.ndarray:
+    a = np.asarray(action, dtype=np.float64).reshape(-1)
+    if a.shape != (int(np.prod(shape)),):
+        raise ValueError(f"action must have shape {shape}, got {np.asarray(action).shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"action must be finite, got {a.tolist()}")
+    return np.clip(a, -1.0, 1.0)
+
+
+def cruise_accel(world: World, target_speed: float, gain: float = 1.0) -> float:
+    """Proportional cruise control: the acceleration that closes the speed gap in about 1/gain seconds."""
+    return gain * (target_speed - world.ego.speed)
+
+
+class SteeringAction:
+    """Box(-1, 1, (1,)): steering only; a cruise controller holds `cruise_speed`."""
+
+    name = "steer"
+
+    def __init__(self, cruise_speed: float) -> None:
+        self.cruise_speed = cruise_speed
+        self.space = spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
+
+    def reset(self, world: World) -> None:
+        """Nothing to remember between steps."""
+
+    def controls(self, action: object, world: World) -> Controls:
+        a = _finite_array(action, (1,))
+        return Controls(float(a[0]), cruise_accel(world, self.cruise_speed))
+
+
+class SteeringThrottleAction:
+    """Box(-1, 1, (2,)): [steering, throttle]; throttle > 0 accelerates, < 0 brakes."""
+
+    name = "steer_throttle"
+
+    def __init__(self) -> None:
+        self.space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+
+    def reset(self, world: World) -> None:
+        """Nothing to remember between steps."""
+
+    def controls(self, action: object, world: World) -> Controls:
+        a = _finite_array(action, (2,))
+        p = world.ego.params
+        accel = a[1] * (p.max_accel if a[1] >= 0 else p.max_brake)
+        return Controls(float(a[0]), float(accel))
+
+
+class DiscreteSteerAction:
+    """Discrete(5) noop/accelerate/decelerate/left/right, where left/right turn the wheel.
+
+    The wheel is held at `steer_amount` left or right during the step and self-centres otherwise,
+    so a policy must learn lane keeping as well as lane changes from what it sees. Speed changes by
+    `accel_step` m/s per accelerate/decelerate step and is otherwise held (cruise control).
+    With the safety system on, a turn toward a lane whose gap is unsafe is refused (the wheel centres).
+    """
+
+    name = "steer"
+
+    def __init__(self, steer_amount: float, accel_step: float, speed_limit: float) -> None:
+        self.steer_amount, self.accel_step, self.speed_limit = steer_amount, accel_step, speed_limit
+        self.space = spaces.Discrete(5)
+        self.target_speed = 0.0
+
+    def reset(self, world: World) -> None:
+        self.target_speed = world.ego.speed
+
+    def _speed_target(self, action: int, world: World) -> float:
+        if action == ACCELERATE:
+            self.target_speed = min(self.target_speed + self.accel_step, self.speed_limit)
+        elif action == DECELERATE:
+            self.target_speed = max(self.target_speed - self.accel_step, 0.0)
+        # Follow the car's real speed down when something (the safety system) slowed it.
+        self.target_speed = min(self.target_speed, world.ego.speed + self.accel_step)
+        return self.target_speed
+
+    def controls(self, action: object, world: World) -> Controls:
+        a = _discrete(action)
+        steer = 0.0
+        if a in (LEFT, RIGHT):
+            direction = -1 if a == LEFT else 1
+            crossing = _moving_toward_boundary(world, direction)
+            if world.safety.enabled and crossing and not world.lane_change_is_safe(direction):
+                world.refuse_lane_change()
+            else:
+                steer = direction * self.steer_amount
+        return Controls(steer, cruise_accel(world, self._speed_target(a, world), gain=2.0))
+
+
+class DiscreteLaneAction(DiscreteSteerAction):
+    """Discrete(5) with DeepTraffic's meaning: left/right ask a built-in controller to change lane.
+
+    A lane change to a lane that does not exist is ignored; with the safety system on, one into an
+    unsafe gap is refused. The built-in controller (`lane_control.steer_to_offset`) keeps the car
+    centred in its target lane.
+    """
+
+    name = "lane"
+
+    def __init__(self, accel_step: float, speed_limit: float) -> None:
+        super().__init__(0.0, accel_step, speed_limit)
+        self.target_lane = 0
+
+    def reset(self, world: World) -> None:
+        super().reset(world)
+        self.target_lane = world.state().lane
+
+    def controls(self, action: object, world: World) -> Controls:
+        a = _discrete(action)
+        assert world.road is not None
+        if a in (LEFT, RIGHT):
+            direction = -1 if a == LEFT else 1
+            lane = self.target_lane + direction
+            if 0 <= lane < world.road_config.lanes:
+                if world.safety.enabled and not world.lane_change_is_safe(direction):
+                    world.refuse_lane_change()
+                else:
+                    self.target_lane = lane
+        st = world.state()
+        d_target = float(world.road.lane_centre(self.target_lane))
+        steer = steer_to_offset(world.road, world.ego.params, st.s, st.d, st.yaw, st.speed, d_target)
+        return Controls(steer, cruise_accel(world, self._speed_target(a, world), gain=2.0))
+
+
+def _discrete(action: object) -> int:
+    a = np.asarray(action)
+    if a.size != 1 or not np.issubdtype(a.dtype, np.integer) or not 0 <= int(a) < 5:
+        raise ValueError(f"action must be an integer in [0, 4], got {action!r}")
+    return int(a)
+
+
+def _moving_toward_boundary(world: World, direction: int) -> bool:
+    """Whether steering in `direction` would take the car toward the neighbouring lane's boundary."""
+    st = world.state()
+    # Positive lateral_offset is left; direction -1 is left.
+    return (-direction * st.lateral_offset) > -0.3

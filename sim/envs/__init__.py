@@ -1,0 +1,1 @@
+"""The Gymnasium environments: LaneKeep-v0 and Traffic-v0."""

@@ -1,0 +1,201 @@
+"""What both camdrive environments share: options, reset/step plumbing, info, rendering.
+
+Subclasses choose the observation and action types and the reward; the loop itself lives here so
+LaneKeep-v0 and Traffic-v0 cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from sim.camera import CameraConfig
+from sim.render.palette import Palette
+from sim.road import RoadConfig
+from sim.traffic import TrafficConfig
+from sim.validation import check_range
+from sim.vehicle import VehicleParams
+from sim.view import EnvView
+from sim.world import SafetyConfig, World
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    """Options every camdrive env takes as `gymnasium.make` keywords."""
+
+    camera_width: int = 200
+    camera_height: int = 66
+    camera_hfov_deg: float = 80.0
+    camera_mount_height: float = 1.3
+    camera_pitch_deg: float = 6.0
+    grayscale: bool = False
+    lanes: int = 3
+    lane_width: float = 3.6
+    curviness: float = 0.7
+    traffic_cars: int = 6
+    traffic_speed_min: float = 16.0
+    traffic_speed_max: float = 24.0
+    safety: bool = True
+    control_hz: float = 10.0
+    episode_seconds: float = 60.0
+    randomize: float = 0.0
+    """Domain randomisation strength, 0 (default look) to 1 (wide variety); drawn from the episode seed."""
+
+    def check_common(self) -> None:
+        if not isinstance(self.grayscale, bool):
+            raise ValueError(f"grayscale must be True or False, got {self.grayscale!r}")
+        if not isinstance(self.safety, bool):
+            raise ValueError(f"safety must be True or False, got {self.safety!r}")
+        check_range("traffic_cars", self.traffic_cars, 0, 60, integer=True)
+        check_range("control_hz", self.control_hz, 1.0, 50.0)
+        check_range("episode_seconds", self.episode_seconds, 1.0, 36000.0)
+        check_range("randomize", self.randomize, 0.0, 1.0)
+        self.camera().validate()
+
+    def camera(self) -> CameraConfig:
+        return CameraConfig(
+            width=self.camera_width,
+            height=self.camera_height,
+            hfov_deg=self.camera_hfov_deg,
+            mount_height=self.camera_mount_height,
+            pitch_deg=self.camera_pitch_deg,
+        )
+
+    def traffic(self) -> TrafficConfig:
+        return TrafficConfig(
+            cars=self.traffic_cars, speed_min=self.traffic_speed_min, speed_max=self.traffic_speed_max
+        )
+
+
+def parse_options(cls: type, kwargs: dict[str, Any]) -> Any:
+    """Build the options dataclass `cls` from keywords, validated.
+
+    An unknown keyword is a ValueError that lists the valid ones.
+    """
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}")
+    options = cls(**kwargs)
+    options.validate()
+    return options
+
+
+class CamDriveEnv(gym.Env):
+    """Base class; see LaneKeepEnv and TrafficEnv for the documented environments."""
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 10}
+
+    def __init__(self, options: Any, road: RoadConfig, render_mode: str | None) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
+        self.options = options
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": options.control_hz}
+        self.dt = 1.0 / options.control_hz
+        self.max_steps = int(round(options.episode_seconds * options.control_hz))
+        self.world = World(road, options.traffic(), VehicleParams(), SafetyConfig(enabled=options.safety))
+        self.obs_type = self._make_observation()
+        self.action_type = self._make_action()
+        self.observation_space = self.obs_type.space
+        self.action_space = self.action_type.space
+        self._view: EnvView | None = None
+        self.episode_seed = 0
+        self.steps = 0
+        self.last_reward = 0.0
+        self.last_controls = (0.0, 0.0)
+
+    # Subclasses provide these.
+    def _make_observation(self) -> Any:
+        raise NotImplementedError
+
+    def _make_action(self) -> Any:
+        raise NotImplementedError
+
+    def _start(self) -> tuple[int, float]:
+        """Start lane and speed for a new episode (may use self.np_random)."""
+        raise NotImplementedError
+
+    def _reward(self, progress: float) -> float:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.episode_seed = int(self.np_random.integers(0, 2**31 - 1))
+        lane, speed = self._start()
+        self.world.reset(self.episode_seed, lane, speed)
+        palette = None
+        if self.options.randomize > 0:
+            palette = Palette.randomised(
+                np.random.default_rng([self.episode_seed, 2]), self.options.randomize
+            )
+        self.obs_type.set_palette(palette, self.episode_seed)
+        if self._view is not None:
+            self._view.set_palette(palette or Palette())
+        self.action_type.reset(self.world)
+        self.steps = 0
+        self.last_reward = 0.0
+        self.last_controls = (0.0, 0.0)
+        if self.render_mode == "human":
+            self.render()
+        return self.observe(), self._info()
+
+    def step(self, action):
+        controls = self.action_type.controls(action, self.world)
+        s_before = self.world.s
+        self.world.step(controls.steer, controls.accel, self.dt)
+        self.steps += 1
+        self.last_controls = (controls.steer, controls.accel)
+        terminated = self.world.collided or self.world.off_road
+        truncated = self.steps >= self.max_steps and not terminated
+        reward = float(self._reward(self.world.s - s_before))
+        self.last_reward = reward
+        if self.render_mode == "human":
+            self.render()
+        return self.observe(), reward, terminated, truncated, self._info()
+
+    def observe(self) -> np.ndarray:
+        """The current observation, rendered again without stepping (used by `camdrive bench`)."""
+        return self.obs_type.observe(self.world)
+
+    def _info(self) -> dict[str, Any]:
+        info = dict(vars(self.world.state()))
+        info.update(
+            collision=self.world.collided,
+            off_road=self.world.off_road,
+            safety_brakes=self.world.safety_brakes,
+            safety_refusals=self.world.safety_refusals,
+            seed=self.episode_seed,
+        )
+        return info
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
+            return None
+        if self._view is None:
+            self._view = EnvView(self.world.road_config, self.options.camera())
+        frame = self._view.draw(self.world, self._hud_lines())
+        if self.render_mode == "human":
+            self._view.show(frame, self.metadata["render_fps"])
+            return None
+        return frame
+
+    def _hud_lines(self) -> list[str]:
+        st = self.world.state()
+        return [
+            f"{st.speed * 3.6:5.1f} km/h  {st.speed * 2.23694:5.1f} mph",
+            f"steer {self.last_controls[0]:+.2f}  lane {st.lane}",
+            f"reward {self.last_reward:+.2f}  {st.distance / 1000:.2f} km",
+        ]
+
+    def close(self) -> None:
+        if self._view is not None:
+            self._view.close()
+            self._view = None

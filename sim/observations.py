@@ -1,0 +1,78 @@
+"""Observation types: what an agent sees. Chosen by name (`obs_type`) in each env."""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from sim.camera import CameraConfig
+from sim.render.frontcam import FrontCameraRenderer
+from sim.render.palette import Palette
+from sim.road import RoadConfig
+from sim.world import World
+
+
+class CameraObservation:
+    """uint8 frames from the front camera: (height, width, 3) RGB or (height, width, 1) grayscale."""
+
+    name = "camera"
+
+    def __init__(self, camera: CameraConfig, road: RoadConfig, grayscale: bool) -> None:
+        self.camera, self.road, self.grayscale = camera, road, grayscale
+        channels = 1 if grayscale else 3
+        self.space = spaces.Box(0, 255, (camera.height, camera.width, channels), dtype=np.uint8)
+        self._default_renderer = FrontCameraRenderer(camera, road, Palette(), grayscale)
+        self.renderer = self._default_renderer
+
+    def set_palette(self, palette: Palette | None, seed: int) -> None:
+        """Use `palette` (domain randomisation) or, with None, the default look (built once, reused)."""
+        if palette is None:
+            self.renderer = self._default_renderer
+        else:
+            self.renderer = FrontCameraRenderer(
+                self.camera, self.road, palette, self.grayscale, wear_seed=seed
+            )
+
+    def observe(self, world: World) -> np.ndarray:
+        assert world.road is not None
+        e = world.ego
+        return self.renderer.render(world.road, e.x, e.y, e.yaw, world.s, world.cars())
+
+
+class GridObservation:
+    """DeepTraffic's occupancy grid, float32 (patches_ahead + patches_behind, 2 * lanes_side + 1).
+
+    Row 0 is the farthest patch ahead; columns run left to right with the ego lane in the middle.
+    A cell holds the speed / speed_limit of a car covering it, 1.0 if it is free road, 0.0 beyond
+    the road's edge.
+    """
+
+    name = "grid"
+
+    def __init__(
+        self,
+        lanes_side: int,
+        patches_ahead: int,
+        patches_behind: int,
+        patch_length: float,
+        speed_limit: float,
+    ) -> None:
+        self.lanes_side, self.ahead, self.behind = lanes_side, patches_ahead, patches_behind
+        self.patch_length, self.speed_limit = patch_length, speed_limit
+        shape = (patches_ahead + patches_behind, 2 * lanes_side + 1)
+        self.space = spaces.Box(0.0, 1.0, shape, dtype=np.float32)
+
+    def set_palette(self, palette: Palette | None, seed: int) -> None:
+        """The grid has no look."""
+
+    def observe(self, world: World) -> np.ndarray:
+        assert world.traffic is not None
+        return world.traffic.occupancy_grid(
+            world.s,
+            world.state().lane,
+            self.lanes_side,
+            self.ahead,
+            self.behind,
+            self.patch_length,
+            self.speed_limit,
+        )

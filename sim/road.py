@@ -1,0 +1,203 @@
+"""Road geometry: a seeded, endless, smoothly curving multi-lane road.
+
+The road is described by its curvature as a function of arc length, kappa(s), which is piecewise
+linear: straights (kappa = 0), constant-radius arcs, and clothoid transitions between them. A piecewise
+linear curvature gives a continuous heading and continuous curvature, which is how real highways are
+laid out and what keeps steering smooth. The centreline is integrated from kappa(s) on a fixed grid
+and extended lazily as the car drives, so the road never ends.
+
+Coordinates: world x east, y north, heading counter-clockwise from +x, in metres and radians.
+Frenet coordinates (s, d): s is the arc length along the centreline (the middle of the carriageway),
+d is the signed lateral distance, positive to the LEFT of the direction of travel. Lanes are numbered
+0 .. lanes-1 from left to right, as they appear in the camera image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.validation import check_range
+
+SAMPLE_SPACING_M = 0.5
+"""Grid step of the sampled centreline: fine enough that linear interpolation error is < 1 mm."""
+
+_EXTEND_CHUNK_M = 1000.0
+
+
+@dataclass(frozen=True)
+class RoadConfig:
+    """Shape of the road. Every field is validated; see `validate`."""
+
+    lanes: int = 3
+    """Number of lanes, 1 to 7."""
+    lane_width: float = 3.6
+    """Lane width in metres, 3.0 to 4.5 (highways use 3.5 to 3.75)."""
+    shoulder_width: float = 2.0
+    """Paved shoulder outside each edge line, metres."""
+    design_speed: float = 30.0
+    """Speed (m/s) at which every curve can be driven within `max_lateral_accel`."""
+    max_lateral_accel: float = 1.5
+    """Lateral acceleration (m/s^2) of the sharpest curve at `design_speed`; bounds the curvature."""
+    curviness: float = 0.7
+    """0 gives a straight road; 1 gives frequent curves up to the curvature bound."""
+
+    def validate(self) -> RoadConfig:
+        check_range("lanes", self.lanes, 1, 7, integer=True)
+        check_range("lane_width", self.lane_width, 3.0, 4.5)
+        check_range("shoulder_width", self.shoulder_width, 0.0, 5.0)
+        check_range("design_speed", self.design_speed, 5.0, 60.0)
+        check_range("max_lateral_accel", self.max_lateral_accel, 0.1, 5.0)
+        check_range("curviness", self.curviness, 0.0, 1.0)
+        return self
+
+    @property
+    def max_curvature(self) -> float:
+        """Largest |kappa| (1/m) the generator will produce."""
+        return self.max_lateral_accel / self.design_speed**2
+
+    @property
+    def half_width(self) -> float:
+        """Distance from the centreline to the outer edge line, metres."""
+        return 0.5 * self.lanes * self.lane_width
+
+
+class Road:
+    """An endless road generated from a seed; the same seed always gives the same road."""
+
+    def __init__(self, config: RoadConfig, seed: int) -> None:
+        self.config = config.validate()
+        self._rng = np.random.default_rng(seed)
+        # Curvature knots (s, kappa); kappa is linear between knots.
+        self._knot_s: list[float] = [0.0, 80.0]
+        self._knot_k: list[float] = [0.0, 0.0]
+        self.s = np.zeros(1)
+        self.x = np.zeros(1)
+        self.y = np.zeros(1)
+        self.heading = np.zeros(1)
+        self.kappa = np.zeros(1)
+        self.ensure_length(2 * _EXTEND_CHUNK_M)
+
+    # ----------------------------------------------------------------------------------- generation
+    @property
+    def length(self) -> float:
+        """Arc length generated so far; `ensure_length` extends it."""
+        return float(self.s[-1])
+
+    def ensure_length(self, s_needed: float) -> None:
+        """Extend the road so that it reaches at least `s_needed` metres."""
+        if s_needed <= self.length:
+            return
+        target = s_needed + _EXTEND_CHUNK_M
+        while self._knot_s[-1] < target + 10.0:
+            self._add_curve()
+        n_old = self.s.size
+        n_new = int(np.ceil(target / SAMPLE_SPACING_M)) + 1
+        s_new = np.arange(n_old, n_new) * SAMPLE_SPACING_M
+        k_new = np.interp(s_new, self._knot_s, self._knot_k)
+        # Exact integration of a piecewise linear curvature on each step: trapezoid for heading,
+        # midpoint heading for position (second-order accurate, error << 1 mm at 0.5 m steps).
+        k_prev = np.concatenate(([self.kappa[-1]], k_new[:-1]))
+        dpsi = 0.5 * (k_prev + k_new) * SAMPLE_SPACING_M
+        heading = self.heading[-1] + np.cumsum(dpsi)
+        mid = heading - 0.5 * dpsi
+        x = self.x[-1] + np.cumsum(np.cos(mid) * SAMPLE_SPACING_M)
+        y = self.y[-1] + np.cumsum(np.sin(mid) * SAMPLE_SPACING_M)
+        self.s = np.concatenate((self.s, s_new))
+        self.kappa = np.concatenate((self.kappa, k_new))
+        self.heading = np.concatenate((self.heading, heading))
+        self.x = np.concatenate((self.x, x))
+        self.y = np.concatenate((self.y, y))
+
+    def _add_curve(self) -> None:
+        """Append one element: a transition (clothoid) to a new curvature, then a constant stretch."""
+        cfg, rng = self.config, self._rng
+        k_max = cfg.max_curvature
+        if rng.random() < 0.35 + 0.6 * (1.0 - cfg.curviness):
+            k_target = 0.0
+        else:
+            magnitude = k_max * rng.uniform(0.35, 1.0) * cfg.curviness
+            k_target = float(magnitude * rng.choice((-1.0, 1.0)))
+        k_now = self._knot_k[-1]
+        # Transition length: curvature changes at most k_max per 60 m, so steering ramps gently.
+        ramp = max(40.0, 60.0 * abs(k_target - k_now) / max(k_max, 1e-9)) * rng.uniform(1.0, 1.6)
+        hold = rng.uniform(60.0, 250.0)
+        s0 = self._knot_s[-1]
+        self._knot_s += [s0 + ramp, s0 + ramp + hold]
+        self._knot_k += [k_target, k_target]
+
+    # -------------------------------------------------------------------------------------- queries
+    def lane_centre(self, lane: int | np.ndarray) -> np.ndarray | float:
+        """Lateral offset d of the centre of `lane` (0 = leftmost)."""
+        w = self.config.lane_width
+        return (0.5 * (self.config.lanes - 1) - np.asarray(lane)) * w
+
+    def lane_index(self, d: float | np.ndarray) -> np.ndarray | int:
+        """Lane that lateral offset `d` lies in, clipped to the road's lanes."""
+        cfg = self.config
+        idx = np.floor((cfg.half_width - np.asarray(d)) / cfg.lane_width)
+        out = np.clip(idx, 0, cfg.lanes - 1).astype(int)
+        return int(out) if out.ndim == 0 else out
+
+    def pose(self, s: float | np.ndarray, d: float | np.ndarray = 0.0):
+        """World (x, y, heading) of Frenet point (s, d); heading is the road's direction there."""
+        s = np.asarray(s, dtype=float)
+        self.ensure_length(float(np.max(s)) + 1.0)
+        heading = np.interp(s, self.s, self.heading)
+        x = np.interp(s, self.s, self.x) - np.sin(heading) * d
+        y = np.interp(s, self.s, self.y) + np.cos(heading) * d
+        return x, y, heading
+
+    def curvature(self, s: float | np.ndarray) -> np.ndarray:
+        """Curvature kappa (1/m, positive = turning left) at arc length(s) `s`."""
+        s = np.asarray(s, dtype=float)
+        self.ensure_length(float(np.max(s)) + 1.0)
+        return np.interp(s, self.s, self.kappa)
+
+    def curvature_ahead(self, s: float, distances: np.ndarray) -> np.ndarray:
+        """Curvature at `distances` metres ahead of `s` (what a driver sees coming)."""
+        return self.curvature(s + np.asarray(distances, dtype=float))
+
+    def frenet(self, x: float, y: float, s_hint: float | None = None) -> tuple[float, float]:
+        """Project world point (x, y) onto the road: returns (s, d).
+
+        With `s_hint` (the previous s of a moving car) only a window around it is searched, which
+        keeps this O(1) per call; without it the whole generated road is searched.
+        """
+        if s_hint is None:
+            lo, hi = 0, self.s.size
+        else:
+            self.ensure_length(s_hint + 150.0)
+            i = int(s_hint / SAMPLE_SPACING_M)
+            lo, hi = max(i - 60, 0), min(i + 120, self.s.size)
+        dx = self.x[lo:hi] - x
+        dy = self.y[lo:hi] - y
+        i = lo + int(np.argmin(dx * dx + dy * dy))
+        i = min(max(i, 0), self.s.size - 2)
+        # Refine on the segment [i, i+1] (or [i-1, i]) by orthogonal projection.
+        best = None
+        for j in (i - 1, i):
+            if j < 0:
+                continue
+            ax, ay = self.x[j], self.y[j]
+            bx, by = self.x[j + 1] - ax, self.y[j + 1] - ay
+            t = ((x - ax) * bx + (y - ay) * by) / (bx * bx + by * by)
+            t = min(max(t, 0.0), 1.0)
+            px, py = ax + t * bx, ay + t * by
+            dist2 = (x - px) ** 2 + (y - py) ** 2
+            if best is None or dist2 < best[0]:
+                h = self.heading[j] + t * (self.heading[j + 1] - self.heading[j])
+                d = -np.sin(h) * (x - px) + np.cos(h) * (y - py)
+                best = (dist2, float(self.s[j] + t * SAMPLE_SPACING_M), float(d))
+        assert best is not None
+        return best[1], best[2]
+
+    def heading_at(self, s: float) -> float:
+        """Road direction (rad) at arc length `s`."""
+        return float(np.interp(s, self.s, self.heading))
+
+
+def wrap_angle(a: float | np.ndarray) -> float | np.ndarray:
+    """Wrap an angle to [-pi, pi)."""
+    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi

@@ -1,0 +1,784 @@
+"""Traffic around the ego car: IDM car-following and MOBIL-style lane changes in Frenet coordinates.
+
+Traffic cars live only in a window [ego_s - behind_m, ego_s + ahead_m] that moves with the ego (cut
+at s = 0, where the road starts); a car that leaves it is recycled to the opposite end, so a fixed
+number of arrays describes an endless highway. Everything is computed in Frenet coordinates (s
+along the road, d positive to the left) because car-following and lane logic are one-dimensional
+there; `world_boxes` converts to the world only for rendering and collision tests.
+
+Car-following is the Intelligent Driver Model (Treiber, Hennecke and Helbing, 2000): collision-free
+in its continuous form, smooth, and parameterised by quantities with a physical meaning (desired
+speed, time headway, jam gap, comfortable braking). Lane changes follow the spirit of MOBIL (Kesting,
+Treiber and Helbing, 2007): change when the target lane lets the car accelerate more, and only if the
+new follower would not have to brake harder than `comfort_brake`.
+
+Lane occupancy is tracked with one bit per lane. A car that is changing lanes sets the bits of both
+its source and target lanes, so cars in either lane follow it and it follows the nearer leader of the
+two; the ego sets the bits of every lane its body overlaps. Leaders are found with one (N, N+1)
+pairwise matrix, which for N <= 80 is cheaper in numpy than sorting per lane.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.road import Road
+from sim.validation import check_range
+from sim.vehicle import VehicleParams
+
+LENGTH_RANGE = (4.2, 5.2)
+"""Traffic car body lengths, metres (small hatchback to large saloon)."""
+WIDTH_RANGE = (1.75, 2.0)
+"""Traffic car body widths, metres."""
+HEIGHT_RANGE = (1.45, 1.8)
+"""Traffic car body heights, metres (saloon to small SUV); the renderer relies on >= 1.45."""
+N_COLORS = 8
+"""`color` holds an index into the renderer's palette of this many colours."""
+MAX_IDM_BRAKE = 9.0
+"""IDM asks for unbounded braking as the gap closes; real tyres give about 9 m/s^2 on dry asphalt."""
+EGO_CLEARANCE_M = 12.0
+"""No car is placed (at reset or by recycling) closer than this, bumper to bumper, to the ego."""
+LANE_CHANGE_GAIN = 0.2
+"""MOBIL threshold: a lane change must improve the car's IDM acceleration by this much, m/s^2."""
+BLOCKED_MARGIN = 1.0
+"""A car counts as held up when it and its leader are this much (m/s) below its desired speed."""
+SPAWN_BAND_M = 30.0
+"""Recycled cars first try to appear within this distance of the window's edge (after the margin)."""
+SPAWN_MARGIN_M = 5.0
+"""Recycled cars appear at least this far inside the window."""
+_SLOT_JITTER = (5.0, 2.5, 0.0)
+"""Random longitudinal play per reset slot, tried in order until the cars fit in the window."""
+_MIN_IDM_GAP = 0.01
+"""Gap floor (m) inside IDM so that touching or overlapping cars give maximal, finite braking."""
+
+_DEFAULT_EGO = VehicleParams()
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    """How many traffic cars there are and how they drive. Every field is validated; see `validate`."""
+
+    cars: int = 20
+    """Number of traffic cars kept around the ego, 0 to 80."""
+    ahead_m: float = 120.0
+    """Cars live up to this far ahead of the ego (m, 20 to 1000); farther ones are recycled."""
+    behind_m: float = 60.0
+    """Cars live up to this far behind the ego (m, 20 to 1000); farther ones are recycled."""
+    speed_min: float = 20.0
+    """Lowest desired speed, m/s (1 to 70); desired speeds are uniform in [speed_min, speed_max]."""
+    speed_max: float = 32.0
+    """Highest desired speed, m/s (1 to 70, and at least speed_min)."""
+    time_headway: float = 1.3
+    """IDM safe time headway T, seconds (0.1 to 5)."""
+    min_gap: float = 2.5
+    """IDM jam distance s0, bumper to bumper, metres (0.5 to 20)."""
+    max_accel: float = 2.0
+    """IDM maximum acceleration a, m/s^2 (0.1 to 10)."""
+    comfort_brake: float = 3.0
+    """IDM comfortable deceleration b, m/s^2 (0.1 to 9); also the lane-change safety limit."""
+    lane_change_rate: float = 0.15
+    """Chance per car per second that it considers a lane change (0 to 10)."""
+    lane_change_time: float = 3.0
+    """Duration of one lane change, seconds (0.5 to 20)."""
+
+    def validate(self) -> TrafficConfig:
+        check_range("cars", self.cars, 0, 80, integer=True)
+        check_range("ahead_m", self.ahead_m, 20.0, 1000.0)
+        check_range("behind_m", self.behind_m, 20.0, 1000.0)
+        check_range("speed_min", self.speed_min, 1.0, 70.0)
+        check_range("speed_max", self.speed_max, 1.0, 70.0)
+        if self.speed_min > self.speed_max:
+            raise ValueError(
+                f"speed_min must be <= speed_max, got speed_min={self.speed_min!r} "
+                f"> speed_max={self.speed_max!r}"
+            )
+        check_range("time_headway", self.time_headway, 0.1, 5.0)
+        check_range("min_gap", self.min_gap, 0.5, 20.0)
+        check_range("max_accel", self.max_accel, 0.1, 10.0)
+        check_range("comfort_brake", self.comfort_brake, 0.1, MAX_IDM_BRAKE)
+        check_range("lane_change_rate", self.lane_change_rate, 0.0, 10.0)
+        check_range("lane_change_time", self.lane_change_time, 0.5, 20.0)
+        return self
+
+
+class Traffic:
+    """N traffic cars around the ego. All public arrays have length N and are updated in place.
+
+    Public arrays: `s`, `d` (Frenet centre, m), `speed`, `desired_speed` (m/s), `length`, `width`,
+    `height` (m), `lane` (the lane the car is in, or moving into during a lane change) and `color`
+    (palette index 0..7). Arrays keep their identity across `reset` and `step`, so a renderer may hold
+    references. To script a scenario, use `set_car` rather than writing `lane`/`d` directly: it also
+    clears the lane-change state.
+    """
+
+    def __init__(self, road: Road, config: TrafficConfig, rng: np.random.Generator) -> None:
+        self.road = road
+        self.config = config.validate()
+        self.rng = rng
+        n = self.config.cars
+        self.n = n
+        self.s = np.zeros(n)
+        self.d = np.zeros(n)
+        self.speed = np.zeros(n)
+        self.desired_speed = np.full(n, self.config.speed_min)
+        self.length = np.full(n, LENGTH_RANGE[0])
+        self.width = np.full(n, WIDTH_RANGE[0])
+        self.height = np.full(n, HEIGHT_RANGE[0])
+        self.lane = np.zeros(n, dtype=np.int64)
+        self.color = np.zeros(n, dtype=np.int64)
+        # Lane-change state: source lane (== lane when not changing), d at the start, time elapsed.
+        self._from_lane = np.zeros(n, dtype=np.int64)
+        self._d_from = np.zeros(n)
+        self._lc_elapsed = np.zeros(n)
+        self._lat_vel = np.zeros(n)
+        # Buffers of every vehicle, the ego last (index n), refreshed at the start of each step.
+        self._S = np.zeros(n + 1)
+        self._V = np.zeros(n + 1)
+        self._V0 = np.full(n + 1, np.inf)
+        self._HL = np.zeros(n + 1)
+        self._bits = np.zeros(n + 1, dtype=np.int64)
+        self._ego_s = 0.0
+        self._rows = np.arange(n)
+        self._lane_ids = np.arange(road.config.lanes)
+        rc = road.config
+        self._centres = np.asarray(road.lane_centre(np.arange(rc.lanes)), dtype=float)
+        cfg = self.config
+        self._inv_2sqrt_ab = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
+
+    # ------------------------------------------------------------------------------------- setup
+    def reset(
+        self,
+        ego_s: float,
+        ego_d: float,
+        ego_speed: float,
+        ego_length: float = _DEFAULT_EGO.length,
+        ego_width: float = _DEFAULT_EGO.width,
+    ) -> None:
+        """Scatter the cars over the window in random non-overlapping slots on every lane.
+
+        Slots keep each car at least `min_gap` from its neighbours and `EGO_CLEARANCE_M` from the
+        ego in any lane the ego overlaps. Initial speeds are near the desired speed but capped, front
+        to back, at the speed for which IDM's desired gap equals the actual gap, so no car starts
+        the episode with an emergency stop. Raises ValueError (naming `cars`) when the window cannot
+        hold the cars.
+        """
+        self._set_ego(ego_s, ego_d, ego_speed, ego_length, ego_width)
+        n, rng, cfg = self.n, self.rng, self.config
+        self.length[:] = rng.uniform(*LENGTH_RANGE, n)
+        self.width[:] = rng.uniform(*WIDTH_RANGE, n)
+        self.height[:] = rng.uniform(*HEIGHT_RANGE, n)
+        self.desired_speed[:] = rng.uniform(cfg.speed_min, cfg.speed_max, n)
+        self.color[:] = rng.integers(0, N_COLORS, n)
+        lanes, starts, jitter = self._reset_slots()
+        pick = rng.choice(starts.size, size=n, replace=False)
+        self.lane[:] = lanes[pick]
+        self.s[:] = starts[pick] + 0.5 * LENGTH_RANGE[1] + rng.uniform(0.0, jitter, n)
+        self.d[:] = self._centres[self.lane]
+        self._from_lane[:] = self.lane
+        self._d_from[:] = self.d
+        self._lc_elapsed[:] = 0.0
+        self._lat_vel[:] = 0.0
+        self.speed[:] = self.desired_speed * rng.uniform(0.9, 1.0, n)
+        self._cap_initial_speeds()
+
+    def _reset_slots(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(lane, start s) of every free reset slot, and the jitter that makes enough of them."""
+        cfg, rc = self.config, self.road.config
+        lo, hi = self.window()
+        window = hi - lo
+        ego_lo = self._ego_s - self._HL[-1] - EGO_CLEARANCE_M
+        ego_hi = self._ego_s + self._HL[-1] + EGO_CLEARANCE_M
+        ego_bits = int(self._bits[-1])
+        for jitter in _SLOT_JITTER:
+            span = LENGTH_RANGE[1] + jitter  # a car's body lies within [start, start + span]
+            slot = span + cfg.min_gap
+            starts = lo + slot * np.arange(int(window // slot))
+            lane_grid, start_grid = np.meshgrid(np.arange(rc.lanes), starts, indexing="ij")
+            in_ego_lane = (ego_bits >> lane_grid) & 1 == 1
+            near_ego = (start_grid < ego_hi) & (start_grid + span > ego_lo)
+            free = ~(in_ego_lane & near_ego)
+            if free.sum() >= self.n:
+                return lane_grid[free], start_grid[free], jitter
+        raise ValueError(
+            f"cars={self.n} do not fit in a {window:.0f} m window on {rc.lanes} lane(s) at min_gap="
+            f"{cfg.min_gap}; lower cars or raise ahead_m/behind_m"
+        )
+
+    def _cap_initial_speeds(self) -> None:
+        """Cap speeds front to back so each car is no faster than is safe behind its leader."""
+        if self.n == 0:
+            return
+        self._refresh()
+        gap, _, j = self._leaders()
+        for i in np.argsort(-self.s, kind="stable"):
+            if np.isfinite(gap[i]):
+                v_lead = self._V[j[i]] if j[i] == self.n else self.speed[j[i]]
+                self.speed[i] = min(self.speed[i], _safe_speed(self.config, float(gap[i]), float(v_lead)))
+
+    def set_car(
+        self, index: int, s: float, lane: int, speed: float, desired_speed: float | None = None
+    ) -> None:
+        """Put car `index` at the centre of `lane` at `s`, driving straight (for scripted scenarios)."""
+        lane = operator.index(lane)
+        check_range("lane", lane, 0, self.road.config.lanes - 1, integer=True)
+        self.s[index] = s
+        self.lane[index] = lane
+        self._from_lane[index] = lane
+        self.d[index] = self._centres[lane]
+        self._d_from[index] = self.d[index]
+        self._lc_elapsed[index] = 0.0
+        self._lat_vel[index] = 0.0
+        self.speed[index] = speed
+        if desired_speed is not None:
+            self.desired_speed[index] = desired_speed
+
+    def window(self) -> tuple[float, float]:
+        """The s interval cars live in: [ego_s - behind_m, ego_s + ahead_m], cut at the road's start.
+
+        The road has no s < 0 (`Road.pose` would clamp such cars onto its first point), so near the
+        start of an episode the window is shorter behind the ego.
+        """
+        cfg = self.config
+        return max(self._ego_s - cfg.behind_m, 0.0), self._ego_s + cfg.ahead_m
+
+    @property
+    def changing_lane(self) -> np.ndarray:
+        """Boolean (N,): which cars are in the middle of a lane change."""
+        return self.lane != self._from_lane
+
+    # -------------------------------------------------------------------------------------- step
+    def step(
+        self,
+        dt: float,
+        ego_s: float,
+        ego_d: float,
+        ego_speed: float,
+        ego_length: float = _DEFAULT_EGO.length,
+        ego_width: float = _DEFAULT_EGO.width,
+    ) -> None:
+        """Advance every car by `dt` seconds: IDM, lane changes in progress, new lane changes, recycling."""
+        if not 0.0 < dt <= 1.0:
+            raise ValueError(f"dt must be a number in (0, 1], got {dt!r}")
+        self._set_ego(ego_s, ego_d, ego_speed, ego_length, ego_width)
+        if self.n == 0:
+            return
+        self._refresh()
+        gap, v_lead, _ = self._leaders()
+        acc = self._idm(self.speed, self.desired_speed, gap, v_lead)
+        # Leader data describe the lanes held at the start of the step: only cars that were then
+        # in a single lane may decide on a change from them.
+        steady = self.lane == self._from_lane
+        self._integrate(acc, dt)
+        self._advance_lane_changes(dt)
+        self._consider_lane_changes(dt, steady, acc, gap, v_lead)
+        self._recycle()
+
+    def _set_ego(self, s: float, d: float, speed: float, length: float, width: float) -> None:
+        """Store the ego in the last slot of the all-vehicle buffers, with the lanes its body overlaps."""
+        n = self.n
+        self._ego_s = float(s)
+        self._S[n] = s
+        self._V[n] = speed
+        self._HL[n] = 0.5 * length
+        half_lane = 0.5 * self.road.config.lane_width
+        bits = 0
+        for j, c in enumerate(self._centres):
+            if abs(d - c) < half_lane + 0.5 * width:
+                bits |= 1 << j
+        self._bits[n] = bits
+
+    def _refresh(self) -> None:
+        """Copy the traffic state into the all-vehicle buffers (the ego slot is set by `_set_ego`)."""
+        n = self.n
+        self._S[:n] = self.s
+        self._V[:n] = self.speed
+        self._V0[:n] = self.desired_speed
+        np.multiply(self.length, 0.5, out=self._HL[:n])
+        self._bits[:n] = np.left_shift(1, self._from_lane) | np.left_shift(1, self.lane)
+
+    def _leaders(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(gap, leader speed, leader index) per car; gap = inf when there is no leader.
+
+        The leader is the nearest vehicle (ego = index N) ahead by centre that shares a lane bit.
+        The ego is ignored by a car whose body it overlaps (a crash, which the environment deals
+        with) and, until the gap reaches min_gap, by a car it is pulling away from after driving
+        through or cutting in close: plain IDM would brake at 9 m/s^2 for a gap below min_gap even
+        as it opens, and spread the ego's crash back through the traffic. Without a leader the
+        returned speed is that of an arbitrary vehicle, which IDM ignores when the gap is infinite.
+        (Written for few numpy calls: this runs every step.)
+        """
+        n, hl = self.n, self._HL
+        ds = self._S - self.s[:, None]
+        ahead = np.logical_and(self._bits & self._bits[:n, None], ds > 0.0)
+        gaps = np.where(ahead, ds - hl - hl[:n, None], np.inf)
+        ego_gaps = gaps[:, n]  # a view
+        pulling_away = (ego_gaps < self.config.min_gap) & (self._V[n] > self.speed)
+        ego_gaps[(ego_gaps <= 0.0) | pulling_away] = np.inf
+        j = gaps.argmin(axis=1)
+        return gaps[self._rows, j], self._V[j], j
+
+    def _idm(self, v: np.ndarray, v0: np.ndarray, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
+        """IDM acceleration of every car, braking capped at MAX_IDM_BRAKE (`_idm1` for one car).
+
+        With gap = inf the interaction term vanishes whatever v_lead is (as long as it is finite).
+        """
+        cfg = self.config
+        s_star = np.maximum(v * (cfg.time_headway + (v - v_lead) * self._inv_2sqrt_ab), 0.0)
+        s_star += cfg.min_gap
+        ratio = s_star / np.maximum(gap, _MIN_IDM_GAP)
+        free = v / v0
+        free *= free
+        acc = 1.0 - free * free - ratio * ratio
+        acc *= cfg.max_accel
+        return np.maximum(acc, -MAX_IDM_BRAKE, out=acc)
+
+    def _integrate(self, acc: np.ndarray, dt: float) -> None:
+        """Move the cars; a car that would reverse stops where it reaches zero speed instead."""
+        v = self.speed
+        v_new = v + acc * dt
+        stops = v_new < 0.0
+        dist = 0.5 * (v + v_new) * dt
+        if stops.any():
+            dist[stops] = v[stops] ** 2 / (-2.0 * np.minimum(acc[stops], -1e-9))
+            v_new[stops] = 0.0
+        self.s += dist
+        self.speed[:] = v_new
+
+    def _advance_lane_changes(self, dt: float) -> None:
+        """Move changing cars along a cosine lateral profile (zero lateral speed at both ends)."""
+        idx = np.flatnonzero(self.lane != self._from_lane)
+        if idx.size == 0:
+            return
+        duration = self.config.lane_change_time
+        t = self._lc_elapsed[idx] + dt
+        p = np.minimum(t / duration, 1.0)
+        delta = self._centres[self.lane[idx]] - self._d_from[idx]
+        self.d[idx] = self._d_from[idx] + delta * 0.5 * (1.0 - np.cos(np.pi * p))
+        self._lat_vel[idx] = delta * (0.5 * np.pi / duration) * np.sin(np.pi * p)
+        done = idx[p >= 1.0]
+        self._lc_elapsed[idx] = t
+        self._from_lane[done] = self.lane[done]
+        self._lc_elapsed[done] = 0.0
+        self._lat_vel[done] = 0.0
+
+    # ------------------------------------------------------------------------------ lane changes
+    def _consider_lane_changes(
+        self, dt: float, steady: np.ndarray, acc: np.ndarray, gap: np.ndarray, v_lead: np.ndarray
+    ) -> None:
+        """Let each held-up `steady` car, with probability lane_change_rate * dt, try an adjacent lane.
+
+        One uniform draw per car per step keeps the random stream independent of the traffic state.
+        """
+        draws = self.rng.random(self.n)
+        cand = np.flatnonzero(draws < self.config.lane_change_rate * dt)
+        if cand.size == 0:
+            return
+        self._refresh()
+        cfg = self.config
+        for i in cand:
+            v, v0 = self.speed[i], self.desired_speed[i]
+            look = 2.0 * (cfg.min_gap + v * cfg.time_headway) + 10.0
+            held_up = v < v0 - BLOCKED_MARGIN and v_lead[i] < v0 - BLOCKED_MARGIN and gap[i] < look
+            if held_up and steady[i]:
+                self._try_lane_change(int(i), float(acc[i]))
+
+    def _try_lane_change(self, i: int, acc_now: float) -> None:
+        """Start a change to the adjacent lane that is safe and improves acceleration most, if any."""
+        best_lane, best_acc = -1, acc_now + LANE_CHANGE_GAIN
+        for target in (self.lane[i] - 1, self.lane[i] + 1):
+            if 0 <= target < self.road.config.lanes:
+                new_acc = self._lane_change_acc(i, int(target))
+                if new_acc is not None and new_acc > best_acc:
+                    best_lane, best_acc = int(target), new_acc
+        if best_lane >= 0:
+            self._from_lane[i] = self.lane[i]
+            self.lane[i] = best_lane
+            self._d_from[i] = self.d[i]
+            self._lc_elapsed[i] = 0.0
+            self._bits[i] |= 1 << best_lane
+
+    def _lane_change_acc(self, i: int, target: int) -> float | None:
+        """Car i's IDM acceleration in `target`, or None if the gap there is unsafe.
+
+        Safe means: at least min_gap + the car's length to the new leader and to the new follower,
+        and neither the car nor its new follower (ego included) must brake harder than comfort_brake.
+        """
+        cfg = self.config
+        need = cfg.min_gap + self.length[i]
+        lead, follow = self._neighbours(i, target, float(self._S[i]), float(self._HL[i]))
+        if lead[0] < need or follow[0] < need:
+            return None
+        v = self.speed[i]
+        lead_v = lead[1] if np.isfinite(lead[0]) else v
+        new_acc = _idm1(cfg, float(v), float(self.desired_speed[i]), lead[0], float(lead_v))
+        if new_acc < -cfg.comfort_brake:
+            return None
+        if np.isfinite(follow[0]):
+            f = follow[2]
+            follower_acc = _idm1(cfg, float(self._V[f]), float(self._V0[f]), follow[0], float(v))
+            if follower_acc < -cfg.comfort_brake:
+                return None
+        return new_acc
+
+    def _neighbours(
+        self, i: int, lane: int, s: float, half_length: float
+    ) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
+        """Nearest vehicles in `lane` ahead of and behind a body centred at `s`, other than car i.
+
+        Returns ((gap, speed, index), (gap, speed, index)) for the leader and the follower, with
+        gap = inf and index = -1 when there is none. Uses the all-vehicle buffers.
+        """
+        in_lane = (self._bits >> lane) & 1 == 1
+        if 0 <= i < self.n:
+            in_lane[i] = False
+        ds = self._S - s
+        clear = np.abs(ds) - self._HL - half_length
+        out = []
+        for side in (ds > 0.0, ds <= 0.0):
+            cand = np.flatnonzero(in_lane & side)
+            if cand.size == 0:
+                out.append((math.inf, math.inf, -1))
+            else:
+                k = cand[np.argmin(clear[cand])]
+                out.append((float(clear[k]), float(self._V[k]), int(k)))
+        return out[0], out[1]
+
+    # --------------------------------------------------------------------------------- recycling
+    def _recycle(self) -> None:
+        """Respawn cars that left the window at its opposite end (behind -> ahead, ahead -> behind)."""
+        lo, hi = self.window()
+        out = np.flatnonzero((self.s < lo) | (self.s > hi))
+        if out.size == 0:
+            return
+        self._refresh()
+        for i in out:
+            self._respawn(int(i), to_front=bool(self.s[i] < lo), lo=lo, hi=hi)
+
+    def _respawn(self, i: int, to_front: bool, lo: float, hi: float) -> bool:
+        """Give car i a new identity and a free spot, normally at the far end of the window.
+
+        First choice: within SPAWN_BAND_M of the window's far edge (where a car coming from beyond
+        the window would appear), else anywhere in the window half on that side of the ego, with
+        min_gap + a car length of clearance, a new follower that need not brake harder than
+        comfort_brake, and a speed that carries the car into the window (see `_find_spot`). In a
+        jam that last condition can fail (say every spot behind the ego is in a queue slower than
+        the ego, so a car placed there leaves again within a few steps, over and over); then a car
+        entering from the other end is tried, as on a real road, and taken if it meets all three.
+        Otherwise the best spot of the first search (possibly a cut-in, see `_spawn_speed`); last
+        resort, any spot with min_gap of clearance, on the intended side if possible. If even that
+        fails (an overfull window) the car stays where it is and is retried next step. Returns
+        whether it was placed.
+        """
+        cfg = self.config
+        length = float(self.rng.uniform(*LENGTH_RANGE))
+        half, roomy = 0.5 * length, cfg.min_gap + length
+        desired = self._entering_speed(to_front)
+        spot = self._find_spot(i, self._bands(to_front, lo, hi), half, desired, roomy, to_front, True)
+        if spot is None or spot[3] % 2 == 0:  # no spot, or the car would drift straight back out
+            other_desired = self._entering_speed(not to_front)
+            bands = self._bands(not to_front, lo, hi)
+            other = self._find_spot(i, bands, half, other_desired, roomy, not to_front, True)
+            if other is not None and other[3] == 5:
+                spot, desired = other, other_desired
+        if spot is None:
+            bands = (self._bands(to_front, lo, hi)[1], (lo, hi))
+            spot = self._find_spot(i, bands, half, desired, cfg.min_gap, to_front, False)
+        if spot is None:
+            return False
+        self._place(i, spot[0], spot[1], spot[2], desired, length)
+        return True
+
+    def _bands(self, to_front: bool, lo: float, hi: float) -> tuple[tuple[float, float], ...]:
+        """Where to put a car entering the window [lo, hi]: the edge band, then that half.
+
+        Both stop SPAWN_MARGIN_M short of the edge: a car placed on it at the ego's speed would
+        leave again on the next step with the slightest acceleration.
+        """
+        ego_s = self._ego_s
+        if to_front:
+            edge = hi - SPAWN_MARGIN_M
+            return (max(edge - SPAWN_BAND_M, ego_s), edge), (ego_s, edge)
+        edge = lo + SPAWN_MARGIN_M
+        return (edge, min(edge + SPAWN_BAND_M, ego_s)), (edge, ego_s)
+
+    def _entering_speed(self, to_front: bool) -> float:
+        """Desired speed of a car entering the window: slower than the ego ahead, faster behind.
+
+        Only such cars can enter a window that moves with the ego, and a car that could not (say a
+        slow car placed at the rear edge) would leave again on the next step and be recycled
+        back and forth. When the ego is outside [speed_min, speed_max] the full range is used.
+        """
+        cfg, ego_v = self.config, float(self._V[self.n])
+        low, high = cfg.speed_min, cfg.speed_max
+        if to_front and low < ego_v:
+            high = min(high, ego_v)
+        elif not to_front and ego_v < high:
+            low = max(low, ego_v)
+        return float(self.rng.uniform(low, high))
+
+    def _find_spot(
+        self,
+        i: int,
+        bands: tuple[tuple[float, float], ...],
+        half: float,
+        desired: float,
+        clearance: float,
+        to_front: bool,
+        check_follower: bool,
+    ) -> tuple[float, int, float, int] | None:
+        """(s, lane, speed, rank) for a new car of half length `half` centred in `bands`, or None.
+
+        Exhaustive: every vehicle (car i excluded, the ego included with at least EGO_CLEARANCE_M)
+        forbids the centre positions within its half length + `half` + `clearance`; one sort by
+        (lane, s) and a sweep give every free interval of every lane, with the vehicles just behind
+        and ahead of it. Bands are tried in order of preference; within a band, the free intervals
+        in random order, at a random point and then at the midpoint. The speed is `desired` capped
+        to be safe behind the leader and, ahead of the ego, at the ego's speed. Spots
+        are ranked by the new follower's comfort (grade 2, 1, 0 in `_spawn_speed`), then by whether
+        the car will drift into the window rather than straight back out (ahead of the ego no
+        faster than it, behind no slower: a car placed behind in a queue slower than the ego would
+        be recycled again within a few steps). The first spot of the top rank (5) wins, else the
+        best seen; grade 0 only without `check_follower`. The sweep is plain Python because for a
+        few dozen vehicles that beats numpy's per-call overhead.
+        """
+        lo = min(b[0] for b in bands)
+        hi = max(b[1] for b in bands)
+        if hi <= lo:
+            return None
+        n = self.n
+        reach = self._HL + (half + clearance)
+        reach[n] = self._HL[n] + half + max(clearance, EGO_CLEARANCE_M)
+        member = ((self._bits[:, None] >> self._lane_ids[None, :]) & 1) == 1
+        member[i] = False
+        veh, lane = np.nonzero(member)
+        order = np.lexsort((self._S[veh], lane))
+        intervals = self._free_intervals(veh[order].tolist(), lane[order].tolist(), reach.tolist(), lo, hi)
+        rng, ego_s, ego_v = self.rng, self._ego_s, float(self._V[n])
+        # A car entering from the front cannot be faster than the ego (it would never have been
+        # caught up with); it may still want to be, and then accelerates away at IDM's pace.
+        # `top` bounds the speed for the follower test; each spot is capped by its own side.
+        top = min(desired, ego_v) if to_front else desired
+        best: dict[int, tuple[float, int, float, int]] = {}
+        for band_lo, band_hi in bands:
+            for k in rng.permutation(len(intervals)).tolist():
+                ln, a, b, behind, ahead = intervals[k]
+                a, b = max(a, band_lo), min(b, band_hi)
+                if a >= b:
+                    continue
+                # Skip the part of the gap where the follower could not be comfortable at any speed.
+                comfy = a if behind < 0 else max(a, self._comfort_front(behind, top) + half)
+                if comfy < b:
+                    tries = (comfy + (b - comfy) * rng.random(), 0.5 * (comfy + b))
+                else:
+                    tries = () if 3 in best else (b,)  # roomiest spot, for a cut-in
+                for pos in tries:
+                    in_front = pos > ego_s
+                    cap = min(desired, ego_v) if in_front else desired
+                    speed, grade = self._spawn_speed(pos, half, cap, behind, ahead)
+                    rank = 2 * grade + ((speed <= ego_v) if in_front else (speed >= ego_v))
+                    if rank == 5:
+                        return pos, ln, speed, rank
+                    best.setdefault(rank, (pos, ln, speed, rank))
+        usable = [r for r in best if r >= 2 or not check_follower]
+        return best[max(usable)] if usable else None
+
+    def _comfort_front(self, f: int, v_max: float) -> float:
+        """Nearest rear-bumper s ahead of vehicle f at which a car driving at v_max or slower keeps
+        f's IDM braking within comfort_brake (IDM solved for the gap; slower only needs more)."""
+        cfg = self.config
+        v_f, v0_f = float(self._V[f]), float(self._V0[f])
+        s_star = cfg.min_gap + max(0.0, v_f * (cfg.time_headway + (v_f - v_max) * self._inv_2sqrt_ab))
+        room = 1.0 + cfg.comfort_brake / cfg.max_accel - (v_f / v0_f) ** 4
+        front = float(self._S[f] + self._HL[f])
+        return front + s_star / math.sqrt(room) if room > 0.0 else math.inf
+
+    def _free_intervals(
+        self, veh: list[int], lane: list[int], reach: list[float], lo: float, hi: float
+    ) -> list[tuple[int, float, float, int, int]]:
+        """Free centre intervals (lane, a, b, follower, leader) within [lo, hi]; -1 = no vehicle.
+
+        `veh` and `lane` list the (vehicle, lane) memberships sorted by lane, then by s. Reaches
+        differ (the ego's is larger), so a vehicle later in s order can block from further back:
+        each gap ends at the smallest blocked-from position of all the vehicles after it.
+        """
+        s = self._S.tolist()
+        out: list[tuple[int, float, float, int, int]] = []
+        first = 0
+        for ln in range(self._lane_ids.size):
+            last = first
+            while last < len(veh) and lane[last] == ln:
+                last += 1
+            members = veh[first:last]
+            first = last
+            ends_before = [s[j] - reach[j] for j in members] + [hi]
+            for k in range(len(members) - 1, -1, -1):  # suffix minimum
+                ends_before[k] = min(ends_before[k], ends_before[k + 1])
+            covered, behind = lo, -1
+            for k, j in enumerate(members + [-1]):
+                end = min(ends_before[k], hi)
+                if covered < end:
+                    out.append((ln, covered, end, behind, j))
+                if j >= 0:
+                    covered = max(covered, s[j] + reach[j])
+                    behind = j
+        return out
+
+    def _spawn_speed(self, pos: float, half: float, top: float, behind: int, ahead: int) -> tuple[float, int]:
+        """Speed of a car appearing at `pos` between vehicles `behind` and `ahead` (-1 = none).
+
+        The speed is `top`, capped to be safe behind the leader. The second value
+        grades the new follower (the ego included): 2 if its IDM braking stays within comfort_brake;
+        1 if not, but braking at comfort_brake would still match speeds before the gap shrinks to
+        min_gap (a cut-in: IDM brakes harder than that for a moment because the time headway is
+        short, but nobody collides); 0 otherwise.
+        """
+        cfg = self.config
+        speed = top
+        if ahead >= 0:
+            gap = float(self._S[ahead] - self._HL[ahead]) - half - pos
+            speed = min(speed, _safe_speed(cfg, gap, float(self._V[ahead])))
+        if behind < 0:
+            return speed, 2
+        gap = pos - half - float(self._S[behind] + self._HL[behind])
+        v_f = float(self._V[behind])
+        if _idm1(cfg, v_f, float(self._V0[behind]), gap, speed) >= -cfg.comfort_brake:
+            return speed, 2
+        closing = max(v_f - speed, 0.0)
+        return speed, int(closing * closing <= 2.0 * cfg.comfort_brake * (gap - cfg.min_gap))
+
+    def _place(self, i: int, s: float, lane: int, speed: float, desired: float, length: float) -> None:
+        """Commit a respawned car's new identity and keep the all-vehicle buffers in step."""
+        rng = self.rng
+        self.set_car(i, s, lane, speed, desired)
+        self.length[i] = length
+        self.width[i] = rng.uniform(*WIDTH_RANGE)
+        self.height[i] = rng.uniform(*HEIGHT_RANGE)
+        self.color[i] = rng.integers(0, N_COLORS)
+        self._S[i], self._V[i], self._V0[i], self._HL[i] = s, speed, desired, 0.5 * length
+        self._bits[i] = 1 << lane
+
+    # ----------------------------------------------------------------------------------- queries
+    def yaw_relative(self) -> np.ndarray:
+        """Heading of each car relative to the road (rad, positive = pointing left), from d-dot / s-dot."""
+        return np.arctan2(self._lat_vel, np.maximum(self.speed, 0.1))
+
+    def world_boxes(self) -> np.ndarray:
+        """(N, 5) rows of world x, y, yaw, length, width, for rendering and collision tests."""
+        if self.n == 0:
+            return np.zeros((0, 5))
+        x, y, heading = self.road.pose(self.s, self.d)
+        return np.stack((x, y, heading + self.yaw_relative(), self.length, self.width), axis=1)
+
+    def leader(
+        self, s: float, d: float, half_width: float, *, anticipate: bool = False
+    ) -> tuple[float, float]:
+        """(gap_m, speed) of the nearest traffic car ahead overlapping the band [d - hw, d + hw].
+
+        "Ahead" means the car's centre is at or beyond `s`, and gap_m is measured from the point `s`
+        to that car's REAR bumper: the caller has no length here, so a car should pass its own front
+        bumper (s + length / 2). A negative gap means the bodies already overlap. With `anticipate`,
+        a car changing lanes also counts as occupying its whole target lane, so a cut-in is seen
+        before it arrives. Returns (inf, inf) if there is none. The ego is never included.
+        """
+        hit = self._in_band(d, half_width, anticipate) & (self.s >= s)
+        if not hit.any():
+            return math.inf, math.inf
+        gaps = self.s[hit] - 0.5 * self.length[hit] - s
+        k = int(np.argmin(gaps))
+        return float(gaps[k]), float(self.speed[hit][k])
+
+    def follower(
+        self, s: float, d: float, half_width: float, *, anticipate: bool = False
+    ) -> tuple[float, float]:
+        """(gap_m, speed) of the nearest traffic car behind (centre before `s`) overlapping the band.
+
+        gap_m runs from the point `s` back to that car's FRONT bumper, so pass your rear bumper
+        (s - length / 2). Otherwise as `leader`.
+        """
+        hit = self._in_band(d, half_width, anticipate) & (self.s < s)
+        if not hit.any():
+            return math.inf, math.inf
+        gaps = s - self.s[hit] - 0.5 * self.length[hit]
+        k = int(np.argmin(gaps))
+        return float(gaps[k]), float(self.speed[hit][k])
+
+    def _in_band(self, d: float, half_width: float, anticipate: bool) -> np.ndarray:
+        """Which cars' lateral extent overlaps [d - half_width, d + half_width]."""
+        half = 0.5 * self.width
+        lo, hi = self.d - half, self.d + half
+        if anticipate:
+            target = self._centres[self.lane]
+            lo = np.minimum(lo, target - half)
+            hi = np.maximum(hi, target + half)
+        return (lo < d + half_width) & (hi > d - half_width)
+
+    def occupancy_grid(
+        self,
+        ego_s: float,
+        ego_lane: int,
+        lanes_side: int,
+        patches_ahead: int,
+        patches_behind: int,
+        patch_length: float,
+        speed_limit: float,
+    ) -> np.ndarray:
+        """DeepTraffic-style grid (patches_ahead + patches_behind, 2 * lanes_side + 1), float32.
+
+        Row 0 is the patch farthest ahead; row patches_ahead - 1 ends at ego_s and row patches_ahead
+        starts there. Column c is lane ego_lane - lanes_side + c, so columns run left to right. A
+        cell covered by a car's body holds that car's speed / speed_limit (the slowest car if
+        several), free road holds 1.0, and columns beyond the road edge hold 0.0; everything is
+        clipped to [0, 1]. The ego is not drawn: the network knows where it is.
+        """
+        ego_lane = operator.index(ego_lane)
+        check_range("ego_lane", ego_lane, 0, self.road.config.lanes - 1, integer=True)
+        check_range("lanes_side", lanes_side, 0, 10, integer=True)
+        check_range("patches_ahead", patches_ahead, 0, 1000, integer=True)
+        check_range("patches_behind", patches_behind, 0, 1000, integer=True)
+        check_range("patch_length", patch_length, 0.1, 100.0)
+        check_range("speed_limit", speed_limit, 0.1, 100.0)
+        lanes = ego_lane - lanes_side + np.arange(2 * lanes_side + 1)
+        on_road = (lanes >= 0) & (lanes < self.road.config.lanes)
+        rows = patches_ahead + patches_behind
+        grid = np.where(on_road[None, :], 1.0, 0.0) * np.ones((rows, 1))
+        if self.n and rows:
+            top = ego_s + (patches_ahead - np.arange(rows)) * patch_length
+            half = 0.5 * self.length
+            in_row = (self.s[:, None] - half[:, None] < top[None, :]) & (
+                self.s[:, None] + half[:, None] > top[None, :] - patch_length
+            )
+            centres = np.asarray(self.road.lane_centre(lanes), dtype=float)
+            reach = 0.5 * (self.width + self.road.config.lane_width)
+            in_col = (np.abs(self.d[:, None] - centres[None, :]) < reach[:, None]) & on_road[None, :]
+            covered = in_row[:, :, None] & in_col[:, None, :]
+            ratio = (self.speed / speed_limit)[:, None, None]
+            slowest = np.where(covered, ratio, np.inf).min(axis=0)
+            grid = np.where(np.isfinite(slowest), slowest, grid)
+        return np.clip(grid, 0.0, 1.0).astype(np.float32)
+
+
+def _idm1(cfg: TrafficConfig, v: float, v0: float, gap: float, v_lead: float) -> float:
+    """IDM acceleration of one car (`Traffic._idm` for all): plain floats, ~10x faster than numpy here."""
+    inv_2sqrt_ab = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
+    s_star = cfg.min_gap + max(0.0, v * (cfg.time_headway + (v - v_lead) * inv_2sqrt_ab))
+    interaction = (s_star / max(gap, _MIN_IDM_GAP)) ** 2
+    return max(cfg.max_accel * (1.0 - (v / v0) ** 4 - interaction), -MAX_IDM_BRAKE)
+
+
+def _safe_speed(cfg: TrafficConfig, gap: float, v_lead: float) -> float:
+    """Largest speed whose IDM desired gap s* does not exceed `gap` behind a car at `v_lead`.
+
+    Solves s0 + v*T + v*(v - v_lead)/(2 sqrt(ab)) = gap for v >= 0 (a quadratic in v); 0 when
+    gap <= s0. At that speed IDM brakes by no more than about max_accel, so a car placed there
+    needs no emergency stop.
+    """
+    room = gap - cfg.min_gap
+    if room <= 0.0:
+        return 0.0
+    c = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
+    lin = cfg.time_headway - c * v_lead
+    return (-lin + math.sqrt(lin * lin + 4.0 * c * room)) / (2.0 * c)

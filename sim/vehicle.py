@@ -1,0 +1,97 @@
+"""The ego car: a kinematic bicycle model in SI units, stepped at a fixed physics rate.
+
+Steering convention (as in Gymnasium's CarRacing): the normalised steering input is -1 for full LEFT
+and +1 for full RIGHT. Internally the front-wheel angle delta is positive to the left
+(counter-clockwise), so delta = -steer * max_wheel_angle(speed).
+
+Steering is speed-sensitive, as in steer-by-wire cars and most driving games: full input turns the
+wheels to `max_steer_angle` at walking pace, but never further than what produces
+`max_lateral_accel` at the current speed. Without this, a full-scale input at 30 m/s would ask for
+tens of g and useful highway steering would live in the first 1 % of the input range, which makes a
+regression target for behaviour cloning badly scaled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sim.validation import check_range
+
+
+@dataclass(frozen=True)
+class VehicleParams:
+    """Physical limits of a car. Defaults: a mid-size saloon."""
+
+    wheelbase: float = 2.7
+    """Axle distance, metres."""
+    length: float = 4.6
+    """Body length, metres (collision box and drawing)."""
+    width: float = 1.9
+    """Body width, metres."""
+    height: float = 1.5
+    """Body height, metres (drawing only)."""
+    max_steer_angle: float = 0.6
+    """Front-wheel angle at full lock, radians."""
+    max_lateral_accel: float = 6.0
+    """Speed-sensitive steering: full input never asks for more than this lateral acceleration, m/s^2."""
+    steer_rate: float = 4.0
+    """How fast the steering input can move, in normalised units per second (full lock to centre)."""
+    max_accel: float = 3.5
+    """Strongest forward acceleration, m/s^2."""
+    max_brake: float = 8.0
+    """Strongest braking deceleration, m/s^2."""
+    max_speed: float = 45.0
+    """Top speed, m/s."""
+
+    def validate(self) -> VehicleParams:
+        check_range("wheelbase", self.wheelbase, 1.0, 6.0)
+        check_range("max_steer_angle", self.max_steer_angle, 0.05, 1.0)
+        check_range("max_lateral_accel", self.max_lateral_accel, 0.5, 15.0)
+        check_range("steer_rate", self.steer_rate, 0.1, 100.0)
+        check_range("max_accel", self.max_accel, 0.1, 15.0)
+        check_range("max_brake", self.max_brake, 0.1, 15.0)
+        check_range("max_speed", self.max_speed, 1.0, 100.0)
+        return self
+
+    def max_wheel_angle(self, speed: float) -> float:
+        """Largest front-wheel angle (rad) that full steering input gives at `speed` (m/s)."""
+        if speed < 1e-3:
+            return self.max_steer_angle
+        limit = math.atan(self.wheelbase * self.max_lateral_accel / (speed * speed))
+        return min(self.max_steer_angle, limit)
+
+
+class Vehicle:
+    """State and integration of one car. Reference point: the centre of the body."""
+
+    def __init__(self, params: VehicleParams) -> None:
+        self.params = params.validate()
+        self.x = 0.0
+        self.y = 0.0
+        self.yaw = 0.0
+        self.speed = 0.0
+        self.steer = 0.0
+        """Current normalised steering (-1 left .. +1 right), after the rate limit."""
+
+    def reset(self, x: float, y: float, yaw: float, speed: float) -> None:
+        self.x, self.y, self.yaw, self.speed, self.steer = x, y, yaw, speed, 0.0
+
+    def step(self, steer_cmd: float, accel_cmd: float, dt: float) -> None:
+        """Advance `dt` seconds with steering input `steer_cmd` (-1..1) and acceleration `accel_cmd`.
+
+        `accel_cmd` is in m/s^2 and is clipped to [-max_brake, max_accel]; the steering input moves
+        toward `steer_cmd` no faster than `steer_rate`.
+        """
+        p = self.params
+        max_step = p.steer_rate * dt
+        delta_cmd = min(max(steer_cmd, -1.0), 1.0) - self.steer
+        self.steer += min(max(delta_cmd, -max_step), max_step)
+        accel = min(max(accel_cmd, -p.max_brake), p.max_accel)
+        self.speed = min(max(self.speed + accel * dt, 0.0), p.max_speed)
+        delta = -self.steer * p.max_wheel_angle(self.speed)
+        # Kinematic bicycle about the body centre (rear axle half a wheelbase behind it).
+        beta = math.atan(0.5 * math.tan(delta))
+        self.x += self.speed * math.cos(self.yaw + beta) * dt
+        self.y += self.speed * math.sin(self.yaw + beta) * dt
+        self.yaw += self.speed / p.wheelbase * math.cos(beta) * math.tan(delta) * dt

@@ -1,0 +1,230 @@
+"""The world one episode takes place in: a road, the ego car, traffic, and DeepTraffic's safety system.
+
+`World.step` advances one control period: the ego car's physics in fixed sub-steps, then the
+traffic, then collision and off-road checks. Environments wrap it with observations, actions and
+rewards; drivers read its privileged state through `World.state()`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.collision import boxes_overlap
+from sim.render.cars import CarBoxes
+from sim.road import Road, RoadConfig, wrap_angle
+from sim.traffic import Traffic, TrafficConfig
+from sim.validation import check_range
+from sim.vehicle import Vehicle, VehicleParams
+
+PHYSICS_DT = 0.02
+"""Fixed physics step of the ego car (50 Hz); control periods are whole multiples of it."""
+EGO_COLOR = 1
+SAFE_HEADWAY_S = 1.0
+"""Safety system: brake when the car ahead is closer than this many seconds (plus a margin) and slower."""
+SAFE_MARGIN_M = 4.0
+
+
+@dataclass(frozen=True)
+class EgoState:
+    """Privileged state of the ego car, as reported in every env's `info`."""
+
+    x: float
+    y: float
+    yaw: float
+    speed: float
+    """m/s"""
+    steer: float
+    """Current normalised steering, -1 left .. +1 right."""
+    s: float
+    """Arc length along the road, m."""
+    d: float
+    """Lateral offset from the road's centreline, m, positive left."""
+    lane: int
+    """Lane the car's centre is in, 0 = leftmost."""
+    lateral_offset: float
+    """Offset from the centre of that lane, m, positive left."""
+    heading_error: float
+    """Car heading minus road heading, rad, positive = pointing left of the road."""
+    distance: float
+    """Metres driven along the road since reset."""
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """DeepTraffic's safety system: never rear-end, never change lanes into a car."""
+
+    enabled: bool = False
+    headway_s: float = SAFE_HEADWAY_S
+    margin_m: float = SAFE_MARGIN_M
+
+    def validate(self) -> SafetyConfig:
+        check_range("safety_headway_s", self.headway_s, 0.1, 5.0)
+        check_range("safety_margin_m", self.margin_m, 0.0, 30.0)
+        return self
+
+
+class World:
+    """Road + ego + traffic for one episode; rebuilt from the seed by `reset`."""
+
+    def __init__(
+        self, road: RoadConfig, traffic: TrafficConfig, vehicle: VehicleParams, safety: SafetyConfig
+    ) -> None:
+        self.road_config = road.validate()
+        self.traffic_config = traffic.validate()
+        self.safety = safety.validate()
+        self.ego = Vehicle(vehicle)
+        self.road: Road | None = None
+        self.traffic: Traffic | None = None
+        self.s = 0.0
+        self.d = 0.0
+        self.collided = False
+        self.safety_brakes = 0
+        self.safety_refusals = 0
+        self._start_s = 0.0
+        self._state: EgoState | None = None
+        self._boxes: np.ndarray | None = None
+        """Per-step caches of `state()` and the traffic's world boxes."""
+
+    # ---------------------------------------------------------------------------------------- reset
+    def reset(self, seed: int, lane: int, speed: float, start_s: float = 50.0) -> None:
+        """New road and traffic from `seed`; the ego starts centred in `lane` at `speed`."""
+        self.road = Road(self.road_config, seed)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+        d = float(self.road.lane_centre(lane))
+        x, y, heading = (float(v) for v in self.road.pose(start_s, d))
+        self.ego.reset(x, y, heading, speed)
+        self.s, self.d, self._start_s = start_s, d, start_s
+        self.collided = False
+        self.safety_brakes = 0
+        self.safety_refusals = 0
+        self.traffic = Traffic(self.road, self.traffic_config, rng)
+        self.traffic.reset(self.s, self.d, speed)
+        self._state = None
+        self._boxes = None
+
+    # ----------------------------------------------------------------------------------------- step
+    def step(self, steer: float, accel: float, dt: float) -> None:
+        """Advance `dt` seconds with steering input `steer` (-1..1) and acceleration `accel` (m/s^2)."""
+        assert self.road is not None and self.traffic is not None, "call reset() first"
+        p = self.ego.params
+        if self.safety.enabled:
+            accel = self._safety_brake(accel)
+        n_sub = max(1, round(dt / PHYSICS_DT))
+        for _ in range(n_sub):
+            self.ego.step(steer, accel, dt / n_sub)
+        self.s, self.d = self.road.frenet(self.ego.x, self.ego.y, self.s)
+        self.traffic.step(dt, self.s, self.d, self.ego.speed, p.length, p.width)
+        self._state = None
+        self._boxes = None
+        self.collided = self.collided or self._hits_traffic()
+
+    def _safety_brake(self, accel: float) -> float:
+        """Brake to match a slower car close ahead; count how often that overrode the driver."""
+        assert self.traffic is not None
+        gap, lead_speed = self.traffic.leader(
+            self.s + 0.5 * self.ego.params.length, self.d, 0.5 * self.ego.params.width
+        )
+        speed = self.ego.speed
+        safe_gap = self.safety.margin_m + self.safety.headway_s * speed
+        if gap < safe_gap and lead_speed < speed + 0.5:
+            # Constant deceleration that matches the leader's speed before the gap closes to the margin.
+            room = max(gap - self.safety.margin_m, 0.5)
+            needed = -(max(speed - lead_speed, 0.5) ** 2) / (2 * room) - 0.5
+            if needed < accel:
+                self.safety_brakes += 1
+                return max(needed, -self.ego.params.max_brake)
+        return accel
+
+    def lane_change_is_safe(self, direction: int) -> bool:
+        """Whether the adjacent lane (`direction` -1 left, +1 right) has room beside the ego car."""
+        assert self.road is not None and self.traffic is not None
+        lane = self.state().lane + direction
+        if not 0 <= lane < self.road_config.lanes:
+            return False
+        d = float(self.road.lane_centre(lane))
+        half_w = 0.5 * self.ego.params.width
+        half_l = 0.5 * self.ego.params.length
+        speed = self.ego.speed
+        gap_ahead, speed_ahead = self.traffic.leader(self.s + half_l, d, half_w)
+        gap_behind, speed_behind = self.traffic.follower(self.s - half_l, d, half_w)
+        need_ahead = self.safety.margin_m + max(speed - speed_ahead, 0.0) * 1.5
+        need_behind = self.safety.margin_m + max(speed_behind - speed, 0.0) * 1.5
+        return gap_ahead > need_ahead and gap_behind > need_behind
+
+    def refuse_lane_change(self) -> None:
+        """Record that the safety system refused a lane change."""
+        self.safety_refusals += 1
+
+    def _hits_traffic(self) -> bool:
+        assert self.traffic is not None
+        t, p = self.traffic, self.ego.params
+        if t.s.size == 0:
+            return False
+        # Cheap Frenet pre-filter (with a generous margin for yaw); exact oriented-box test after.
+        near = (np.abs(t.s - self.s) < 0.5 * (t.length + p.length) + 1.5) & (
+            np.abs(t.d - self.d) < 0.5 * (t.width + p.width) + 1.5
+        )
+        if not near.any():
+            return False
+        ego_box = np.array([self.ego.x, self.ego.y, self.ego.yaw, p.length, p.width])
+        return bool(np.any(boxes_overlap(ego_box, self._world_boxes()[near])))
+
+    def _world_boxes(self) -> np.ndarray:
+        assert self.traffic is not None
+        if self._boxes is None:
+            self._boxes = self.traffic.world_boxes()
+        return self._boxes
+
+    # -------------------------------------------------------------------------------------- queries
+    @property
+    def off_road(self) -> bool:
+        """The car's centre has left the paved surface (past the shoulder) or it faces sideways."""
+        assert self.road is not None
+        edge = self.road_config.half_width + self.road_config.shoulder_width
+        heading_error = float(wrap_angle(self.ego.yaw - self.road.heading_at(self.s)))
+        return abs(self.d) > edge or abs(heading_error) > math.pi / 2
+
+    def state(self) -> EgoState:
+        assert self.road is not None
+        if self._state is not None:
+            return self._state
+        cfg = self.road_config
+        lane = min(max(int(math.floor((cfg.half_width - self.d) / cfg.lane_width)), 0), cfg.lanes - 1)
+        self._state = EgoState(
+            x=self.ego.x,
+            y=self.ego.y,
+            yaw=self.ego.yaw,
+            speed=self.ego.speed,
+            steer=self.ego.steer,
+            s=self.s,
+            d=self.d,
+            lane=lane,
+            lateral_offset=self.d - (0.5 * (cfg.lanes - 1) - lane) * cfg.lane_width,
+            heading_error=float(wrap_angle(self.ego.yaw - self.road.heading_at(self.s))),
+            distance=self.s - self._start_s,
+        )
+        return self._state
+
+    def cars(self) -> CarBoxes:
+        """Traffic as boxes for the renderers."""
+        assert self.traffic is not None
+        boxes = self._world_boxes()
+        t = self.traffic
+        return CarBoxes(boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4], t.height, t.color)
+
+    def ego_box(self) -> CarBoxes:
+        """The ego car as a box (for the top-down view)."""
+        p = self.ego.params
+        one = np.ones(1)
+        return CarBoxes(
+            one * self.ego.x,
+            one * self.ego.y,
+            one * self.ego.yaw,
+            one * p.length,
+            one * p.width,
+            one * p.height,
+            np.array([EGO_COLOR]),
+        )

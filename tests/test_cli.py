@@ -1,0 +1,195 @@
+"""The `camdrive` command line, the README/CI test-command link, and the benchmark's measuring code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from training import bench, cli
+
+REPO = Path(__file__).resolve().parents[1]
+FAKE_ID = "camdrive_test/TwoStep-v0"
+
+
+def exit_code(argv: list[str]) -> int:
+    """cli.main's exit code, whether it returns it or argparse raises SystemExit."""
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return 0 if e.code is None else int(e.code)
+
+
+def subcommand_names() -> list[str]:
+    parser = cli.build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(action.choices)
+
+
+def test_help_exits_0(capsys):
+    assert exit_code(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: camdrive" in out
+    for name in subcommand_names():
+        assert name in out
+
+
+def test_bench_is_registered():
+    assert "bench" in subcommand_names()
+
+
+@pytest.mark.parametrize("name", subcommand_names())
+def test_subcommand_help_exits_0(name, capsys):
+    assert exit_code([name, "--help"]) == 0
+    assert f"usage: camdrive {name}" in capsys.readouterr().out
+
+
+def test_every_subcommand_has_a_summary():
+    parser = cli.build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    summaries = {choice.dest: choice.help for choice in action._choices_actions}
+    assert set(summaries) == set(subcommand_names())
+    assert all(summaries.values())
+
+
+def test_no_subcommand_prints_help_and_exits_2(capsys):
+    assert exit_code([]) == 2
+    assert "usage: camdrive" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    assert exit_code(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("camdrive ")
+
+
+@pytest.mark.parametrize("steps", ["0", "-3", "many"])
+def test_bench_rejects_bad_steps(steps):
+    assert exit_code(["bench", "--steps", steps]) == 2
+
+
+def test_cli_and_bench_do_not_import_torch():
+    code = "import sys, training.cli, training.bench; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+# --- the README's test command is what .ci/run runs ---------------------------------------------------
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    markers = [i for i, line in enumerate(readme) if line.startswith("<!-- test-command")]
+    assert len(markers) == 1
+    after = [line for line in readme[markers[0] + 1 :] if not line.startswith("```")]
+    expected = after[0]
+
+    out = subprocess.run(
+        ["bash", str(REPO / ".ci" / "run"), "--print-test-command"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.splitlines() == [expected]
+    # The CPU torch wheel must be installed before the project pulls torch in, and pytest must run.
+    assert re.search(r"pip install torch==\S+ && pip install -e '\.\[dev\]'", expected)
+    assert expected.endswith("python -m pytest")
+
+
+# --- the benchmark's measuring functions, on a tiny fake env -----------------------------------------
+
+
+class TwoStepEnv(gym.Env):
+    """Every episode ends after `length` steps; `observe()` re-renders without stepping."""
+
+    def __init__(self, length: int = 2):
+        self.length = length
+        self.observation_space = spaces.Box(0, 255, (4, 4, 3), np.uint8)
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.t = 0
+        self.observe_calls = 0
+
+    def observe(self) -> np.ndarray:
+        self.observe_calls += 1
+        return np.zeros(self.observation_space.shape, np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observe(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observe(), 0.0, self.t >= self.length, False, {}
+
+
+@pytest.fixture
+def fake_env_id():
+    gym.register(id=FAKE_ID, entry_point=TwoStepEnv, kwargs={"length": 2})
+    yield FAKE_ID
+    gym.registry.pop(FAKE_ID)
+
+
+def test_measure_env(fake_env_id):
+    phases = []
+    r = bench.measure_env(fake_env_id, steps=5, seed=3, resets=4, on_phase=phases.append)
+    assert r["env_id"] == fake_env_id
+    assert r["config"] == {"kwargs": {"length": 2}, "max_episode_steps": None}
+    assert r["observation_space"] == str(spaces.Box(0, 255, (4, 4, 3), np.uint8))
+    assert r["steps"] == 5 and r["steps_per_s"] > 0
+    assert r["episodes_ended"] == 2  # the warm-up ends on an episode boundary; then steps 2 and 4 end one
+    assert r["frames"] == 5 and r["render_fps"] > 0
+    assert r["resets"] == 4 and 0 <= r["reset_ms"] <= r["reset_ms_max"]
+    assert phases == [f"{fake_env_id} steps", f"{fake_env_id} render", f"{fake_env_id} resets"]
+
+
+def test_env_without_observe_has_no_render_fps():
+    env = TwoStepEnv()
+    env.observe = None  # hide the method
+    assert bench.time_observe(env, frames=3, seed=0)["render_fps"] is None
+
+
+def test_run_bench_skips_unregistered_ids(fake_env_id):
+    report = bench.run_bench([fake_env_id, "camdrive_test/Missing-v0"], steps=3, resets=2, reference=False)
+    assert [r["env_id"] for r in report["results"]] == [fake_env_id]
+    assert report["results"][0]["ratio_vs_reference"] is None
+    skipped = {s["env_id"]: s["reason"] for s in report["skipped"]}
+    assert skipped == {
+        "CarRacing-v3": "--no-carracing",
+        "camdrive_test/Missing-v0": "not registered with Gymnasium",
+    }
+    text = bench.format_report(report)
+    assert fake_env_id in text and "n/a" in text and "skipped camdrive_test/Missing-v0" in text
+
+
+def test_run_bench_with_carracing_reference(fake_env_id):
+    pytest.importorskip("Box2D")
+    report = bench.run_bench([fake_env_id], steps=3, resets=2, reference=True)
+    rows = {r["env_id"]: r for r in report["results"]}
+    assert set(rows) == {fake_env_id, "CarRacing-v3"}
+    assert rows["CarRacing-v3"]["ratio_vs_reference"] == pytest.approx(1.0)
+    assert rows["CarRacing-v3"]["render_fps"] is None
+    assert rows[fake_env_id]["ratio_vs_reference"] > 0
+
+
+def test_bench_command_writes_json(fake_env_id, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(bench, "CAMDRIVE_ENV_IDS", (fake_env_id,))
+    out = tmp_path / "bench.json"
+    assert exit_code(["bench", "--steps", "3", "--seed", "1", "--no-carracing", "--json", str(out)]) == 0
+    assert fake_env_id in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["steps"] == 3 and doc["settings"]["seed"] == 1
+    assert {"python", "numpy", "platform", "cpu_count"} <= set(doc["machine"])
+    assert doc["results"][0]["env_id"] == fake_env_id
+
+
+def test_bench_command_fails_when_a_camdrive_env_is_missing(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "CAMDRIVE_ENV_IDS", ("camdrive_test/Missing-v0",))
+    assert exit_code(["bench", "--steps", "2", "--no-carracing"]) == 1
+    assert "skipped camdrive_test/Missing-v0: not registered" in capsys.readouterr().out

@@ -1,0 +1,1 @@
+"""camdrive's data collection, training, evaluation, benchmarks and the `camdrive` command line."""

@@ -1,0 +1,305 @@
+"""`camdrive bench`: how fast camdrive's environments step, render and reset, next to CarRacing-v3.
+
+Every environment is created with `gymnasium.make(env_id)` and its registered defaults, as a user's
+training script would. Three numbers per environment:
+
+- steps/s: `env.step(random action)` in a loop, the actions drawn from the seeded action space. Episodes
+  that end are reset inside the timed loop, as in a training loop, so the reset cost is included.
+- render fps: `env.unwrapped.observe()` called repeatedly: re-rendering the current observation without
+  stepping. Environments without `observe()` (CarRacing-v3) have none.
+- reset ms: mean wall time of `env.reset(seed=...)` over several different seeds.
+
+The measuring functions are pure: they take an env id or an env and return plain dicts, so tests can call
+them on a tiny registered env with a few steps. Only `main` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+CAMDRIVE_ENV_IDS: tuple[str, ...] = ("camdrive/LaneKeep-v0", "camdrive/Traffic-v0")
+REFERENCE_ENV_ID = "CarRacing-v3"
+RESETS = 20
+"""Seeded resets timed per environment."""
+WARMUP_STEPS = 10
+"""Untimed steps before the step timer starts (first-call checks, caches)."""
+WARMUP_FRAMES = 3
+"""Untimed observe() calls before the render timer starts."""
+
+PhaseHook = Callable[[str], None]
+
+
+def env_config(env: gym.Env) -> dict[str, Any]:
+    """What the environment was configured with: the kwargs of its registered spec."""
+    spec = env.unwrapped.spec
+    kwargs = {} if spec is None else dict(spec.kwargs)
+    # The outer spec carries the TimeLimit that gymnasium.make wrapped around the env.
+    max_episode_steps = None if env.spec is None else env.spec.max_episode_steps
+    return {"kwargs": kwargs, "max_episode_steps": max_episode_steps}
+
+
+def time_steps(env: gym.Env, steps: int, seed: int) -> dict[str, Any]:
+    """Steps per second with random actions; episodes that end are reset inside the timed loop."""
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    for _ in range(WARMUP_STEPS):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    episodes_ended = 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+            episodes_ended += 1
+    seconds = time.perf_counter() - start
+    return {
+        "steps": steps,
+        "step_seconds": seconds,
+        "steps_per_s": steps / seconds,
+        "episodes_ended": episodes_ended,
+    }
+
+
+def time_observe(env: gym.Env, frames: int, seed: int) -> dict[str, Any]:
+    """Frames per second of `env.unwrapped.observe()`; None when the env has no such method."""
+    observe = getattr(env.unwrapped, "observe", None)
+    if observe is None:
+        return {"frames": 0, "render_seconds": None, "render_fps": None}
+    env.reset(seed=seed)
+    for _ in range(WARMUP_FRAMES):
+        observe()
+    start = time.perf_counter()
+    for _ in range(frames):
+        observe()
+    seconds = time.perf_counter() - start
+    return {"frames": frames, "render_seconds": seconds, "render_fps": frames / seconds}
+
+
+def time_resets(env: gym.Env, resets: int, seed: int) -> dict[str, Any]:
+    """Mean and worst wall time of `env.reset(seed=seed + i)`, i = 1..resets, in milliseconds."""
+    env.reset(seed=seed)
+    times = []
+    for i in range(1, resets + 1):
+        start = time.perf_counter()
+        env.reset(seed=seed + i)
+        times.append(time.perf_counter() - start)
+    return {
+        "resets": resets,
+        "reset_ms": 1000.0 * float(np.mean(times)),
+        "reset_ms_max": 1000.0 * float(np.max(times)),
+    }
+
+
+def measure_env(
+    env_id: str,
+    steps: int,
+    seed: int = 0,
+    resets: int = RESETS,
+    on_phase: PhaseHook | None = None,
+) -> dict[str, Any]:
+    """All three measurements of one registered environment, made with its defaults."""
+
+    def phase(name: str) -> None:
+        if on_phase is not None:
+            on_phase(f"{env_id} {name}")
+
+    phase("steps")
+    env = gym.make(env_id)
+    try:
+        result: dict[str, Any] = {
+            "env_id": env_id,
+            "config": env_config(env),
+            "observation_space": str(env.observation_space),
+            "action_space": str(env.action_space),
+        }
+        result.update(time_steps(env, steps, seed))
+        phase("render")
+        result.update(time_observe(env, steps, seed))
+        phase("resets")
+        result.update(time_resets(env, resets, seed))
+    finally:
+        env.close()
+    return result
+
+
+def box2d_available() -> bool:
+    try:
+        importlib.import_module("Box2D")
+    except ImportError:
+        return False
+    return True
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else platform.processor()."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "numpy": np.__version__,
+        "gymnasium": gym.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def run_bench(
+    env_ids: Sequence[str] = CAMDRIVE_ENV_IDS,
+    steps: int = 1000,
+    seed: int = 0,
+    resets: int = RESETS,
+    reference: bool = True,
+    on_phase: PhaseHook | None = None,
+) -> dict[str, Any]:
+    """Measure `env_ids` and (if `reference` and Box2D is importable) CarRacing-v3.
+
+    Ids that are not registered are listed under "skipped" with the reason, not measured.
+    """
+    results: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    ids = list(env_ids)
+    if not reference:
+        skipped.append({"env_id": REFERENCE_ENV_ID, "reason": "--no-carracing"})
+    elif not box2d_available():
+        skipped.append(
+            {"env_id": REFERENCE_ENV_ID, "reason": "Box2D is not installed (pip install -e '.[bench]')"}
+        )
+    else:
+        ids.append(REFERENCE_ENV_ID)
+    for env_id in ids:
+        if env_id not in gym.registry:
+            skipped.append({"env_id": env_id, "reason": "not registered with Gymnasium"})
+            continue
+        results.append(measure_env(env_id, steps, seed=seed, resets=resets, on_phase=on_phase))
+
+    reference_rate = next((r["steps_per_s"] for r in results if r["env_id"] == REFERENCE_ENV_ID), None)
+    for r in results:
+        r["ratio_vs_reference"] = None if reference_rate is None else r["steps_per_s"] / reference_rate
+    return {
+        "settings": {"steps": steps, "seed": seed, "resets": resets, "warmup_steps": WARMUP_STEPS},
+        "reference": REFERENCE_ENV_ID,
+        "results": results,
+        "skipped": skipped,
+    }
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The human-readable report: each env's configuration, the table, and what the numbers mean."""
+    lines = []
+    for r in report["results"]:
+        cfg = r["config"]
+        lines.append(
+            f"{r['env_id']}: kwargs {cfg['kwargs']}, max_episode_steps {cfg['max_episode_steps']}, "
+            f"observation {r['observation_space']}, action {r['action_space']}"
+        )
+    if lines:
+        lines.append("")
+    reference = report["reference"]
+    header = ("env", "steps/s", f"vs {reference}", "render fps", "reset ms")
+    rows = [
+        (
+            r["env_id"],
+            _number(r["steps_per_s"], ".1f"),
+            _number(r["ratio_vs_reference"], ".2f") + ("x" if r["ratio_vs_reference"] is not None else ""),
+            _number(r["render_fps"], ".1f"),
+            _number(r["reset_ms"], ".2f"),
+        )
+        for r in report["results"]
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells))
+    for s in report["skipped"]:
+        lines.append(f"skipped {s['env_id']}: {s['reason']}")
+    settings = report["settings"]
+    lines += [
+        "",
+        f"steps/s: {settings['steps']} random-action steps after {settings['warmup_steps']} untimed ones;",
+        "  episodes that end are reset inside the timed loop, as in a training loop (included).",
+        f"render fps: env.unwrapped.observe() called {settings['steps']} times without stepping.",
+        f"reset ms: mean of {settings['resets']} env.reset(seed=...) calls with different seeds.",
+    ]
+    return "\n".join(lines)
+
+
+def _progress_bar(total: int) -> tuple[PhaseHook, Callable[[], None]]:
+    """A tqdm bar on stderr (hidden when stderr is not a terminal): a phase hook and a closer."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, file=sys.stderr, disable=None, leave=False, unit="phase")
+    started = 0
+
+    def hook(label: str) -> None:
+        nonlocal started
+        if started:
+            bar.update(1)
+        started += 1
+        bar.set_description(label)
+
+    def close() -> None:
+        bar.update(bar.total - bar.n)
+        bar.close()
+
+    return hook, close
+
+
+def main(args: argparse.Namespace) -> int:
+    """`camdrive bench`. Exit code 1 if a camdrive environment is not registered."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    importlib.import_module("sim")  # registers the camdrive/* environments
+    phases = 3 * (len(CAMDRIVE_ENV_IDS) + (0 if args.no_carracing else 1))
+    hook, close = _progress_bar(phases)
+    try:
+        report = run_bench(
+            CAMDRIVE_ENV_IDS, steps=args.steps, seed=args.seed, reference=not args.no_carracing, on_phase=hook
+        )
+    finally:
+        close()
+    print(format_report(report))
+    if args.json:
+        from training.cli import package_version
+
+        document = {
+            "camdrive": package_version(),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "machine": machine_info(),
+            **report,
+        }
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=2, default=repr)
+            f.write("\n")
+    missing = [s["env_id"] for s in report["skipped"] if s["env_id"] in CAMDRIVE_ENV_IDS]
+    return 1 if missing else 0
