@@ -80,7 +80,8 @@ class DiscreteSteerAction:
     The wheel is held at `steer_amount` left or right during the step and self-centres otherwise,
     so a policy must learn lane keeping as well as lane changes from what it sees. Speed changes by
     `accel_step` m/s per accelerate/decelerate step and is otherwise held (cruise control).
-    With the safety system on, a turn toward a lane whose gap is unsafe is refused (the wheel centres).
+    With the safety system on, a turn toward a lane whose gap is unsafe is refused: for that step
+    a lane-keeping assist steers back toward the centre of the current lane.
     """
 
     name = "steer"
@@ -108,8 +109,13 @@ class DiscreteSteerAction:
         if a in (LEFT, RIGHT):
             direction = -1 if a == LEFT else 1
             crossing = _moving_toward_boundary(world, direction)
-            if world.safety.enabled and crossing and not world.lane_change_is_safe(direction):
+            if world.safety.enabled and crossing and not world.lane_is_safe(world.state().lane + direction):
+                # Refused: a lane-keeping assist steers back to the centre of the current lane.
                 world.refuse_lane_change()
+                st = world.state()
+                assert world.road is not None
+                centre = float(world.road.lane_centre(st.lane))
+                steer = steer_to_offset(world.road, world.ego.params, st.s, st.d, st.yaw, st.speed, centre)
             else:
                 steer = direction * self.steer_amount
         return Controls(steer, cruise_accel(world, self._speed_target(a, world), gain=2.0))
@@ -140,7 +146,8 @@ class DiscreteLaneAction(DiscreteSteerAction):
             direction = -1 if a == LEFT else 1
             lane = self.target_lane + direction
             if 0 <= lane < world.road_config.lanes:
-                if world.safety.enabled and not world.lane_change_is_safe(direction):
+                # Going back to the lane the car is still in (aborting a change) is always allowed.
+                if world.safety.enabled and lane != world.state().lane and not world.lane_is_safe(lane):
                     world.refuse_lane_change()
                 else:
                     self.target_lane = lane
@@ -158,7 +165,10 @@ def _discrete(action: object) -> int:
 
 
 def _moving_toward_boundary(world: World, direction: int) -> bool:
-    """Whether steering in `direction` would take the car toward the neighbouring lane's boundary."""
+    """Whether steering in `direction` is about to take the car over its lane line (not a correction).
+
+    True once the car's centre is more than 0.5 m off its lane centre on that side.
+    """
     st = world.state()
     # Positive lateral_offset is left; direction -1 is left.
-    return (-direction * st.lateral_offset) > -0.3
+    return (-direction * st.lateral_offset) > 0.5

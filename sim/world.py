@@ -124,9 +124,8 @@ class World:
     def _safety_brake(self, accel: float) -> float:
         """Brake to match a slower car close ahead; count how often that overrode the driver."""
         assert self.traffic is not None
-        gap, lead_speed = self.traffic.leader(
-            self.s + 0.5 * self.ego.params.length, self.d, 0.5 * self.ego.params.width
-        )
+        gap, lead_speed = self.traffic.leader(self.s, self.d, 0.5 * self.ego.params.width, anticipate=True)
+        gap -= 0.5 * self.ego.params.length
         speed = self.ego.speed
         safe_gap = self.safety.margin_m + self.safety.headway_s * speed
         if gap < safe_gap and lead_speed < speed + 0.5:
@@ -138,21 +137,34 @@ class World:
                 return max(needed, -self.ego.params.max_brake)
         return accel
 
-    def lane_change_is_safe(self, direction: int) -> bool:
-        """Whether the adjacent lane (`direction` -1 left, +1 right) has room beside the ego car."""
+    def lane_is_safe(self, lane: int) -> bool:
+        """Whether `lane` has room beside the ego car to move into it (DeepTraffic's safety check)."""
         assert self.road is not None and self.traffic is not None
-        lane = self.state().lane + direction
         if not 0 <= lane < self.road_config.lanes:
             return False
         d = float(self.road.lane_centre(lane))
         half_w = 0.5 * self.ego.params.width
         half_l = 0.5 * self.ego.params.length
         speed = self.ego.speed
-        gap_ahead, speed_ahead = self.traffic.leader(self.s + half_l, d, half_w)
-        gap_behind, speed_behind = self.traffic.follower(self.s - half_l, d, half_w)
+        # Measured from the ego's centre so that a car alongside counts (as a negative gap).
+        gap_ahead, speed_ahead = self.traffic.leader(self.s, d, half_w, anticipate=True)
+        gap_behind, speed_behind = self.traffic.follower(self.s, d, half_w, anticipate=True)
+        gap_ahead -= half_l
+        gap_behind -= half_l
         need_ahead = self.safety.margin_m + max(speed - speed_ahead, 0.0) * 1.5
         need_behind = self.safety.margin_m + max(speed_behind - speed, 0.0) * 1.5
         return gap_ahead > need_ahead and gap_behind > need_behind
+
+    def put_back_on_lane_centre(self) -> None:
+        """A safety driver's intervention: the car is placed on the centre of its lane, facing along
+        the road, at the same arc length and speed (NVIDIA's autonomy test does this)."""
+        assert self.road is not None
+        lane = self.state().lane
+        self.d = float(self.road.lane_centre(lane))
+        x, y, heading = (float(v) for v in self.road.pose(self.s, self.d))
+        speed = self.ego.speed
+        self.ego.reset(x, y, heading, speed)
+        self._state = None
 
     def refuse_lane_change(self) -> None:
         """Record that the safety system refused a lane change."""

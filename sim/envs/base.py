@@ -164,6 +164,10 @@ class CamDriveEnv(gym.Env):
         """The current observation, rendered again without stepping (used by `camdrive bench`)."""
         return self.obs_type.observe(self.world)
 
+    def current_info(self) -> dict[str, Any]:
+        """The `info` dict for the current state (after an outside change such as an intervention)."""
+        return self._info()
+
     def _info(self) -> dict[str, Any]:
         info = dict(vars(self.world.state()))
         info.update(

@@ -1,0 +1,74 @@
+"""The privileged expert: the reference driver must actually drive well, on seeds it was not tuned on."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import sim  # noqa: F401  (registers the envs)
+from agent.driver import Driver
+from agent.expert import Expert
+
+FRESH_SEEDS = range(90_000, 90_100)
+"""Seeds never used while tuning the expert (tuning used 1000-1020)."""
+SMALL_CAMERA = {"camera_width": 32, "camera_height": 16}
+
+
+def drive(env: gym.Env, expert: Expert, seed: int, max_steps: int | None = None):
+    obs, info = env.reset(seed=seed)
+    expert.reset(env)
+    worst_offset, steps = 0.0, 0
+    while True:
+        obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
+        steps += 1
+        if info["lane"] == expert.target_lane:
+            worst_offset = max(worst_offset, abs(info["lateral_offset"]))
+        if terminated or truncated or (max_steps is not None and steps >= max_steps):
+            return info, worst_offset
+
+
+def test_expert_is_a_driver():
+    assert isinstance(Expert(), Driver)
+
+
+def test_expert_keeps_its_lane_for_20_km_on_fresh_seeds():
+    env = gym.make("camdrive/LaneKeep-v0", **SMALL_CAMERA)
+    expert = Expert()
+    km, worst = 0.0, 0.0
+    for seed in FRESH_SEEDS:
+        info, offset = drive(env, expert, seed)
+        assert not info["off_road"] and not info["collision"], f"seed {seed}: {info}"
+        km += info["distance"] / 1000
+        worst = max(worst, offset)
+        if km >= 20:
+            break
+    assert km >= 20
+    assert worst < 1.0, f"left its lane: max |offset| {worst:.2f} m"
+
+
+@pytest.mark.parametrize("mode", ["steer", "lane"])
+def test_expert_never_collides_in_dense_traffic(mode):
+    env = gym.make("camdrive/Traffic-v0", action_mode=mode, **SMALL_CAMERA)
+    expert = Expert()
+    changes = 0
+    for seed in list(FRESH_SEEDS)[:8]:
+        info, _ = drive(env, expert, seed)
+        assert not info["collision"] and not info["off_road"], f"seed {seed}: {info}"
+        assert info["speed"] > 5.0
+        changes += info["lane"] != 3
+    assert changes > 0, "the expert never changed lane in eight minutes of traffic"
+
+
+def test_expert_discrete_steering_averages_to_the_continuous_command():
+    env = gym.make("camdrive/Traffic-v0", traffic_cars=0, **SMALL_CAMERA)
+    expert = Expert()
+    env.reset(seed=5)
+    expert.reset(env)
+    actions = [int(expert.act(None, {})) for _ in range(1)]
+    for _ in range(300):
+        a = expert.act(None, {})
+        actions.append(int(a))
+        _, _, terminated, truncated, info = env.step(a)
+        assert not terminated
+        assert abs(info["lateral_offset"]) < 0.5
+    assert {3, 4} & set(actions), "the expert should pulse the wheel to follow curves"
+    assert np.isfinite(info["heading_error"])

@@ -1,0 +1,229 @@
+"""`camdrive eval`: score any driver with the metric its task is known by.
+
+- LaneKeep-v0: NVIDIA's autonomy metric (Bojarski et al. 2016, simulation test). Whenever the car is
+  more than 1 m from its lane centre an intervention is counted and the car is put back on the
+  centre line, as a safety driver would; driving then goes on.
+  autonomy = (1 - interventions * 6 s / elapsed s) * 100.
+- Traffic-v0: MIT DeepTraffic's score: each run lasts a fixed stretch of simulated time, and the
+  score is the median over runs of each run's average speed (mph). Collisions, off-road exits and
+  safety-system actions are counted per 100 runs.
+
+Evaluation seeds are the caller's; the shipped models are evaluated on seeds >= 1_000_000, which
+training never uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import sim  # noqa: F401  (registers the envs)
+from agent.baselines import load_driver
+from agent.driver import Driver
+
+ENV_IDS = {"lane": "camdrive/LaneKeep-v0", "traffic": "camdrive/Traffic-v0"}
+INTERVENTION_OFFSET_M = 1.0
+INTERVENTION_COST_S = 6.0
+"""NVIDIA's assumption: each intervention costs six seconds of human driving."""
+MPH = 2.2369363
+
+
+@dataclass
+class LaneTally:
+    """Running sums for the autonomy metric."""
+
+    seconds: float = 0.0
+    metres: float = 0.0
+    interventions: int = 0
+    collisions: int = 0
+    offroad: int = 0
+    abs_offset_sum: float = 0.0
+    max_abs_offset: float = 0.0
+    speed_sum: float = 0.0
+    steer_change_sum: float = 0.0
+    steps: int = 0
+
+    def result(self) -> dict[str, Any]:
+        km = self.metres / 1000.0
+        n = max(self.steps, 1)
+        autonomy = (1.0 - self.interventions * INTERVENTION_COST_S / max(self.seconds, 1e-9)) * 100.0
+        return {
+            "autonomy_pct": autonomy,
+            "interventions": self.interventions,
+            "interventions_per_100km": self.interventions / km * 100.0 if km > 0 else math.nan,
+            "distance_km": km,
+            "elapsed_s": self.seconds,
+            "mean_abs_offset_m": self.abs_offset_sum / n,
+            "max_abs_offset_m": self.max_abs_offset,
+            "mean_speed_kmh": self.speed_sum / n * 3.6,
+            "steering_smoothness": self.steer_change_sum / n,
+            "collisions": self.collisions,
+            "offroad": self.offroad,
+        }
+
+
+def evaluate_lane(
+    driver: Driver, env: gym.Env, episodes: int, seed: int, km: float | None, progress: bool = False
+) -> dict[str, Any]:
+    """NVIDIA autonomy over `episodes` episodes (or until `km` kilometres) on seeds seed, seed+1, ..."""
+    tally = LaneTally()
+    bar = _bar(progress, total=km * 1000 if km else None, unit="m")
+    episode = 0
+    while (km is None and episode < episodes) or (km is not None and tally.metres < km * 1000):
+        obs, info = env.reset(seed=seed + episode)
+        driver.reset(env)
+        world = env.unwrapped.world
+        last_steer, last_distance = 0.0, info["distance"]
+        while True:
+            action = driver.act(obs, info)
+            obs, _, terminated, truncated, info = env.step(action)
+            tally.steps += 1
+            tally.seconds += env.unwrapped.dt
+            tally.speed_sum += info["speed"]
+            offset = abs(info["lateral_offset"])
+            tally.abs_offset_sum += offset
+            tally.max_abs_offset = max(tally.max_abs_offset, offset)
+            tally.steer_change_sum += abs(info["steer"] - last_steer)
+            last_steer = info["steer"]
+            tally.metres += info["distance"] - last_distance
+            if bar is not None:
+                bar.update(info["distance"] - last_distance)
+            last_distance = info["distance"]
+            if info["collision"]:
+                tally.collisions += 1
+            if offset > INTERVENTION_OFFSET_M and not terminated:
+                tally.interventions += 1
+                world.put_back_on_lane_centre()
+                obs = env.unwrapped.observe()
+                info = env.unwrapped.current_info()
+            elif terminated and info["off_road"]:
+                tally.offroad += 1
+                tally.interventions += 1
+            if terminated or truncated or (km is not None and tally.metres >= km * 1000):
+                break
+        episode += 1
+    if bar is not None:
+        bar.close()
+    out = tally.result()
+    out["episodes"] = episode
+    return out
+
+
+def evaluate_traffic(
+    driver: Driver, env: gym.Env, runs: int, seed: int, progress: bool = False
+) -> dict[str, Any]:
+    """DeepTraffic score over `runs` runs of `env`'s episode length on seeds seed, seed+1, ..."""
+    speeds, collisions, offroad, brakes, refusals = [], 0, 0, 0, 0
+    bar = _bar(progress, total=runs, unit="run")
+    for run in range(runs):
+        obs, info = env.reset(seed=seed + run)
+        driver.reset(env)
+        run_speeds = []
+        while True:
+            obs, _, terminated, truncated, info = env.step(driver.act(obs, info))
+            run_speeds.append(info["speed"])
+            if terminated or truncated:
+                break
+        speeds.append(float(np.mean(run_speeds)))
+        collisions += bool(info["collision"])
+        offroad += bool(info["off_road"])
+        brakes += info["safety_brakes"]
+        refusals += info["safety_refusals"]
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    median = float(np.median(speeds))
+    return {
+        "score_mph": median * MPH,
+        "score_kmh": median * 3.6,
+        "mean_speed_kmh": float(np.mean(speeds)) * 3.6,
+        "runs": runs,
+        "run_seconds": env.unwrapped.options.episode_seconds,
+        "collisions": collisions,
+        "offroad": offroad,
+        "collisions_per_100_runs": collisions / runs * 100,
+        "safety_brakes_per_run": brakes / runs,
+        "safety_refusals_per_run": refusals / runs,
+    }
+
+
+def _bar(enabled: bool, total: float | None, unit: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _table(rows: list[tuple[str, dict[str, Any]]], keys: list[str]) -> str:
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{'driver':<{width}}  " + "  ".join(f"{k:>16}" for k in keys)]
+    for name, result in rows:
+        cells = []
+        for k in keys:
+            v = result[k]
+            cells.append(f"{v:>16.3f}" if isinstance(v, float) else f"{v:>16}")
+        lines.append(f"{name:<{width}}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    env_id = ENV_IDS[args.env]
+    options: dict[str, Any] = {}
+    if args.env == "traffic":
+        options["episode_seconds"] = args.run_seconds
+    models = [args.model] + (["noop", "random", "expert"] if args.env == "traffic" and args.baselines else [])
+    rows = []
+    for spec in dict.fromkeys(models):
+        env = gym.make(env_id, **options, **_model_env_options(spec, args.env))
+        driver = load_driver(spec, env)
+        if args.env == "lane":
+            result = evaluate_lane(driver, env, args.episodes, args.seed, args.km, progress=not args.quiet)
+        else:
+            result = evaluate_traffic(driver, env, args.episodes, args.seed, progress=not args.quiet)
+        result.update(driver=spec, env=env_id, seed=args.seed)
+        rows.append((spec, result))
+        env.close()
+    keys = (
+        [
+            "autonomy_pct",
+            "interventions",
+            "distance_km",
+            "mean_abs_offset_m",
+            "max_abs_offset_m",
+            "mean_speed_kmh",
+            "collisions",
+            "offroad",
+        ]
+        if args.env == "lane"
+        else [
+            "score_mph",
+            "score_kmh",
+            "mean_speed_kmh",
+            "collisions",
+            "offroad",
+            "runs",
+            "safety_brakes_per_run",
+        ]
+    )
+    print(_table(rows, keys))
+    if args.json:
+        payload = rows[0][1] if len(rows) == 1 else {name: r for name, r in rows}
+        with open(args.json, "w") as f:
+            json.dump(payload, f, indent=2)
+    return 0
+
+
+def _model_env_options(spec: str, env: str) -> dict[str, Any]:
+    """Env options a saved model was trained with (its observation and action spec)."""
+    from agent.baselines import model_env_options
+
+    return model_env_options(spec, env)
