@@ -14,6 +14,7 @@ the average steering equals the requested steering.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -176,5 +177,6 @@ class Expert:
         gap_ahead -= half_l
         gap_behind -= half_l
         need_ahead = 8.0 + 1.0 * speed + max(speed - speed_ahead, 0.0) * 2.0
-        need_behind = 8.0 + max(speed_behind - speed, 0.0) * 3.0
+        closing_behind = max(speed_behind - speed, 0.0) if gap_behind < math.inf else 0.0
+        need_behind = 8.0 + closing_behind * 3.0
         return gap_ahead > need_ahead and gap_behind > need_behind

@@ -32,8 +32,17 @@ def _pygame():
 class EnvView:
     """Draws the render frame for a world; owns the pygame window in human mode."""
 
-    def __init__(self, road: RoadConfig, camera: CameraConfig, size: tuple[int, int] = VIEW_SIZE) -> None:
+    def __init__(
+        self,
+        road: RoadConfig,
+        camera: CameraConfig,
+        size: tuple[int, int] = VIEW_SIZE,
+        minimap_size: tuple[int, int] = MINIMAP_SIZE,
+        minimap_metres_per_pixel: float = 0.6,
+    ) -> None:
+        """`size` and `minimap_size` are (height, width); the camera keeps its field of view and pose."""
         self.road, self.size = road, size
+        self.minimap_size, self.minimap_mpp = minimap_size, minimap_metres_per_pixel
         h, w = size
         self.camera_config = CameraConfig(
             width=w,
@@ -49,8 +58,11 @@ class EnvView:
         self._clock = None
 
     def set_palette(self, palette: Palette) -> None:
+        self.palette = palette
         self.camera = FrontCameraRenderer(self.camera_config, self.road, palette)
-        self.minimap = TopDownRenderer(self.road, palette, *MINIMAP_SIZE, metres_per_pixel=0.6)
+        self.minimap = TopDownRenderer(
+            self.road, palette, *self.minimap_size, metres_per_pixel=self.minimap_mpp
+        )
 
     def draw(self, world: World, lines: list[str]) -> np.ndarray:
         """The composed RGB frame (height, width, 3) uint8."""

@@ -25,6 +25,8 @@ EGO_COLOR = 1
 SAFE_HEADWAY_S = 1.0
 """Safety system: brake when the car ahead is closer than this many seconds (plus a margin) and slower."""
 SAFE_MARGIN_M = 4.0
+COMFORT_BRAKE = 2.5
+"""Safety system: start braking early once matching the leader's speed would need more than this, m/s^2."""
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,15 @@ class World:
         gap, lead_speed = self.traffic.leader(self.s, self.d, 0.5 * self.ego.params.width, anticipate=True)
         gap -= 0.5 * self.ego.params.length
         speed = self.ego.speed
-        safe_gap = self.safety.margin_m + self.safety.headway_s * speed
-        if gap < safe_gap and lead_speed < speed + 0.5:
-            # Constant deceleration that matches the leader's speed before the gap closes to the margin.
-            room = max(gap - self.safety.margin_m, 0.5)
-            needed = -(max(speed - lead_speed, 0.5) ** 2) / (2 * room) - 0.5
+        if gap == math.inf:
+            return accel
+        closing = max(speed - lead_speed, 0.0)
+        room = max(gap - self.safety.margin_m, 0.5)
+        # Deceleration that matches the leader's speed just as the gap shrinks to the margin.
+        matching = closing * closing / (2 * room)
+        too_close = gap < self.safety.margin_m + self.safety.headway_s * speed and lead_speed < speed + 0.5
+        if too_close or matching > COMFORT_BRAKE:
+            needed = -(matching + 0.5)
             if needed < accel:
                 self.safety_brakes += 1
                 return max(needed, -self.ego.params.max_brake)
@@ -151,8 +157,11 @@ class World:
         gap_behind, speed_behind = self.traffic.follower(self.s, d, half_w, anticipate=True)
         gap_ahead -= half_l
         gap_behind -= half_l
-        need_ahead = self.safety.margin_m + max(speed - speed_ahead, 0.0) * 1.5
-        need_behind = self.safety.margin_m + max(speed_behind - speed, 0.0) * 1.5
+        # (inf, inf) means nobody there: the closing speed term must then be 0, not inf - speed.
+        closing_ahead = max(speed - speed_ahead, 0.0) if gap_ahead < math.inf else 0.0
+        closing_behind = max(speed_behind - speed, 0.0) if gap_behind < math.inf else 0.0
+        need_ahead = self.safety.margin_m + closing_ahead * 1.5
+        need_behind = self.safety.margin_m + closing_behind * 1.5
         return gap_ahead > need_ahead and gap_behind > need_behind
 
     def put_back_on_lane_centre(self) -> None:

@@ -18,9 +18,10 @@ MPH = 0.44704
 class TrafficOptions(CommonOptions):
     lanes: int = 7
     curviness: float = 0.5
-    traffic_cars: int = 24
-    traffic_speed_min: float = 20.0
-    traffic_speed_max: float = 30.0
+    traffic_cars: int = 20
+    traffic_speed_min: float = 15.0
+    traffic_speed_max: float = 33.0
+    """Desired speeds of the other cars vary widely (34-74 mph), so choosing a lane matters."""
     safety: bool = True
     speed_limit: float = 80 * MPH
     """DeepTraffic's 80 mph, in m/s. Reward 1 per step at this speed."""
@@ -66,7 +67,7 @@ class TrafficEnv(CamDriveEnv):
     """DeepTraffic from pixels: go as fast as possible through dense multi-lane traffic.
 
     ## Description
-    A 7-lane highway with 24 cars around the ego, recycled as it moves (IDM car following, lane
+    A 7-lane highway with 20 cars around the ego, recycled as it moves (IDM car following, lane
     changes only into safe gaps, varied desired speeds). As in MIT's DeepTraffic the score is
     speed; the safety system (on by default) brakes for a slower car close ahead and refuses lane
     changes into an unsafe gap, and `info` counts how often it acted.

@@ -1,0 +1,561 @@
+"""The pygame viewer: drive a camdrive env yourself, watch a driver drive, or replay a recording.
+
+What it shows: the front camera rendered at *window* resolution by the same renderer as the
+observation (`FrontCameraRenderer`, not an upscaled 66x200 frame), a top-down minimap with the traffic
+(`TopDownRenderer`), and a HUD: speed (km/h and mph), steering and throttle bars, lane, reward, distance,
+frame rate, who drives (HUMAN / AUTOPILOT / REPLAY), a red recording light, PAUSED, and a help overlay.
+
+Frame pacing. The env steps at its control rate (`control_hz`: 10 Hz by default, `camdrive play` asks
+for 30 Hz so the picture moves smoothly) while the window redraws at up to `fps` (60) frames per
+second. Each displayed frame: events -> input smoothing (`driver.update(dt)`) -> as many env steps as
+the sim clock owes (usually 0 or 1) -> draw. Nothing is interpolated or extrapolated: every picture
+is a real simulator state, the one the recorded observation was rendered from. The camera and minimap
+are re-rendered only when that state changed (a step or a reset), since re-rendering an unchanged state
+gives the same picture; the HUD, help, pause and recording light are redrawn every frame so they answer
+at the display rate even at 10 Hz control. The sim clock advances by the measured wall time of each
+frame, capped at `MAX_FRAME_DT` so a stall (window drag, GC) does not fire a burst of steps; a machine
+that cannot keep up therefore runs the sim slower than real time instead of skipping pictures.
+
+With `fps=0` the viewer is unpaced and deterministic: exactly one env step per frame, and the input
+smoothing advances 1/control_hz per frame. Tests use it (scripted events land on known steps) and so
+does the frame-rate measurement (`camdrive play --fps 0 --frames N`), which is then the worst case: a
+step plus a full camera render at window size every frame. Measured on the development machine (2 CPU
+cores, SDL dummy and Xvfb drivers): see the README and `camdrive play --help`.
+
+Input. Events are read with `pygame.event.get` only, and drive keys are forwarded to the driver's
+`handle_event` (see `agent.human.HumanInput`), so events posted by a script (`script=[(frame, event)]`,
+or `pygame.event.post`) drive it exactly like a keyboard. The viewer runs headless with
+`SDL_VIDEODRIVER=dummy`.
+
+Recording is not the viewer's business: an optional `EpisodeSink` is told when episodes begin, step and
+end (`camdrive play --record` plugs `training.demos.EpisodeWriter` in there), and lights the REC lamp.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import pygame  # noqa: E402
+
+from sim.render.palette import Palette  # noqa: E402
+from sim.view import EnvView  # noqa: E402
+
+DEFAULT_SIZE = (960, 600)
+"""Window (width, height)."""
+DEFAULT_FPS = 60.0
+MAX_FRAME_DT = 0.1
+"""Longest wall time one frame may advance the sim clock, s."""
+END_HOLD_SECONDS = 1.5
+"""How long the CRASHED / OFF ROAD / TIME UP banner shows before the next episode starts."""
+
+WHITE = (255, 255, 255)
+GREY = (170, 170, 170)
+RED = (230, 40, 40)
+GREEN = (60, 200, 90)
+AMBER = (255, 180, 40)
+BLUE = (90, 160, 255)
+
+HELP_KEYS_CONTINUOUS = [
+    ("Left / Right, A / D", "steer (hold for more lock)"),
+    ("Up / W", "throttle"),
+    ("Down / S", "brake"),
+    ("Gamepad", "left stick steers, RT or A throttle, LT or B brake"),
+]
+HELP_KEYS_DISCRETE = [
+    ("Left / Right, A / D", "turn the wheel / change lane"),
+    ("Up / W", "accelerate (target speed +)"),
+    ("Down / S", "decelerate (target speed -)"),
+    ("Gamepad", "left stick turns, RT or A accelerates, LT or B slows"),
+]
+HELP_KEYS_COMMON = [
+    ("P / Space", "pause"),
+    ("R", "reset the episode"),
+    ("H / F1", "show or hide this help"),
+    ("Esc / Q", "quit"),
+]
+
+
+class DisplayUnavailableError(RuntimeError):
+    """No window can be opened (no display server, or SDL refused the video mode)."""
+
+
+class EpisodeSink(Protocol):
+    """Told about every episode the viewer runs; `camdrive play --record` records through one."""
+
+    recording: bool
+    """Lights the REC lamp."""
+
+    def begin(self, env: gym.Env, seed: int, observation: Any, info: dict[str, Any]) -> None:
+        """`env.reset(seed=seed)` has just returned `observation`, `info`."""
+
+    def step(
+        self,
+        action: Any,
+        observation: Any,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        """`env.step(action)` has just returned the rest."""
+
+    def end(self, terminated: bool, truncated: bool) -> None:
+        """The episode is over: ended by the env, or cut short by a reset or quit (both False)."""
+
+
+@dataclass
+class ViewerStats:
+    """What one `Viewer.run` did; `fps` is displayed frames per wall-clock second."""
+
+    frames: int
+    steps: int
+    episodes: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class Viewer:
+    """A window onto one env, driven by one driver. See the module docstring for pacing and input."""
+
+    def __init__(
+        self,
+        env: gym.Env,
+        driver: Any,
+        *,
+        size: tuple[int, int] = DEFAULT_SIZE,
+        fps: float = DEFAULT_FPS,
+        seed: int = 0,
+        same_seed: bool = False,
+        label: str | None = None,
+        sink: EpisodeSink | None = None,
+        at_episode_end: str = "reset",
+        script: Iterable[tuple[int, pygame.event.Event]] = (),
+        title: str = "camdrive",
+    ) -> None:
+        """Episodes are reset with `seed`, `seed + 1`, ... (or always `seed` with `same_seed`, for replays).
+
+        `driver` is any `agent.driver.Driver`; if it has `handle_event(event)` and `update(dt)` (a
+        `HumanInput`), it gets the drive keys and a smoothing tick per frame. `at_episode_end` is
+        "reset" (show why it ended, then start the next episode) or "hold" (keep the last picture until
+        R or quit: replays). `script` is a list of (frame index, event) posted before that frame's
+        events are read.
+        """
+        if at_episode_end not in ("reset", "hold"):
+            raise ValueError(f"at_episode_end must be 'reset' or 'hold', got {at_episode_end!r}")
+        if fps < 0:
+            raise ValueError(f"fps must be >= 0 (0 = unpaced), got {fps}")
+        self.env, self.driver, self.sink = env, driver, sink
+        self.size, self.fps, self.title = (int(size[0]), int(size[1])), float(fps), title
+        self.seed, self.same_seed = int(seed), same_seed
+        self.label = label or ("HUMAN" if getattr(driver, "name", "") == "human" else "AUTOPILOT")
+        self.at_episode_end = at_episode_end
+        self._script: dict[int, list[pygame.event.Event]] = {}
+        for frame, event in script:
+            self._script.setdefault(int(frame), []).append(event)
+
+        u = env.unwrapped
+        self.world = u.world
+        self.control_hz = float(u.options.control_hz)
+        self.period = 1.0 / self.control_hz
+        self.discrete = isinstance(env.action_space, gym.spaces.Discrete)
+        w, h = self.size
+        s = h / 600
+        mini_h, mini_w = int(250 * s), int(150 * s)
+        self.view = EnvView(
+            self.world.road_config,
+            u.options.camera(),
+            size=(h, w),
+            minimap_size=(mini_h, mini_w),
+            minimap_metres_per_pixel=0.5,
+        )
+        self.scale = s
+
+        # Episode state.
+        self.observation: Any = None
+        self.info: dict[str, Any] = {}
+        self.episode_seed = self.seed
+        self.episodes = 0
+        self.episode_steps = 0
+        self.episode_return = 0.0
+        self.last_reward = 0.0
+        self._episode_open = False
+        self._ended = False
+        self._end_reason = ""
+        self._end_timer = 0.0
+        self._brakes_before = 0
+        self._braking = False
+        # Viewer state.
+        self.paused = False
+        self.show_help = False
+        self.frames = 0
+        self.total_steps = 0
+        self._quit = False
+        self._sim_debt = 0.0
+        self._window: pygame.Surface | None = None
+        self._clock: pygame.time.Clock | None = None
+        self._fonts: dict[int, pygame.font.Font] = {}
+        self._scene: pygame.Surface | None = None
+        self._minimap: pygame.Surface | None = None
+        self._scene_arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self._scene_dirty = True
+
+    # ------------------------------------------------------------------------------------- window
+    def open(self) -> None:
+        """Open the window (idempotent). Raises DisplayUnavailableError when SDL cannot open one."""
+        if self._window is not None:
+            return
+        try:
+            pygame.display.init()
+            pygame.joystick.init()
+            pygame.font.init()
+            self._window = pygame.display.set_mode(self.size)
+        except pygame.error as e:
+            pygame.display.quit()
+            raise DisplayUnavailableError(f"cannot open a {self.size[0]}x{self.size[1]} window: {e}") from e
+        pygame.display.set_caption(self.title)
+        self._clock = pygame.time.Clock()
+
+    def close(self) -> None:
+        """End an open episode (the sink is told) and close the window. The env stays open."""
+        self._close_episode(False, False)
+        if self._window is not None:
+            pygame.display.quit()
+            self._window = None
+
+    def save_screenshot(self, path: str | os.PathLike[str]) -> None:
+        """Save what the window shows (PNG by extension)."""
+        if self._window is None:
+            raise RuntimeError("the window is not open")
+        pygame.image.save(self._window, os.fspath(path))
+
+    # --------------------------------------------------------------------------------------- loop
+    def run(self, max_frames: int | None = None, max_seconds: float | None = None) -> ViewerStats:
+        """Show frames until quit (Esc, Q, window close), `max_frames` or `max_seconds` of wall time."""
+        self.open()
+        assert self._clock is not None
+        start = time.perf_counter()
+        frames0, steps0, episodes0 = self.frames, self.total_steps, self.episodes
+        if self.observation is None:
+            self.reset()
+        dt = self.period if self.fps == 0 else 1.0 / self.fps
+        while not self._quit:
+            if max_frames is not None and self.frames - frames0 >= max_frames:
+                break
+            if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+                break
+            for event in self._script.pop(self.frames, ()):
+                pygame.event.post(event)
+            for event in pygame.event.get():
+                self.handle_event(event)
+            if self._quit:
+                break
+            self._advance(dt)
+            self.draw()
+            pygame.display.flip()
+            self.frames += 1
+            if self.fps == 0:
+                self._clock.tick()
+            else:
+                dt = min(self._clock.tick(self.fps) / 1000.0, MAX_FRAME_DT)
+        return ViewerStats(
+            frames=self.frames - frames0,
+            steps=self.total_steps - steps0,
+            episodes=self.episodes - episodes0,
+            seconds=time.perf_counter() - start,
+        )
+
+    def handle_event(self, event: pygame.event.Event) -> None:
+        """Viewer keys here; drive keys and gamepad events go to the driver."""
+        if event.type == pygame.QUIT:
+            self._quit = True
+            return
+        if event.type == pygame.KEYDOWN:
+            if event.key in (pygame.K_ESCAPE, pygame.K_q):
+                self._quit = True
+                return
+            if event.key in (pygame.K_p, pygame.K_SPACE):
+                self.paused = not self.paused
+                return
+            if event.key == pygame.K_r:
+                self.reset()
+                return
+            if event.key in (pygame.K_h, pygame.K_F1):
+                self.show_help = not self.show_help
+                return
+        handler = getattr(self.driver, "handle_event", None)
+        if handler is not None:
+            handler(event)
+
+    def _advance(self, dt: float) -> None:
+        """One frame's worth of simulation: input smoothing, then the steps the sim clock owes.
+
+        Nothing moves while paused or while the help is shown (whoever reads it is not driving).
+        """
+        if self.paused or self.show_help:
+            return
+        update = getattr(self.driver, "update", None)
+        if update is not None:
+            update(dt)
+        if self._ended:
+            self._end_timer -= dt
+            if self._end_timer <= 0 and self.at_episode_end == "reset":
+                self.reset()
+            return
+        if self.fps == 0:
+            self.step()
+            return
+        self._sim_debt += dt
+        while self._sim_debt >= self.period and not self._ended:
+            self._sim_debt -= self.period
+            self.step()
+
+    # ------------------------------------------------------------------------------------ episodes
+    def reset(self) -> None:
+        """Start a new episode (an open one is closed as cut short)."""
+        self._close_episode(False, False)
+        self.episode_seed = self.seed if self.same_seed else self.seed + self.episodes
+        self.observation, self.info = self.env.reset(seed=self.episode_seed)
+        self.driver.reset(self.env)
+        if self.sink is not None:
+            self.sink.begin(self.env, self.episode_seed, self.observation, self.info)
+        self._episode_open = True
+        self.episodes += 1
+        self.episode_steps = 0
+        self.episode_return = 0.0
+        self.last_reward = 0.0
+        self._ended = False
+        self._sim_debt = 0.0
+        self._brakes_before = 0
+        self._braking = False
+        palette = self._palette()
+        if palette != self.view.palette:  # rebuilding the window-size renderer costs about a second
+            self.view.set_palette(palette)
+        self._scene_dirty = True
+
+    def step(self) -> None:
+        """One env step with the driver's action (or the end of a replay that has run out)."""
+        if getattr(self.driver, "finished", False):
+            self._finish(False, False, "END OF REPLAY")
+            return
+        action = self.driver.act(self.observation, self.info)
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.observation, self.info = observation, info
+        self.episode_steps += 1
+        self.total_steps += 1
+        self.last_reward = float(reward)
+        self.episode_return += float(reward)
+        brakes = int(info.get("safety_brakes", 0))
+        self._braking, self._brakes_before = brakes > self._brakes_before, brakes
+        if self.sink is not None:
+            self.sink.step(action, observation, float(reward), bool(terminated), bool(truncated), info)
+        self._scene_dirty = True
+        if terminated or truncated:
+            if info.get("collision"):
+                reason = "CRASHED"
+            elif info.get("off_road"):
+                reason = "OFF ROAD"
+            else:
+                reason = "TIME UP" if truncated else "EPISODE OVER"
+            self._finish(bool(terminated), bool(truncated), reason)
+
+    def _finish(self, terminated: bool, truncated: bool, reason: str) -> None:
+        self._close_episode(terminated, truncated)
+        self._ended = True
+        self._end_reason = reason
+        self._end_timer = END_HOLD_SECONDS
+
+    def _close_episode(self, terminated: bool, truncated: bool) -> None:
+        if self._episode_open and self.sink is not None:
+            self.sink.end(terminated, truncated)
+        self._episode_open = False
+
+    def _palette(self) -> Palette:
+        """The look the observation uses this episode, so the window matches what the driver sees."""
+        u = self.env.unwrapped
+        renderer = getattr(u.obs_type, "renderer", None)
+        if renderer is not None:
+            return renderer.palette
+        if u.options.randomize > 0:  # grid observations: same draw as CamDriveEnv.reset
+            return Palette.randomised(np.random.default_rng([u.episode_seed, 2]), u.options.randomize)
+        return self.view.palette
+
+    # ---------------------------------------------------------------------------------------- drawing
+    def draw(self) -> None:
+        """Compose the window: camera, minimap, HUD, overlays."""
+        assert self._window is not None
+        if self._scene_dirty:
+            self._render_scene()
+        assert self._scene is not None and self._minimap is not None
+        win, s = self._window, self.scale
+        win.blit(self._scene, (0, 0))
+        mw, mh = self._minimap.get_size()
+        mx, my = self.size[0] - mw - int(10 * s), int(10 * s)
+        pygame.draw.rect(win, (20, 20, 20), (mx - 2, my - 2, mw + 4, mh + 4))
+        win.blit(self._minimap, (mx, my))
+        self._mark_ego(mx, my)
+        self._draw_hud()
+        self._draw_badge()
+        if self.show_help:
+            self._draw_help()
+        elif self.paused:
+            self._banner("PAUSED", WHITE, "P or Space to continue")
+        elif self._ended:
+            hint = "R to replay again, Esc to quit" if self.at_episode_end == "hold" else "next episode..."
+            self._banner(self._end_reason, RED if self._end_reason != "TIME UP" else WHITE, hint)
+        if not self.show_help:
+            self._text("H  help", int(16 * s), GREY, (int(10 * s), self.size[1] - int(22 * s)))
+
+    def _render_scene(self) -> None:
+        world = self.world
+        e = world.ego
+        cars = world.cars()
+        frame = np.ascontiguousarray(self.view.camera.render(world.road, e.x, e.y, e.yaw, world.s, cars))
+        mini = self.view.minimap.render(world.road, e.x, e.y, e.yaw, world.s, cars, world.ego_box())
+        mini = np.ascontiguousarray(mini)
+        # frombuffer shares the arrays' memory: keep them alive as long as the surfaces.
+        self._scene_arrays = (frame, mini)
+        self._scene = pygame.image.frombuffer(frame, (frame.shape[1], frame.shape[0]), "RGB")
+        self._minimap = pygame.image.frombuffer(mini, (mini.shape[1], mini.shape[0]), "RGB")
+        self._scene_dirty = False
+
+    def _mark_ego(self, mx: int, my: int) -> None:
+        """Outline the ego car on the minimap: the top-down renderer paints it white, like some traffic."""
+        assert self._window is not None
+        mini, p = self.view.minimap, self.world.ego.params
+        w, h = p.width / mini.mpp + 4, p.length / mini.mpp + 4
+        rect = pygame.Rect(0, 0, int(round(w)), int(round(h)))
+        rect.center = (mx + int(mini.car_col), my + int(mini.car_row))
+        pygame.draw.rect(self._window, RED, rect, width=2)
+
+    def _font(self, size: int) -> pygame.font.Font:
+        if size not in self._fonts:
+            self._fonts[size] = pygame.font.Font(None, size)
+        return self._fonts[size]
+
+    def _text(
+        self, text: str, size: int, color: tuple[int, int, int], at: tuple[int, int], anchor: str = "topleft"
+    ) -> pygame.Rect:
+        assert self._window is not None
+        surf = self._font(size).render(text, True, color)
+        rect = surf.get_rect(**{anchor: at})
+        self._window.blit(surf, rect)
+        return rect
+
+    def _panel(self, rect: pygame.Rect | tuple[int, int, int, int], alpha: int = 150) -> None:
+        assert self._window is not None
+        rect = pygame.Rect(rect)
+        shade = pygame.Surface(rect.size, pygame.SRCALPHA)
+        shade.fill((0, 0, 0, alpha))
+        self._window.blit(shade, rect.topleft)
+
+    def _bar(self, x: int, y: int, w: int, h: int, value: float, pos: tuple, neg: tuple) -> None:
+        """A centred bar for a value in [-1, 1]: filled right of the middle when positive."""
+        assert self._window is not None
+        pygame.draw.rect(self._window, (60, 60, 60), (x, y, w, h))
+        mid = x + w // 2
+        v = float(np.clip(value, -1.0, 1.0))
+        fill = int(round(abs(v) * (w // 2)))
+        if fill:
+            left = mid if v > 0 else mid - fill
+            pygame.draw.rect(self._window, pos if v > 0 else neg, (left, y, fill, h))
+        pygame.draw.line(self._window, WHITE, (mid, y - 2), (mid, y + h + 1))
+
+    def controls(self) -> tuple[float, float]:
+        """(steering, throttle) to show, -1..1: the human's input, else what the car was last commanded."""
+        if hasattr(self.driver, "steer") and hasattr(self.driver, "throttle") and not self.discrete:
+            return float(self.driver.steer), float(self.driver.throttle)
+        steer, accel = self.env.unwrapped.last_controls
+        p = self.world.ego.params
+        return float(steer), float(accel / p.max_accel if accel >= 0 else accel / p.max_brake)
+
+    def hud_lines(self) -> list[str]:
+        """The HUD's text lines below the speed (also handy for tests and logs)."""
+        st = self.world.state()
+        lanes = self.world.road_config.lanes
+        fps = self._clock.get_fps() if self._clock is not None else 0.0
+        return [
+            f"lane {st.lane + 1}/{lanes}   offset {st.lateral_offset:+.2f} m",
+            f"reward {self.last_reward:+.2f}   return {self.episode_return:.1f}",
+            f"distance {st.distance / 1000:.2f} km   time {self.episode_steps * self.period:.1f} s",
+            f"{fps:.0f} fps   sim {self.control_hz:g} Hz   seed {self.episode_seed}",
+        ]
+
+    def _draw_hud(self) -> None:
+        s = self.scale
+        pad, x0, y0 = int(10 * s), int(10 * s), int(10 * s)
+        width, line = int(330 * s), int(24 * s)
+        lines = self.hud_lines()
+        height = int(58 * s) + 2 * line + len(lines) * line + pad
+        self._panel((x0, y0, width, height))
+        x, y = x0 + pad, y0 + int(6 * s)
+        speed = self.world.ego.speed
+        r = self._text(f"{speed * 3.6:3.0f}", int(56 * s), WHITE, (x, y))
+        r = self._text("km/h", int(24 * s), WHITE, (r.right + int(6 * s), r.bottom - int(30 * s)))
+        self._text(f"{speed * 2.23694:3.0f} mph", int(24 * s), GREY, (r.right + int(16 * s), r.top))
+        if self._braking:
+            self._text("SAFETY BRAKE", int(20 * s), AMBER, (x0 + width - pad, y + int(4 * s)), "topright")
+        y += int(56 * s)
+        steer, throttle = self.controls()
+        bar_x, bar_w, bar_h = x + int(110 * s), width - int(130 * s), int(12 * s)
+        self._text(f"steer {steer:+.2f}", int(20 * s), WHITE, (x, y))
+        self._bar(bar_x, y + int(2 * s), bar_w, bar_h, steer, BLUE, BLUE)
+        y += line
+        name = "throttle" if throttle >= 0 else "brake"
+        self._text(f"{name} {abs(throttle):.2f}", int(20 * s), WHITE, (x, y))
+        self._bar(bar_x, y + int(2 * s), bar_w, bar_h, throttle, GREEN, RED)
+        y += line
+        for text in lines:
+            self._text(text, int(20 * s), WHITE, (x, y))
+            y += line
+
+    def _draw_badge(self) -> None:
+        """Who drives, top centre, and the recording light next to it."""
+        s = self.scale
+        recording = bool(self.sink is not None and getattr(self.sink, "recording", False))
+        font = self._font(int(28 * s))
+        tw, th = font.size(self.label)
+        rec_w = int(70 * s) if recording else 0
+        w, h = tw + int(24 * s) + rec_w, th + int(12 * s)
+        x, y = (self.size[0] - w) // 2, int(10 * s)
+        self._panel((x, y, w, h))
+        color = WHITE if self.label == "HUMAN" else (AMBER if self.label == "REPLAY" else BLUE)
+        self._text(self.label, int(28 * s), color, (x + int(12 * s), y + int(7 * s)))
+        if recording:
+            assert self._window is not None
+            cx, cy = x + tw + int(32 * s), y + h // 2
+            pygame.draw.circle(self._window, RED, (cx, cy), int(8 * s))
+            self._text("REC", int(24 * s), RED, (cx + int(12 * s), cy), "midleft")
+
+    def _banner(self, title: str, color: tuple[int, int, int], hint: str) -> None:
+        s = self.scale
+        cx, cy = self.size[0] // 2, self.size[1] // 2
+        self._panel((0, cy - int(50 * s), self.size[0], int(100 * s)), alpha=140)
+        self._text(title, int(64 * s), color, (cx, cy - int(8 * s)), "center")
+        self._text(hint, int(22 * s), GREY, (cx, cy + int(32 * s)), "center")
+
+    def _draw_help(self) -> None:
+        s = self.scale
+        rows = (HELP_KEYS_DISCRETE if self.discrete else HELP_KEYS_CONTINUOUS) + HELP_KEYS_COMMON
+        line = int(28 * s)
+        w, h = int(620 * s), int(70 * s) + line * len(rows)
+        x, y = (self.size[0] - w) // 2, (self.size[1] - h) // 2
+        self._panel((x, y, w, h), alpha=200)
+        self._text(
+            "Keys  (paused while this help shows)", int(34 * s), WHITE, (x + int(20 * s), y + int(14 * s))
+        )
+        y += int(56 * s)
+        for key, what in rows:
+            self._text(key, int(22 * s), AMBER, (x + int(20 * s), y))
+            self._text(what, int(22 * s), WHITE, (x + int(220 * s), y))
+            y += line

@@ -1,0 +1,28 @@
+"""Shared test setup: a headless pygame, the camdrive environments registered, env factories that close."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import gymnasium as gym  # noqa: E402
+import pytest  # noqa: E402
+
+import sim  # noqa: E402, F401  (registers camdrive/LaneKeep-v0 and camdrive/Traffic-v0)
+
+
+@pytest.fixture
+def make_env():
+    """`make_env(id, **options)`: gymnasium.make, closed again at the end of the test."""
+    envs: list[gym.Env] = []
+
+    def make(env_id: str, **options):
+        env = gym.make(env_id, **options)
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        env.close()

@@ -1,0 +1,353 @@
+"""Front-camera geometry: where the road, its markings and other cars land in the image.
+
+Frames are rendered with `FrontCameraRenderer` on straight roads (`curviness=0`, which runs along +x
+from the origin) and checked against what a pinhole camera must see, measured from the pixels:
+bright marking pixels for lane lines, the changed pixels for a car, asphalt-coloured pixels for
+the road. The expected positions use the pinhole formula written out here, not the renderer's.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+from sim.camera import CameraConfig, PinholeCamera
+from sim.render.cars import CarBoxes
+from sim.render.frontcam import FrontCameraRenderer
+from sim.render.palette import Palette
+from sim.road import Road, RoadConfig
+
+CAMERA = CameraConfig()
+W, H = CAMERA.width, CAMERA.height
+FOCAL = (W / 2) / math.tan(math.radians(CAMERA.hfov_deg) / 2)
+
+
+class Scene:
+    """A straight road and a renderer for it."""
+
+    def __init__(
+        self,
+        lanes: int = 3,
+        curviness: float = 0.0,
+        seed: int = 0,
+        camera: CameraConfig = CAMERA,
+        **road_options: float,
+    ) -> None:
+        self.config = RoadConfig(lanes=lanes, curviness=curviness, **road_options)
+        self.road = Road(self.config, seed)
+        self.renderer = FrontCameraRenderer(camera, self.config, Palette())
+
+    def frame(self, s: float, d: float, yaw_offset: float = 0.0, cars: CarBoxes | None = None) -> np.ndarray:
+        x, y, heading = (float(v) for v in self.road.pose(s, d))
+        return self.renderer.render(self.road, x, y, heading + yaw_offset, s, cars)
+
+    def car_ahead(self, s: float, distance: float, d: float, color: int = 0) -> CarBoxes:
+        """A 4.6 x 1.9 x 1.5 m car along the road, its centre `distance` m ahead of `s`, at offset d."""
+        x, y, heading = self.road.pose(s + distance, d)
+        one = np.ones(1)
+        return CarBoxes(one * x, one * y, one * heading, one * 4.6, one * 1.9, one * 1.5, np.array([color]))
+
+
+def marking_runs(row: np.ndarray) -> list[float]:
+    """Centres (in continuous column coordinates, pixel j spans [j, j+1]) of runs of bright marking pixels."""
+    bright = row.max(axis=-1) > 180  # white and yellow paint; asphalt, shoulder and grass are darker
+    cols = np.nonzero(bright)[0]
+    if cols.size == 0:
+        return []
+    runs = np.split(cols, np.nonzero(np.diff(cols) > 1)[0] + 1)
+    return [float(r.mean()) + 0.5 for r in runs]
+
+
+def nearest_each_side(runs: list[float]) -> tuple[float, float]:
+    left = [c for c in runs if c < W / 2]
+    right = [c for c in runs if c > W / 2]
+    assert left and right, runs
+    return max(left), min(right)
+
+
+def pinhole_column(forward_from_lens: float, right: float, cam: CameraConfig = CAMERA) -> float:
+    """Column of a ground point, from first principles: depth along the pitched optical axis."""
+    pitch = math.radians(cam.pitch_deg)
+    depth = forward_from_lens * math.cos(pitch) + cam.mount_height * math.sin(pitch)
+    return W / 2 + FOCAL * right / depth
+
+
+def ground_forward_of_row(row: int, cam: CameraConfig = CAMERA) -> float:
+    """Horizontal distance from the lens to the ground seen by the centre of image row `row`."""
+    pitch = math.radians(cam.pitch_deg)
+    below_axis = math.atan((row + 0.5 - H / 2) / FOCAL)
+    return cam.mount_height / math.tan(pitch + below_axis)
+
+
+def dash_position(scene: Scene, d: float, rows: tuple[int, ...]) -> float:
+    """An s where the dashed lane lines are painted under all `rows` (the dashes are 3 m in 12 m)."""
+    for s in np.arange(100.0, 112.0, 0.25):
+        frame = scene.frame(float(s), d)
+        if all(len(marking_runs(frame[r])) >= 2 for r in rows):
+            return float(s)
+    raise AssertionError("no s in one dash period shows the lane lines in the bottom rows")
+
+
+@functools.cache
+def straight_road(lanes: int) -> Scene:
+    """Straight-road scenes are shared between tests (rendering has no state)."""
+    return Scene(lanes=lanes)
+
+
+@functools.cache
+def curvy_road() -> Scene:
+    return Scene(lanes=3, curviness=1.0, seed=0, design_speed=20.0, max_lateral_accel=2.0)
+
+
+BOTTOM = (H - 1, H - 3, H - 6)
+
+
+@pytest.fixture
+def three_lanes() -> Scene:
+    return straight_road(3)
+
+
+# ------------------------------------------------------------------------------- lane markings
+
+
+@pytest.mark.parametrize(("lanes", "lane"), [(3, 1), (4, 1), (4, 2), (1, 0)])
+def test_lane_lines_are_symmetric_when_centred(lanes: int, lane: int) -> None:
+    scene = straight_road(lanes)
+    d = float(scene.road.lane_centre(lane))
+    s = dash_position(scene, d, BOTTOM)
+    frame = scene.frame(s, d)
+    for r in BOTTOM:
+        left, right = nearest_each_side(marking_runs(frame[r]))
+        assert abs((left + right) / 2 - W / 2) <= 0.75, (r, left, right)
+
+
+def test_left_edge_line_is_yellow_and_right_edge_line_is_white() -> None:
+    """The image is not mirrored: the yellow (left) edge line appears on the left."""
+    scene = straight_road(1)
+    frame = scene.frame(150.0, 0.0).astype(int)
+    for r in BOTTOM:
+        left, right = nearest_each_side(marking_runs(frame[r]))
+        yellow, white = frame[r, int(left)], frame[r, int(right)]
+        assert yellow[0] > 180 and yellow[2] < 120, yellow
+        assert white.min() > 180, white
+
+
+def test_lane_width_in_pixels_matches_the_pinhole_model(three_lanes: Scene) -> None:
+    s = dash_position(three_lanes, 0.0, BOTTOM)
+    frame = three_lanes.frame(s, 0.0)
+    half = 0.5 * three_lanes.config.lane_width
+    for r in BOTTOM:
+        left, right = nearest_each_side(marking_runs(frame[r]))
+        forward = ground_forward_of_row(r)
+        assert right == pytest.approx(pinhole_column(forward, half), abs=1.0)
+        assert left == pytest.approx(pinhole_column(forward, -half), abs=1.0)
+
+
+@pytest.mark.parametrize("shift", [0.3, 0.8, -0.3, -0.8])
+def test_moving_the_car_sideways_moves_the_road_the_other_way(three_lanes: Scene, shift: float) -> None:
+    """Positive d is LEFT: the car moving left makes the road (and its lines) move RIGHT in the image."""
+    s = dash_position(three_lanes, 0.0, BOTTOM)
+    centred = three_lanes.frame(s, 0.0)
+    moved = three_lanes.frame(s, shift)
+    for r in BOTTOM:
+        l0, r0 = nearest_each_side(marking_runs(centred[r]))
+        l1, r1 = nearest_each_side(marking_runs(moved[r]))
+        # Ground fixed in the world, camera moved `shift` left: the ground appears `shift` to the right.
+        expected = pinhole_column(ground_forward_of_row(r), shift) - W / 2
+        assert np.sign(l1 - l0) == np.sign(shift) and np.sign(r1 - r0) == np.sign(shift)
+        assert l1 - l0 == pytest.approx(expected, abs=1.0)
+        assert r1 - r0 == pytest.approx(expected, abs=1.0)
+
+
+def asphalt_centre(row: np.ndarray) -> float:
+    """Mean column of the asphalt-coloured pixels of a row (grey, slightly blue, dark)."""
+    px = row.astype(int)
+    grey = (np.abs(px[:, 0] - px[:, 1]) < 10) & (px[:, 2] >= px[:, 0]) & (px.max(axis=1) < 130)
+    cols = np.nonzero(grey)[0]
+    assert cols.size > 10
+    return float(cols.mean()) + 0.5
+
+
+def row_at(forward_from_lens: float) -> int:
+    return int(PinholeCamera(CAMERA).row_of(np.array(forward_from_lens), 0.0))
+
+
+def test_road_centre_from_colour_follows_the_car_offset(three_lanes: Scene) -> None:
+    rows = [row_at(f) for f in (8.0, 15.0, 30.0)]
+    for d, side in ((0.0, 0), (1.5, 1), (-1.5, -1)):
+        frame = three_lanes.frame(150.0, d)
+        for r in rows:
+            offset = asphalt_centre(frame[r]) - W / 2
+            if side == 0:
+                assert abs(offset) < 1.5
+            else:
+                assert np.sign(offset) == side and abs(offset) > 3.0
+
+
+def test_turning_left_moves_the_road_right(three_lanes: Scene) -> None:
+    r = row_at(30.0)
+    straight = asphalt_centre(three_lanes.frame(150.0, 0.0)[r])
+    left = asphalt_centre(three_lanes.frame(150.0, 0.0, yaw_offset=0.05)[r])
+    right = asphalt_centre(three_lanes.frame(150.0, 0.0, yaw_offset=-0.05)[r])
+    # 0.05 rad is FOCAL * tan(0.05) ~ 6 px at the centre of the image.
+    assert left - straight > 4.0
+    assert straight - right > 4.0
+
+
+@pytest.mark.parametrize("direction", [1.0, -1.0])
+def test_a_curve_ahead_bends_the_road_in_the_image(direction: float) -> None:
+    """On a left curve (kappa > 0) the far road lies left of the image centre; on a right curve, right."""
+    scene = curvy_road()
+    road, k_max = scene.road, scene.config.max_curvature
+    road.ensure_length(5000.0)
+    ahead = np.arange(0, 120)  # samples 0..60 m ahead
+    for i in range(0, road.s.size - 200, 10):
+        k = road.kappa[i + ahead]
+        if np.all(direction * k > 0.8 * k_max):
+            break
+    else:
+        pytest.fail("no sustained curve found")
+    r = row_at(40.0)
+    offset = asphalt_centre(scene.frame(float(road.s[i]), 0.0)[r]) - W / 2
+    # The road bends kappa * 40^2 / 2 ~ 3 m or more at 40 m: tens of pixels.
+    assert -direction * offset > 5.0
+
+
+# ---------------------------------------------------------------------------------------- cars
+
+
+def car_mask(scene: Scene, s: float, cars: CarBoxes) -> np.ndarray:
+    without = scene.frame(s, 0.0)
+    with_car = scene.frame(s, 0.0, cars=cars)
+    return np.any(with_car != without, axis=-1)
+
+
+def test_car_ahead_is_centred_and_grows_as_it_gets_nearer(three_lanes: Scene) -> None:
+    s = 150.0
+    areas = []
+    for distance in (40.0, 20.0, 10.0):
+        mask = car_mask(three_lanes, s, three_lanes.car_ahead(s, distance, 0.0))
+        rows, cols = np.nonzero(mask)
+        assert mask.sum() > 0, distance
+        assert float(cols.mean()) + 0.5 == pytest.approx(W / 2, abs=1.0)
+        # Symmetric about the centre column, and its width is the pinhole width of a 1.9 m rear face.
+        width = cols.max() - cols.min() + 1
+        rear = distance - 2.3 - CAMERA.forward_offset
+        assert width == pytest.approx(2 * (pinhole_column(rear, 0.95) - W / 2), abs=2.0)
+        areas.append(int(mask.sum()))
+    assert areas[0] < areas[1] < areas[2]
+    assert areas[1] > 2.5 * areas[0] and areas[2] > 2.5 * areas[1]
+
+
+def test_car_ahead_shows_its_colour(three_lanes: Scene) -> None:
+    s = 150.0
+    frame = three_lanes.frame(s, 0.0, cars=three_lanes.car_ahead(s, 12.0, 0.0, color=0))  # red
+    mask = car_mask(three_lanes, s, three_lanes.car_ahead(s, 12.0, 0.0, color=0))
+    px = frame[mask].astype(int)
+    red = (px[:, 0] > 120) & (px[:, 0] > 2 * px[:, 1])
+    assert red.mean() > 0.3
+
+
+@pytest.mark.parametrize(("lane_offset", "side"), [(3.6, -1), (-3.6, 1)])
+def test_car_in_the_next_lane_appears_on_that_side(three_lanes: Scene, lane_offset: float, side: int) -> None:
+    s = 150.0
+    for distance in (10.0, 20.0, 40.0):
+        mask = car_mask(three_lanes, s, three_lanes.car_ahead(s, distance, lane_offset))
+        cols = np.nonzero(mask)[1]
+        assert cols.size > 0
+        centre = float(cols.mean()) + 0.5
+        assert side * (centre - W / 2) > 5.0
+        # Roughly where the pinhole model puts the middle of that lane.
+        expected = pinhole_column(distance - 2.3 - CAMERA.forward_offset, -lane_offset)
+        assert centre == pytest.approx(expected, abs=0.25 * abs(expected - W / 2) + 2.0)
+
+
+def test_car_behind_the_camera_is_not_drawn(three_lanes: Scene) -> None:
+    s = 150.0
+    assert not car_mask(three_lanes, s, three_lanes.car_ahead(s, -10.0, 0.0)).any()
+
+
+def test_nearer_car_hides_a_farther_one(three_lanes: Scene) -> None:
+    s = 150.0
+    near = three_lanes.car_ahead(s, 10.0, 0.0, color=1)
+    far = three_lanes.car_ahead(s, 40.0, 0.0, color=0)
+    both = CarBoxes(
+        *(
+            np.concatenate((getattr(far, f), getattr(near, f)))
+            for f in ("x", "y", "yaw", "length", "width", "height", "color")
+        )
+    )
+    assert np.array_equal(three_lanes.frame(s, 0.0, cars=both), three_lanes.frame(s, 0.0, cars=near))
+    assert not np.array_equal(three_lanes.frame(s, 0.0, cars=both), three_lanes.frame(s, 0.0, cars=far))
+
+
+def test_empty_car_list_draws_nothing(three_lanes: Scene) -> None:
+    assert np.array_equal(three_lanes.frame(150.0, 0.0, cars=CarBoxes.empty()), three_lanes.frame(150.0, 0.0))
+
+
+# -------------------------------------------------------------------------------- sky, pixels
+
+
+def first_ground_row(frame: np.ndarray) -> int:
+    """First row that is not one uniform colour (the sky and the haze band are uniform per row)."""
+    uniform = np.all(frame == frame[:, :1], axis=(1, 2))
+    return int(np.argmin(uniform))
+
+
+def test_sky_is_above_the_horizon_and_moves_with_pitch() -> None:
+    low = Scene(camera=CameraConfig(pitch_deg=2.0))
+    high = Scene(camera=CameraConfig(pitch_deg=12.0))
+    f_low, f_high = low.frame(150.0, 0.0), high.frame(150.0, 0.0)
+    top = f_low[0].astype(int)
+    assert np.all(top[:, 2] > top[:, 0])  # blue sky at the top
+    horizon_low = PinholeCamera(CameraConfig(pitch_deg=2.0)).horizon_row
+    horizon_high = PinholeCamera(CameraConfig(pitch_deg=12.0)).horizon_row
+    assert first_ground_row(f_low) >= math.floor(horizon_low)
+    assert first_ground_row(f_high) >= math.floor(horizon_high)
+    # Tilting the camera down moves the horizon (and the ground) up the image.
+    assert first_ground_row(f_high) < first_ground_row(f_low) - 5
+    # Expected horizon rows from first principles.
+    assert horizon_low == pytest.approx(H / 2 - FOCAL * math.tan(math.radians(2.0)))
+
+
+def test_frames_are_uint8_with_the_configured_shape() -> None:
+    cam = CameraConfig(width=120, height=40)
+    scene = Scene(camera=cam)
+    frame = scene.frame(150.0, 0.0)
+    assert frame.dtype == np.uint8 and frame.shape == (40, 120, 3)
+
+
+def test_grayscale_is_the_luminance_of_the_colour_frame(three_lanes: Scene) -> None:
+    gray = FrontCameraRenderer(CAMERA, three_lanes.config, Palette(), grayscale=True)
+    x, y, h = (float(v) for v in three_lanes.road.pose(150.0, 0.0))
+    cars = three_lanes.car_ahead(150.0, 15.0, 0.0)
+    g = gray.render(three_lanes.road, x, y, h, 150.0, cars)
+    c = three_lanes.renderer.render(three_lanes.road, x, y, h, 150.0, cars)
+    assert g.shape == (H, W, 1) and g.dtype == np.uint8
+    luminance = c.astype(float) @ np.array([0.299, 0.587, 0.114])
+    assert np.max(np.abs(g[..., 0] - luminance)) <= 1.0
+
+
+def test_rendering_is_a_pure_function_of_the_pose(three_lanes: Scene) -> None:
+    a = three_lanes.frame(321.0, 0.7, cars=three_lanes.car_ahead(321.0, 18.0, 3.6))
+    three_lanes.frame(50.0, -2.0)
+    b = three_lanes.frame(321.0, 0.7, cars=three_lanes.car_ahead(321.0, 18.0, 3.6))
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("field", "option", "value"),
+    [
+        ("width", "camera_width", 0),
+        ("height", "camera_height", 8),
+        ("hfov_deg", "camera_hfov_deg", 170.0),
+        ("mount_height", "camera_mount_height", 0.0),
+        ("pitch_deg", "camera_pitch_deg", 90.0),
+    ],
+)
+def test_bad_camera_config_raises_naming_the_option(field: str, option: str, value: float) -> None:
+    with pytest.raises(ValueError, match=option):
+        PinholeCamera(CameraConfig(**{field: value}))
