@@ -25,6 +25,7 @@ EGO_COLOR = 1
 SAFE_HEADWAY_S = 1.0
 """Safety system: brake when the car ahead is closer than this many seconds (plus a margin) and slower."""
 SAFE_MARGIN_M = 4.0
+EGO_LOOKAHEAD_S = 1.0
 COMFORT_BRAKE = 2.5
 """Safety system: start braking early once matching the leader's speed would need more than this, m/s^2."""
 
@@ -118,7 +119,11 @@ class World:
         for _ in range(n_sub):
             self.ego.step(steer, accel, dt / n_sub)
         self.s, self.d = self.road.frenet(self.ego.x, self.ego.y, self.s)
-        self.traffic.step(dt, self.s, self.d, self.ego.speed, p.length, p.width)
+        # Traffic sees the ego over the band it will sweep in the next second, so nobody starts a
+        # lane change into the lane the ego is already moving into.
+        heading_error = float(wrap_angle(self.ego.yaw - self.road.heading_at(self.s)))
+        sweep = self.ego.speed * math.sin(heading_error) * EGO_LOOKAHEAD_S
+        self.traffic.step(dt, self.s, self.d + 0.5 * sweep, self.ego.speed, p.length, p.width + abs(sweep))
         self._state = None
         self._boxes = None
         self.collided = self.collided or self._hits_traffic()
@@ -232,7 +237,7 @@ class World:
     def cars(self) -> CarBoxes:
         """Traffic as boxes for the renderers."""
         assert self.traffic is not None
-        boxes = self._world_boxes()
+        boxes = self.traffic.world_boxes()  # not the step cache: cars may have been placed since
         t = self.traffic
         return CarBoxes(boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4], t.height, t.color)
 

@@ -584,11 +584,6 @@ def test_observe_renders_the_current_state_again(traffic) -> None:
     assert np.array_equal(traffic.unwrapped.observe(), obs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG sim/world.py: World caches the traffic's world boxes (_boxes) at reset/observe and only "
-    "clears the cache in World.step, so a car scripted with Traffic.set_car is not drawn until next step.",
-)
 def test_observe_shows_a_car_scripted_with_set_car(make_env) -> None:
     env = make_env(TRAFFIC, traffic_cars=1, lanes=3, **SMALL)
     before, info = env.reset(seed=0)

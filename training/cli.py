@@ -200,7 +200,175 @@ def key_value(text: str) -> tuple[str, object]:
         return key.strip(), raw
 
 
-SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_bench, _add_eval, _add_record, _add_data]
+def _add_play(subparsers: Subparsers) -> None:
+    parser = _add_parser(
+        subparsers,
+        "play",
+        "drive a car yourself in the pygame viewer (optionally recording demonstrations)",
+        "Drive with the arrow keys or WASD (or a gamepad) in a window showing the front camera, a minimap "
+        "and a HUD; H shows the keys. The lane task uses steering + throttle actions, the traffic task "
+        "Traffic-v0's five discrete actions. Episode i is reset with seed + i. With --record DIR every "
+        "episode is saved as a demonstration file (checkpointed while driving). Needs a display "
+        "(or xvfb-run, or SDL_VIDEODRIVER=dummy for a run without a visible window).",
+    )
+    parser.add_argument("--env", choices=["lane", "traffic"], default="lane", help="task (default: lane)")
+    parser.add_argument("--seed", type=int, default=0, help="reset seed of the first episode (default: 0)")
+    parser.add_argument("--record", metavar="DIR", help="save every episode to DIR as a demonstration")
+    _add_view_arguments(parser)
+    parser.add_argument(
+        "--hz",
+        type=non_negative_float,
+        default=30.0,
+        help="control rate of the env, steps per second (default: %(default)s; camdrive record uses 10)",
+    )
+    parser.set_defaults(run="training.play:play_main")
+
+
+def _add_replay(subparsers: Subparsers) -> None:
+    parser = _add_parser(
+        subparsers,
+        "replay",
+        "replay a recorded episode in the viewer, or verify that it re-simulates exactly",
+        "Re-create the episode's environment from its env_id and options, reset it with its reset_seed "
+        "and execute its recorded actions, shown in the viewer (R restarts, Esc quits). With --verify, "
+        "no window: check that every re-simulated observation equals the recorded frame exactly; exit "
+        "code 0 when it does, 1 when not.",
+    )
+    parser.add_argument("file", metavar="FILE", help="an episode file (.npz) written by play or record")
+    parser.add_argument("--verify", action="store_true", help="headless exact re-simulation check")
+    _add_view_arguments(parser)
+    parser.set_defaults(run="training.play:replay_main")
+
+
+def _add_view_arguments(parser: argparse.ArgumentParser) -> None:
+    """Window options shared by play and replay."""
+    parser.add_argument("--width", type=positive_int, default=960, help="window width (default: 960)")
+    parser.add_argument("--height", type=positive_int, default=600, help="window height (default: 600)")
+    parser.add_argument(
+        "--fps",
+        type=non_negative_float,
+        default=60.0,
+        help="display frame-rate cap (default: %(default)s); 0 = unpaced: one env step per frame, as "
+        "fast as the machine can (measures the achievable frame rate)",
+    )
+    parser.add_argument(
+        "--seconds", type=non_negative_float, metavar="S", help="quit after S seconds (wall clock)"
+    )
+    parser.add_argument("--frames", type=positive_int, metavar="N", help="quit after N displayed frames")
+    parser.add_argument("--screenshot", metavar="PNG", help="save the window to PNG when quitting")
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _add_train(subparsers: Subparsers) -> None:
+    parser = _add_parser(
+        subparsers,
+        "train",
+        "train a driving policy (bc: PilotNet by behaviour cloning)",
+        "Train a driving policy. `train bc`: PilotNet by behaviour cloning of the expert in LaneKeep-v0.",
+    )
+    train_commands = parser.add_subparsers(title="training methods", metavar="METHOD", required=True)
+    bc = train_commands.add_parser(
+        "bc",
+        help="PilotNet by behaviour cloning (+ viewpoint augmentation, optional DAgger)",
+        description="Collect expert driving in LaneKeep-v0 (or load demos with --data), add PilotNet's "
+        "shifted/rotated viewpoint views, train PilotNet on CPU and write MODEL plus loss.csv, loss.png and "
+        "metrics.json beside it. Training env seeds are SEED*10000 + i; evaluation seeds >= 1000000 are "
+        "never used. The defaults go from nothing to a lane-keeping model in well under 15 minutes.",
+    )
+    bc.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
+    bc.add_argument("--data", metavar="DIR", help="train on demonstrations recorded by `camdrive record`")
+    bc.add_argument(
+        "--expert-episodes",
+        type=positive_int,
+        default=40,
+        metavar="N",
+        help="expert episodes (60 s each) to collect when no --data (default: %(default)s)",
+    )
+    bc.add_argument(
+        "--augment",
+        type=_non_negative_int,
+        default=2,
+        metavar="K",
+        help="extra shifted/rotated views per state (default: %(default)s)",
+    )
+    bc.add_argument(
+        "--epochs", type=positive_int, default=8, metavar="E", help="training epochs (default: %(default)s)"
+    )
+    bc.add_argument("--batch-size", type=positive_int, default=64, metavar="B", help="(default: %(default)s)")
+    bc.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="(default: %(default)s)")
+    bc.add_argument(
+        "--dagger",
+        type=_non_negative_int,
+        default=0,
+        metavar="K",
+        help="DAgger rounds after behaviour cloning (default: %(default)s)",
+    )
+    bc.add_argument(
+        "--dagger-episodes",
+        type=positive_int,
+        default=10,
+        metavar="N",
+        help="learner episodes per DAgger round (default: %(default)s)",
+    )
+    bc.add_argument(
+        "--dagger-epochs",
+        type=positive_int,
+        default=3,
+        metavar="E",
+        help="epochs of retraining per DAgger round (default: %(default)s)",
+    )
+    bc.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    bc.add_argument(
+        "--patience",
+        type=positive_int,
+        default=3,
+        metavar="E",
+        help="stop after E epochs without a better validation loss (default: %(default)s)",
+    )
+    bc.add_argument(
+        "--noise",
+        type=non_negative_float,
+        default=0.15,
+        metavar="SIGMA",
+        help="std of the smooth noise on the expert's steering (default: %(default)s)",
+    )
+    bc.add_argument(
+        "--color",
+        choices=("rgb", "yuv"),
+        default="rgb",
+        help="colour space PilotNet converts its input to (default: %(default)s)",
+    )
+    bc.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        default="bf16",
+        help="training arithmetic; bf16 autocast is ~1.7x faster on CPUs with AVX512-BF16 "
+        "(default: %(default)s)",
+    )
+    bc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: %(default)s)")
+    bc.add_argument("--quiet", action="store_true", help="no progress bars")
+    bc.set_defaults(run="training.bc:main")
+
+
+SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
+    _add_bench,
+    _add_eval,
+    _add_record,
+    _add_data,
+    _add_play,
+    _add_replay,
+    _add_train,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,275 @@
+"""`camdrive record`: drive episodes headlessly with a driver (the expert) and save them as demonstrations.
+
+Episode i is `env.reset(seed=seed + i)`, so a dataset is reproducible from its command line and every
+file says which seed made it. With `--noise SIGMA` the executed action is perturbed (DART-style noise
+injection: the recorded states include recoveries from small mistakes) while the driver's clean action is
+stored as the label, so a policy learns to correct the drift rather than to copy the noise. The expert's
+clean action is always stored as the label.
+
+The episodes are written by `training.demos.EpisodeWriter` (crash-safe, one file per episode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from tqdm import tqdm
+
+import sim  # noqa: F401  (registers the camdrive environments)
+from agent.driver import Driver
+from training.demos import DEFAULT_CHECKPOINT_SECONDS, EpisodeWriter
+
+ENV_IDS: dict[str, str] = {"lane": "camdrive/LaneKeep-v0", "traffic": "camdrive/Traffic-v0"}
+DRIVERS: dict[str, str] = {"expert": "agent.expert:Expert"}
+"""Driver names `--driver` accepts, and the class each one builds (imported only when chosen)."""
+LABELLED_DRIVERS = frozenset({"expert"})
+"""Drivers whose clean actions are expert labels, stored even without noise."""
+
+
+class RecordError(Exception):
+    """A problem with the command's arguments or the driver, reported as `camdrive record: error: ...`."""
+
+
+# ---------------------------------------------------------------------------------------- arguments
+def env_options(env: str, option_pairs: Sequence[tuple[str, Any]], action_mode: str | None) -> dict[str, Any]:
+    """The `gymnasium.make` keywords from `--option` pairs and `--action-mode`."""
+    options = dict(option_pairs)
+    if action_mode is not None:
+        if env == "lane":
+            if action_mode != "steer":
+                raise RecordError(
+                    f"--action-mode {action_mode} needs --env traffic (LaneKeep-v0 actions are steering)"
+                )
+        else:
+            if "action_mode" in options and options["action_mode"] != action_mode:
+                raise RecordError("--action-mode and --option action_mode=... disagree")
+            options["action_mode"] = action_mode
+    return options
+
+
+def load_driver(spec: str) -> Driver:
+    """A driver from a name in DRIVERS or a "module:Class" spec (built with no arguments)."""
+    target = DRIVERS.get(spec, spec)
+    module_name, sep, class_name = target.partition(":")
+    if not sep or not module_name or not class_name:
+        known = ", ".join(sorted(DRIVERS))
+        raise RecordError(f"unknown driver {spec!r}: use one of {known} or MODULE:CLASS")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise RecordError(f"driver {spec!r} is not available: cannot import {module_name} ({e})") from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise RecordError(f"driver {spec!r} is not available: {module_name} has no {class_name}")
+    driver = cls()
+    if not isinstance(driver, Driver):
+        raise RecordError(f"driver {spec!r} lacks the Driver interface (name, reset(env), act(obs, info))")
+    return driver
+
+
+# ------------------------------------------------------------------------------------------- noise
+def executed_action(clean: Any, space: gym.Space, sigma: float, rng: np.random.Generator) -> Any:
+    """The action to execute: the driver's `clean` action, perturbed when sigma > 0.
+
+    Box: N(0, sigma) is added to the steering (element 0) and the result clipped to the space.
+    Discrete: with probability sigma the action is replaced by one drawn uniformly from the space.
+    The result is normalised to the space's dtype and shape, so stored actions have one dtype.
+    """
+    if isinstance(space, spaces.Discrete):
+        array = np.asarray(clean)
+        if array.size != 1 or array.dtype.kind not in "iu":
+            raise ValueError(f"the driver's action must be an integer for {space}, got {clean!r}")
+        action = int(array.reshape(()))
+        if sigma > 0 and rng.random() < sigma:
+            action = int(space.start + rng.integers(space.n))
+        return action
+    if isinstance(space, spaces.Box):
+        action = np.array(clean, dtype=space.dtype).reshape(space.shape)
+        if sigma > 0:
+            action.reshape(-1)[0] += rng.normal(0.0, sigma)
+            action = np.clip(action, space.low, space.high).astype(space.dtype)
+        return action
+    raise RecordError(f"cannot record actions of {space}: only Box and Discrete action spaces")
+
+
+def check_noise(space: gym.Space, sigma: float) -> None:
+    if isinstance(space, spaces.Discrete) and sigma > 1:
+        raise RecordError(
+            f"--noise {sigma}: with discrete actions the noise is the probability of a random action (0..1)"
+        )
+
+
+# ----------------------------------------------------------------------------------------- recording
+@dataclass
+class EpisodeResult:
+    path: Path
+    steps: int
+    terminated: bool
+    truncated: bool
+    kilometres: float
+    control_hz: float
+
+
+def control_hz(env: gym.Env) -> float:
+    options = getattr(env.unwrapped, "options", None)
+    if options is not None and hasattr(options, "control_hz"):
+        return float(options.control_hz)
+    return float(env.metadata.get("render_fps") or 10.0)
+
+
+def record(
+    env_id: str,
+    options: dict[str, Any],
+    driver: Driver,
+    episodes: int,
+    out: str | Path,
+    *,
+    noise: float = 0.0,
+    seed: int = 0,
+    steps_per_episode: int | None = None,
+    checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
+    progress: bool = True,
+) -> list[EpisodeResult]:
+    """Record `episodes` episodes of `env_id` (made with `options`) driven by `driver` into `out`.
+
+    Raises RecordError for options the env rejects or observations/actions that cannot be recorded.
+    A KeyboardInterrupt leaves the current episode as a `.partial.npz` file and propagates.
+    """
+    if seed < 0:
+        raise RecordError(f"--seed must be >= 0 (reset seeds are seed, seed+1, ...), got {seed}")
+    try:
+        env = gym.make(env_id, **options)
+    except (ValueError, TypeError) as e:
+        raise RecordError(f"bad environment option for {env_id}: {e}") from None
+    results: list[EpisodeResult] = []
+    try:
+        space = env.observation_space
+        if not (isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3):
+            raise RecordError(f"demos store camera frames; {env_id} observes {space} with these options")
+        check_noise(env.action_space, noise)
+        name = str(getattr(driver, "name", type(driver).__name__.lower()))
+        store_labels = noise > 0 or name in LABELLED_DRIVERS
+        hz = control_hz(env)
+        max_steps = int(getattr(env.unwrapped, "max_steps", 0)) or None
+        per_episode = min(filter(None, (steps_per_episode, max_steps)), default=None)
+        total = None if per_episode is None else episodes * per_episode
+        with tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True, disable=not progress) as bar:
+            for i in range(episodes):
+                reset_seed = seed + i
+                bar.set_postfix_str(f"episode {i + 1}/{episodes}")
+                rng = np.random.default_rng([reset_seed, 7])  # noise draws, reproducible per episode
+                obs, info = env.reset(seed=reset_seed)
+                driver.reset(env)
+                writer = EpisodeWriter(
+                    out,
+                    env_id,
+                    options,
+                    reset_seed,
+                    name,
+                    noise_sigma=noise,
+                    control_hz=hz,
+                    checkpoint_seconds=checkpoint_seconds,
+                    extra_meta={
+                        "episode_seed": int(getattr(env.unwrapped, "episode_seed", reset_seed)),
+                        "step_limit": steps_per_episode,
+                        "action_space": str(env.action_space),
+                    },
+                )
+                writer.start(obs, info)
+                terminated = truncated = False
+                with writer:
+                    while True:
+                        clean = driver.act(obs, info)
+                        action = executed_action(clean, env.action_space, noise, rng)
+                        label = executed_action(clean, env.action_space, 0.0, rng) if store_labels else None
+                        obs, reward, terminated, truncated, info = env.step(action)
+                        writer.add(obs, action, label, float(reward), info)
+                        bar.update()
+                        if terminated or truncated:
+                            break
+                        if steps_per_episode is not None and writer.steps >= steps_per_episode:
+                            truncated = True  # a time limit, as gymnasium's TimeLimit would report it
+                            break
+                    path = writer.close(terminated, truncated)
+                if total is not None and per_episode is not None and writer.steps < per_episode:
+                    bar.total -= per_episode - writer.steps  # the episode ended early
+                    bar.refresh()
+                distance = info.get("distance")
+                results.append(
+                    EpisodeResult(
+                        path,
+                        writer.steps,
+                        bool(terminated),
+                        bool(truncated),
+                        0.0 if distance is None else float(distance) / 1000.0,
+                        hz,
+                    )
+                )
+    finally:
+        env.close()
+    return results
+
+
+def summary_line(
+    results: Sequence[EpisodeResult], driver: str, env_id: str, out: Path, seconds: float
+) -> str:
+    steps = sum(r.steps for r in results)
+    hours = sum(r.steps / r.control_hz for r in results) / 3600
+    return (
+        f"recorded {len(results)} episode(s), {steps} steps ({hours:.3f} h, "
+        f"{sum(r.kilometres for r in results):.2f} km; {sum(r.terminated for r in results)} terminated, "
+        f"{sum(r.truncated for r in results)} truncated) with {driver} on {env_id} to {out} "
+        f"in {seconds:.1f} s"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """`camdrive record`: 0 on success, 2 for bad arguments or an unavailable driver, 130 on Ctrl-C."""
+    env_id = ENV_IDS[args.env]
+    out = Path(args.out)
+    start = time.perf_counter()
+    try:
+        if out.exists() and not out.is_dir():
+            raise RecordError(f"--out {out} exists and is not a directory")
+        options = env_options(args.env, args.option or [], args.action_mode)
+        driver = load_driver(args.driver)
+        results = record(
+            env_id,
+            options,
+            driver,
+            args.episodes,
+            out,
+            noise=args.noise,
+            seed=args.seed,
+            steps_per_episode=args.steps_per_episode,
+            checkpoint_seconds=args.checkpoint_seconds,
+            progress=not args.quiet,
+        )
+    except RecordError as e:
+        print(f"camdrive record: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"camdrive record: interrupted; finished episodes and a .partial.npz are in {out}",
+            file=sys.stderr,
+        )
+        return 130
+    name = str(getattr(driver, "name", args.driver))
+    print(summary_line(results, name, env_id, out, time.perf_counter() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    from training.cli import main as cli_main
+
+    sys.exit(cli_main(["record", *sys.argv[1:]]))
