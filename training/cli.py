@@ -358,6 +358,42 @@ def _add_train(subparsers: Subparsers) -> None:
     bc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: %(default)s)")
     bc.add_argument("--quiet", action="store_true", help="no progress bars")
     bc.set_defaults(run="training.bc:main")
+    _add_train_dqn(train_commands)
+
+
+def _add_train_dqn(train_commands: Subparsers) -> None:
+    """`camdrive train dqn`: Double DQN on Traffic-v0 from small grayscale camera frames."""
+    dqn = train_commands.add_parser(
+        "dqn",
+        help="Double DQN on Traffic-v0 from camera frames (DeepTraffic from pixels)",
+        description="Train a Double DQN (dueling, n-step, target network) on camdrive/Traffic-v0 from "
+        "4 stacked 33x100 grayscale frames, collecting from K envs. Writes MODEL (best held-out score) and "
+        "beside it .csv, .png, .metrics.json and .train.safetensors (training state for --resume). "
+        "Training env seeds are < 1000000; evaluation seeds >= 1000000.",
+    )
+    dqn.add_argument("--env", choices=["traffic"], default="traffic", help="task (default: traffic)")
+    dqn.add_argument("--steps", type=positive_int, default=300_000, help="env steps (default: %(default)s)")
+    dqn.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
+    dqn.add_argument("--envs", type=positive_int, default=4, metavar="K", help="parallel envs (default: 4)")
+    dqn.add_argument("--vector", choices=["sync", "async"], default="sync", help="vector env (default: sync)")
+    dqn.add_argument("--resume", action="store_true", help="continue from MODEL's training state")
+    dqn.add_argument(
+        "--action-mode", choices=["steer", "lane"], default="steer", help="left/right meaning (default: steer)"
+    )
+    dqn.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="(default: %(default)s)")
+    dqn.add_argument(
+        "--eval-every", type=_non_negative_int, default=25_000, metavar="N", help="(default: %(default)s)"
+    )
+    dqn.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: %(default)s)")
+    dqn.add_argument(
+        "--set",
+        action="append",
+        type=key_value,
+        metavar="KEY=VALUE",
+        help="any other DQNConfig field (training/dqn.py), e.g. lr=1e-4 (repeatable)",
+    )
+    dqn.add_argument("--quiet", action="store_true", help="no progress bar")
+    dqn.set_defaults(run="training.dqn:main")
 
 
 SUBCOMMANDS: list[Callable[[Subparsers], None]] = [

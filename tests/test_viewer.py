@@ -1,0 +1,271 @@
+"""The pygame viewer, `camdrive play` / `camdrive replay` and the human input, all headless.
+
+SDL_VIDEODRIVER=dummy (set in conftest) gives a real pygame display surface without a window, so the
+whole viewer runs: scripted key events go through the same `pygame.event.get` path as a keyboard's.
+The viewer runs unpaced (`--fps 0`): one env step per displayed frame, so an event scripted for frame
+k acts on env step k.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pygame
+import pytest
+
+from agent.human import HumanInput
+from sim.actions import ACCELERATE, LEFT, NOOP, RIGHT
+from training import cli, play
+from training.demos import load_episode
+
+SEED = 3
+FRAMES = 60
+PAUSED_FRAMES = 2 + 3
+"""Frames 44-45 (help shown) and 50-52 (paused) do not step the env."""
+RIGHT_DOWN, RIGHT_UP = 2, 20
+"""Frames where the Right key goes down and up; Up is held from RIGHT_UP to UP_UP."""
+UP_UP = 40
+
+
+def key(kind: int, k: int) -> pygame.event.Event:
+    return pygame.event.Event(kind, key=k, mod=0, unicode="", scancode=0)
+
+
+SCRIPT = [
+    (RIGHT_DOWN, key(pygame.KEYDOWN, pygame.K_RIGHT)),
+    (RIGHT_UP, key(pygame.KEYUP, pygame.K_RIGHT)),
+    (RIGHT_UP, key(pygame.KEYDOWN, pygame.K_UP)),
+    (UP_UP, key(pygame.KEYUP, pygame.K_UP)),
+    (44, key(pygame.KEYDOWN, pygame.K_h)),  # help overlay on (it pauses) ...
+    (46, key(pygame.KEYDOWN, pygame.K_h)),  # ... and off
+    (50, key(pygame.KEYDOWN, pygame.K_p)),  # paused
+    (53, key(pygame.KEYDOWN, pygame.K_SPACE)),
+    (FRAMES, key(pygame.KEYDOWN, pygame.K_ESCAPE)),
+]
+
+
+def run_cli(argv: list[str]) -> int:
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return 0 if e.code is None else int(e.code)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> tuple[Path, Path]:
+    """One scripted `camdrive play --record` session: (episode file, screenshot)."""
+    out = tmp_path_factory.mktemp("play")
+    shot = out / "shots" / "play.png"
+    argv = ["play", "--env", "lane", "--seed", str(SEED), "--record", str(out / "demos"), "--fps", "0"]
+    args = cli.build_parser().parse_args([*argv, "--screenshot", str(shot)])
+    assert play.play_main(args, script=SCRIPT) == 0
+    files = sorted((out / "demos").glob("*.npz"))
+    assert not [f for f in files if f.name.endswith(".partial.npz")]
+    (first,) = [f for f in files if load_episode(f, frames=False).meta["reset_seed"] == SEED]
+    return first, shot
+
+
+def test_scripted_play_records_the_scripted_driving(recorded):
+    path, shot = recorded
+    ep = load_episode(path)
+    assert ep.meta["env_id"] == "camdrive/LaneKeep-v0" and ep.driver == "human"
+    assert ep.meta["env_options"]["action_type"] == "steer_throttle"
+    assert ep.meta["control_hz"] == 30.0 and ep.meta["reset_seed"] == SEED
+    # Every unpaused frame stepped once (unless the episode ended early, which this seed does not).
+    assert ep.steps == FRAMES - PAUSED_FRAMES
+    assert ep.frames.shape == (ep.steps + 1, 66, 200, 3) and ep.actions.shape == (ep.steps, 2)
+    steer, throttle = ep.actions[:, 0], ep.actions[:, 1]
+    assert np.all(steer[:RIGHT_DOWN] == 0)
+    held = steer[RIGHT_DOWN:RIGHT_UP]
+    assert np.all(held > 0), "steering is positive (right) while Right is held"
+    assert held[0] < 0.1 and np.all(np.diff(held[:10]) > 0), "and ramps up rather than jumping to 1"
+    assert held[-1] == pytest.approx(1.0)
+    assert steer[RIGHT_UP] < held[-1] and steer[UP_UP] == 0, "released, it returns to 0"
+    assert np.all(throttle[RIGHT_UP:UP_UP] > 0) and np.all(throttle[:RIGHT_UP] == 0)
+    # The HUD, minimap, help overlay and pause banner were drawn; the window was saved.
+    image = pygame.image.load(str(shot))
+    assert image.get_size() == (960, 600)
+    pixels = pygame.surfarray.array3d(image)
+    assert pixels.std() > 10
+
+
+def test_replay_verify_reproduces_the_recording(recorded, capsys):
+    path, _ = recorded
+    assert run_cli(["replay", "--verify", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("OK:")
+
+
+def test_replay_verify_detects_a_tampered_action(recorded, tmp_path, capsys):
+    path, _ = recorded
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["actions"] = arrays["actions"].copy()
+    arrays["actions"][30, 0] = -arrays["actions"][30, 0] - 0.5
+    tampered = tmp_path / "tampered.npz"
+    np.savez(tampered, **arrays)
+    assert run_cli(["replay", "--verify", str(tampered)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("MISMATCH:") and "frame 31 (after step 30)" in out
+
+
+def test_replay_runs_in_the_viewer(recorded, capsys):
+    path, _ = recorded
+    argv = ["replay", str(path), "--fps", "0", "--frames", "70", "--width", "480", "--height", "300"]
+    assert run_cli(argv) == 0
+    assert "70 frames" in capsys.readouterr().out
+
+
+def test_play_without_a_display_exits_1(monkeypatch, capsys):
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(play.sys, "platform", "linux")
+    assert run_cli(["play", "--frames", "1"]) == 1
+    assert "no display" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- HumanInput
+def test_steering_ramps_and_returns_to_zero():
+    human = HumanInput(gym.spaces.Box(-1, 1, (2,), np.float32))
+    human.handle_event(key(pygame.KEYDOWN, pygame.K_RIGHT))
+    values = []
+    for _ in range(12):
+        human.update(0.05)
+        values.append(human.act()[0])
+    assert values[0] == pytest.approx(0.1), "one 50 ms frame at 2/s: a tenth of full lock, not all of it"
+    assert np.all(np.diff(values[:10]) > 0) and values[-1] == pytest.approx(1.0)
+    human.handle_event(key(pygame.KEYUP, pygame.K_RIGHT))
+    human.update(0.05)
+    assert 0 < human.act()[0] < 1.0
+    for _ in range(10):
+        human.update(0.05)
+    assert human.act()[0] == 0.0
+    # Left with A (WASD) steers the other way; throttle and brake ramp as well.
+    human.handle_event(key(pygame.KEYDOWN, pygame.K_a))
+    human.handle_event(key(pygame.KEYDOWN, pygame.K_s))
+    human.update(0.05)
+    steer, throttle = human.act()
+    assert -0.2 < steer < 0 and -0.2 < throttle < 0
+
+
+def test_a_tap_within_one_frame_still_steers():
+    human = HumanInput(gym.spaces.Box(-1, 1, (2,), np.float32))
+    human.handle_event(key(pygame.KEYDOWN, pygame.K_LEFT))
+    human.handle_event(key(pygame.KEYUP, pygame.K_LEFT))
+    human.update(0.05)
+    assert human.act()[0] < 0
+
+
+def test_discrete_actions():
+    human = HumanInput(gym.spaces.Discrete(5))
+    assert human.act() == NOOP
+    human.handle_event(key(pygame.KEYDOWN, pygame.K_UP))
+    human.handle_event(key(pygame.KEYUP, pygame.K_UP))
+    assert human.act() == ACCELERATE, "a tap between two steps counts once"
+    assert human.act() == NOOP
+    human.handle_event(key(pygame.KEYDOWN, pygame.K_DOWN))
+    human.handle_event(key(pygame.KEYDOWN, pygame.K_LEFT))
+    assert human.act() == LEFT, "steering has priority over speed"
+    human.handle_event(key(pygame.KEYUP, pygame.K_LEFT))
+    human.handle_event(key(pygame.KEYDOWN, pygame.K_d))
+    assert human.act() == RIGHT
+
+
+def test_viewer_drives_traffic_with_discrete_keys(make_env):
+    from sim.viewer import Viewer
+
+    class Sink:
+        recording = True
+
+        def __init__(self):
+            self.actions, self.events = [], []
+
+        def begin(self, env, seed, observation, info):
+            self.events.append(("begin", seed))
+
+        def step(self, action, observation, reward, terminated, truncated, info):
+            self.actions.append(int(action))
+
+        def end(self, terminated, truncated):
+            self.events.append(("end", terminated, truncated))
+
+    env = make_env("camdrive/Traffic-v0")
+    sink = Sink()
+    script = [
+        (3, key(pygame.KEYDOWN, pygame.K_LEFT)),
+        (5, key(pygame.KEYUP, pygame.K_LEFT)),
+        (8, key(pygame.KEYDOWN, pygame.K_r)),
+    ]
+    viewer = Viewer(env, HumanInput(), size=(480, 300), fps=0, seed=7, sink=sink, script=script)
+    try:
+        stats = viewer.run(max_frames=10)
+        assert "fps" in viewer.hud_lines()[-1]
+    finally:
+        viewer.close()
+    assert sink.actions[:8] == [NOOP] * 3 + [LEFT] * 2 + [NOOP] * 3
+    assert sink.events == [("begin", 7), ("end", False, False), ("begin", 8), ("end", False, False)]
+    assert stats.frames == 10 and stats.episodes == 2
+
+
+def test_recorder_checkpoints_in_the_background(make_env, tmp_path):
+    env = make_env("camdrive/LaneKeep-v0", action_type="steer_throttle")
+    options = {"action_type": "steer_throttle"}
+    rec = play.Recorder(tmp_path, "camdrive/LaneKeep-v0", options, "human", 10.0, checkpoint_seconds=0.0)
+    obs, info = env.reset(seed=1)
+    rec.begin(env, 1, obs, info)
+    for t in range(25):
+        action = np.array([0.01 * t, 0.2], np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        rec.step(action, obs, reward, terminated, truncated, info)
+    (path,) = rec.close()
+    ep = load_episode(path)
+    assert ep.steps == 25 and ep.actions[24, 0] == pytest.approx(0.24)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+class FakePad:
+    """Stands in for a pygame.joystick.Joystick (no gamepad on a CI machine)."""
+
+    def __init__(self, axes: list[float], buttons: list[int]) -> None:
+        self.axes, self.buttons = axes, buttons
+
+    def get_instance_id(self) -> int:
+        return 0
+
+    def get_numaxes(self) -> int:
+        return len(self.axes)
+
+    def get_axis(self, i: int) -> float:
+        return self.axes[i]
+
+    def get_numbuttons(self) -> int:
+        return len(self.buttons)
+
+    def get_button(self, i: int) -> int:
+        return self.buttons[i]
+
+
+def test_gamepad_stick_steers_and_triggers_or_buttons_drive():
+    from agent.human import TRIGGER_AXES
+
+    _, gas_axis = TRIGGER_AXES
+    pad = FakePad([0.0] * 6, [0] * 4)
+    human = HumanInput(gym.spaces.Box(-1, 1, (2,), np.float32))
+    human._pads[0] = pad
+    human.update(0.05)
+    assert human.act().tolist() == [0.0, 0.0], "a trigger reading 0 before it moved is not half-pressed"
+    pad.axes[0] = 0.5
+    pad.axes[gas_axis] = -1.0  # a trigger at rest: now known to range -1..1
+    human.update(0.05)
+    steer, throttle = human.act()
+    assert 0.4 < steer < 0.5 and throttle == 0.0, "the analogue stick is used as it is (minus the dead zone)"
+    pad.axes[gas_axis] = 1.0
+    human.update(0.05)
+    assert human.act()[1] == pytest.approx(1.0)
+    pad.axes[gas_axis], pad.buttons[1] = -1.0, 1  # B brakes
+    human.update(0.05)
+    assert human.act()[1] == pytest.approx(-1.0)
+    human.action_space = gym.spaces.Discrete(5)
+    pad.axes[0], pad.buttons[1] = -0.9, 0
+    assert human.act() == LEFT

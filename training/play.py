@@ -1,0 +1,383 @@
+"""`camdrive play` (drive yourself, optionally recording demonstrations) and `camdrive replay` (watch or
+verify a recorded episode).
+
+play. The lane task uses `action_type="steer_throttle"` so the person controls speed too; the traffic
+task keeps Traffic-v0's Discrete(5) actions. The env runs at `--hz` (30 by default, not the training
+default of 10) because a camera picture that changes only 10 times a second is hard to steer by; the
+recording's meta stores its control_hz, so a dataset can tell the rates apart (use `--hz 10` to record
+at the rate `camdrive record` uses). Episode i is reset with seed + i, as in `camdrive record`, so
+every file names the seed that rebuilds its road and traffic.
+
+Recording goes through `training.demos.EpisodeWriter`. Its checkpoint rewrites the whole episode so
+far (uncompressed, fsynced): ~0.5 s for a 60 s episode at 30 Hz, and the final compressed write takes
+longer. A frozen picture while driving is not acceptable, so `Recorder` does both on a background
+thread: while a write runs, new steps wait in a list and are handed to the writer once it is idle, so
+the writer is never touched by two threads at once and the viewer never blocks on the disk (except
+when quitting, which waits for the last episode to be written).
+
+replay re-creates the env from the file's env_id and env_options, resets it with the file's reset_seed
+and executes the recorded actions. The simulator is deterministic, so the observations must equal the
+recorded frames bit for bit; `--verify` checks exactly that without opening a window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import sim  # noqa: F401  (registers the camdrive environments)
+
+ENVS: dict[str, tuple[str, dict[str, Any]]] = {
+    "lane": ("camdrive/LaneKeep-v0", {"action_type": "steer_throttle"}),
+    "traffic": ("camdrive/Traffic-v0", {}),
+}
+MIN_SIZE = (320, 200)
+"""Smallest window (width, height) the HUD fits in."""
+CHECKPOINT_SECONDS = 5.0
+
+
+def display_problem() -> str | None:
+    """Why no window can be opened here, or None if it is worth trying (set_mode may still fail)."""
+    if os.environ.get("SDL_VIDEODRIVER"):
+        return None  # the user picked an SDL video driver (dummy for headless runs, x11, wayland...)
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return (
+            "no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset). Run it in a desktop "
+            'session, under a virtual X server (xvfb-run -s "-screen 0 1280x800x24" camdrive play), or '
+            "with SDL_VIDEODRIVER=dummy for a run without a visible window."
+        )
+    return None
+
+
+# ------------------------------------------------------------------------------------------ recording
+class Recorder:
+    """The viewer's `EpisodeSink` for `--record DIR`: one EpisodeWriter per episode, written off-thread."""
+
+    recording = True
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        env_id: str,
+        env_options: dict[str, Any],
+        driver: str,
+        control_hz: float,
+        checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        log: Any = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.env_id, self.env_options, self.driver = env_id, dict(env_options), driver
+        self.control_hz, self.checkpoint_seconds = control_hz, checkpoint_seconds
+        self.log = log if log is not None else sys.stdout
+        self.saved: list[Path] = []
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camdrive-record")
+        self._writer: Any = None
+        self._job: Future | None = None
+        """The writer's checkpoint running on the I/O thread, if any; the writer is off-limits meanwhile."""
+        self._pending: list[tuple[Any, ...]] = []
+        self._last_checkpoint = 0.0
+        self._jobs: list[Future] = []
+        self._lock = threading.Lock()
+
+    def begin(self, env: gym.Env, seed: int, observation: Any, info: dict[str, Any]) -> None:
+        from training.demos import EpisodeWriter
+
+        self._raise_failures()
+        self._writer = EpisodeWriter(
+            self.directory,
+            self.env_id,
+            self.env_options,
+            seed,
+            self.driver,
+            control_hz=self.control_hz,
+            checkpoint_seconds=None,  # checkpoints are ours, off the display thread
+        )
+        self._writer.start(observation, info)
+        self._job = None
+        self._pending = []
+        self._last_checkpoint = time.monotonic()
+
+    def step(
+        self,
+        action: Any,
+        observation: Any,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        if self._writer is None:
+            return
+        # A person's action is its own label: there is no expert behind it.
+        self._pending.append((np.array(observation), np.array(action), None, reward, dict(info)))
+        if self._job is not None and not self._job.done():
+            return
+        self._raise_failures()
+        self._flush()
+        if time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds:
+            self._last_checkpoint = time.monotonic()
+            self._job = self._submit(self._writer.checkpoint)
+
+    def end(self, terminated: bool, truncated: bool) -> None:
+        writer, pending = self._writer, self._pending
+        self._writer, self._pending, self._job = None, [], None
+        if writer is None:
+            return
+
+        def finish() -> None:
+            # Runs on the I/O thread after any checkpoint of this writer (one worker: jobs run in order).
+            for step in pending:
+                writer.add(*step)
+            if writer.steps == 0:
+                # Reset or quit before the first step: nothing worth a file.
+                writer.partial_path.unlink(missing_ok=True)
+                return
+            path = writer.close(terminated, truncated)
+            with self._lock:
+                self.saved.append(path)
+            how = "terminated" if terminated else "truncated" if truncated else "stopped"
+            print(f"recorded {path} ({writer.steps} steps, {how})", file=self.log, flush=True)
+
+        self._submit(finish)
+
+    def close(self) -> list[Path]:
+        """Wait for every write; returns the finished episode files. Raises if a write failed."""
+        self.end(False, False)
+        self._io.shutdown(wait=True)
+        self._raise_failures()
+        return list(self.saved)
+
+    def _flush(self) -> None:
+        for step in self._pending:
+            self._writer.add(*step)
+        self._pending = []
+
+    def _submit(self, fn: Any) -> Future:
+        job = self._io.submit(fn)
+        self._jobs.append(job)
+        return job
+
+    def _raise_failures(self) -> None:
+        """Surface an exception of a finished background write (a full disk must not pass silently)."""
+        still = []
+        for job in self._jobs:
+            if not job.done():
+                still.append(job)
+            elif job.exception() is not None:
+                raise RuntimeError(f"recording failed: {job.exception()}") from job.exception()
+        self._jobs = still
+
+
+# --------------------------------------------------------------------------------------------- replay
+class ReplayDriver:
+    """Plays back recorded actions in order; `finished` once they have all been used."""
+
+    name = "replay"
+
+    def __init__(self, actions: np.ndarray) -> None:
+        self.actions = actions
+        self.t = 0
+
+    def reset(self, env: gym.Env) -> None:
+        self.t = 0
+
+    def act(self, observation: Any = None, info: dict[str, Any] | None = None) -> Any:
+        action = self.actions[self.t]
+        self.t += 1
+        return action
+
+    @property
+    def finished(self) -> bool:
+        return self.t >= len(self.actions)
+
+
+@dataclass
+class Verification:
+    """The result of re-simulating an episode and comparing it with the recording."""
+
+    ok: bool
+    steps: int
+    """Steps compared."""
+    message: str
+
+
+def make_env(meta: dict[str, Any]) -> gym.Env:
+    return gym.make(meta["env_id"], **meta["env_options"])
+
+
+def verify_episode(episode: Any) -> Verification:
+    """Reset with the recorded seed, execute the recorded actions, compare every frame and reward."""
+    meta = episode.meta
+    if meta.get("reset_seed") is None:
+        return Verification(False, 0, "the episode has no reset_seed, so its start cannot be rebuilt")
+    frames, actions, rewards = episode.frames, episode.actions, episode.rewards
+    env = make_env(meta)
+    try:
+        obs, _ = env.reset(seed=int(meta["reset_seed"]))
+        problem = _frame_difference(obs, frames[0])
+        if problem:
+            return Verification(False, 0, f"frame 0 (after reset) differs: {problem}")
+        for t in range(len(actions)):
+            obs, reward, terminated, truncated, _ = env.step(actions[t])
+            problem = _frame_difference(obs, frames[t + 1])
+            if problem:
+                return Verification(False, t + 1, f"frame {t + 1} (after step {t}) differs: {problem}")
+            if np.float32(reward) != rewards[t]:
+                return Verification(
+                    False, t + 1, f"reward of step {t} differs: {float(reward)!r} != {float(rewards[t])!r}"
+                )
+            last = t == len(actions) - 1
+            if (terminated or truncated) and not last:
+                return Verification(False, t + 1, f"the episode ended at step {t}, the recording goes on")
+            if last and bool(meta.get("terminated")) and not terminated:
+                return Verification(False, t + 1, "the recording ends terminated, the re-simulation does not")
+    finally:
+        env.close()
+    n = len(actions)
+    return Verification(True, n, f"{n} steps re-simulated, all {n + 1} frames and {n} rewards identical")
+
+
+def _frame_difference(obs: Any, frame: np.ndarray) -> str:
+    obs = np.asarray(obs)
+    if obs.shape != frame.shape or obs.dtype != frame.dtype:
+        return f"shape/dtype {obs.shape} {obs.dtype} != recorded {frame.shape} {frame.dtype}"
+    if np.array_equal(obs, frame):
+        return ""
+    diff = np.abs(obs.astype(np.int16) - frame.astype(np.int16))
+    return f"{int(np.count_nonzero(diff.max(axis=-1)))} pixels differ, by up to {int(diff.max())}"
+
+
+# ------------------------------------------------------------------------------------------- commands
+def _check_view_args(args: argparse.Namespace) -> str | None:
+    if args.width < MIN_SIZE[0] or args.height < MIN_SIZE[1]:
+        return f"the window must be at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, got {args.width}x{args.height}"
+    if args.fps < 0:
+        return f"--fps must be >= 0 (0 = unpaced), got {args.fps}"
+    return None
+
+
+def _run_viewer(viewer: Any, args: argparse.Namespace, prog: str) -> int:
+    """Open the window, run until quit, save the screenshot; 1 with a message when there is no display."""
+    from sim.viewer import DisplayUnavailableError
+
+    try:
+        viewer.open()
+    except DisplayUnavailableError as e:
+        print(f"{prog}: {e}. {display_problem() or 'Is a display available?'}", file=sys.stderr)
+        return 1
+    stats = viewer.run(max_frames=args.frames, max_seconds=args.seconds)
+    if args.screenshot:
+        Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
+        viewer.save_screenshot(args.screenshot)
+        print(f"screenshot saved to {args.screenshot}")
+    size = f"{args.width}x{args.height}"
+    print(
+        f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps at {size}), "
+        f"{stats.steps} env steps, {stats.episodes} episode(s)"
+    )
+    return 0
+
+
+def play_main(args: argparse.Namespace, *, script: Iterable[tuple[int, Any]] = ()) -> int:
+    """`camdrive play`. `script` ((frame, pygame event) pairs) drives it from code: tests, demos."""
+    prog = "camdrive play"
+    problem = _check_view_args(args)
+    if problem:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        return 2
+    problem = display_problem()
+    if problem:
+        print(f"{prog}: {problem}", file=sys.stderr)
+        return 1
+    from agent.human import HumanInput
+    from sim.viewer import Viewer
+
+    env_id, base_options = ENVS[args.env]
+    options = {**base_options, "control_hz": float(args.hz)}
+    try:
+        env = gym.make(env_id, **options)
+    except ValueError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    driver = HumanInput(env.action_space)
+    recorder = Recorder(args.record, env_id, options, driver.name, float(args.hz)) if args.record else None
+    viewer = Viewer(
+        env,
+        driver,
+        size=(args.width, args.height),
+        fps=args.fps,
+        seed=args.seed,
+        sink=recorder,
+        script=script,
+        title=f"camdrive play - {env_id}",
+    )
+    try:
+        code = _run_viewer(viewer, args, prog)
+    finally:
+        viewer.close()
+        saved = recorder.close() if recorder is not None else []
+        env.close()
+    if recorder is not None:
+        print(f"{len(saved)} episode(s) recorded in {args.record}")
+    return code
+
+
+def replay_main(args: argparse.Namespace) -> int:
+    """`camdrive replay FILE [--verify]`."""
+    from training.demos import DemoError, load_episode
+
+    prog = "camdrive replay"
+    try:
+        episode = load_episode(args.file)
+    except DemoError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    meta = episode.meta
+    if args.verify:
+        result = verify_episode(episode)
+        status = "OK" if result.ok else "MISMATCH"
+        print(f"{status}: {args.file}: {result.message}")
+        return 0 if result.ok else 1
+    problem = _check_view_args(args)
+    if problem:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        return 2
+    problem = display_problem()
+    if problem:
+        print(f"{prog}: {problem}", file=sys.stderr)
+        return 1
+    if meta.get("reset_seed") is None:
+        print(f"{prog}: error: {args.file} has no reset_seed; its episode cannot be rebuilt", file=sys.stderr)
+        return 1
+    from sim.viewer import Viewer
+
+    env = make_env(meta)
+    viewer = Viewer(
+        env,
+        ReplayDriver(episode.actions),
+        size=(args.width, args.height),
+        fps=args.fps,
+        seed=int(meta["reset_seed"]),
+        same_seed=True,
+        label="REPLAY",
+        at_episode_end="hold",
+        title=f"camdrive replay - {Path(args.file).name} ({meta['driver']})",
+    )
+    try:
+        return _run_viewer(viewer, args, prog)
+    finally:
+        viewer.close()
+        env.close()
