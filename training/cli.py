@@ -94,6 +94,12 @@ def _add_eval(subparsers: Subparsers) -> None:
         "--run-seconds", type=float, default=45.0, help="traffic: seconds per run (default: 45)"
     )
     parser.add_argument(
+        "--randomize",
+        type=float,
+        default=0.0,
+        help="domain randomisation strength 0..1 of the evaluation roads (default: 0, the default look)",
+    )
+    parser.add_argument(
         "--no-baselines",
         dest="baselines",
         action="store_false",
@@ -290,7 +296,7 @@ def _add_train(subparsers: Subparsers) -> None:
     bc.add_argument(
         "--expert-episodes",
         type=positive_int,
-        default=40,
+        default=24,
         metavar="N",
         help="expert episodes (60 s each) to collect when no --data (default: %(default)s)",
     )
@@ -302,7 +308,7 @@ def _add_train(subparsers: Subparsers) -> None:
         help="extra shifted/rotated views per state (default: %(default)s)",
     )
     bc.add_argument(
-        "--epochs", type=positive_int, default=8, metavar="E", help="training epochs (default: %(default)s)"
+        "--epochs", type=positive_int, default=6, metavar="E", help="training epochs (default: %(default)s)"
     )
     bc.add_argument("--batch-size", type=positive_int, default=64, metavar="B", help="(default: %(default)s)")
     bc.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="(default: %(default)s)")
@@ -356,6 +362,13 @@ def _add_train(subparsers: Subparsers) -> None:
         "(default: %(default)s)",
     )
     bc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: %(default)s)")
+    bc.add_argument(
+        "--max-minutes",
+        type=non_negative_float,
+        default=14.0,
+        metavar="M",
+        help="no epoch starts that would end after M minutes, 0: none (default: %(default)s)",
+    )
     bc.add_argument("--quiet", action="store_true", help="no progress bars")
     bc.set_defaults(run="training.bc:main")
     _add_train_dqn(train_commands)
@@ -378,7 +391,10 @@ def _add_train_dqn(train_commands: Subparsers) -> None:
     dqn.add_argument("--vector", choices=["sync", "async"], default="sync", help="vector env (default: sync)")
     dqn.add_argument("--resume", action="store_true", help="continue from MODEL's training state")
     dqn.add_argument(
-        "--action-mode", choices=["steer", "lane"], default="steer", help="left/right meaning (default: steer)"
+        "--action-mode",
+        choices=["steer", "lane"],
+        default="steer",
+        help="left/right turn the wheel (steer) or change lane (lane) (default: steer)",
     )
     dqn.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="(default: %(default)s)")
     dqn.add_argument(

@@ -177,7 +177,7 @@ def _table(rows: list[tuple[str, dict[str, Any]]], keys: list[str]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     env_id = ENV_IDS[args.env]
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"randomize": args.randomize} if args.randomize else {}
     if args.env == "traffic":
         options["episode_seconds"] = args.run_seconds
     models = [args.model] + (["noop", "random", "expert"] if args.env == "traffic" and args.baselines else [])

@@ -1,0 +1,36 @@
+"""Saved driving policies: one entry point that opens any camdrive model file as a `Driver`.
+
+A model file (see `agent.checkpoint`) names its architecture in its metadata; dispatching on it means
+`camdrive eval --model FILE` works for every kind of model without being told which one it is.
+Each architecture's module is imported only when a file of that kind is opened.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from agent.driver import Driver
+
+
+def load_policy_driver(path: str | os.PathLike[str]) -> Driver:
+    """The driver for a model file, chosen by the "architecture" in its metadata."""
+    from agent.checkpoint import CheckpointError, read_metadata
+
+    arch = read_metadata(path)["architecture"]
+    if arch == "dqn":
+        from agent.qnet import DQNDriver
+
+        return DQNDriver.from_checkpoint(path)
+    if arch == "pilotnet":
+        from agent.pilotnet import PilotNetDriver
+
+        return PilotNetDriver.from_checkpoint(path)
+    raise CheckpointError(path, f"architecture {arch!r} has no driver (known: dqn, pilotnet)")
+
+
+def policy_env_options(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Env options the model was trained with (camera size, grayscale, action mode), from its metadata."""
+    from agent.checkpoint import read_metadata
+
+    return dict(read_metadata(path).get("env_options", {}))

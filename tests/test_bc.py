@@ -1,0 +1,161 @@
+"""Behaviour cloning: the network really learns, the extra views are labelled to steer back, runs repeat."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agent.checkpoint import load_checkpoint
+from agent.expert import Expert
+from agent.pilotnet import PilotNet
+from training.augment import JitterConfig, ViewConfig, displaced_pose, photometric_jitter, render_views
+from training.bc import BCConfig, Trainer, collect_expert_episode, evaluate_loss, expert_seeds, train_bc
+
+LANE_KEEP = "camdrive/LaneKeep-v0"
+
+
+@pytest.fixture
+def driving_env(make_env):
+    """LaneKeep-v0 after 3 s of expert driving on a training seed: a real mid-road state."""
+    env = make_env(LANE_KEEP)
+    env.reset(seed=3)
+    expert = Expert()
+    expert.reset(env)
+    for _ in range(30):
+        env.step(expert.act(None, {}))
+    return env, expert
+
+
+def expert_from(env, expert: Expert, delta_d: float, delta_yaw: float) -> float:
+    """The expert's own steering after physically moving the car to the displaced pose."""
+    w = env.unwrapped.world
+    saved = (w.ego.x, w.ego.y, w.ego.yaw, w.s, w.d)
+    x, y, yaw = displaced_pose(w, delta_d, delta_yaw)
+    w.ego.x, w.ego.y, w.ego.yaw = x, y, yaw
+    w.s, w.d = w.road.frenet(x, y, w.s)
+    w._state = None
+    steer = expert.steering()
+    w.ego.x, w.ego.y, w.ego.yaw, w.s, w.d = saved
+    w._state = None
+    return steer
+
+
+def test_views_steer_back_toward_the_lane_centre(driving_env):
+    env, expert = driving_env
+    w = env.unwrapped.world
+    centre = float(w.road.lane_centre(expert.target_lane))
+    deltas = np.array(
+        [
+            [0.3, 0.0],
+            [0.8, 0.0],
+            [-0.3, 0.0],
+            [-0.8, 0.0],
+            [0.0, math.radians(4)],
+            [0.0, -math.radians(4)],
+            [0.0, 0.0],
+        ]
+    )
+    frames, labels = render_views(w, env.unwrapped.obs_type.renderer, centre, deltas)
+    assert frames.shape == (len(deltas), 66, 200, 3) and frames.dtype == np.uint8
+    base = labels[-1]
+    small_left, big_left, small_right, big_right, turned_left, turned_right = labels[:-1] - base
+    # Shifted or turned left -> steer right (positive), and the reverse; a bigger shift, a bigger correction.
+    assert 0 < small_left < big_left
+    assert 0 > small_right > big_right
+    assert turned_left > 0 > turned_right
+    assert labels[1] > 0 and labels[3] < 0
+    # The label is what the expert itself would command from that pose (same sign, about the same size).
+    for (dd, dyaw), label in zip(deltas, labels, strict=True):
+        own = expert_from(env, expert, float(dd), float(dyaw))
+        assert np.sign(own - base) == np.sign(label - base)
+        assert abs(own - label) < 0.05 + 0.1 * abs(own)
+    # The views really are different camera poses.
+    assert np.abs(frames[1].astype(int) - frames[-1]).mean() > 1.0
+    assert np.array_equal(frames[-1], env.unwrapped.observe())
+
+
+def test_view_sampling_and_jitter_are_seeded_and_bounded():
+    cfg = ViewConfig(max_shift_m=0.9, max_yaw_deg=6.0)
+    a = cfg.sample(np.random.default_rng(1), 500)
+    assert np.array_equal(a, cfg.sample(np.random.default_rng(1), 500))
+    assert np.abs(a[:, 0]).max() <= 0.9 and np.abs(a[:, 1]).max() <= math.radians(6.0)
+    x = torch.full((4, 66, 200, 3), 100, dtype=torch.uint8)
+    j1 = photometric_jitter(x, torch.Generator().manual_seed(0))
+    j2 = photometric_jitter(x, torch.Generator().manual_seed(0))
+    assert torch.equal(j1, j2) and j1.min() >= 0 and j1.max() <= 255
+    assert not torch.allclose(j1[0], j1[1])
+
+
+def test_pilotnet_overfits_a_small_dataset(make_env):
+    """A real learning test: 64 expert frames (with extra views, so the labels vary) are fitted closely."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    env = make_env(LANE_KEEP, episode_seconds=2.2)
+    frames, labels, _ = collect_expert_episode(env, expert_seeds(0, 1)[0], 2, ViewConfig(), 0.15, 1.0)
+    frames, labels = frames[:64], labels[:64]
+    assert len(frames) == 64 and labels.std() > 0.05
+    cfg = BCConfig(
+        out=Path("unused"),
+        batch_size=16,
+        lr=1e-3,
+        precision="fp32",
+        patience=100,
+        progress=False,
+        jitter=JitterConfig(0.0, 0.0, 0.0),
+    )
+    model = PilotNet()
+    idx = np.arange(64)
+    before = evaluate_loss(model, frames, labels, idx)
+    Trainer(model, cfg).fit(frames, labels, idx, idx, 12, "overfit", np.random.default_rng(0))
+    after = evaluate_loss(model, frames, labels, idx)
+    variance = float(labels.var())
+    assert after < 0.05 * variance, f"MSE {after:.5f} (before {before:.5f}, label variance {variance:.5f})"
+
+
+def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
+    def run(name: str, seed: int) -> dict[str, torch.Tensor]:
+        cfg = BCConfig(
+            out=tmp_path / name / "m.safetensors",
+            expert_episodes=2,
+            episode_seconds=2.0,
+            augment=1,
+            epochs=2,
+            batch_size=16,
+            seed=seed,
+            progress=False,
+        )
+        metrics = train_bc(cfg, log=lambda _: None)
+        assert metrics["data"]["frames"] == 2 * 20 * 2
+        assert (tmp_path / name / "loss.csv").is_file() and (tmp_path / name / "loss.png").is_file()
+        assert (tmp_path / name / "metrics.json").is_file()
+        return load_checkpoint(cfg.out, expected_arch="pilotnet")[0]
+
+    a, b, c = run("a", 0), run("b", 0), run("c", 1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path):
+    """--data: the episode is re-simulated from its seed and actions (no divergence warning) for the views."""
+    import warnings
+
+    from training.bc import Dataset, load_demos
+    from training.demos import load_episode
+    from training.record import record
+
+    demos = tmp_path / "demos"
+    record(LANE_KEEP, {"episode_seconds": 2.0}, Expert(), 1, demos, noise=0.2, seed=7, progress=False)
+    cfg = BCConfig(out=tmp_path / "m.safetensors", data=demos, augment=2, progress=False)
+    data = Dataset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_demos(cfg, data, log=lambda _: None)
+    episode = load_episode(next(demos.glob("*.npz")))
+    assert data.states == episode.steps == 20 and data.size == 3 * 20
+    assert episode.labels is not None
+    assert np.allclose(data.labels[0][:20], episode.labels[:, 0])
+    assert np.array_equal(data.frames[0][:20], episode.frames[:20])
