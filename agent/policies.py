@@ -12,6 +12,8 @@ from typing import Any
 
 from agent.driver import Driver
 
+TRAINING_ONLY_OPTIONS = ("randomize", "episode_seconds")
+
 
 def load_policy_driver(path: str | os.PathLike[str]) -> Driver:
     """The driver for a model file, chosen by the "architecture" in its metadata."""
@@ -30,7 +32,14 @@ def load_policy_driver(path: str | os.PathLike[str]) -> Driver:
 
 
 def policy_env_options(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Env options the model was trained with (camera size, grayscale, action mode), from its metadata."""
+    """Env options the model needs (camera size, grayscale, action mode), from its metadata.
+
+    How the training roads looked (`randomize`) and how long its episodes were are left out: those
+    are the evaluation's choice, not part of the model's observation or action spec.
+    """
     from agent.checkpoint import read_metadata
 
-    return dict(read_metadata(path).get("env_options", {}))
+    options = dict(read_metadata(path).get("env_options", {}))
+    for key in TRAINING_ONLY_OPTIONS:
+        options.pop(key, None)
+    return options

@@ -102,14 +102,19 @@ class BCConfig:
     precision: str = "bf16"
     threads: int = 1
     episode_seconds: float = 60.0
+    randomize: float = 0.0
+    """Domain randomisation strength of the training roads (each training seed draws its own look)."""
     progress: bool = True
     command: str = ""
     views: ViewConfig = field(default_factory=ViewConfig)
     jitter: JitterConfig = field(default_factory=JitterConfig)
 
     def env_options(self) -> dict[str, Any]:
-        """The LaneKeep-v0 options the data is collected with (defaults but the episode length)."""
-        return {"episode_seconds": self.episode_seconds}
+        """The LaneKeep-v0 options the data is collected with (defaults but length and randomisation)."""
+        options: dict[str, Any] = {"episode_seconds": self.episode_seconds}
+        if self.randomize > 0:
+            options["randomize"] = self.randomize
+        return options
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -743,6 +748,7 @@ def main(args: argparse.Namespace) -> int:
         precision=args.precision,
         threads=args.threads,
         max_minutes=args.max_minutes or None,
+        randomize=args.randomize,
         progress=not args.quiet,
         command=shlex.join(["camdrive", *sys.argv[1:]]),
     )

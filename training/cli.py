@@ -369,6 +369,13 @@ def _add_train(subparsers: Subparsers) -> None:
         metavar="M",
         help="no epoch starts that would end after M minutes, 0: none (default: %(default)s)",
     )
+    bc.add_argument(
+        "--randomize",
+        type=non_negative_float,
+        default=0.0,
+        help="domain randomisation strength 0..1 of the training roads; each training seed draws its own "
+        "look (default: %(default)s)",
+    )
     bc.add_argument("--quiet", action="store_true", help="no progress bars")
     bc.set_defaults(run="training.bc:main")
     _add_train_dqn(train_commands)
