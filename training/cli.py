@@ -72,6 +72,19 @@ def _add_bench(subparsers: Subparsers) -> None:
     parser.set_defaults(run="training.bench:main")
 
 
+def _add_export(subparsers: Subparsers) -> None:
+    parser = _add_parser(
+        subparsers,
+        "export",
+        "copy recorded demonstrations into another format (Minari)",
+        "Export every complete episode in DIR to a Minari dataset (needs pip install -e '.[minari]').",
+    )
+    parser.add_argument("directory", metavar="DIR", help="directory of camdrive demonstrations")
+    parser.add_argument("--minari", required=True, metavar="DATASET_ID", help="e.g. camdrive/lane-expert-v0")
+    parser.add_argument("--root", metavar="PATH", help="Minari datasets folder (default: Minari's own)")
+    parser.set_defaults(run="training.export:main")
+
+
 def _add_eval(subparsers: Subparsers) -> None:
     parser = _add_parser(
         subparsers,
@@ -422,6 +435,7 @@ def _add_train_dqn(train_commands: Subparsers) -> None:
 SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
     _add_bench,
     _add_eval,
+    _add_export,
     _add_record,
     _add_data,
     _add_play,

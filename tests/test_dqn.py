@@ -1,0 +1,185 @@
+"""The DQN: Double-DQN target by hand, a real (small) learning task, resume after a kill, eval keys."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from agent.qnet import DQNDriver, QNet, load_qnet
+from training import cli
+from training.dqn import (
+    DQNConfig,
+    double_dqn_target,
+    epsilon,
+    load_training_state,
+    save_model,
+    train,
+)
+
+PICK_ID = "camdrive_test/Pick-v0"
+
+
+class PickEnv(gym.Env):
+    """A bright block at one of 5 horizontal places; the action with that index earns 1, others 0.
+
+    Random play earns 1/5 per step; a network that reads the frame earns 1. Ten steps per episode,
+    ended by truncation (so the trainer's bootstrapping through time limits is exercised too).
+    """
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0, 255, (24, 40, 1), dtype=np.uint8)
+        self.action_space = spaces.Discrete(5)
+        self.place = 0
+        self.t = 0
+
+    def _obs(self) -> np.ndarray:
+        self.place = int(self.np_random.integers(0, 5))
+        frame = np.full((24, 40, 1), 30, dtype=np.uint8)
+        frame[6:18, self.place * 8 : self.place * 8 + 8] = 220
+        return frame
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = float(int(action) == self.place)
+        self.t += 1
+        return self._obs(), reward, False, self.t >= 10, {}
+
+
+if PICK_ID not in gym.registry:
+    gym.register(PICK_ID, entry_point=PickEnv)
+
+
+def pick_config(tmp_path, **overrides) -> DQNConfig:
+    cfg = DQNConfig(
+        out=str(tmp_path / "pick.safetensors"),
+        env=PICK_ID,
+        steps=1_200,
+        envs=2,
+        buffer_size=4_000,
+        batch_size=32,
+        lr=1e-3,
+        gamma=0.5,
+        n_step=1,
+        train_every=1,
+        learning_starts=200,
+        target_update=200,
+        eps_fraction=0.4,
+        eval_every=0,
+        eval_runs=10,
+        checkpoint_every=1_000,
+        log_every=500,
+        hidden=64,
+        progress=False,
+    )
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def test_double_dqn_target_matches_hand_computation():
+    returns = torch.tensor([1.0, 0.5, 2.0])
+    discounts = torch.tensor([0.9, 0.0, 0.81])
+    online = torch.tensor([[1.0, 3.0, 2.0], [5.0, 0.0, 0.0], [0.0, 0.0, 7.0]])
+    target = torch.tensor([[10.0, 20.0, 30.0], [40.0, 50.0, 60.0], [1.0, 2.0, -3.0]])
+    # Online argmax: 1, 0, 2 -> target values 20, 40, -3 (not the target's own max 30, 60, 2).
+    expected = torch.tensor([1.0 + 0.9 * 20.0, 0.5 + 0.0 * 40.0, 2.0 + 0.81 * -3.0])
+    assert torch.allclose(double_dqn_target(returns, discounts, online, target), expected)
+
+
+def test_epsilon_schedule_is_linear_then_flat():
+    cfg = DQNConfig(steps=1000, eps_start=1.0, eps_end=0.1, eps_fraction=0.5)
+    assert epsilon(cfg, 0) == pytest.approx(1.0)
+    assert epsilon(cfg, 250) == pytest.approx(0.55)
+    assert epsilon(cfg, 500) == pytest.approx(0.1) and epsilon(cfg, 999) == pytest.approx(0.1)
+
+
+def test_trainer_learns_the_pick_task(tmp_path):
+    start = time.time()
+    summary = train(pick_config(tmp_path))
+    # Greedy return per 10-step episode on held-out seeds: random play gets 2 on average.
+    assert summary["final_eval"]["score"] >= 7.0, summary["final_eval"]
+    assert time.time() - start < 40
+    for suffix in (".safetensors", ".csv", ".metrics.json", ".train.safetensors"):
+        assert (tmp_path / f"pick{suffix}").exists()
+    model, meta = load_qnet(tmp_path / "pick.safetensors")
+    assert meta["architecture"] == "dqn" and model.frames == 4
+
+
+class SimulatedKillError(Exception):
+    """Stands in for SIGKILL: the run stops between two checkpoints without any cleanup."""
+
+
+def test_resume_after_a_kill_restores_counters_and_weights(tmp_path):
+    cfg = pick_config(tmp_path, steps=600, checkpoint_every=200, learning_starts=100)
+
+    def kill_at_300(step: int) -> None:
+        if step >= 300:
+            raise SimulatedKillError
+
+    with pytest.raises(SimulatedKillError):
+        train(cfg, on_step=kill_at_300)
+    state = tmp_path / "pick.train.safetensors"
+    # What is on disk is the step-200 checkpoint; a fresh set of objects loads it exactly.
+    q, target = QNet(5, 4, 24, 40, 64), QNet(5, 4, 24, 40, 64)
+    opt = torch.optim.Adam(q.parameters())
+    counters = load_training_state(state, q, target, opt, np.random.default_rng())
+    # Updates start once learning_starts steps are collected (~100 by step 200).
+    assert counters["global_step"] == 200 and 95 <= counters["updates"] <= 105
+    from safetensors.torch import load_file
+
+    saved = load_file(str(state))
+    for name, value in q.state_dict().items():
+        assert torch.equal(value, saved[f"q.{name}"])
+    assert opt.state_dict()["state"], "Adam moments restored"
+
+    summary = train(pick_config(tmp_path, steps=400, checkpoint_every=200, learning_starts=100, resume=True))
+    assert summary["resumed_from"] == 200 and summary["resumes"] == 1
+    assert summary["global_step"] == 400
+    # The replay buffer is refilled (learning_starts = 100 steps, 200 -> 300), then ~100 more updates.
+    assert 95 <= summary["updates"] - counters["updates"] <= 105
+    # Resuming with another network would silently train something else: refused.
+    with pytest.raises(SystemExit, match="hidden"):
+        train(pick_config(tmp_path, steps=500, hidden=32, resume=True))
+
+
+EVAL_KEYS = {"score_mph", "mean_speed_kmh", "collisions", "offroad", "runs"}
+
+
+def test_eval_reports_the_documented_keys_for_baselines_and_a_dqn(tmp_path):
+    out = tmp_path / "eval.json"
+    argv = ["eval", "--env", "traffic", "--model", "noop", "--episodes", "2", "--run-seconds", "2"]
+    assert cli.main([*argv, "--quiet", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert set(rows) == {"noop", "random", "expert"}
+    for result in rows.values():
+        assert set(result) >= EVAL_KEYS and result["runs"] == 2
+
+    # An (untrained) DQN file: eval recreates its small grayscale camera from the metadata.
+    cfg = DQNConfig(out=str(tmp_path / "dqn.safetensors"), action_mode="lane")
+    save_model(cfg, QNet(5, 4, 33, 100), tmp_path / "dqn.safetensors", {})
+    argv = ["eval", "--env", "traffic", "--model", cfg.out, "--episodes", "1", "--run-seconds", "2"]
+    assert cli.main([*argv, "--no-baselines", "--quiet", "--json", str(out)]) == 0
+    assert set(json.loads(out.read_text())) >= EVAL_KEYS
+
+
+def test_driver_keeps_its_window_and_exposes_q_values():
+    env = gym.make("camdrive/Traffic-v0", camera_width=100, camera_height=33, grayscale=True)
+    driver = DQNDriver(QNet(5, 4, 33, 100), threads=None)
+    obs, info = env.reset(seed=0)
+    driver.reset(env)
+    action = driver.act(obs, info)
+    assert 0 <= action < 5 and driver.q_values is not None and driver.q_values.shape == (5,)
+    assert all((f == obs[:, :, 0]).all() for f in driver.window)  # first frame repeated
+    driver.reset(env)
+    assert not driver.window and driver.q_values is None
+    env.close()

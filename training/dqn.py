@@ -1,0 +1,646 @@
+"""`camdrive train dqn`: Double DQN on Traffic-v0 from camera frames (CleanRL-style, one file).
+
+The loop in `train` reads top to bottom: make K envs, fill the replay buffer with epsilon-greedy
+actions, every `train_every` env steps sample a batch and take one Adam step on the Huber loss against
+the Double-DQN target (online net picks the next action, target net values it), copy the online net
+into the target net every `target_update` env steps, evaluate every `eval_every` steps.
+
+Files written (MODEL = --out):
+- MODEL: the best network by held-out evaluation (the final one when no evaluation ran), a camdrive
+  model file (`agent.checkpoint`) whose metadata holds the env options, so `camdrive eval --model MODEL`
+  recreates the same small grayscale camera and action mode.
+- MODEL stem + `.train.safetensors`: the training state (online and target networks, Adam state,
+  counters, numpy and torch RNG states, config) written atomically every `checkpoint_every` steps;
+  `--resume` continues from it after a kill. The replay buffer is NOT saved (100k frames = 330 MB):
+  on resume it is refilled with `learning_starts` fresh epsilon-greedy steps before updates restart.
+  Envs restart from new episodes (seeds advanced by the resume count).
+- MODEL stem + `.csv` (log), `.png` (learning curve), `.metrics.json` (summary).
+
+Seeds: training env seeds are SEED * 10000 + 100 * resume + i (< 1_000_000); evaluation uses seeds
+from 1_000_000 (never used in training), with the DeepTraffic score (median of per-run mean speed,
+mph) from `training.evaluate`.
+
+Vector envs: `SyncVectorEnv` by default. Measured here (2 shared cores, K=4, 33x100 grayscale, random
+actions, 5 s each): Sync 1221 env steps/s, Async 1134. The simulator steps in ~1 ms, so the pipes of
+AsyncVectorEnv cost about what they save, and with the gradient step taking most of the time and
+another training job on the machine, extra processes only compete for the same two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import sim  # noqa: F401  (registers the envs)
+from agent.qnet import ARCH, DQNDriver, QNet, param_count
+from training.replay import ReplayBuffer
+
+TRAFFIC_ID = "camdrive/Traffic-v0"
+SEED_STRIDE = 10_000
+EVAL_SEED_START = 1_000_000
+"""Seeds from here on are for evaluation only; training never uses them."""
+
+
+@dataclass
+class DQNConfig:
+    """Every knob of a DQN run; `camdrive train dqn` fills it from the command line."""
+
+    out: str = "assets/dqn/dqn_steer.safetensors"
+    """Model file to write; the log, curve, metrics and training state go beside it."""
+    env: str = "traffic"
+    """"traffic" (camdrive/Traffic-v0) or any registered Gymnasium id with (H, W, 1) uint8 frames."""
+    action_mode: str = "steer"
+    """Traffic-v0 action mode: "steer" (left/right turn the wheel) or "lane" (left/right change lane)."""
+    steps: int = 300_000
+    """Total env steps, summed over all envs."""
+    envs: int = 4
+    """Parallel envs collecting experience."""
+    vector: str = "sync"
+    """"sync" (SyncVectorEnv, measured faster here) or "async" (AsyncVectorEnv, one process per env)."""
+    seed: int = 0
+    """Seeds torch, numpy and the training envs (SEED * 10000 + ...; always < 1_000_000)."""
+    camera_width: int = 100
+    """Camera frame width: the default 200 halved (same field of view)."""
+    camera_height: int = 33
+    """Camera frame height: the default 66 halved."""
+    episode_seconds: float = 60.0
+    """Training episode length (truncation; not treated as termination)."""
+    frames: int = 4
+    """Frames in the temporal window (stacked on channels)."""
+    hidden: int = 256
+    """Hidden units of each head."""
+    dueling: bool = True
+    """Dueling head (V + A - mean A)."""
+    buffer_size: int = 100_000
+    """Replay capacity in frames, split evenly between envs."""
+    batch_size: int = 32
+    """Transitions per gradient step."""
+    lr: float = 1e-4
+    """Adam learning rate."""
+    adam_eps: float = 1.5e-4
+    """Adam epsilon (Rainbow's value; the default 1e-8 makes early steps jumpy)."""
+    gamma: float = 0.99
+    """Discount per step (10 Hz: a horizon of ~10 s)."""
+    n_step: int = 3
+    """n-step returns (1 = plain DQN)."""
+    train_every: int = 4
+    """Env steps (over all envs) per gradient step."""
+    learning_starts: int = 5_000
+    """Env steps of collection before the first gradient step (also after a resume)."""
+    target_update: int = 2_000
+    """Env steps between hard copies of the online net into the target net."""
+    eps_start: float = 1.0
+    """Initial exploration rate."""
+    eps_end: float = 0.05
+    """Final exploration rate."""
+    eps_fraction: float = 0.3
+    """Fraction of `steps` over which epsilon falls linearly."""
+    grad_clip: float = 10.0
+    """Max global gradient norm."""
+    eval_every: int = 25_000
+    """Env steps between held-out evaluations (0 = only at the end)."""
+    eval_runs: int = 5
+    """Runs per evaluation (seeds 1_000_000, ...)."""
+    eval_seconds: float = 45.0
+    """Seconds per evaluation run (camdrive eval's default)."""
+    checkpoint_every: int = 10_000
+    """Env steps between training-state checkpoints."""
+    log_every: int = 5_000
+    """Env steps between CSV rows."""
+    threads: int = 1
+    """torch threads (the machine's other core belongs to the simulator / other jobs)."""
+    resume: bool = False
+    """Continue from the training state beside `out`."""
+    progress: bool = True
+    """tqdm progress bar."""
+    command: str = ""
+    """The command line, recorded in the metadata."""
+
+    # ------------------------------------------------------------------------------ derived paths
+    def path(self, suffix: str) -> Path:
+        out = Path(self.out)
+        return out.with_name(out.name.removesuffix(".safetensors") + suffix)
+
+    def env_options(self) -> dict[str, Any]:
+        """Options a model needs at evaluation too (recorded in its metadata)."""
+        if self.env != "traffic":
+            return {}
+        return {
+            "camera_width": self.camera_width,
+            "camera_height": self.camera_height,
+            "grayscale": True,
+            "action_mode": self.action_mode,
+        }
+
+    def env_id(self) -> str:
+        return TRAFFIC_ID if self.env == "traffic" else self.env
+
+
+# ------------------------------------------------------------------------------------------ pieces
+def epsilon(cfg: DQNConfig, step: int) -> float:
+    """Linear schedule from eps_start to eps_end over eps_fraction * steps, then flat."""
+    span = max(1.0, cfg.eps_fraction * cfg.steps)
+    return cfg.eps_end + (cfg.eps_start - cfg.eps_end) * max(0.0, 1.0 - step / span)
+
+
+def double_dqn_target(
+    returns: torch.Tensor, discounts: torch.Tensor, next_q_online: torch.Tensor, next_q_target: torch.Tensor
+) -> torch.Tensor:
+    """returns + discounts * Q_target(s', argmax_a Q_online(s', a)) (van Hasselt et al. 2016)."""
+    best = next_q_online.argmax(dim=1, keepdim=True)
+    return returns + discounts * next_q_target.gather(1, best).squeeze(1)
+
+
+def make_vector_env(cfg: DQNConfig, render: bool = False) -> gym.vector.VectorEnv:
+    options = {**cfg.env_options()}
+    if cfg.env == "traffic":
+        options["episode_seconds"] = cfg.episode_seconds
+    fns = [lambda: gym.make(cfg.env_id(), **options) for _ in range(cfg.envs)]
+    mode = gym.vector.AutoresetMode.NEXT_STEP
+    if cfg.vector == "async":
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+
+
+def evaluate(cfg: DQNConfig, net: QNet, runs: int, seed: int = EVAL_SEED_START) -> dict[str, Any]:
+    """Greedy policy on held-out seeds: the DeepTraffic score on Traffic-v0, mean return otherwise."""
+    driver = DQNDriver(net, threads=None)
+    if cfg.env == "traffic":
+        from training.evaluate import evaluate_traffic
+
+        env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.env_options())
+        result = evaluate_traffic(driver, env, runs, seed)
+        env.close()
+        return result
+    env = gym.make(cfg.env_id())
+    returns = []
+    for run in range(runs):
+        obs, info = env.reset(seed=seed + run)
+        driver.reset(env)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(driver.act(obs, info))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return {"score": float(np.mean(returns)), "runs": runs}
+
+
+def score_of(result: dict[str, Any]) -> float:
+    return float(result.get("score_mph", result.get("score", math.nan)))
+
+
+def baseline_scores(cfg: DQNConfig, runs: int) -> dict[str, float]:
+    """noop and expert scores on the evaluation seeds, as reference lines in the learning curve."""
+    if cfg.env != "traffic":
+        return {}
+    from agent.baselines import load_driver
+    from training.evaluate import evaluate_traffic
+
+    out = {}
+    for name in ("noop", "expert"):
+        env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.env_options())
+        out[name] = evaluate_traffic(load_driver(name, env), env, runs, EVAL_SEED_START)["score_mph"]
+        env.close()
+    return out
+
+
+# --------------------------------------------------------------------------------- checkpointing
+def _atomic_save(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"camdrive_train": json.dumps(meta)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_training_state(
+    path: Path,
+    q: QNet,
+    target: QNet,
+    opt: torch.optim.Optimizer,
+    counters: dict[str, Any],
+    cfg: DQNConfig,
+    rng: np.random.Generator,
+) -> None:
+    """Networks, Adam state, counters, RNG states and config in one safetensors file (no pickle)."""
+    tensors = {f"q.{k}": v.detach().clone().contiguous() for k, v in q.state_dict().items()}
+    tensors.update({f"target.{k}": v.detach().clone().contiguous() for k, v in target.state_dict().items()})
+    for i, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"opt.{i}.{key}"] = torch.as_tensor(value).detach().clone().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"counters": counters, "config": asdict(cfg), "numpy_rng": rng.bit_generator.state}
+    _atomic_save(path, tensors, meta)
+
+
+def load_training_state(
+    path: Path, q: QNet, target: QNet, opt: torch.optim.Optimizer, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Restore what `save_training_state` wrote into fresh objects; returns the counters."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["camdrive_train"])
+    q.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("q.")})
+    target.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("target.")})
+    opt_state = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("opt."):
+            _, i, key = name.split(".", 2)
+            state.setdefault(int(i), {})[key] = value
+    opt_state["state"] = state
+    opt.load_state_dict(opt_state)
+    torch.set_rng_state(tensors["rng.torch"])
+    rng.bit_generator.state = meta["numpy_rng"]
+    return meta["counters"]
+
+
+RESUME_MUST_MATCH = ("env", "action_mode", "camera_width", "camera_height", "frames", "hidden", "dueling")
+
+
+def _check_resume_config(path: Path, cfg: DQNConfig) -> None:
+    """Refuse to resume a run with a different task or network (it would silently train something else)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        saved = json.loads(f.metadata()["camdrive_train"])["config"]
+    diff = [
+        f"{k}: saved {saved.get(k)!r}, now {getattr(cfg, k)!r}"
+        for k in RESUME_MUST_MATCH
+        if saved.get(k) != getattr(cfg, k)
+    ]
+    if diff:
+        raise SystemExit(f"{path}: cannot resume with different settings ({'; '.join(diff)})")
+
+
+def save_model(cfg: DQNConfig, q: QNet, path: Path, extra: dict[str, Any]) -> None:
+    from agent.checkpoint import save_checkpoint
+
+    save_checkpoint(
+        path,
+        q,
+        {
+            "architecture": ARCH,
+            "network": q.config(),
+            "env_id": cfg.env_id(),
+            "env_options": cfg.env_options(),
+            "observation": {
+                "frames": cfg.frames,
+                "shape": [cfg.camera_height, cfg.camera_width],
+                "color_space": "gray",
+                "episode_start": "first frame repeated",
+            },
+            "action_mode": cfg.action_mode,
+            "training": {"algorithm": "double dqn", "config": asdict(cfg), **extra},
+        },
+    )
+
+
+def plot_curve(cfg: DQNConfig, rows: list[dict[str, Any]], baselines: dict[str, float]) -> None:
+    """Held-out score and training episode speed against env steps, with noop/expert lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ev = [r for r in rows if r.get("eval_score") not in ("", None)]
+    ax.plot([r["step"] for r in ev], [r["eval_score"] for r in ev], "o-", label="eval score (held-out)")
+    tr = [r for r in rows if r.get("train_score") not in ("", None)]
+    ax.plot([r["step"] for r in tr], [r["train_score"] for r in tr], alpha=0.6, label="training episodes")
+    for name, value in baselines.items():
+        ax.axhline(value, ls="--", lw=1, color="grey" if name == "noop" else "green", label=name)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("mph (median of run mean speeds)" if cfg.env == "traffic" else "return")
+    ax.set_title(f"DQN {cfg.env} {cfg.action_mode}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(cfg.path(".png"), dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------- training
+def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run DQN as configured; returns the summary also written to the metrics JSON.
+
+    `on_step(global_step)` is called after every vector step (tests use it to simulate a kill).
+    """
+    torch.set_num_threads(cfg.threads)
+    state_path = cfg.path(".train.safetensors")
+    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+
+    # Networks, optimiser, RNGs.
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    probe = gym.make(cfg.env_id(), **cfg.env_options())
+    h, w = probe.observation_space.shape[:2]
+    n_actions = int(probe.action_space.n)
+    probe.close()
+    q = QNet(n_actions, cfg.frames, h, w, cfg.hidden, cfg.dueling)
+    target = QNet(n_actions, cfg.frames, h, w, cfg.hidden, cfg.dueling)
+    target.load_state_dict(q.state_dict())
+    opt = torch.optim.Adam(q.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    counters: dict[str, Any] = {
+        "global_step": 0,
+        "updates": 0,
+        "episodes": 0,
+        "best_score": -math.inf,
+        "resumes": 0,
+        "train_seconds": 0.0,
+    }
+    resumed_from = None
+    if cfg.resume and state_path.exists():
+        _check_resume_config(state_path, cfg)
+        counters = load_training_state(state_path, q, target, opt, rng)
+        counters["resumes"] += 1
+        resumed_from = counters["global_step"]
+    rows: list[dict[str, Any]] = []
+    if resumed_from is not None and cfg.path(".csv").exists():
+        with open(cfg.path(".csv")) as f:
+            rows = [
+                {k: _number(v) for k, v in r.items()}
+                for r in csv.DictReader(f)
+                if float(r["step"]) <= resumed_from
+            ]
+
+    # Envs and replay. Training seeds stay below 1_000_000 (evaluation's range).
+    envs = make_vector_env(cfg)
+    buffer = ReplayBuffer(
+        cfg.buffer_size,
+        (h, w),
+        cfg.envs,
+        cfg.frames,
+        cfg.n_step,
+        cfg.gamma,
+        seed=cfg.seed + counters["resumes"],
+    )
+    base = (cfg.seed * SEED_STRIDE + 100 * counters["resumes"]) % EVAL_SEED_START
+    obs, _ = envs.reset(seed=[base + i for i in range(cfg.envs)])
+    window = np.zeros((cfg.envs, cfg.frames, h, w), dtype=np.uint8)
+    for e in range(cfg.envs):
+        buffer.start_episode(e, obs[e, :, :, 0])
+        window[e] = obs[e, :, :, 0]
+    needs_start = np.zeros(cfg.envs, dtype=bool)
+    episode_speed = [[] for _ in range(cfg.envs)]
+    episode_return = np.zeros(cfg.envs)
+    recent_scores: deque[float] = deque(maxlen=20)
+    baselines = baseline_scores(cfg, cfg.eval_runs) if resumed_from is None else counters.get("baselines", {})
+    counters["baselines"] = baselines
+    collected_since_start = 0
+    last_eval: dict[str, Any] = {}
+    losses: deque[float] = deque(maxlen=100)
+    qmeans: deque[float] = deque(maxlen=100)
+
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=counters["global_step"], unit="step", dynamic_ncols=True)
+    t0, step0 = time.time(), counters["global_step"]
+    next_log = (counters["global_step"] // cfg.log_every + 1) * cfg.log_every
+    next_eval = (counters["global_step"] // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every else None
+    next_ckpt = (counters["global_step"] // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    next_target = (counters["global_step"] // cfg.target_update + 1) * cfg.target_update
+    next_train = counters["global_step"] + cfg.train_every
+
+    def checkpoint() -> None:
+        counters["train_seconds"] += time.time() - checkpoint.mark
+        checkpoint.mark = time.time()
+        save_training_state(state_path, q, target, opt, counters, cfg, rng)
+
+    checkpoint.mark = time.time()
+
+    while counters["global_step"] < cfg.steps:
+        step = counters["global_step"]
+        # 1. Act: epsilon-greedy on each env's window.
+        eps = epsilon(cfg, step)
+        with torch.no_grad():
+            greedy = q(torch.from_numpy(window)).argmax(dim=1).numpy()
+        explore = rng.random(cfg.envs) < eps
+        actions = np.where(explore, rng.integers(0, n_actions, cfg.envs), greedy)
+        next_obs, rewards, terms, truncs, infos = envs.step(actions)
+
+        # 2. Store: a NEXT_STEP autoreset step (after an episode ended) only brings the new first frame.
+        for e in range(cfg.envs):
+            frame = next_obs[e, :, :, 0]
+            if needs_start[e]:
+                buffer.start_episode(e, frame)
+                window[e] = frame
+                needs_start[e] = False
+                continue
+            buffer.add_step(e, int(actions[e]), float(rewards[e]), bool(terms[e]), bool(truncs[e]), frame)
+            window[e] = np.concatenate([window[e, 1:], frame[None]])
+            episode_return[e] += rewards[e]
+            if "speed" in infos:
+                episode_speed[e].append(float(infos["speed"][e]))
+            if terms[e] or truncs[e]:
+                needs_start[e] = True
+                counters["episodes"] += 1
+                if episode_speed[e]:
+                    recent_scores.append(float(np.mean(episode_speed[e])) * 2.2369363)
+                else:
+                    recent_scores.append(float(episode_return[e]))
+                episode_speed[e], episode_return[e] = [], 0.0
+            counters["global_step"] += 1
+            collected_since_start += 1
+        step = counters["global_step"]
+
+        # 3. Learn: Double DQN on a replay batch, Huber loss, clipped gradients.
+        while step >= next_train:
+            next_train += cfg.train_every
+            if collected_since_start < cfg.learning_starts:
+                continue
+            b = buffer.sample(cfg.batch_size)
+            obs_t = torch.from_numpy(b.obs)
+            next_t = torch.from_numpy(b.next_obs)
+            with torch.no_grad():
+                y = double_dqn_target(
+                    torch.from_numpy(b.returns), torch.from_numpy(b.discounts), q(next_t), target(next_t)
+                )
+            q_all = q(obs_t)
+            q_taken = q_all.gather(1, torch.from_numpy(b.actions)[:, None]).squeeze(1)
+            loss = F.smooth_l1_loss(q_taken, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(q.parameters(), cfg.grad_clip)
+            opt.step()
+            counters["updates"] += 1
+            losses.append(loss.item())
+            qmeans.append(q_taken.mean().item())
+        if step >= next_target:
+            next_target += cfg.target_update
+            target.load_state_dict(q.state_dict())
+
+        # 4. Evaluate, log, checkpoint.
+        row: dict[str, Any] | None = None
+        if next_eval is not None and step >= next_eval:
+            next_eval += cfg.eval_every
+            last_eval = evaluate(cfg, q, cfg.eval_runs)
+            score = score_of(last_eval)
+            if score > counters["best_score"]:
+                counters["best_score"] = score
+                counters["best_step"] = step
+                save_model(cfg, q, Path(cfg.out), {"best_step": step, "eval": last_eval})
+            row = {}
+        if step >= next_log or row is not None:
+            next_log = max(next_log, (step // cfg.log_every + 1) * cfg.log_every)
+            elapsed = time.time() - t0
+            row = {
+                "step": step,
+                "wall_s": round(counters["train_seconds"] + time.time() - checkpoint.mark, 1),
+                "steps_per_s": round((step - step0) / max(elapsed, 1e-9), 1),
+                "epsilon": round(eps, 4),
+                "updates": counters["updates"],
+                "episodes": counters["episodes"],
+                "loss": round(float(np.mean(losses)), 5) if losses else "",
+                "mean_q": round(float(np.mean(qmeans)), 4) if qmeans else "",
+                "train_score": round(float(np.mean(recent_scores)), 3) if recent_scores else "",
+                "eval_score": round(score_of(last_eval), 3) if row is not None and last_eval else "",
+                "eval_collisions": last_eval.get("collisions", "") if row is not None and last_eval else "",
+                "eval_offroad": last_eval.get("offroad", "") if row is not None and last_eval else "",
+            }
+            rows.append(row)
+            _write_csv(cfg.path(".csv"), rows)
+        if step >= next_ckpt:
+            next_ckpt += cfg.checkpoint_every
+            checkpoint()
+        if bar is not None:
+            bar.update(step - bar.n)
+            bar.set_postfix(
+                sps=f"{(step - step0) / max(time.time() - t0, 1e-9):.0f}",
+                eps=f"{eps:.2f}",
+                train=f"{np.mean(recent_scores):.1f}" if recent_scores else "-",
+                score=f"{score_of(last_eval):.1f}" if last_eval else "-",
+                refresh=False,
+            )
+        if on_step is not None:
+            on_step(step)
+
+    # Final evaluation, model, state, log, curve, metrics.
+    final = evaluate(cfg, q, cfg.eval_runs)
+    step = counters["global_step"]
+    if score_of(final) > counters["best_score"] or not Path(cfg.out).exists():
+        counters["best_score"] = score_of(final)
+        counters["best_step"] = step
+        save_model(cfg, q, Path(cfg.out), {"best_step": step, "eval": final})
+    checkpoint()
+    rows.append(
+        {
+            "step": step,
+            "wall_s": round(counters["train_seconds"] + time.time() - checkpoint.mark, 1),
+            "steps_per_s": round((step - step0) / max(time.time() - t0, 1e-9), 1),
+            "epsilon": round(epsilon(cfg, step), 4),
+            "updates": counters["updates"],
+            "episodes": counters["episodes"],
+            "loss": round(float(np.mean(losses)), 5) if losses else "",
+            "mean_q": round(float(np.mean(qmeans)), 4) if qmeans else "",
+            "train_score": round(float(np.mean(recent_scores)), 3) if recent_scores else "",
+            "eval_score": round(score_of(final), 3),
+            "eval_collisions": final.get("collisions", ""),
+            "eval_offroad": final.get("offroad", ""),
+        }
+    )
+    _write_csv(cfg.path(".csv"), rows)
+    if bar is not None:
+        bar.close()
+    envs.close()
+    try:
+        plot_curve(cfg, rows, baselines)
+    except Exception as exc:  # a missing matplotlib must not lose a finished run
+        print(f"learning curve not written: {exc}", file=sys.stderr)
+    summary = {
+        "out": str(cfg.out),
+        "global_step": step,
+        "updates": counters["updates"],
+        "episodes": counters["episodes"],
+        "best_score": counters["best_score"],
+        "best_step": counters.get("best_step"),
+        "final_eval": final,
+        "baselines_on_eval_seeds": baselines,
+        "resumed_from": resumed_from,
+        "resumes": counters["resumes"],
+        "steps_per_s_this_session": (step - step0) / max(time.time() - t0, 1e-9),
+        "train_seconds_total": counters["train_seconds"],
+        "param_count": param_count(q),
+        "config": asdict(cfg),
+    }
+    with open(cfg.path(".metrics.json"), "w") as f:
+        json.dump(summary, f, indent=2, default=str)
+    return summary
+
+
+def _number(text: str) -> float | int | str:
+    """A CSV cell read back: int when integral, float otherwise, "" for empty."""
+    if text == "":
+        return ""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    keys = list(rows[0].keys())
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def main(args: argparse.Namespace) -> int:
+    """`camdrive train dqn`."""
+    cfg = DQNConfig(
+        out=args.out,
+        env=args.env,
+        action_mode=args.action_mode,
+        steps=args.steps,
+        envs=args.envs,
+        vector=args.vector,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        resume=args.resume,
+        threads=args.threads,
+        progress=not args.quiet,
+        command=shlex.join(["camdrive", *sys.argv[1:]]),
+    )
+    known = {f.name for f in fields(DQNConfig)}
+    for key, value in getattr(args, "set", None) or []:
+        if key not in known:
+            raise SystemExit(f"unknown DQN setting {key!r}; known: {', '.join(sorted(known))}")
+        kind = type(getattr(cfg, key))
+        if kind is bool and isinstance(value, str):
+            value = value.lower() in ("1", "true", "yes")
+        setattr(cfg, key, kind(value))
+    summary = train(cfg)
+    print(
+        json.dumps({k: summary[k] for k in ("out", "global_step", "best_score", "final_eval")}, default=str)
+    )
+    return 0

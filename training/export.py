@@ -1,0 +1,79 @@
+"""`camdrive export --minari`: copy our demonstrations into a Minari dataset.
+
+Why our own format stays primary: Minari (Farama's standard for offline Gymnasium datasets) writes a
+whole dataset into one store at the end (HDF5 or Arrow), so a recorder killed mid-session can lose or
+corrupt everything, and it has no notion of a checkpointed partial episode or per-step expert labels
+next to the executed actions. camdrive records one self-contained, atomically written file per episode
+and exports to Minari for tools that read it. Labels and privileged state travel in `infos`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import sim  # noqa: F401  (registers the envs, so Minari can record the env spec)
+from training.demos import iter_episodes
+
+
+def export_minari(directory: Path, dataset_id: str, root: Path | None = None) -> int:
+    """Write every complete episode in `directory` to the Minari dataset `dataset_id`; returns the count."""
+    if root is not None:
+        os.environ["MINARI_DATASETS_PATH"] = str(root)
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    buffers, env_id, options = [], None, {}
+    for episode in iter_episodes(directory):
+        if env_id is None:
+            env_id, options = episode.meta["env_id"], episode.meta.get("env_options", {})
+        elif episode.meta["env_id"] != env_id:
+            raise ValueError(
+                f"{episode.path}: env {episode.meta['env_id']} is not {env_id}; export one env at a time"
+            )
+        steps = episode.steps
+        infos = {f"state_{k}": np.asarray(v) for k, v in episode.state.items()}
+        if episode.labels is not None:
+            infos["label"] = np.concatenate((episode.labels, episode.labels[-1:]))
+        buffers.append(
+            EpisodeBuffer(
+                id=len(buffers),
+                seed=int(episode.meta["reset_seed"]),
+                observations=list(episode.frames),
+                actions=list(episode.actions),
+                rewards=list(episode.rewards.astype(float)),
+                terminations=[False] * (steps - 1) + [bool(episode.meta.get("terminated", False))],
+                truncations=[False] * (steps - 1) + [bool(episode.meta.get("truncated", False))],
+                infos=infos,
+            )
+        )
+    if not buffers:
+        raise ValueError(f"{directory}: no complete episodes to export")
+    env = gym.make(env_id, **options)
+    minari.create_dataset_from_buffers(
+        dataset_id,
+        buffers,
+        env=env,
+        algorithm_name="camdrive record",
+        data_format="hdf5",
+        author="camdrive",
+        description=f"camdrive demonstrations exported from {directory}",
+    )
+    return len(buffers)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        n = export_minari(Path(args.directory), args.minari, Path(args.root) if args.root else None)
+    except ImportError:
+        print("camdrive export: Minari is not installed: pip install -e '.[minari]'")
+        return 1
+    except ValueError as err:
+        print(f"camdrive export: {err}")
+        return 1
+    print(f"exported {n} episodes to Minari dataset {args.minari}")
+    return 0

@@ -1,0 +1,176 @@
+"""Experience replay for the DQN: every frame stored once as uint8, windows rebuilt by index.
+
+Why this layout: a 4-frame window stored per transition (and again as the next observation) costs 8x
+the memory of the frames themselves. Here each env has its own ring of single frames (one ring per env,
+so steps of parallel envs never interleave), and the window of a transition is gathered from the ring
+when it is sampled.
+
+Layout per env ring, one slot per observation (absolute positions count up forever; slot = pos % size):
+- `frame`: the observation (H, W) uint8.
+- `has_step`: an action was taken from this observation; then `action`, `reward`, `terminated`
+  describe that step and the next observation is the next slot. The last observation of an episode
+  (terminated or truncated) has its own slot with `has_step` False, so "next frame" is always
+  `pos + 1` and never crosses into another episode.
+- `start`: absolute position of the episode's first frame.
+
+Episode starts: frames before the first frame of an episode are *replaced by that first frame
+(repeated)*, not zero-filled, so a window never mixes two episodes and the first window looks like a
+car that has been standing still. `agent.qnet.DQNDriver` does exactly the same at inference.
+
+n-step returns (`n_step` > 1): the return is summed along the ring until n steps, a termination (no
+bootstrap), or an observation with no step yet (the newest frame, or the end of a truncated episode)
+— there the return is cut short and bootstrapped from that observation with gamma^m, which is still a
+correct m-step target. Truncation (time limit) is never treated as termination.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Batch:
+    """A sampled batch (numpy). target = returns + discounts * max_a Q(next_obs, a)."""
+
+    obs: np.ndarray
+    """(B, frames, H, W) uint8 windows."""
+    actions: np.ndarray
+    """(B,) int64."""
+    returns: np.ndarray
+    """(B,) float32: sum_{j<m} gamma^j r_{t+j}."""
+    discounts: np.ndarray
+    """(B,) float32: gamma^m, or 0 when the episode terminated within the m steps."""
+    next_obs: np.ndarray
+    """(B, frames, H, W) uint8 windows m steps later."""
+
+
+class ReplayBuffer:
+    """One ring of single uint8 frames per env; see the module docstring."""
+
+    def __init__(
+        self,
+        capacity: int,
+        frame_shape: tuple[int, int],
+        num_envs: int = 1,
+        frames: int = 4,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        seed: int = 0,
+    ) -> None:
+        if capacity < num_envs * (frames + n_step + 1):
+            raise ValueError(f"capacity {capacity} is too small for {num_envs} envs")
+        self.size = capacity // num_envs
+        self.num_envs, self.frames, self.n_step, self.gamma = num_envs, frames, n_step, gamma
+        h, w = frame_shape
+        self.frame = np.zeros((num_envs, self.size, h, w), dtype=np.uint8)
+        self.action = np.zeros((num_envs, self.size), dtype=np.int64)
+        self.reward = np.zeros((num_envs, self.size), dtype=np.float32)
+        self.terminated = np.zeros((num_envs, self.size), dtype=bool)
+        self.has_step = np.zeros((num_envs, self.size), dtype=bool)
+        self.start = np.zeros((num_envs, self.size), dtype=np.int64)
+        self.count = np.zeros(num_envs, dtype=np.int64)
+        """Frames ever written per env (absolute position of the next one)."""
+        self.episode_start = np.full(num_envs, -1, dtype=np.int64)
+        """Absolute position of the current episode's first frame; -1 between episodes."""
+        self.rng = np.random.default_rng(seed)
+
+    # ------------------------------------------------------------------------------------ writing
+    def _write(self, env: int, frame: np.ndarray) -> None:
+        pos = int(self.count[env])
+        slot = pos % self.size
+        self.frame[env, slot] = frame
+        self.has_step[env, slot] = False
+        self.terminated[env, slot] = False
+        self.start[env, slot] = self.episode_start[env]
+        self.count[env] += 1
+
+    def start_episode(self, env: int, frame: np.ndarray) -> None:
+        """The first observation of a new episode of env `env`."""
+        self.episode_start[env] = self.count[env]
+        self._write(env, frame)
+
+    def add_step(
+        self,
+        env: int,
+        action: int,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        next_frame: np.ndarray,
+    ) -> None:
+        """The step taken from env `env`'s latest observation, and the observation it led to."""
+        if self.episode_start[env] < 0:
+            raise RuntimeError(f"env {env}: add_step before start_episode")
+        slot = int(self.count[env] - 1) % self.size
+        self.action[env, slot] = action
+        self.reward[env, slot] = reward
+        self.terminated[env, slot] = terminated
+        self.has_step[env, slot] = True
+        self._write(env, next_frame)
+        if terminated or truncated:
+            self.episode_start[env] = -1
+
+    def __len__(self) -> int:
+        """Frames currently held (an upper bound on the transitions that can be sampled)."""
+        return int(np.minimum(self.count, self.size).sum())
+
+    # ----------------------------------------------------------------------------------- sampling
+    def window(self, env: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """(B, frames, H, W) windows ending at absolute positions `pos` of envs `env`."""
+        start = self.start[env, pos % self.size]
+        offsets = np.arange(self.frames - 1, -1, -1)
+        idx = np.maximum(pos[:, None] - offsets[None, :], start[:, None])
+        return self.frame[env[:, None], idx % self.size]
+
+    def _candidates(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        held = np.minimum(self.count, self.size)
+        # Oldest position whose whole window is still in the ring (before the ring wraps every window is).
+        wrapped = self.count > self.size
+        lo = self.count - held + np.where(wrapped, self.frames - 1, 0)
+        hi = self.count - 1  # the newest frame has no step yet
+        spans = np.maximum(hi - lo, 0)
+        if spans.sum() == 0:
+            raise ValueError("replay buffer holds no transition yet")
+        env = self.rng.choice(self.num_envs, size=n, p=spans / spans.sum())
+        pos = lo[env] + (self.rng.random(n) * spans[env]).astype(np.int64)
+        return env, pos
+
+    def sample(self, batch_size: int) -> Batch:
+        """Uniform over stored transitions (rejection sampling of slots that have a step)."""
+        envs, poss = [], []
+        got = 0
+        for _ in range(100):
+            env, pos = self._candidates(2 * batch_size)
+            ok = self.has_step[env, pos % self.size]
+            envs.append(env[ok])
+            poss.append(pos[ok])
+            got += int(ok.sum())
+            if got >= batch_size:
+                break
+        else:
+            raise ValueError("replay buffer holds too few transitions")
+        env = np.concatenate(envs)[:batch_size]
+        pos = np.concatenate(poss)[:batch_size]
+        returns = np.zeros(batch_size, dtype=np.float32)
+        discounts = np.ones(batch_size, dtype=np.float32)
+        alive = np.ones(batch_size, dtype=bool)
+        cursor = pos.copy()
+        for _ in range(self.n_step):
+            slot = cursor % self.size
+            returns += np.where(alive, discounts * self.reward[env, slot], 0.0).astype(np.float32)
+            term = alive & self.terminated[env, slot]
+            discounts = np.where(alive, discounts * self.gamma, discounts).astype(np.float32)
+            cursor = np.where(alive, cursor + 1, cursor)
+            alive &= ~term
+            discounts[term] = 0.0
+            # Stop at an observation from which no step was taken yet (newest or end of episode).
+            alive &= self.has_step[env, cursor % self.size]
+        return Batch(
+            obs=self.window(env, pos),
+            actions=self.action[env, pos % self.size],
+            returns=returns,
+            discounts=discounts,
+            next_obs=self.window(env, cursor),
+        )
