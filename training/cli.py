@@ -292,7 +292,7 @@ def _add_train(subparsers: Subparsers) -> None:
     parser = _add_parser(
         subparsers,
         "train",
-        "train a driving policy (bc: PilotNet by behaviour cloning)",
+        "train a driving policy (bc: PilotNet by behaviour cloning; dqn: Double DQN in traffic)",
         "Train a driving policy. `train bc`: PilotNet by behaviour cloning of the expert in LaneKeep-v0.",
     )
     train_commands = parser.add_subparsers(title="training methods", metavar="METHOD", required=True)
