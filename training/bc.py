@@ -198,6 +198,21 @@ def _views(world: Any, renderer: Any, lane: int, k: int, cfg: ViewConfig, rng: n
     return render_views(world, renderer, target_offset(world, lane), cfg.sample(rng, k), cfg.lookahead_s)
 
 
+def _label_state(obs, u, expert: Expert, augment: int, views, rng, frames: list, labels: list) -> float:
+    """Append the frame the car sees, labelled with the expert's steering, plus `augment` shifted views.
+
+    Returns the expert's clean steering for this state.
+    """
+    clean = expert.steering()
+    frames.append(obs[None])
+    labels.append(np.array([clean], dtype=np.float32))
+    if augment:
+        f, lab = _views(u.world, u.obs_type.renderer, expert.target_lane, augment, views, rng)
+        frames.append(f)
+        labels.append(lab)
+    return clean
+
+
 def collect_expert_episode(
     env: gym.Env, seed: int, augment: int, views: ViewConfig, noise: float, noise_tau: float
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -215,13 +230,7 @@ def collect_expert_episode(
     frames, labels = [], []
     states = 0
     while True:
-        clean = expert.steering()
-        frames.append(obs[None])
-        labels.append(np.array([clean], dtype=np.float32))
-        if augment:
-            f, lab = _views(u.world, u.obs_type.renderer, expert.target_lane, augment, views, rng)
-            frames.append(f)
-            labels.append(lab)
+        clean = _label_state(obs, u, expert, augment, views, rng, frames, labels)
         states += 1
         action = np.array([np.clip(clean + (ou() if noise > 0 else 0.0), -1.0, 1.0)], dtype=np.float32)
         obs, _, terminated, truncated, _ = env.step(action)
@@ -446,13 +455,7 @@ def collect_dagger_episode(
     frames, labels = [], []
     states, interventions, expert_driving = 0, 0, False
     while True:
-        clean = expert.steering()
-        frames.append(obs[None])
-        labels.append(np.array([clean], dtype=np.float32))
-        if augment:
-            f, lab = _views(u.world, u.obs_type.renderer, expert.target_lane, augment, views, rng)
-            frames.append(f)
-            labels.append(lab)
+        clean = _label_state(obs, u, expert, augment, views, rng, frames, labels)
         states += 1
         offset = abs(info["lateral_offset"]) if info["lane"] == expert.target_lane else math.inf
         if not expert_driving and offset > INTERVENTION_M:
