@@ -48,7 +48,6 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, metadata: di
 
     `format`, `format_version` and `param_count` are filled in here so no caller can forget them.
     """
-    from safetensors.torch import save_file
 
     path = Path(path)
     if "architecture" not in metadata:
@@ -58,19 +57,31 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, metadata: di
     meta["format_version"] = FORMAT_VERSION
     meta["param_count"] = sum(p.numel() for p in model.parameters())
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_atomically(path, tensors, {METADATA_KEY: json.dumps(meta, sort_keys=True)})
+    return path
+
+
+def save_atomically(path: Path, tensors: dict, metadata: dict[str, str], private: bool = False) -> None:
+    """Write a safetensors file via a temporary file and a rename, so a crash never leaves half a file.
+
+    `private` keeps mkstemp's owner-only permissions (training state); otherwise the file gets the
+    ordinary permissions of the umask, like any model file.
+    """
+    from safetensors.torch import save_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a model file is an ordinary file
+        save_file(tensors, tmp, metadata=metadata)
+        if not private:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def read_metadata(path: str | os.PathLike[str], expected_arch: str | None = None) -> dict[str, Any]:

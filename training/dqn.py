@@ -35,7 +35,6 @@ import math
 import os
 import shlex
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -225,17 +224,9 @@ def baseline_scores(cfg: DQNConfig, runs: int) -> dict[str, float]:
 
 # --------------------------------------------------------------------------------- checkpointing
 def _atomic_save(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
+    from agent.checkpoint import save_atomically
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"camdrive_train": json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_atomically(path, tensors, {"camdrive_train": json.dumps(meta)}, private=True)
 
 
 def save_training_state(
