@@ -142,6 +142,14 @@ class HumanInput:
         self._pressed_this_frame.clear()
         self._tapped.clear()
 
+    def is_active(self) -> bool:
+        """Is the person touching the controls now: a drive key held or pressed this frame, or the
+        gamepad's stick or triggers out of rest? (What a takeover watches for.)"""
+        if self._held or self._pressed_this_frame or self._tapped:
+            return True
+        pad_steer, pad_throttle = self._pad_inputs()
+        return pad_steer is not None or pad_throttle is not None
+
     @property
     def gamepad_connected(self) -> bool:
         return bool(self._pads)

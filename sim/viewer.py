@@ -36,13 +36,19 @@ or `pygame.event.post`) drive it exactly like a keyboard. The viewer runs headle
 
 Recording is not the viewer's business: an optional `EpisodeSink` is told when episodes begin, step and
 end (`camdrive play --record` plugs `training.demos.EpisodeWriter` in there), and lights the REC lamp.
+
+Extensions without subclassing, used by `camdrive watch`: a driver with a `label` property names who
+drives in the badge (a takeover switches it between AUTOPILOT and HUMAN); `hud_extra()` adds HUD lines;
+`overlays` (see `Overlay`) paint on the camera picture when it is rendered and on the window every
+frame, and get first pick of key presses; `run(after_frame=...)` sees every finished window (a video
+writer grabs `frame_rgb()` there).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -92,6 +98,19 @@ HELP_KEYS_COMMON = [
 
 class DisplayUnavailableError(RuntimeError):
     """No window can be opened (no display server, or SDL refused the video mode)."""
+
+
+class Overlay(Protocol):
+    """Something drawn over the viewer: saliency on the camera picture, feature-map tiles, Q-value bars."""
+
+    def on_scene(self, picture: np.ndarray) -> None:
+        """The camera picture (H, W, 3) uint8 of a new sim state, before the HUD; paint in place."""
+
+    def draw(self, window: pygame.Surface, scale: float) -> None:
+        """Paint on the window after the HUD, every displayed frame; `scale` = window height / 600."""
+
+    def handle_key(self, key: int) -> bool:
+        """A key press; True if the overlay used it (the viewer and driver then ignore it)."""
 
 
 class EpisodeSink(Protocol):
@@ -149,6 +168,9 @@ class Viewer:
         at_episode_end: str = "reset",
         script: Iterable[tuple[int, pygame.event.Event]] = (),
         title: str = "camdrive",
+        hud_extra: Callable[[], list[str]] | None = None,
+        overlays: Sequence[Overlay] = (),
+        help_rows: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Episodes are reset with `seed`, `seed + 1`, ... (or always `seed` with `same_seed`, for replays).
 
@@ -165,7 +187,10 @@ class Viewer:
         self.env, self.driver, self.sink = env, driver, sink
         self.size, self.fps, self.title = (int(size[0]), int(size[1])), float(fps), title
         self.seed, self.same_seed = int(seed), same_seed
-        self.label = label or ("HUMAN" if getattr(driver, "name", "") == "human" else "AUTOPILOT")
+        self._label = label or ("HUMAN" if getattr(driver, "name", "") == "human" else "AUTOPILOT")
+        self.hud_extra, self.overlays = hud_extra, list(overlays)
+        self.help_rows = list(help_rows)
+        """Extra (keys, what they do) rows for the help overlay."""
         self.at_episode_end = at_episode_end
         self._script: dict[int, list[pygame.event.Event]] = {}
         for frame, event in script:
@@ -217,6 +242,11 @@ class Viewer:
         self._scene_arrays: tuple[np.ndarray, np.ndarray] | None = None
         self._scene_dirty = True
 
+    @property
+    def label(self) -> str:
+        """Who drives now: the driver's own `label` if it has one (a takeover changes hands), else fixed."""
+        return str(getattr(self.driver, "label", self._label))
+
     # ------------------------------------------------------------------------------------- window
     def open(self) -> None:
         """Open the window (idempotent). Raises DisplayUnavailableError when SDL cannot open one."""
@@ -247,8 +277,23 @@ class Viewer:
         pygame.image.save(self._window, os.fspath(path))
 
     # --------------------------------------------------------------------------------------- loop
-    def run(self, max_frames: int | None = None, max_seconds: float | None = None) -> ViewerStats:
-        """Show frames until quit (Esc, Q, window close), `max_frames` or `max_seconds` of wall time."""
+    def frame_rgb(self) -> np.ndarray:
+        """What the window shows now, (height, width, 3) uint8 RGB."""
+        if self._window is None:
+            raise RuntimeError("the window is not open")
+        w, h = self._window.get_size()
+        return np.frombuffer(pygame.image.tobytes(self._window, "RGB"), np.uint8).reshape(h, w, 3)
+
+    def run(
+        self,
+        max_frames: int | None = None,
+        max_seconds: float | None = None,
+        after_frame: Callable[[Viewer], None] | None = None,
+    ) -> ViewerStats:
+        """Show frames until quit (Esc, Q, window close), `max_frames` or `max_seconds` of wall time.
+
+        `after_frame(viewer)` is called with each finished window picture, before it is shown.
+        """
         self.open()
         assert self._clock is not None
         start = time.perf_counter()
@@ -269,6 +314,8 @@ class Viewer:
                 break
             self._advance(dt)
             self.draw()
+            if after_frame is not None:
+                after_frame(self)
             pygame.display.flip()
             self.frames += 1
             if self.fps == 0:
@@ -299,6 +346,9 @@ class Viewer:
                 return
             if event.key in (pygame.K_h, pygame.K_F1):
                 self.show_help = not self.show_help
+                return
+            if any(overlay.handle_key(event.key) for overlay in self.overlays):
+                self._scene_dirty = True
                 return
         handler = getattr(self.driver, "handle_event", None)
         if handler is not None:
@@ -412,6 +462,8 @@ class Viewer:
         win.blit(self._minimap, (mx, my))
         self._mark_ego(mx, my)
         self._draw_hud()
+        for overlay in self.overlays:
+            overlay.draw(win, s)
         self._draw_badge()
         if self.show_help:
             self._draw_help()
@@ -428,6 +480,8 @@ class Viewer:
         e = world.ego
         cars = world.cars()
         frame = np.ascontiguousarray(self.view.camera.render(world.road, e.x, e.y, e.yaw, world.s, cars))
+        for overlay in self.overlays:
+            overlay.on_scene(frame)
         mini = self.view.minimap.render(world.road, e.x, e.y, e.yaw, world.s, cars, world.ego_box())
         mini = np.ascontiguousarray(mini)
         # frombuffer shares the arrays' memory: keep them alive as long as the surfaces.
@@ -502,7 +556,7 @@ class Viewer:
         s = self.scale
         pad, x0, y0 = int(10 * s), int(10 * s), int(10 * s)
         width, line = int(330 * s), int(24 * s)
-        lines = self.hud_lines()
+        lines = self.hud_lines() + (self.hud_extra() if self.hud_extra is not None else [])
         height = int(58 * s) + 2 * line + len(lines) * line + pad
         self._panel((x0, y0, width, height))
         x, y = x0 + pad, y0 + int(6 * s)
@@ -553,7 +607,11 @@ class Viewer:
 
     def _draw_help(self) -> None:
         s = self.scale
-        rows = (HELP_KEYS_DISCRETE if self.discrete else HELP_KEYS_CONTINUOUS) + HELP_KEYS_COMMON
+        rows = (
+            (HELP_KEYS_DISCRETE if self.discrete else HELP_KEYS_CONTINUOUS)
+            + self.help_rows
+            + HELP_KEYS_COMMON
+        )
         line = int(28 * s)
         w, h = int(620 * s), int(70 * s) + line * len(rows)
         x, y = (self.size[0] - w) // 2, (self.size[1] - h) // 2

@@ -259,8 +259,62 @@ def _add_replay(subparsers: Subparsers) -> None:
     parser.set_defaults(run="training.play:replay_main")
 
 
-def _add_view_arguments(parser: argparse.ArgumentParser) -> None:
-    """Window options shared by play and replay."""
+def _add_watch(subparsers: Subparsers) -> None:
+    parser = _add_parser(
+        subparsers,
+        "watch",
+        "watch a trained car drive (take over any time; see what its CNN sees; or write a video)",
+        "Drive a model in the viewer: by default the shipped behaviour-cloning PilotNet on a fresh "
+        "LaneKeep-v0 road; --model dqn the shipped DQN in Traffic-v0. Any drive key (arrows, WASD, "
+        "gamepad) takes over and counts an intervention; the model drives again after --quiet seconds "
+        "without input, or at once with Enter. V overlays VisualBackProp saliency, F shows the feature "
+        "maps of each convolution layer; a DQN shows its Q-values as bars. With --video FILE (.mp4 or "
+        ".gif), or when there is no screen, it renders off screen and writes a video instead.",
+    )
+    parser.add_argument(
+        "--model",
+        default="bc",
+        metavar="PATH|bc|dqn|expert",
+        help="who drives: bc = shipped PilotNet (default), dqn = shipped DQN, expert, or a model file",
+    )
+    parser.add_argument(
+        "--env",
+        choices=["lane", "traffic"],
+        help="task (default: the one the model was trained in; lane for the expert)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="reset seed of the first episode (default: 0)")
+    parser.add_argument(
+        "--hz",
+        type=float,
+        help="control rate, steps per second (default: 30, or the rate a DQN was trained at)",
+    )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds without input before the model drives again (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--record", metavar="DIR", help="save every stretch you drove to DIR as a demonstration"
+    )
+    parser.add_argument("--saliency", action="store_true", help="start with the saliency overlay on (key V)")
+    parser.add_argument("--features", action="store_true", help="start with the feature maps shown (key F)")
+    parser.add_argument(
+        "--video",
+        metavar="FILE",
+        help="render off screen to FILE (.mp4 or .gif) instead of a window, one frame per env step",
+    )
+    _add_view_arguments(
+        parser, seconds_help="stop after S seconds (wall clock; of driving with --video, default 30)"
+    )
+    parser.set_defaults(run="training.watch:watch_main")
+
+
+def _add_view_arguments(
+    parser: argparse.ArgumentParser, seconds_help: str = "quit after S seconds (wall clock)"
+) -> None:
+    """Window options shared by play, replay and watch."""
     parser.add_argument("--width", type=positive_int, default=960, help="window width (default: 960)")
     parser.add_argument("--height", type=positive_int, default=600, help="window height (default: 600)")
     parser.add_argument(
@@ -270,9 +324,7 @@ def _add_view_arguments(parser: argparse.ArgumentParser) -> None:
         help="display frame-rate cap (default: %(default)s); 0 = unpaced: one env step per frame, as "
         "fast as the machine can (measures the achievable frame rate)",
     )
-    parser.add_argument(
-        "--seconds", type=non_negative_float, metavar="S", help="quit after S seconds (wall clock)"
-    )
+    parser.add_argument("--seconds", type=non_negative_float, metavar="S", help=seconds_help)
     parser.add_argument("--frames", type=positive_int, metavar="N", help="quit after N displayed frames")
     parser.add_argument("--screenshot", metavar="PNG", help="save the window to PNG when quitting")
 
@@ -441,6 +493,7 @@ SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
     _add_play,
     _add_replay,
     _add_train,
+    _add_watch,
 ]
 
 

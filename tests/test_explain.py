@@ -1,0 +1,212 @@
+"""What the CNN sees: saliency and feature maps from the shipped models on real rendered frames."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import sim  # noqa: F401  (registers the camdrive envs)
+from agent.explain import (
+    SEPARATOR_RGB,
+    explain,
+    feature_maps,
+    overlay_saliency,
+    tile_maps,
+    visual_backprop,
+)
+from agent.pilotnet import PilotNetDriver
+from agent.policies import policy_env_options
+from agent.qnet import DQNDriver
+
+PILOTNET = "assets/pilotnet/pilotnet.safetensors"
+DQN = "assets/dqn/dqn_lane.safetensors"
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def pilotnet_case() -> tuple[PilotNetDriver, np.ndarray]:
+    """The shipped PilotNet and a real LaneKeep-v0 frame a few steps into an episode."""
+    driver = PilotNetDriver.from_checkpoint(PILOTNET)
+    env = gym.make("camdrive/LaneKeep-v0")
+    try:
+        obs, _ = env.reset(seed=3)
+        driver.reset(env)
+        for _ in range(5):
+            obs, *_ = env.step(driver.act(obs))
+    finally:
+        env.close()
+    return driver, obs
+
+
+@pytest.fixture(scope="module")
+def dqn_case() -> tuple[DQNDriver, list[np.ndarray]]:
+    """The shipped lane-change DQN and real Traffic-v0 observations (with the model's env options)."""
+    driver = DQNDriver.from_checkpoint(DQN)
+    env = gym.make("camdrive/Traffic-v0", **policy_env_options(DQN))
+    try:
+        obs, _ = env.reset(seed=1)
+        observations = [obs]
+        for _ in range(7):
+            obs, *_ = env.step(env.action_space.sample())
+            observations.append(obs)
+    finally:
+        env.close()
+    return driver, observations
+
+
+def assert_is_saliency(saliency: np.ndarray, shape: tuple[int, int]) -> None:
+    assert saliency.shape == shape
+    assert saliency.dtype == np.float32
+    assert np.isfinite(saliency).all()
+    assert saliency.min() >= 0.0 and saliency.max() <= 1.0
+    assert saliency.max() - saliency.min() > 0.5, "a real frame must give a non-constant map"
+    assert saliency.std() > 0.01
+
+
+def convs(model: nn.Module) -> list[tuple[int, nn.Conv2d]]:
+    return [(i, m) for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)]
+
+
+def test_pilotnet_saliency_is_a_normalised_map_of_the_frame(pilotnet_case):
+    driver, frame = pilotnet_case
+    saliency = visual_backprop(driver.model, frame)
+    assert_is_saliency(saliency, frame.shape[:2])
+    # The same map whether asked of the network or of the driver, and again (no hidden state).
+    np.testing.assert_allclose(explain(driver, frame).saliency, saliency, atol=1e-6)
+    np.testing.assert_allclose(visual_backprop(driver.model, frame), saliency, atol=1e-6)
+
+
+def test_pilotnet_explanation_uses_the_drivers_own_input(pilotnet_case):
+    driver, frame = pilotnet_case
+    result = explain(driver, frame)
+    steer = driver.act(frame)
+    assert result.output.shape == (1,)
+    assert np.clip(result.output, -1, 1) == pytest.approx(steer, abs=1e-6)
+
+
+def test_dqn_saliency_on_a_traffic_observation(dqn_case):
+    _, observations = dqn_case
+    driver = DQNDriver.from_checkpoint(DQN)
+    for obs in observations:
+        driver.act(obs)
+    result = explain(driver, observations[-1])
+    assert_is_saliency(result.saliency, observations[-1].shape[:2])
+    # Explained on exactly the window the driver acted on: the same Q-values.
+    np.testing.assert_allclose(result.output, driver.q_values, rtol=1e-5, atol=1e-5)
+    window = torch.from_numpy(np.stack(driver.window))
+    np.testing.assert_allclose(visual_backprop(driver.model, window), result.saliency, atol=1e-6)
+
+
+def test_dqn_explanation_never_changes_what_the_driver_does(dqn_case):
+    _, observations = dqn_case
+    asked, plain = DQNDriver.from_checkpoint(DQN), DQNDriver.from_checkpoint(DQN)
+    for obs in observations:
+        before = list(asked.window)
+        ahead = explain(asked, obs)  # asked before acting on it: a copy of the window is used
+        assert len(asked.window) == len(before)
+        assert all(np.array_equal(a, b) for a, b in zip(asked.window, before, strict=True))
+        assert asked.act(obs) == plain.act(obs)
+        np.testing.assert_array_equal(asked.q_values, plain.q_values)
+        np.testing.assert_allclose(ahead.output, asked.q_values, rtol=1e-5, atol=1e-5)
+        after = explain(asked, obs)  # asked after acting on it: the driver's window as it is
+        np.testing.assert_allclose(after.output, asked.q_values, rtol=1e-5, atol=1e-5)
+        assert len(asked.window) == len(plain.window)
+
+
+@pytest.mark.parametrize("which", ["pilotnet", "dqn"])
+def test_feature_maps_come_from_the_real_layers(which, pilotnet_case, dqn_case):
+    if which == "pilotnet":
+        driver, frame = pilotnet_case
+        model = driver.model
+        net_input = torch.from_numpy(frame)[None]
+        features_input = model.normalise(net_input)
+    else:
+        driver, observations = dqn_case
+        model = driver.model
+        net_input = torch.from_numpy(np.stack([o[:, :, 0] for o in observations[-4:]]))[None]
+        features_input = net_input.float() / 255.0
+    layers = feature_maps(model, net_input)
+    expected = convs(model)
+    assert len(layers) == len(expected) == (5 if which == "pilotnet" else 2)
+    assert len({layer.name for layer in layers}) == len(layers)
+    for layer, (index, conv) in zip(layers, expected, strict=True):
+        assert layer.maps.shape[0] == conv.out_channels
+        with torch.inference_mode():
+            direct = model.features[: index + 2](features_input)[0].numpy()  # conv + its activation
+        assert layer.maps.shape == direct.shape
+        np.testing.assert_allclose(layer.maps, direct, rtol=1e-5, atol=1e-5)
+
+
+def test_feature_maps_of_the_driver_match_the_network(pilotnet_case):
+    driver, frame = pilotnet_case
+    from_driver = explain(driver, frame).layers
+    from_model = feature_maps(driver.model, frame)
+    assert [layer.name for layer in from_driver] == [layer.name for layer in from_model]
+    for a, b in zip(from_driver, from_model, strict=True):
+        np.testing.assert_allclose(a.maps, b.maps, atol=1e-6)
+
+
+def test_tiles_form_a_grid_of_normalised_channels():
+    rng = np.random.default_rng(0)
+    maps = (
+        rng.normal(size=(5, 3, 4)).astype(np.float32)
+        * np.array([1, 10, 100, 0.1, 0], np.float32)[:, None, None]
+    )
+    tiles = tile_maps(maps, columns=2)
+    assert tiles.dtype == np.uint8
+    assert tiles.shape == (3 * 3 + 2, 2 * 4 + 1, 3)  # 3 rows x 2 columns of 3x4, 1-px lines between
+    assert (tiles[3, :] == SEPARATOR_RGB).all() and (tiles[:, 4] == SEPARATOR_RGB).all()
+    assert (tiles[8:, 5:] == SEPARATOR_RGB).all(), "the unused cell is filled"
+    for c, (r, k) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        tile = tiles[r * 4 : r * 4 + 3, k * 5 : k * 5 + 4]
+        assert tile.min() == 0 and tile.max() == 255, f"channel {c} is stretched on its own"
+        assert (tile[..., 0] == tile[..., 1]).all()
+    assert (tiles[8:, :4] == 0).all(), "a constant channel is black"
+    scaled = tile_maps(maps, columns=2, scale=3)
+    assert scaled.shape == (3 * 9 + 2, 2 * 12 + 1, 3)
+
+
+def test_tiles_of_real_layers(pilotnet_case):
+    driver, frame = pilotnet_case
+    for layer in feature_maps(driver.model, frame):
+        channels, h, w = layer.maps.shape
+        tiles = tile_maps(layer.maps)
+        assert tiles.dtype == np.uint8 and tiles.ndim == 3 and tiles.shape[2] == 3
+        rows, cols = (tiles.shape[0] + 1) // (h + 1), (tiles.shape[1] + 1) // (w + 1)
+        assert tiles.shape[:2] == (rows * (h + 1) - 1, cols * (w + 1) - 1)
+        assert rows * cols >= channels > (rows - 1) * cols
+
+
+def test_overlay_keeps_the_frame_and_marks_salient_pixels(pilotnet_case):
+    _, frame = pilotnet_case
+    saliency = np.zeros(frame.shape[:2], np.float32)
+    saliency[20:40, 80:120] = 1.0
+    for scale in (1, 2):
+        big = frame.repeat(scale, axis=0).repeat(scale, axis=1)
+        out = overlay_saliency(big, saliency)
+        assert out.shape == big.shape and out.dtype == np.uint8
+        hot = (slice(25 * scale, 35 * scale), slice(90 * scale, 110 * scale))
+        cold = (slice(50 * scale, 66 * scale), slice(0, 40 * scale))
+        assert np.abs(out[hot].astype(int) - big[hot]).mean() > 40
+        np.testing.assert_array_equal(out[cold], big[cold])
+    gray = overlay_saliency(frame[:, :, :1], saliency)
+    assert gray.shape == frame.shape and gray.dtype == np.uint8
+
+
+def test_overlay_of_real_saliency_changes_the_frame(pilotnet_case):
+    driver, frame = pilotnet_case
+    saliency = visual_backprop(driver.model, frame)
+    out = overlay_saliency(frame, saliency)
+    assert out.shape == frame.shape
+    changed = np.abs(out.astype(int) - frame).sum(axis=2) > 0
+    assert changed[saliency > 0.8].all()
+
+
+def test_other_drivers_are_refused(pilotnet_case):
+    _, frame = pilotnet_case
+    with pytest.raises(TypeError, match="PilotNetDriver"):
+        explain(object(), frame)

@@ -1,0 +1,201 @@
+"""`camdrive watch`: takeover, takeover recordings, video export and the no-screen fallback, headless.
+
+The viewer runs unpaced in these tests (`--fps 0`, or `--video`, which is always unpaced): one env step
+per displayed frame, so a key scripted for frame k acts on step k, and the input smoothing and the
+takeover's quiet timer advance 1/hz per frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import imageio.v3 as iio
+import numpy as np
+import pygame
+import pytest
+
+from agent.human import HumanInput
+from agent.takeover import TakeoverDriver
+from training import cli, watch
+from training.demos import load_episode
+
+HZ = 30
+
+
+def key(kind: int, k: int) -> pygame.event.Event:
+    return pygame.event.Event(kind, key=k, mod=0, unicode="", scancode=0)
+
+
+def run_cli(argv: list[str]) -> int:
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return 0 if e.code is None else int(e.code)
+
+
+class ConstantModel:
+    """A stand-in model that always steers +0.5, so its actions are told apart from a person's."""
+
+    name = "constant"
+
+    def reset(self, env: gym.Env) -> None:
+        pass
+
+    def act(self, observation, info):
+        return np.array([0.5], dtype=np.float32)
+
+
+def test_any_drive_input_takes_over_and_quiet_hands_back():
+    space = gym.spaces.Box(-1, 1, (1,), np.float32)
+    driver = TakeoverDriver(ConstantModel(), HumanInput(space), quiet_seconds=1.0)
+    driver.human.action_space = space
+    dt = 1 / HZ
+
+    def step() -> float:
+        driver.update(dt)
+        return float(driver.act(None, {})[0])
+
+    assert step() == 0.5 and driver.label == "AUTOPILOT" and driver.interventions == 0
+    driver.handle_event(key(pygame.KEYDOWN, pygame.K_LEFT))
+    steering = [step() for _ in range(10)]
+    assert driver.label == "HUMAN" and driver.interventions == 1 and driver.human_drove_last_step
+    assert steering[-1] < 0, "the person's left steering is executed, not the model's +0.5"
+    driver.handle_event(key(pygame.KEYUP, pygame.K_LEFT))
+    for _ in range(HZ - 2):  # just under the 1 s quiet period: still the person's car
+        step()
+    assert driver.human_driving
+    for _ in range(3):
+        step()
+    assert not driver.human_driving and step() == 0.5 and driver.interventions == 1
+
+    driver.handle_event(key(pygame.KEYDOWN, pygame.K_UP))  # throttle counts as a takeover too
+    step()
+    assert driver.human_driving and driver.interventions == 2
+    driver.handle_event(key(pygame.KEYUP, pygame.K_UP))
+    driver.handle_event(key(pygame.KEYDOWN, pygame.K_RETURN))  # Enter hands back at once
+    assert step() == 0.5 and driver.interventions == 2
+    assert driver.steps == 1 + 10 + (HZ - 2) + 3 + 1 + 1 + 1
+
+
+def test_model_keeps_acting_while_the_person_drives():
+    """A model with memory (the DQN's frame window) must see every frame, even when not in control."""
+    seen = []
+
+    class Counting(ConstantModel):
+        def act(self, observation, info):
+            seen.append(observation)
+            return super().act(observation, info)
+
+    driver = TakeoverDriver(Counting(), HumanInput(gym.spaces.Box(-1, 1, (1,), np.float32)))
+    driver.take_over()
+    for t in range(5):
+        driver.act(t, {})
+    assert seen == [0, 1, 2, 3, 4]
+
+
+SCRIPT_FRAMES = 90
+TAKE_OVER_AT, RELEASE_AT = 10, 20
+QUIET_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def takeover_session(tmp_path_factory):
+    """A scripted `camdrive watch --record`: the person steers left for frames 10-19, then lets go."""
+    out = tmp_path_factory.mktemp("watch")
+    script = [
+        (TAKE_OVER_AT, key(pygame.KEYDOWN, pygame.K_LEFT)),
+        (RELEASE_AT, key(pygame.KEYUP, pygame.K_LEFT)),
+        (SCRIPT_FRAMES, key(pygame.KEYDOWN, pygame.K_ESCAPE)),
+    ]
+    argv = ["watch", "--fps", "0", "--seed", "5", "--quiet", str(QUIET_S), "--record", str(out / "takeovers")]
+    args = cli.build_parser().parse_args([*argv, "--screenshot", str(out / "watch.png")])
+    import io
+    from contextlib import redirect_stdout
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert watch.watch_main(args, script=script) == 0
+    return out, buffer.getvalue()
+
+
+def test_scripted_takeover_is_counted_and_handed_back(takeover_session):
+    out, printed = takeover_session
+    steps = SCRIPT_FRAMES
+    autonomy = (1 - 1 * 6.0 / (steps / HZ)) * 100
+    assert f"1 intervention(s) in {steps / HZ:.1f} s driven, autonomy {autonomy:.1f} %" in printed
+    assert (out / "watch.png").stat().st_size > 0
+
+
+def test_takeover_is_recorded_as_a_demonstration(takeover_session):
+    out, printed = takeover_session
+    (path,) = sorted((out / "takeovers").glob("*.npz"))
+    ep = load_episode(path)
+    # Handed back after QUIET_S of no input following the key release.
+    expected_steps = (RELEASE_AT - TAKE_OVER_AT) + round(QUIET_S * HZ)
+    assert abs(ep.steps - expected_steps) <= 2
+    assert ep.meta["driver"] == "human" and ep.meta["reset_seed"] is None
+    assert ep.meta["takeover"]["episode_seed"] == 5 and ep.meta["takeover"]["from_step"] == TAKE_OVER_AT
+    assert ep.frames.shape[1:] == (66, 200, 3)  # what PilotNet trains on
+    assert ep.actions[: RELEASE_AT - TAKE_OVER_AT, 0].min() < -0.5, "the person's left steering"
+    assert "1 takeover(s) recorded" in printed
+
+
+def test_video_export_writes_every_frame(tmp_path, capsys):
+    video = tmp_path / "clip.mp4"
+    argv = ["watch", "--model", "expert", "--video", str(video), "--seconds", "1.5"]
+    assert run_cli([*argv, "--width", "320", "--height", "200"]) == 0
+    frames = iio.imread(video)
+    assert frames.shape == (round(1.5 * HZ), 200, 320, 3)
+    assert frames.std() > 10, "a picture, not a blank frame"
+    assert f"{round(1.5 * HZ)} frames at 30 fps" in capsys.readouterr().out
+
+
+def test_gif_export(tmp_path):
+    gif = tmp_path / "clip.gif"
+    assert (
+        run_cli(
+            [
+                "watch",
+                "--model",
+                "expert",
+                "--video",
+                str(gif),
+                "--frames",
+                "6",
+                "--width",
+                "320",
+                "--height",
+                "200",
+            ]
+        )
+        == 0
+    )
+    assert iio.imread(gif).shape[0] == 6
+
+
+def test_without_a_screen_watch_writes_a_video(monkeypatch, tmp_path, capsys):
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("training.play.sys.platform", "linux")
+    monkeypatch.chdir(tmp_path)
+    assert (
+        run_cli(["watch", "--model", "expert", "--seconds", "0.5", "--width", "320", "--height", "200"]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "no display" in err and "writing a video to camdrive-watch.mp4" in err
+    assert iio.imread(Path(tmp_path) / "camdrive-watch.mp4").shape[0] == 15
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--video", "x.avi"], "--video must end in"),
+        (["--model", "no/such/model.safetensors"], "no such file"),
+        (["--model", "bc", "--env", "traffic"], "not --env traffic"),
+        (["--hz", "0"], "--hz must be > 0"),
+    ],
+)
+def test_bad_arguments_are_reported(argv, message, capsys):
+    assert run_cli(["watch", *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,476 @@
+"""`camdrive watch`: a trained car drives in the viewer, a person can take over, and you can see what
+its CNN sees. Without a screen (or with `--video`) the same picture goes to an mp4 or GIF file.
+
+Who drives. `--model bc` (the default) is the shipped PilotNet in LaneKeep-v0; `dqn` the shipped
+DeepTraffic-style DQN in Traffic-v0; `expert` the privileged expert; anything else a model file. The
+env is the one the model was trained in, with the model's camera and action options.
+
+Control rate. A memoryless driver (PilotNet, the expert) runs at 30 steps per second so the picture
+moves smoothly; a DQN runs at the rate it was trained at, since its window of past frames spans a fixed
+stretch of time. `--hz` overrides both.
+
+Takeover (`agent.takeover.TakeoverDriver`). Any drive key or gamepad input hands the car to the person
+at once and counts an intervention; the car goes back to the model after two quiet seconds or Enter.
+The HUD shows the interventions and NVIDIA's autonomy, (1 - interventions * 6 s / elapsed s) * 100,
+with elapsed the simulated time watched. With `--record DIR` every stretch the person drove is saved as
+a demonstration file (the frames the person saw and the person's actions; `camdrive train bc --data DIR`
+learns from them).
+
+What the CNN sees (`agent.explain`). V overlays VisualBackProp saliency on the camera view, F shows the
+feature maps of every convolution layer as tiles, both for the observation the car is about to act on.
+The observation is a smaller picture from the same camera (same field of view and pose), so it covers
+a centred horizontal band of the window's camera view, and the saliency is drawn exactly there. For a
+DQN the Q-value of each action is shown as bars.
+
+Video. `--video FILE` renders without a window (SDL's dummy driver) and writes every displayed frame,
+overlays included: one env step per frame, so the video plays in real time at the control rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import sim  # noqa: F401  (registers the camdrive environments)
+from training.evaluate import INTERVENTION_COST_S
+from training.play import MIN_SIZE, display_problem
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SHIPPED = {
+    "bc": ASSETS / "pilotnet" / "pilotnet.safetensors",
+    "dqn": ASSETS / "dqn" / "dqn_lane.safetensors",
+}
+"""The models `--model bc` and `--model dqn` name."""
+ENV_IDS = {"lane": "camdrive/LaneKeep-v0", "traffic": "camdrive/Traffic-v0"}
+SMOOTH_HZ = 30.0
+"""Control rate for memoryless drivers: a picture that changes 10 times a second looks jerky."""
+DEFAULT_VIDEO = "camdrive-watch.mp4"
+DEFAULT_VIDEO_SECONDS = 30.0
+VIDEO_SUFFIXES = (".mp4", ".gif")
+HUD_BOTTOM = 282
+"""Where the viewer's HUD ends (at 600 px window height) with watch's two extra lines."""
+TILE_ROW_BOX = (384.0, 52.0)
+"""Space for one layer's tiles in the feature-map panel (at 600 px window height)."""
+
+
+class WatchError(Exception):
+    """A bad argument or missing file, reported as `camdrive watch: error: ...`."""
+
+
+# ------------------------------------------------------------------------------------------ set-up
+def resolve_model(spec: str) -> str:
+    """`bc` / `dqn` -> the shipped model file; `expert` stays; anything else must be an existing file."""
+    if spec in SHIPPED:
+        path = SHIPPED[spec]
+        if not path.is_file():
+            raise WatchError(
+                f"the shipped model {path} is missing: the models live in the source tree's assets/ "
+                "folder, so install camdrive from a clone (pip install -e .) or pass --model PATH"
+            )
+        return str(path)
+    if spec == "expert":
+        return spec
+    if not Path(spec).is_file():
+        raise WatchError(f"--model: no such file {spec!r} (or use bc, dqn or expert)")
+    return spec
+
+
+def model_env(spec: str, env_name: str | None) -> tuple[str, dict[str, Any], bool]:
+    """(env id, env options, has memory) for a resolved model spec; `env_name` must agree with a model."""
+    if spec == "expert":
+        return ENV_IDS[env_name or "lane"], {}, False
+    from agent.checkpoint import read_metadata
+    from agent.policies import policy_env_options
+
+    meta = read_metadata(spec)
+    env_id = str(meta.get("env_id", ENV_IDS["lane"]))
+    if env_name is not None and ENV_IDS[env_name] != env_id:
+        raise WatchError(f"{spec} drives {env_id}, not --env {env_name}")
+    return env_id, policy_env_options(spec), meta.get("architecture") == "dqn"
+
+
+def autonomy_pct(interventions: int, seconds: float) -> float:
+    """NVIDIA's autonomy: each intervention costs 6 s of the elapsed time (as in `camdrive eval`)."""
+    if seconds <= 0:
+        return 100.0
+    return (1.0 - interventions * INTERVENTION_COST_S / seconds) * 100.0
+
+
+# ------------------------------------------------------------------------------------------ overlays
+class CnnView:
+    """Saliency (V), feature maps (F) and, for a DQN, Q-value bars: a `sim.viewer.Overlay`.
+
+    Everything is computed once per new sim state (in `on_scene`), from the observation the model is
+    about to act on, and drawn from cache every displayed frame.
+    """
+
+    def __init__(self, viewer_obs: Any, model: Any, saliency: bool = False, features: bool = False) -> None:
+        """`viewer_obs()` returns the current observation; `model` is the learned driver (or None)."""
+        self.viewer_obs, self.model = viewer_obs, model
+        self.saliency, self.features = saliency, features
+        self._tiles: list[tuple[str, np.ndarray]] = []
+        self._band: tuple[int, int] | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None
+
+    def handle_key(self, key: int) -> bool:
+        import pygame
+
+        if key == pygame.K_v and self.available:
+            self.saliency = not self.saliency
+            return True
+        if key == pygame.K_f and self.available:
+            self.features = not self.features
+            return True
+        return False
+
+    def on_scene(self, picture: np.ndarray) -> None:
+        if not self.available or not (self.saliency or self.features):
+            self._tiles = []
+            return
+        from agent.explain import explain, overlay_saliency, tile_maps
+
+        seen = explain(self.model, self.viewer_obs())
+        if self.saliency:
+            top, height = observation_band(seen.saliency.shape, picture.shape[:2])
+            band = picture[top : top + height]
+            band[:] = overlay_saliency(band, seen.saliency)
+        self._tiles = []
+        if self.features:
+            # A panel row is wide and low: lay each layer's channels out in the grid that fills it best.
+            for layer in seen.layers:
+                columns = best_columns(*layer.maps.shape, box=TILE_ROW_BOX)
+                self._tiles.append((layer.name, tile_maps(layer.maps, columns=columns)))
+
+    def draw(self, window: Any, scale: float) -> None:
+        if self._tiles:
+            self._draw_tiles(window, scale)
+        q = getattr(self.model, "q_values", None)
+        if q is not None:
+            self._draw_q(window, scale, np.asarray(q, dtype=np.float64))
+
+    def _draw_tiles(self, window: Any, scale: float) -> None:
+        """Each conv layer's maps, one row per layer, in a panel down the left below the HUD."""
+        import pygame
+
+        w, h = window.get_size()
+        x0, y0 = int(10 * scale), int(HUD_BOTTOM * scale)
+        width, height = int(440 * scale), h - y0 - int(30 * scale)
+        row_h = height // max(len(self._tiles), 1)
+        panel = pygame.Surface((width, height), pygame.SRCALPHA)
+        panel.fill((0, 0, 0, 170))
+        window.blit(panel, (x0, y0))
+        font = pygame.font.Font(None, int(18 * scale))
+        label_w = int(50 * scale)
+        box = (width - label_w - int(6 * scale), row_h - int(4 * scale))
+        for i, (name, image) in enumerate(self._tiles):
+            y = y0 + i * row_h
+            window.blit(font.render(name, True, (230, 230, 230)), (x0 + int(6 * scale), y + int(6 * scale)))
+            ih, iw = image.shape[:2]
+            fit = min(box[0] / iw, box[1] / ih)
+            surf = pygame.image.frombuffer(np.ascontiguousarray(image), (iw, ih), "RGB")
+            size = (max(1, int(iw * fit)), max(1, int(ih * fit)))
+            window.blit(pygame.transform.scale(surf, size), (x0 + label_w, y + int(2 * scale)))
+
+    def _draw_q(self, window: Any, scale: float, q: np.ndarray) -> None:
+        """One bar per action, the greedy one highlighted; bars span the Q-values' own range."""
+        import pygame
+
+        from sim.actions import DISCRETE_ACTION_NAMES
+
+        w, h = window.get_size()
+        bar_w, bar_h, gap = int(150 * scale), int(14 * scale), int(20 * scale)
+        x0 = w - bar_w - int(110 * scale)
+        y0 = h - gap * len(q) - int(40 * scale)
+        panel = pygame.Surface((bar_w + int(110 * scale), gap * len(q) + int(34 * scale)), pygame.SRCALPHA)
+        panel.fill((0, 0, 0, 160))
+        window.blit(panel, (x0 - int(100 * scale), y0 - int(26 * scale)))
+        font = pygame.font.Font(None, int(20 * scale))
+        window.blit(
+            font.render("Q-values", True, (230, 230, 230)), (x0 - int(94 * scale), y0 - int(22 * scale))
+        )
+        lo, hi = float(q.min()), float(q.max())
+        span = max(hi - lo, 1e-6)
+        best = int(q.argmax())
+        for i, value in enumerate(q):
+            y = y0 + i * gap
+            color = (60, 200, 90) if i == best else (90, 160, 255)
+            name = DISCRETE_ACTION_NAMES[i] if i < len(DISCRETE_ACTION_NAMES) else str(i)
+            window.blit(font.render(name, True, (230, 230, 230)), (x0 - int(94 * scale), y))
+            fill = int(round(bar_w * (0.15 + 0.85 * (value - lo) / span)))
+            pygame.draw.rect(window, (60, 60, 60), (x0, y, bar_w, bar_h))
+            pygame.draw.rect(window, color, (x0, y, fill, bar_h))
+            window.blit(font.render(f"{value:+.2f}", True, (230, 230, 230)), (x0 + bar_w + int(6 * scale), y))
+
+
+def best_columns(channels: int, height: int, width: int, box: tuple[float, float]) -> int:
+    """How many columns make a grid of `channels` maps appear largest when fitted into `box` (w, h)."""
+
+    def shown_scale(columns: int) -> float:
+        rows = -(-channels // columns)
+        grid_w, grid_h = columns * width + columns - 1, rows * height + rows - 1
+        return min(box[0] / grid_w, box[1] / grid_h)
+
+    return max(range(1, channels + 1), key=shown_scale)
+
+
+def observation_band(obs_hw: tuple[int, ...], picture_hw: tuple[int, ...]) -> tuple[int, int]:
+    """(first row, rows) of the window picture that the observation covers.
+
+    Both pictures come from one pinhole camera with the same horizontal field of view, centred principal
+    point and pose, so the observation is the window picture scaled by width ratio and centred.
+    """
+    oh, ow = int(obs_hw[0]), int(obs_hw[1])
+    ph, pw = int(picture_hw[0]), int(picture_hw[1])
+    height = min(ph, int(round(oh * pw / ow)))
+    return (ph - height) // 2, height
+
+
+# ------------------------------------------------------------------------------------------ recording
+class TakeoverRecorder:
+    """An `EpisodeSink` that saves each stretch a person drove as one demonstration file.
+
+    A stretch starts with the frame the person saw when taking over and ends when the model has the car
+    again or the episode ends. Its file has no reset seed (it does not start at a reset): the episode's
+    seed and the step it started at are in `takeover` in its meta.
+    """
+
+    recording = True
+
+    def __init__(
+        self, directory: str | os.PathLike[str], driver: Any, model_name: str, control_hz: float
+    ) -> None:
+        self.directory, self.driver = Path(directory), driver
+        self.model_name, self.control_hz = model_name, control_hz
+        self.saved: list[Path] = []
+        self._env_id, self._options, self._seed = "", {}, 0
+        self._last: tuple[Any, dict[str, Any]] | None = None
+        self._step = 0
+        self._writer: Any = None
+
+    def begin(self, env: gym.Env, seed: int, observation: Any, info: dict[str, Any]) -> None:
+        spec = env.unwrapped.spec
+        self._env_id = spec.id if spec is not None else ""
+        self._options = dict(spec.kwargs) if spec is not None else {}
+        self._seed, self._step = int(seed), 0
+        self._last = (np.array(observation), dict(info))
+
+    def step(
+        self,
+        action: Any,
+        observation: Any,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        if self.driver.human_drove_last_step:
+            if self._writer is None:
+                self._open()
+            self._writer.add(np.array(observation), np.array(action), None, reward, dict(info))
+        elif self._writer is not None:
+            self._close(False, False)
+        self._last = (np.array(observation), dict(info))
+        self._step += 1
+
+    def end(self, terminated: bool, truncated: bool) -> None:
+        if self._writer is not None:
+            self._close(terminated, truncated)
+
+    def _open(self) -> None:
+        from training.demos import EpisodeWriter
+
+        assert self._last is not None
+        self._writer = EpisodeWriter(
+            self.directory,
+            self._env_id,
+            self._options,
+            None,
+            "human",
+            control_hz=self.control_hz,
+            extra_meta={
+                "takeover": {"model": self.model_name, "episode_seed": self._seed, "from_step": self._step}
+            },
+        )
+        self._writer.start(*self._last)
+
+    def _close(self, terminated: bool, truncated: bool) -> None:
+        path = self._writer.close(terminated, truncated)
+        self.saved.append(path)
+        print(f"recorded takeover {path} ({self._writer.steps} steps)", flush=True)
+        self._writer = None
+
+
+# ------------------------------------------------------------------------------------------ video
+class VideoWriter:
+    """Frames to an mp4 (H.264 through imageio-ffmpeg's bundled ffmpeg) or a GIF, at a fixed rate."""
+
+    def __init__(self, path: str | os.PathLike[str], fps: float) -> None:
+        import imageio.v2 as imageio
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.frames = 0
+        if self.path.suffix.lower() == ".gif":
+            self._writer = imageio.get_writer(self.path, mode="I", duration=1000.0 / fps, loop=0)
+        else:
+            # macro_block_size 8: 960x600 (600 = 75 * 8) is encoded as it is, not padded to 16.
+            self._writer = imageio.get_writer(
+                self.path, fps=fps, codec="libx264", quality=7, macro_block_size=8, pixelformat="yuv420p"
+            )
+
+    def add(self, frame: np.ndarray) -> None:
+        self._writer.append_data(frame)
+        self.frames += 1
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+# ------------------------------------------------------------------------------------------ command
+def check_args(args: argparse.Namespace) -> None:
+    if args.width < MIN_SIZE[0] or args.height < MIN_SIZE[1]:
+        raise WatchError(
+            f"the window must be at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, got {args.width}x{args.height}"
+        )
+    if args.video and Path(args.video).suffix.lower() not in VIDEO_SUFFIXES:
+        raise WatchError(f"--video must end in {' or '.join(VIDEO_SUFFIXES)}, got {args.video!r}")
+    if args.hz is not None and not args.hz > 0:
+        raise WatchError(f"--hz must be > 0, got {args.hz}")
+    if args.seconds is not None and not args.seconds > 0:
+        raise WatchError(f"--seconds must be > 0, got {args.seconds}")
+
+
+def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
+    """`camdrive watch`. `script` ((frame, pygame event) pairs) drives it from code: tests, demos."""
+    prog = "camdrive watch"
+    try:
+        check_args(args)
+        spec = resolve_model(args.model)
+        env_id, options, has_memory = model_env(spec, args.env)
+    except WatchError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    video = args.video
+    if video is None:
+        problem = display_problem()
+        if problem:
+            video = DEFAULT_VIDEO
+            print(f"{prog}: {problem}\n{prog}: writing a video to {video} instead", file=sys.stderr)
+    if video is not None:
+        os.environ["SDL_VIDEODRIVER"] = "dummy"  # render off screen; nothing is shown
+
+    from agent.baselines import load_driver
+    from agent.checkpoint import CheckpointError
+    from agent.human import HumanInput
+    from agent.takeover import TakeoverDriver
+    from sim.viewer import DisplayUnavailableError, Viewer
+
+    hz = (
+        args.hz
+        if args.hz is not None
+        else (float(options.get("control_hz", 10.0)) if has_memory else SMOOTH_HZ)
+    )
+    try:
+        model = load_driver(spec)
+        env = gym.make(env_id, **{**options, "control_hz": hz})
+    except (CheckpointError, ValueError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    human = HumanInput(env.action_space)
+    driver = TakeoverDriver(model, human, quiet_seconds=args.quiet)
+    learned = model if hasattr(model, "model") else None
+    model_name = Path(spec).name if spec != "expert" else "expert"
+    period = 1.0 / hz
+
+    viewer: Viewer | None = None
+    cnn = CnnView(
+        lambda: viewer.observation if viewer is not None else None, learned, args.saliency, args.features
+    )
+
+    def hud_extra() -> list[str]:
+        seconds = driver.steps * period
+        lines = [f"model {model_name}: {describe_action(driver.model_action)}"]
+        autonomy = autonomy_pct(driver.interventions, seconds)
+        lines.append(f"interventions {driver.interventions}   autonomy {autonomy:.1f} %")
+        return lines
+
+    recorder = TakeoverRecorder(args.record, driver, model_name, hz) if args.record else None
+    viewer = Viewer(
+        env,
+        driver,
+        size=(args.width, args.height),
+        fps=0.0 if video else args.fps,
+        seed=args.seed,
+        sink=recorder,
+        script=script,
+        title=f"camdrive watch - {model_name} in {env_id}",
+        hud_extra=hud_extra,
+        overlays=[cnn],
+        help_rows=[
+            ("any drive key / pad", "take over (counts an intervention)"),
+            ("Enter / Tab", "give the car back to the model"),
+            ("V", "saliency: where the CNN looks (VisualBackProp)"),
+            ("F", "feature maps of every convolution layer"),
+        ],
+    )
+    writer: VideoWriter | None = None
+    try:
+        try:
+            viewer.open()
+        except DisplayUnavailableError as e:
+            print(f"{prog}: {e}. {display_problem() or 'Is a display available?'}", file=sys.stderr)
+            return 1
+        max_frames = args.frames
+        if video is not None:
+            writer = VideoWriter(video, hz)
+            seconds = args.seconds if args.seconds is not None else DEFAULT_VIDEO_SECONDS
+            max_frames = max_frames or max(1, int(round(seconds * hz)))
+            start = time.perf_counter()
+            stats = viewer.run(max_frames=max_frames, after_frame=lambda v: writer.add(v.frame_rgb()))
+            writer.close()
+            print(
+                f"wrote {video}: {writer.frames} frames at {hz:g} fps "
+                f"({writer.frames / hz:.1f} s of driving) in {time.perf_counter() - start:.1f} s"
+            )
+        else:
+            stats = viewer.run(max_frames=max_frames, max_seconds=args.seconds)
+        if args.screenshot:
+            Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
+            viewer.save_screenshot(args.screenshot)
+            print(f"screenshot saved to {args.screenshot}")
+    finally:
+        viewer.close()
+        env.close()
+    seconds = driver.steps * period
+    print(
+        f"{stats.frames} frames in {stats.seconds:.1f} s "
+        f"({stats.fps:.1f} fps at {args.width}x{args.height}), "
+        f"{stats.steps} env steps, {stats.episodes} episode(s); {driver.interventions} intervention(s) in "
+        f"{seconds:.1f} s driven, autonomy {autonomy_pct(driver.interventions, seconds):.1f} %"
+    )
+    if recorder is not None:
+        print(f"{len(recorder.saved)} takeover(s) recorded in {args.record}")
+    return 0
+
+
+def describe_action(action: Any) -> str:
+    """The model's last action in words: its steering for continuous actions, the name for discrete."""
+    if action is None:
+        return "-"
+    a = np.asarray(action)
+    if a.ndim == 0:
+        from sim.actions import DISCRETE_ACTION_NAMES
+
+        i = int(a)
+        return DISCRETE_ACTION_NAMES[i] if 0 <= i < len(DISCRETE_ACTION_NAMES) else str(i)
+    return f"steer {float(a.reshape(-1)[0]):+.2f}"
