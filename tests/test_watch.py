@@ -199,3 +199,65 @@ def test_without_a_screen_watch_writes_a_video(monkeypatch, tmp_path, capsys):
 def test_bad_arguments_are_reported(argv, message, capsys):
     assert run_cli(["watch", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_takeovers_are_training_data_for_behaviour_cloning(takeover_session, tmp_path):
+    """`camdrive train bc --data DIR` reads the takeover files: the person's steering becomes the label."""
+    from training.bc import BCConfig, Dataset, load_demos
+
+    out, _ = takeover_session
+    data = Dataset()
+    with pytest.warns(UserWarning, match="cannot re-simulate"):  # no reset seed: no extra views
+        load_demos(
+            BCConfig(out=tmp_path / "m.safetensors", data=out / "takeovers"), data, log=lambda *_: None
+        )
+    frames, labels, _ = data.arrays()
+    ep = load_episode(next((out / "takeovers").glob("*.npz")))
+    assert len(frames) == ep.steps and np.array_equal(labels, ep.actions[:, 0])
+
+
+def test_observation_band_is_where_the_window_sees_what_the_model_sees(make_env):
+    """The saliency of a 66x200 observation is drawn on the band of the 600x960 camera view that shows
+    the same scene: shrunk to 66x200, that band matches the observation."""
+    from sim.view import EnvView
+
+    env = make_env("camdrive/LaneKeep-v0")
+    obs, _ = env.reset(seed=2)
+    world = env.unwrapped.world
+    view = EnvView(world.road_config, env.unwrapped.options.camera(), size=(600, 960))
+    e = world.ego
+    picture = view.camera.render(world.road, e.x, e.y, e.yaw, world.s, world.cars())
+    top, height = watch.observation_band(obs.shape, picture.shape)
+    rows = top + ((np.arange(66) + 0.5) * height / 66).astype(int)
+    cols = ((np.arange(200) + 0.5) * 960 / 200).astype(int)
+    shrunk = picture[rows][:, cols].astype(float)
+    assert np.abs(shrunk - obs).mean() < 6
+    shifted = picture[rows - 40][:, cols].astype(float)  # a band 40 px higher is clearly worse
+    assert np.abs(shifted - obs).mean() > 2 * np.abs(shrunk - obs).mean()
+
+
+def screenshot(tmp_path: Path, name: str, *extra: str) -> np.ndarray:
+    shot = tmp_path / f"{name}.png"
+    assert run_cli(["watch", "--fps", "0", "--frames", "5", "--screenshot", str(shot), *extra]) == 0
+    return iio.imread(shot).astype(int)
+
+
+def test_saliency_is_painted_on_the_observed_band_only(tmp_path):
+    plain, heat = screenshot(tmp_path, "plain"), screenshot(tmp_path, "heat", "--saliency")
+    top, height = watch.observation_band((66, 200), (600, 960))
+    free = slice(360, 780)  # columns clear of the HUD and the minimap
+    above, band = (slice(50, top), free), (slice(top, top + height), free)
+    assert np.array_equal(plain[above], heat[above]), "nothing outside the band is touched"
+    assert np.abs(plain[band] - heat[band]).mean() > 1.0
+
+
+def test_feature_maps_panel_is_drawn(tmp_path):
+    plain, tiles = screenshot(tmp_path, "plain"), screenshot(tmp_path, "tiles", "--features")
+    panel = (slice(300, 560), slice(70, 440))  # left, below the HUD
+    assert np.abs(plain[panel] - tiles[panel]).mean() > 10
+
+
+def test_dqn_shows_its_q_values(tmp_path, capsys):
+    video = tmp_path / "dqn.mp4"
+    assert run_cli(["watch", "--model", "dqn", "--frames", "3", "--video", str(video)]) == 0
+    assert "at 10 fps" in capsys.readouterr().out  # a DQN runs at the rate it was trained at

@@ -58,6 +58,8 @@ HUD_BOTTOM = 282
 """Where the viewer's HUD ends (at 600 px window height) with watch's two extra lines."""
 TILE_ROW_BOX = (384.0, 52.0)
 """Space for one layer's tiles in the feature-map panel (at 600 px window height)."""
+SALIENCY_ALPHA = 0.7
+"""Strongest blend of the saliency heat over the camera view."""
 
 
 class WatchError(Exception):
@@ -137,13 +139,11 @@ class CnnView:
         if not self.available or not (self.saliency or self.features):
             self._tiles = []
             return
-        from agent.explain import explain, overlay_saliency, tile_maps
+        from agent.explain import explain, tile_maps
 
         seen = explain(self.model, self.viewer_obs())
         if self.saliency:
-            top, height = observation_band(seen.saliency.shape, picture.shape[:2])
-            band = picture[top : top + height]
-            band[:] = overlay_saliency(band, seen.saliency)
+            blend_saliency(picture, seen.saliency)
         self._tiles = []
         if self.features:
             # A panel row is wide and low: lay each layer's channels out in the grid that fills it best.
@@ -210,6 +210,26 @@ class CnnView:
             pygame.draw.rect(window, (60, 60, 60), (x0, y, bar_w, bar_h))
             pygame.draw.rect(window, color, (x0, y, fill, bar_h))
             window.blit(font.render(f"{value:+.2f}", True, (230, 230, 230)), (x0 + bar_w + int(6 * scale), y))
+
+
+def blend_saliency(picture: np.ndarray, saliency: np.ndarray, alpha: float = SALIENCY_ALPHA) -> None:
+    """Paint `saliency` (the observation's size) as heat on the band of `picture` that the observation
+    covers, in place: the colours of `agent.explain.overlay_saliency`, each pixel weighted by
+    alpha * saliency, but scaled and blended by pygame in C (about 1 ms at 960x600 instead of ~15 ms
+    with numpy, which would halve the viewer's frame rate).
+    """
+    import pygame
+
+    from agent.explain import heat_colors
+
+    ph, pw = picture.shape[:2]
+    top, height = observation_band(saliency.shape, (ph, pw))
+    s = np.clip(saliency, 0.0, 1.0)
+    rgba = np.concatenate([heat_colors(s) * 255.0, (alpha * 255.0 * s)[:, :, None]], axis=2)
+    rgba = np.ascontiguousarray(np.clip(rgba + 0.5, 0, 255).astype(np.uint8))
+    heat = pygame.image.frombuffer(rgba, (s.shape[1], s.shape[0]), "RGBA")
+    target = pygame.image.frombuffer(picture, (pw, ph), "RGB")  # shares the picture's memory
+    target.blit(pygame.transform.smoothscale(heat, (pw, height)), (0, top))
 
 
 def best_columns(channels: int, height: int, width: int, box: tuple[float, float]) -> int:
