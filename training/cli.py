@@ -94,7 +94,8 @@ def _add_eval(subparsers: Subparsers) -> None:
         "lane: NVIDIA's autonomy %% (an intervention whenever |lateral offset| > 1 m; the car is put "
         "back on the lane centre; autonomy = (1 - interventions * 6 s / elapsed s) * 100). traffic: the "
         "median over runs of the average speed, with the noop, random and expert baselines on the same "
-        "seeds. Shipped models are evaluated on seeds >= 1000000, which training never uses.",
+        "seeds and in the same action mode. Shipped models are evaluated on seeds >= 1000000, which "
+        "training never uses.",
     )
     parser.add_argument(
         "--model", default="expert", help="model file, or expert|noop|random (default: %(default)s)"
@@ -111,6 +112,12 @@ def _add_eval(subparsers: Subparsers) -> None:
         type=float,
         default=0.0,
         help="domain randomisation strength 0..1 of the evaluation roads (default: 0, the default look)",
+    )
+    parser.add_argument(
+        "--action-mode",
+        choices=["steer", "lane"],
+        help="traffic: action mode of the built-in drivers (default: the model's own mode, else steer); "
+        "the noop/random/expert rows always drive in the same mode as the model",
     )
     parser.add_argument(
         "--no-baselines",
@@ -282,7 +289,12 @@ def _add_watch(subparsers: Subparsers) -> None:
         choices=["lane", "traffic"],
         help="task (default: the one the model was trained in; lane for the expert)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="reset seed of the first episode (default: 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="reset seed of the first episode (default: a new road each time, from the seeds no model "
+        "was trained on, >= 1,000,000)",
+    )
     parser.add_argument(
         "--hz",
         type=float,

@@ -51,6 +51,8 @@ SHIPPED = {
 ENV_IDS = {"lane": "camdrive/LaneKeep-v0", "traffic": "camdrive/Traffic-v0"}
 SMOOTH_HZ = 30.0
 """Control rate for memoryless drivers: a picture that changes 10 times a second looks jerky."""
+FRESH_SEEDS = (1_000_000, 2_000_000)
+"""Default seeds are drawn from here: training uses seeds below 1,000,000, so the road is new to the model."""
 DEFAULT_VIDEO = "camdrive-watch.mp4"
 DEFAULT_VIDEO_SECONDS = 30.0
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -424,13 +426,16 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
         lines.append(f"interventions {driver.interventions}   autonomy {autonomy:.1f} %")
         return lines
 
+    seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(*FRESH_SEEDS))
+    if args.seed is None:
+        print(f"seed {seed} (--seed {seed} shows this road again)")
     recorder = TakeoverRecorder(args.record, driver, model_name, hz) if args.record else None
     viewer = Viewer(
         env,
         driver,
         size=(args.width, args.height),
         fps=0.0 if video else args.fps,
-        seed=args.seed,
+        seed=seed,
         sink=recorder,
         script=script,
         title=f"camdrive watch - {model_name} in {env_id}",
