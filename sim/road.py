@@ -14,6 +14,7 @@ d is the signed lateral distance, positive to the LEFT of the direction of trave
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,7 +144,7 @@ class Road:
     def pose(self, s: float | np.ndarray, d: float | np.ndarray = 0.0):
         """World (x, y, heading) of Frenet point (s, d); heading is the road's direction there."""
         s = np.asarray(s, dtype=float)
-        self.ensure_length(float(np.max(s)) + 1.0)
+        self.ensure_length(float(s.max()) + 1.0)
         heading = np.interp(s, self.s, self.heading)
         x = np.interp(s, self.s, self.x) - np.sin(heading) * d
         y = np.interp(s, self.s, self.y) + np.cos(heading) * d
@@ -152,7 +153,7 @@ class Road:
     def curvature(self, s: float | np.ndarray) -> np.ndarray:
         """Curvature kappa (1/m, positive = turning left) at arc length(s) `s`."""
         s = np.asarray(s, dtype=float)
-        self.ensure_length(float(np.max(s)) + 1.0)
+        self.ensure_length(float(s.max()) + 1.0)
         return np.interp(s, self.s, self.kappa)
 
     def curvature_ahead(self, s: float, distances: np.ndarray) -> np.ndarray:
@@ -175,29 +176,46 @@ class Road:
         dy = self.y[lo:hi] - y
         i = lo + int(np.argmin(dx * dx + dy * dy))
         i = min(max(i, 0), self.s.size - 2)
-        # Refine on the segment [i, i+1] (or [i-1, i]) by orthogonal projection.
+        # Refine on the segment [i, i+1] (or [i-1, i]) by orthogonal projection. Plain floats: the
+        # same IEEE arithmetic as numpy scalars at a fraction of the cost (this runs every step).
         best = None
         for j in (i - 1, i):
             if j < 0:
                 continue
-            ax, ay = self.x[j], self.y[j]
-            bx, by = self.x[j + 1] - ax, self.y[j + 1] - ay
+            ax, ay = float(self.x[j]), float(self.y[j])
+            bx, by = float(self.x[j + 1]) - ax, float(self.y[j + 1]) - ay
             t = ((x - ax) * bx + (y - ay) * by) / (bx * bx + by * by)
             t = min(max(t, 0.0), 1.0)
             px, py = ax + t * bx, ay + t * by
             dist2 = (x - px) ** 2 + (y - py) ** 2
             if best is None or dist2 < best[0]:
-                h = self.heading[j] + t * (self.heading[j + 1] - self.heading[j])
+                h0 = float(self.heading[j])
+                h = h0 + t * (float(self.heading[j + 1]) - h0)
                 d = -np.sin(h) * (x - px) + np.cos(h) * (y - py)
-                best = (dist2, float(self.s[j] + t * SAMPLE_SPACING_M), float(d))
+                best = (dist2, float(self.s[j]) + t * SAMPLE_SPACING_M, float(d))
         assert best is not None
         return best[1], best[2]
 
     def heading_at(self, s: float) -> float:
-        """Road direction (rad) at arc length `s`."""
-        return float(np.interp(s, self.s, self.heading))
+        """Road direction (rad) at arc length `s`: `np.interp` on the sample grid, bit for bit.
+
+        Called several times per step, so the interval is found by arithmetic (the grid is
+        uniform and its points are exact multiples of SAMPLE_SPACING_M) instead of numpy's binary
+        search; the interpolation formula and the end cases are numpy's (compiled_base.c).
+        """
+        s = float(s)
+        n = self.s.size
+        i = math.floor(s / SAMPLE_SPACING_M) if s == s else -1
+        if not 0 <= i < n - 1 or float(self.s[i]) == s:
+            return float(np.interp(s, self.s, self.heading))
+        h0, s0 = float(self.heading[i]), float(self.s[i])
+        slope = (float(self.heading[i + 1]) - h0) / (float(self.s[i + 1]) - s0)
+        return slope * (s - s0) + h0
 
 
 def wrap_angle(a: float | np.ndarray) -> float | np.ndarray:
-    """Wrap an angle to [-pi, pi)."""
+    """Wrap an angle to [-pi, pi). A Python float for a float (numpy's remainder and Python's % agree
+    exactly), else an array."""
+    if isinstance(a, float | int):
+        return (a + math.pi) % (2 * math.pi) - math.pi
     return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi

@@ -86,12 +86,15 @@ class Vehicle:
         p = self.params
         max_step = p.steer_rate * dt
         delta_cmd = min(max(steer_cmd, -1.0), 1.0) - self.steer
-        self.steer += min(max(delta_cmd, -max_step), max_step)
+        steer = self.steer + min(max(delta_cmd, -max_step), max_step)
         accel = min(max(accel_cmd, -p.max_brake), p.max_accel)
-        self.speed = min(max(self.speed + accel * dt, 0.0), p.max_speed)
-        delta = -self.steer * p.max_wheel_angle(self.speed)
+        speed = min(max(self.speed + accel * dt, 0.0), p.max_speed)
+        delta = -steer * p.max_wheel_angle(speed)
         # Kinematic bicycle about the body centre (rear axle half a wheelbase behind it).
-        beta = math.atan(0.5 * math.tan(delta))
-        self.x += self.speed * math.cos(self.yaw + beta) * dt
-        self.y += self.speed * math.sin(self.yaw + beta) * dt
-        self.yaw += self.speed / p.wheelbase * math.cos(beta) * math.tan(delta) * dt
+        tan_delta = math.tan(delta)
+        beta = math.atan(0.5 * tan_delta)
+        yaw = self.yaw
+        self.x += speed * math.cos(yaw + beta) * dt
+        self.y += speed * math.sin(yaw + beta) * dt
+        self.yaw = yaw + speed / p.wheelbase * math.cos(beta) * tan_delta * dt
+        self.steer, self.speed = steer, speed

@@ -351,3 +351,36 @@ def test_rendering_is_a_pure_function_of_the_pose(three_lanes: Scene) -> None:
 def test_bad_camera_config_raises_naming_the_option(field: str, option: str, value: float) -> None:
     with pytest.raises(ValueError, match=option):
         PinholeCamera(CameraConfig(**{field: value}))
+
+
+# ------------------------------------------------------------- fast paths match the plain maths
+
+
+def test_fused_ground_painter_matches_ground_to_frenet_and_sample() -> None:
+    """The renderer's fused ground pass reorders float32 operations; it must not change a pixel."""
+    from sim.render.ground import ground_to_frenet
+
+    scene = Scene(curviness=1.0, seed=3)
+    r = scene.renderer
+    r0, r1 = r.rows[0], r.rows[-1] + 1
+    for s, d, yaw in ((60.0, 0.0, 0.0), (900.0, 2.5, 0.2), (1777.7, -4.0, -0.6)):
+        x, y, h = (float(v) for v in scene.road.pose(s, d))
+        fused = np.zeros((r1 - r0, W, 3), dtype=np.uint8)
+        r.ground.draw(scene.road, x, y, h + yaw, s, fused)
+        gs, gd = ground_to_frenet(scene.road, x, y, h + yaw, s, r.forward, r.right)
+        plain = np.zeros_like(fused)
+        r.texture.sample(gs, gd, r.row_offsets, plain)
+        assert np.array_equal(fused, plain)
+
+
+def test_car_pixel_classes_follow_the_band_edges() -> None:
+    """One searchsorted gives "drawn" and the band: -0.08 <= f < 1 is drawn, the lower edge closed."""
+    from sim.render.cars import _BAND_EDGES, _pixel_edges
+
+    f = np.array([-np.inf, -0.5, -0.08, -0.07, 0.0, 0.1, 0.28, 0.5, 0.92, 0.99, 1.0, 1.5, np.inf, np.nan])
+    f = np.concatenate((f, np.nextafter(f, np.inf), np.nextafter(f, -np.inf)))
+    code = np.searchsorted(_pixel_edges(), f)
+    drawn = (f >= -0.08) & (f < 1.0)
+    assert np.array_equal((code > 0) & (code < 8), drawn)
+    band = np.searchsorted(np.asarray(_BAND_EDGES), f)
+    assert np.array_equal(code[drawn & (f > -0.08)] - 1, band[drawn & (f > -0.08)])

@@ -245,3 +245,25 @@ def test_curvature_query_extends_the_road_too() -> None:
 def test_bad_road_config_raises_naming_the_field(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         Road(RoadConfig(**{field: value}), 0)
+
+
+# ------------------------------------------------------------------------- fast scalar queries
+
+
+def test_heading_at_is_numpy_interp_bit_for_bit() -> None:
+    """heading_at finds the grid interval by arithmetic; it must give np.interp's exact result."""
+    road = Road(LANE_KEEP_ROAD, 4)
+    rng = np.random.default_rng(0)
+    grid = road.s[:50]
+    queries = np.concatenate(
+        (rng.uniform(-3.0, road.length + 3.0, 2000), grid, np.nextafter(grid, np.inf), [road.length, 0.0])
+    )
+    for s in queries.tolist():
+        assert road.heading_at(s) == float(np.interp(s, road.s, road.heading))
+
+
+def test_wrap_angle_of_a_float_matches_the_array_version() -> None:
+    values = np.random.default_rng(1).normal(0.0, 20.0, 1000)
+    scalars = [wrap_angle(v) for v in values.tolist()]
+    assert all(isinstance(v, float) for v in scalars)
+    assert np.array_equal(np.array(scalars), wrap_angle(values))

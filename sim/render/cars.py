@@ -9,11 +9,18 @@ a roof, the roof is drawn too, but a taller car behind a lower one is hidden (do
 
 Faces are shaded by orientation (rear or front brighter than sides); each face shows a lower body
 band, tail lights on rear faces, a glass band, and a contact shadow on the ground.
+
+Cost: a frame's cars take a fixed number of array operations (none per car or per pixel in Python):
+the length and width slabs of all cars are cast together, and every colour a face can show is
+precomputed per palette (`_face_colors`), so painting is one `searchsorted` of each pixel's height on
+the face, one lookup and one masked copy of whole 3-byte pixels. Measured (CPU time, 300 captured
+states, 2 heavily shared cores): 202 us per LaneKeep-v0 frame and 252 us per Traffic-v0 frame,
+against 257 and 314 us for the per-frame colour table and RGB-broadcast mask this replaced.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -25,6 +32,31 @@ _SHADOW_FRACTION = 0.08
 """Contact shadow: the ground just below a car's bottom edge, as a fraction of its height on screen."""
 # Band edges as fractions of the car's height: shadow | lower body | body | tail lights | glass | roof edge.
 _BAND_EDGES = (-_SHADOW_FRACTION, 0.0, 0.28, 0.45, 0.6, 0.92, 1.0)
+_END_FACE_SHADE = 0.9
+_SIDE_FACE_SHADE = 0.68
+_TAIL_LIGHT_INSET_M = 0.45
+"""Tail lights cover the outer 0.45 m of each side of a rear face."""
+_CODES = len(_BAND_EDGES) + 2
+"""Pixel classes of `_pixel_edges`: 0 below the shadow, 1 exactly on its lower edge, 2..7 the six
+bands (shadow .. roof edge), 8 at or above the roof (or not on any car)."""
+
+
+def _pixel_edges() -> np.ndarray:
+    """Edges whose `searchsorted` classifies a height fraction f into `_CODES` classes in one call.
+
+    A pixel shows the car when -0.08 <= f < 1; the lower edge is closed, so it gets its own class
+    (the largest double below -0.08 then -0.08 itself), and "f < 1" is "f <= the largest double
+    below 1". Everything else is `_BAND_EDGES`; NaN sorts last, into class 8 (not drawn).
+    """
+    below = np.nextafter(-_SHADOW_FRACTION, -np.inf)
+    top = np.nextafter(1.0, -np.inf)
+    return np.array((below, *_BAND_EDGES[:-1], top), dtype=np.float64)
+
+
+def _as_pixels(image: np.ndarray) -> np.ndarray:
+    """A (height, width) view of a C-contiguous (height, width, 3) uint8 image, one 3-byte item per
+    pixel: masked copies then move whole pixels (about 4x faster than a mask broadcast over RGB)."""
+    return image.view(np.dtype((np.void, 3)))[..., 0]
 
 
 @dataclass(frozen=True)
@@ -48,6 +80,10 @@ class CarBoxes:
     def __len__(self) -> int:
         return int(self.x.size)
 
+    def subset(self, index: np.ndarray) -> CarBoxes:
+        """The cars selected by `index` (an index array or boolean mask), in their original order."""
+        return CarBoxes(*(getattr(self, f.name)[index] for f in fields(self)))
+
 
 class CarPainter:
     """Draws `CarBoxes` into frames of one camera with one palette."""
@@ -55,130 +91,150 @@ class CarPainter:
     def __init__(self, camera: PinholeCamera, palette: Palette) -> None:
         self.camera = camera
         self.slope = camera.column_ray_slope()
+        self._slope_col = self.slope[:, None]
+        self._max_slope = float(np.max(np.abs(self.slope)))
+        self._columns = np.arange(self.slope.size)
         self.row_centres = (np.arange(camera.config.height) + 0.5)[:, None]
         # Per row: how far below the lens a point on a vertical plane 1 m ahead appears (see _paint_columns).
         y = camera.row_y
         cp, sp = np.cos(camera.pitch), np.sin(camera.pitch)
         self.row_slope = ((sp + y * cp) / (cp - y * sp))[:, None]
+        # Rows can be bounded by a binary search only while row_slope grows down the image.
+        self._rows_sorted = bool(np.all(np.diff(self.row_slope[:, 0]) > 0))
         self.band_edges = np.asarray(_BAND_EDGES)
+        self._edges = _pixel_edges()
         colors = np.array([palette.array(c) for c in palette.car_colors], dtype=np.float32)
         self.body = colors
         self.glass = palette.array(palette.glass)
         self.tail = palette.array(palette.tail_light)
         self.shadow = palette.array(palette.asphalt) * 0.55
         """Contact shadows are drawn as darkened asphalt (cars drive on the road)."""
+        self._face_lut = _as_pixels(self._face_colors()[None])[0]
+
+    def _face_colors(self) -> np.ndarray:
+        """uint8 (colours * 2 * 2 * _CODES, 3): the colour of every pixel class on every kind of face.
+
+        Row ((colour * 2 + end_face) * 2 + tail) * _CODES + class. The arithmetic (float64 shading
+        of the float32 body colour, stored as float32, truncated to uint8) is exactly that of the
+        per-frame table this replaces, so frames are unchanged.
+        """
+        shade = np.array([_SIDE_FACE_SHADE, _END_FACE_SHADE])[None, :, None, None]
+        lit = self.body[:, None, None, :] * shade  # float64 (colours, face, 1, 3)
+        tail = np.array([False, True])[None, None, :, None]
+        table = np.zeros((len(self.body), 2, 2, _CODES, 3), dtype=np.float32)
+        # Class 1 (exactly on the shadow's lower edge) stays black, as it always was.
+        table[..., 2, :] = self.shadow
+        table[..., 3, :] = lit * 0.55
+        table[..., 4, :] = lit
+        table[..., 5, :] = np.where(tail, self.tail, lit)
+        table[..., 6, :] = self.glass * 0.8
+        table[..., 7, :] = lit * 1.05
+        return table.astype(np.uint8).reshape(-1, 3)
 
     def draw(self, frame: np.ndarray, cam_x: float, cam_y: float, cam_yaw: float, cars: CarBoxes) -> None:
         """Paint `cars` into `frame` (height, width, 3) uint8, seen from the camera pose."""
         if len(cars) == 0:
             return
-        cfg = self.camera.config
         cos_y, sin_y = np.cos(cam_yaw), np.sin(cam_yaw)
         dx, dy = cars.x - cam_x, cars.y - cam_y
         fwd = dx * cos_y + dy * sin_y
         left = -dx * sin_y + dy * cos_y
         reach = 0.5 * np.hypot(cars.length, cars.width)
-        visible = (fwd + reach > NEAR_M) & (fwd - reach < cfg.max_distance)
-        visible &= np.abs(left) - reach < (fwd + reach) * np.max(np.abs(self.slope)) + 1.0
-        if not visible.any():
+        far_end = fwd + reach
+        visible = (far_end > NEAR_M) & (fwd - reach < self.camera.config.max_distance)
+        visible &= np.abs(left) - reach < far_end * self._max_slope + 1.0
+        idx = np.flatnonzero(visible)
+        if idx.size == 0:
             return
-        idx = np.nonzero(visible)[0]
-        hit = self._cast(fwd[idx], left[idx], cars.yaw[idx] - cam_yaw, cars.length[idx], cars.width[idx])
-        t_in, t_out, end_face, rear, lateral, car = hit
-        cols = np.nonzero(np.isfinite(t_in))[0]
-        if cols.size == 0:
-            return
-        car = car[cols]
-        t_in, t_out = t_in[cols], t_out[cols]
-        height = cars.height[idx][car]
-        self._paint_columns(
-            frame,
-            cols,
-            t_in,
-            t_out,
-            height,
-            end_face[cols],
-            rear[cols],
-            lateral[cols],
-            cars.width[idx][car],
-            cars.color[idx][car],
-        )
+        if idx.size < visible.size:
+            fwd, left, cars = fwd[idx], left[idx], cars.subset(idx)
+        self._draw_visible(frame, fwd, left, cars.yaw - cam_yaw, cars)
 
-    def _cast(self, fwd, left, yaw_rel, length, width):
-        """Nearest box entered by each column's ray (slab method in each box's own frame).
+    def _draw_visible(self, frame, fwd, left, yaw_rel, cars: CarBoxes) -> None:
+        """Cast every column's ray against the visible cars and paint the nearest hit.
 
-        Returns per column: entry and exit forward distance (inf if no hit), whether the ray entered
-        through an end face, whether that end is the rear, the lateral entry point on the face (box
-        coordinates), and the index of the car.
+        Slab method in each box's own frame, the length (x) and width (y) slabs of all k cars side
+        by side in (columns, 2k) arrays so that each step is one operation for both.
         """
+        k = fwd.size
         cos_r, sin_r = np.cos(yaw_rel), np.sin(yaw_rel)
-        # Camera (ray origin) in box coordinates, and the ray direction (1, -slope) rotated likewise.
+        # Camera (ray origin) in box coordinates, and the ray direction (1, -slope) rotated likewise:
+        # its x component is cos_r - slope * sin_r, its y component -sin_r - slope * cos_r.
         ox = -fwd * cos_r - left * sin_r
         oy = fwd * sin_r - left * cos_r
-        slope = self.slope[:, None]
+        origin = np.concatenate((ox, oy))
+        half = np.concatenate((0.5 * cars.length, 0.5 * cars.width))
         with np.errstate(divide="ignore", invalid="ignore"):
-            inv_rx = 1.0 / (cos_r - slope * sin_r)
-            inv_ry = 1.0 / (-sin_r - slope * cos_r)
-            tx1, tx2 = (-0.5 * length - ox) * inv_rx, (0.5 * length - ox) * inv_rx
-            ty1, ty2 = (-0.5 * width - oy) * inv_ry, (0.5 * width - oy) * inv_ry
-        tx_near, ty_near = np.minimum(tx1, tx2), np.minimum(ty1, ty2)
-        t_in = np.maximum(tx_near, ty_near)
-        t_out = np.minimum(np.maximum(tx1, tx2), np.maximum(ty1, ty2))
-        t_in[(t_in >= t_out) | (t_out <= NEAR_M)] = np.inf
-        np.maximum(t_in, NEAR_M, out=t_in)
-        car = np.argmin(t_in, axis=1)
-        cols = np.arange(t_in.shape[0])
-        end_face = (tx_near >= ty_near)[cols, car]
-        rear = end_face & (inv_rx[cols, car] > 0)
-        t_hit = t_in[cols, car]
-        lateral = oy[car] + t_hit / inv_ry[cols, car]
-        return t_hit, t_out[cols, car], end_face, rear, lateral, car
+            inv = 1.0 / (np.concatenate((cos_r, -sin_r)) - self._slope_col * np.concatenate((sin_r, cos_r)))
+            t1, t2 = (-half - origin) * inv, (half - origin) * inv
+            near, far = np.minimum(t1, t2), np.maximum(t1, t2)
+            t_in = np.maximum(near[:, :k], near[:, k:])
+            t_out = np.minimum(far[:, :k], far[:, k:])
+            t_in[(t_in >= t_out) | (t_out <= NEAR_M)] = np.inf
+            np.maximum(t_in, NEAR_M, out=t_in)
+            car = np.argmin(t_in, axis=1)
+            # Per column, the nearest car's values (flat indices into the (columns, k) arrays).
+            flat = self._columns * k + car
+            depth = t_in.take(flat)
+            hit = np.flatnonzero(np.isfinite(depth))
+            if hit.size == 0:
+                return
+            c0, c1 = int(hit[0]), int(hit[-1]) + 1
+            hit -= c0
+            flat, car, depth = flat[c0:c1], car[c0:c1], depth[c0:c1]
+            slab = flat + (flat - car)  # the same car's x slab in the (columns, 2k) arrays; y is + k
+            height = cars.height[car]
+            end_face = near.take(slab) >= near.take(slab + k)
+            rear = end_face & (inv.take(slab) > 0)
+            lateral = oy[car] + depth / inv.take(slab + k)
+            tail = rear & (np.abs(lateral) > 0.5 * cars.width[car] - _TAIL_LIGHT_INSET_M)
+        # Columns between c0 and c1 that hit nothing have depth inf: their pixels classify as "not
+        # a car" whatever car they name, so they need no masking.
+        key = ((cars.color[car] % len(self.body)) * 2 + end_face) * 2 + tail
+        r0, r1 = self._row_range(depth[hit], height[hit], frame.shape[0])
+        region = _as_pixels(frame)[r0:r1, c0:c1]
+        self._paint_columns(region, self.row_slope[r0:r1], depth, height, key * _CODES)
+        if self.camera.config.mount_height > np.min(height[hit]):
+            body = self.body[cars.color[car[hit]] % len(self.body)]
+            t_out_hit = t_out.take(flat[hit])
+            self._paint_roofs(frame, hit + c0, depth[hit], t_out_hit, height[hit], body)
 
-    def _paint_columns(self, frame, cols, t_in, t_out, height, end_face, rear, lateral, width, color) -> None:
-        """Fill the hit columns: shadow, lower body, body, tail lights, glass, roof edge (and roof).
+    def _row_range(self, depth: np.ndarray, height: np.ndarray, n_rows: int) -> tuple[int, int]:
+        """Rows [r0, r1) that can show a car: those whose row_slope lies between the roof's and the
+        shadow edge's over all columns, plus one row of margin (any superset gives the same frame,
+        since each pixel is classified exactly; this only bounds the work)."""
+        if not self._rows_sorted:
+            return 0, n_rows
+        mount = self.camera.config.mount_height
+        with np.errstate(invalid="ignore"):
+            lo = np.min((mount - height) / depth)
+            hi = np.max((mount + _SHADOW_FRACTION * height) / depth)
+        rs = self.row_slope[:, 0]
+        r0 = max(int(np.searchsorted(rs, lo)) - 1, 0)
+        r1 = min(int(np.searchsorted(rs, hi, side="right")) + 1, n_rows)
+        return r0, r1
+
+    def _paint_columns(self, region, row_slope, depth, height, base) -> None:
+        """Fill `region` (rows x columns of `_as_pixels(frame)`): shadow, lower body, body, tail
+        lights, glass, roof edge.
 
         A pixel in column j and row r looks at the point of the box's entry plane at forward
-        distance t_in[j]; its height there is mount - t_in[j] * g[r] (g precomputed per row), so
-        the band it shows is one `searchsorted` of that height, as a fraction of the car's height,
-        in the band edges. One gather from a per-column colour table then writes the region
-        (pixels outside the car gather themselves, so ground and earlier drawing stay).
+        distance depth[j]; its height there is mount - depth[j] * g[r] (g precomputed per row), so
+        its class (`_pixel_edges`) is one `searchsorted` of that height as a fraction of the car's
+        height. The colour is one lookup in the face table at row base[j] + class; pixels of
+        classes 0 and 8 keep the ground and earlier drawing.
         """
-        cam = self.camera
-        mount = cam.config.mount_height
-        c0, c1 = int(cols[0]), int(cols[-1]) + 1
-        depth = np.full(c1 - c0, np.inf)
-        depth[cols - c0] = t_in
-        car_h = np.ones(c1 - c0)
-        car_h[cols - c0] = height
-        top = cam.row_of(t_in, height)
-        bottom = cam.row_of(t_in, -_SHADOW_FRACTION * height)
-        r0 = int(max(np.floor(np.min(top)), 0))
-        r1 = int(min(np.ceil(np.max(bottom)), frame.shape[0]))
-        if r1 <= r0:
+        if region.size == 0:
             return
+        mount = self.camera.config.mount_height
         with np.errstate(invalid="ignore"):
-            frac = (mount - depth[None, :] * self.row_slope[r0:r1]) / car_h[None, :]
-        band = np.searchsorted(self.band_edges, frac).astype(np.int32)
-        region = frame[r0:r1, c0:c1]
-        # Colours per column and band. 0: ground; 1: shadow; 2..6: car; 7: above the car.
-        body = self.body[color % len(self.body)]
-        lit = body * np.where(end_face, 0.9, 0.68)[:, None]
-        tail_here = rear & (np.abs(lateral) > 0.5 * width - 0.45)
-        table = np.zeros((c1 - c0, 8, 3), dtype=np.float32)
-        table[cols - c0, 1] = self.shadow
-        table[cols - c0, 2] = lit * 0.55
-        table[cols - c0, 3] = lit
-        table[cols - c0, 4] = np.where(tail_here[:, None], self.tail, lit)
-        table[cols - c0, 5] = self.glass * 0.8
-        table[cols - c0, 6] = lit * 1.05
-        n_table = table.shape[0] * 8
-        src = np.concatenate((table.astype(np.uint8).reshape(-1, 3), region.reshape(-1, 3)))
-        own = n_table + np.arange(band.size, dtype=np.int32).reshape(band.shape)
-        band += (np.arange(c1 - c0, dtype=np.int32) * 8)[None, :]
-        inside = (frac >= -_SHADOW_FRACTION) & (frac < 1.0)
-        region[...] = np.take(src, np.where(inside, band, own), axis=0)
-        if mount > np.min(height):
-            self._paint_roofs(frame, cols, t_in, t_out, height, body)
+            frac = row_slope * depth
+            np.subtract(mount, frac, out=frac)
+            frac /= height
+        code = np.searchsorted(self._edges, frac)
+        on_car = (code > 0) & (code < _CODES - 1)
+        code += base
+        np.copyto(region, self._face_lut.take(code), where=on_car)
 
     def _paint_roofs(self, frame, cols, t_in, t_out, height, body) -> None:
         """Camera above a roof: fill the roof between the entry and exit planes' top edges."""

@@ -2,7 +2,8 @@
 
 1. A precomputed background holds the sky gradient and the haze band below the horizon.
 2. Every ground pixel is mapped to road coordinates (s, d) (`ground.ground_to_frenet`) and coloured
-   by one lookup in the prefiltered road texture (`ground.RoadTexture`).
+   by one lookup in the prefiltered road texture (`ground.RoadTexture`), both fused into one pass
+   with preallocated buffers (`ground.GroundPainter`).
 3. Cars are drawn per image column (`cars.CarPainter`).
 4. Optional sensor noise, then optional conversion to grayscale.
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from sim.camera import CameraConfig, PinholeCamera
 from sim.render.cars import CarBoxes, CarPainter
-from sim.render.ground import BlurLevel, RoadTexture, ground_to_frenet
+from sim.render.ground import BlurLevel, GroundPainter, RoadTexture
 from sim.render.palette import Palette
 from sim.road import Road, RoadConfig
 
@@ -42,6 +43,7 @@ class FrontCameraRenderer:
         levels, level_of_row = self._blur_levels(t, self.forward, palette)
         self.texture = RoadTexture(road, palette, levels, wear_seed=wear_seed)
         self.row_offsets = self.texture.level_offsets(level_of_row)
+        self.ground = GroundPainter(self.texture, self.forward, self.right, self.row_offsets)
         self.background = self._background(palette)
         self.cars = CarPainter(self.camera, palette)
         self._noise_rng = np.random.default_rng(wear_seed)
@@ -99,9 +101,8 @@ class FrontCameraRenderer:
         cx, cy = x + off * np.cos(yaw), y + off * np.sin(yaw)
         frame = self.background.copy()
         if self.rows.size:
-            gs, gd = ground_to_frenet(road, cx, cy, yaw, s + off, self.forward, self.right)
             r0, r1 = self.rows[0], self.rows[-1] + 1
-            self.texture.sample(gs, gd, self.row_offsets, frame[r0:r1])
+            self.ground.draw(road, cx, cy, yaw, s + off, frame[r0:r1])
         if cars is not None:
             self.cars.draw(frame, cx, cy, yaw, cars)
         if self._noise is not None:
