@@ -12,7 +12,16 @@ import torch
 from agent.checkpoint import load_checkpoint
 from agent.expert import Expert
 from agent.pilotnet import PilotNet
-from training.augment import JitterConfig, ViewConfig, displaced_pose, photometric_jitter, render_views
+from sim.render.palette import Palette
+from training.augment import (
+    JitterConfig,
+    LookConfig,
+    LookPool,
+    ViewConfig,
+    displaced_pose,
+    photometric_jitter,
+    render_views,
+)
 from training.bc import BCConfig, Trainer, collect_expert_episode, evaluate_loss, expert_seeds, train_bc
 
 LANE_KEEP = "camdrive/LaneKeep-v0"
@@ -88,6 +97,39 @@ def test_view_sampling_and_jitter_are_seeded_and_bounded():
     j2 = photometric_jitter(x, torch.Generator().manual_seed(0))
     assert torch.equal(j1, j2) and j1.min() >= 0 and j1.max() <= 255
     assert not torch.allclose(j1[0], j1[1])
+    # Colour mixing and saturation keep greys grey (before the per-channel gain and offset).
+    grey_only = JitterConfig(brightness=0, contrast=0, colour=0, saturation=0.6, mix=0.15, offset=0, noise=0)
+    assert torch.allclose(
+        photometric_jitter(x, torch.Generator().manual_seed(0), grey_only), x.float(), atol=1e-3
+    )
+    # Noise and mixing do change a coloured frame, and nothing is drawn for terms that are off.
+    y = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (4, 66, 200, 3), dtype=np.uint8))
+    off = JitterConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    assert torch.equal(photometric_jitter(y, torch.Generator().manual_seed(0), off), y.float())
+    assert (photometric_jitter(y, torch.Generator().manual_seed(0)) - y.float()).abs().mean() > 1.0
+
+
+def test_training_looks_are_seeded_per_frame_and_never_the_evaluation_looks(make_env):
+    env = make_env(LANE_KEEP, episode_seconds=2.0)
+    pool = LookPool(env, LookConfig(count=3, strength=1.0, default_fraction=0.25), run_seed=0)
+    a = pool.picker(5, 14).pick(60)
+    b = pool.picker(5, 14).pick(60)
+    assert [id(r) for r in a] == [id(r) for r in b]
+    looks = {r.palette for r in a}
+    assert Palette() in looks and 2 <= len(looks) <= 4  # the default look and the randomised ones
+    train_looks = {pool.palette(i) for i in range(3)}
+    assert len(train_looks) == 3 and Palette() not in train_looks
+    # The env's randomised looks on evaluation seeds are other draws.
+    eval_env = make_env(LANE_KEEP, randomize=1.0, episode_seconds=2.0)
+    for seed in range(1_000_000, 1_000_003):
+        eval_env.reset(seed=seed)
+        assert eval_env.unwrapped.obs_type.renderer.palette not in train_looks
+    # Looks change how the frames look and nothing else: same labels, other pixels.
+    f0, l0, n0 = collect_expert_episode(env, 3, 2, ViewConfig(), 0.15, 1.0)
+    f1, l1, n1 = collect_expert_episode(env, 3, 2, ViewConfig(), 0.15, 1.0, pool)
+    assert n0 == n1 and np.array_equal(l0, l1) and f0.shape == f1.shape
+    differs = np.abs(f0.astype(int) - f1).mean(axis=(1, 2, 3)) > 2.0
+    assert 0.4 < differs.mean() < 1.0
 
 
 def test_pilotnet_overfits_a_small_dataset(make_env):
@@ -126,6 +168,7 @@ def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
             epochs=2,
             batch_size=16,
             seed=seed,
+            looks=3,
             progress=False,
         )
         metrics = train_bc(cfg, log=lambda _: None)
@@ -149,7 +192,7 @@ def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path):
 
     demos = tmp_path / "demos"
     record(LANE_KEEP, {"episode_seconds": 2.0}, Expert(), 1, demos, noise=0.2, seed=7, progress=False)
-    cfg = BCConfig(out=tmp_path / "m.safetensors", data=demos, augment=2, progress=False)
+    cfg = BCConfig(out=tmp_path / "m.safetensors", data=demos, augment=2, randomize=0.0, progress=False)
     data = Dataset()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -159,3 +202,9 @@ def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path):
     assert episode.labels is not None
     assert np.allclose(data.labels[0][:20], episode.labels[:, 0])
     assert np.array_equal(data.frames[0][:20], episode.frames[:20])
+    # With training looks the replayed states are redrawn too (same labels, frames in other looks).
+    looks_cfg = BCConfig(out=tmp_path / "m.safetensors", data=demos, augment=2, looks=2, progress=False)
+    redrawn = Dataset()
+    load_demos(looks_cfg, redrawn, log=lambda _: None)
+    assert redrawn.size == data.size and np.array_equal(redrawn.labels[0], data.labels[0])
+    assert not np.array_equal(redrawn.frames[0], data.frames[0])

@@ -18,8 +18,20 @@ controller also accounts for the heading error and the road's curvature, which a
 ignores. A view shifted LEFT (delta_d > 0) or turned left (delta_yaw > 0) therefore gets a label to
 the RIGHT (positive), larger for larger displacements until it saturates.
 
-Photometric jitter (brightness, contrast, colour balance) is applied per sample in the training loop
-(`photometric_jitter`), so the network keys on the road's geometry rather than its exact colours.
+Training looks (`LookPool`, domain randomisation done per frame). Every frame, centre or extra view,
+is drawn in a look chosen at random: the default clear day with probability `default_fraction`, else
+one of `count` palettes drawn by `Palette.randomised` (the same kinds of randomisation the env's
+`randomize` option uses: colours, lighting, marking wear, sensor noise, haze) from the training run's
+own seed stream. Why per frame and not the env's per-episode look: with one look per episode, 24
+episodes show the network only 24 looks, each tied to one episode, and it learns look-specific
+colour cues instead of the road's geometry (validation MSE 0.016 against 0.0006 on the training looks;
+on an unseen look the steering was biased by up to +0.47; 38.8 % autonomy on randomised evaluation
+roads). Drawing the look independently per frame decouples look from episode, displacement and
+label, and shows the network `count` looks (98.6 % on the same roads, with the stronger jitter).
+
+Photometric jitter (brightness, contrast, colour gain, saturation, hue mixing, offsets, sensor noise)
+is applied per sample in the training loop (`photometric_jitter`), so the network keys on the road's
+geometry rather than its exact colours.
 
 The view functions are numpy only; `photometric_jitter` imports torch when called.
 """
@@ -33,6 +45,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sim.lane_control import steer_to_offset
+from sim.render.frontcam import FrontCameraRenderer
+from sim.render.palette import Palette
 from sim.world import World
 
 if TYPE_CHECKING:
@@ -94,50 +108,176 @@ def displaced_pose(world: World, delta_d: float, delta_yaw: float) -> tuple[floa
 
 
 def render_views(
-    world: World, renderer: Any, d_target: float, deltas: np.ndarray, lookahead_s: float = EXPERT_LOOKAHEAD_S
+    world: World,
+    renderer: Any,
+    d_target: float,
+    deltas: np.ndarray,
+    lookahead_s: float = EXPERT_LOOKAHEAD_S,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frames (k, H, W, C) uint8 and labels (k,) float32 of the views displaced by each row of `deltas`.
 
     `renderer` is a `sim.render.frontcam.FrontCameraRenderer` (the env's: `env.unwrapped.obs_type.renderer`),
-    so the views look exactly like the env's observations, traffic included.
+    so the views look exactly like the env's observations, traffic included; or a sequence of k
+    renderers, one per view (each view in its own look, see `LookPool`).
     """
     assert world.road is not None
     cars = world.cars()
+    renderers = renderer if isinstance(renderer, list | tuple) else [renderer] * len(deltas)
     frames, labels = [], []
-    for delta_d, delta_yaw in deltas:
+    for (delta_d, delta_yaw), r in zip(deltas, renderers, strict=True):
         x, y, yaw = displaced_pose(world, float(delta_d), float(delta_yaw))
-        frames.append(renderer.render(world.road, x, y, yaw, world.s, cars))
+        frames.append(r.render(world.road, x, y, yaw, world.s, cars))
         labels.append(recovery_label(world, d_target, float(delta_d), float(delta_yaw), lookahead_s))
     return np.stack(frames), np.asarray(labels, dtype=np.float32)
 
 
+LOOK_STREAM = 29
+"""Seed stream of the training looks: palette i of run seed S is drawn from default_rng([S, 29, i]).
+The env draws an episode's look from default_rng([episode_seed, 2]), so evaluation looks (seeds
+>= 1,000,000) are other draws of the same kinds, never these."""
+
+
+@dataclass(frozen=True)
+class LookConfig:
+    """The training looks: how many randomised palettes, how strong, how often the default look."""
+
+    count: int = 96
+    """Randomised palettes in the pool (each renderer is built on first use: 0.3-0.8 s and 19 MB)."""
+    strength: float = 1.0
+    """`Palette.randomised` strength, 0..1 (the env's `randomize`); 0 turns the pool off."""
+    default_fraction: float = 0.25
+    """Probability that a frame is drawn in the default look."""
+
+
+class LookPool:
+    """Renderers of the training looks for one env's camera and road; `pick` chooses one per frame.
+
+    Index -1 is the env's default-look renderer; 0 .. count-1 are the randomised palettes of the run
+    seed (module docstring). Seeded: which look a frame gets comes from the caller's generator.
+    """
+
+    def __init__(self, env: Any, cfg: LookConfig, run_seed: int) -> None:
+        obs_type = env.unwrapped.obs_type
+        self.cfg, self.run_seed = cfg, run_seed
+        self._camera, self._road, self._grayscale = obs_type.camera, obs_type.road, obs_type.grayscale
+        self.default = FrontCameraRenderer(self._camera, self._road, Palette(), self._grayscale)
+        self._renderers: dict[int, FrontCameraRenderer] = {}
+
+    def matches(self, env: Any) -> bool:
+        """Whether `env` has the camera and road this pool's renderers were built for."""
+        o = env.unwrapped.obs_type
+        return (o.camera, o.road, o.grayscale) == (self._camera, self._road, self._grayscale)
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.count > 0 and self.cfg.strength > 0
+
+    def palette(self, i: int) -> Palette:
+        return Palette.randomised(np.random.default_rng([self.run_seed, LOOK_STREAM, i]), self.cfg.strength)
+
+    def renderer(self, i: int) -> FrontCameraRenderer:
+        if i < 0:
+            return self.default
+        if i not in self._renderers:
+            self._renderers[i] = FrontCameraRenderer(
+                self._camera,
+                self._road,
+                self.palette(i),
+                self._grayscale,
+                wear_seed=int(np.random.default_rng([self.run_seed, LOOK_STREAM, i, 1]).integers(2**31 - 1)),
+            )
+        return self._renderers[i]
+
+    def picker(self, *key: int) -> LookPicker:
+        """This pool with a generator of its own, seeded by `key` (an episode's seed and a stream)."""
+        return LookPicker(self, np.random.default_rng([*key]))
+
+    def pick(self, rng: np.random.Generator, k: int = 1) -> list[FrontCameraRenderer]:
+        """`k` renderers, each the default look with probability `default_fraction`, else a random palette."""
+        if not self.enabled:
+            return [self.default] * k
+        default = rng.random(k) < self.cfg.default_fraction
+        index = rng.integers(0, self.cfg.count, k)
+        return [self.renderer(-1 if d else int(i)) for d, i in zip(default, index, strict=True)]
+
+
+class LookPicker:
+    """A `LookPool` and the generator its picks come from (separate from the episode's other random
+    streams, so the looks change how the frames look and nothing else: same trajectory, same views)."""
+
+    def __init__(self, pool: LookPool, rng: np.random.Generator) -> None:
+        self.pool, self.rng = pool, rng
+
+    @property
+    def enabled(self) -> bool:
+        return self.pool.enabled
+
+    @property
+    def default(self) -> FrontCameraRenderer:
+        return self.pool.default
+
+    def pick(self, k: int = 1) -> list[FrontCameraRenderer]:
+        return self.pool.pick(self.rng, k)
+
+
 @dataclass(frozen=True)
 class JitterConfig:
-    """Per-sample photometric jitter ranges (multiplicative factors around 1)."""
+    """Per-sample photometric jitter ranges (factors around 1, or amounts around 0), drawn uniformly."""
 
-    brightness: float = 0.25
-    contrast: float = 0.25
-    colour: float = 0.08
+    brightness: float = 0.3
+    contrast: float = 0.35
+    colour: float = 0.15
+    """Per-channel gain (colour balance)."""
+    saturation: float = 0.6
+    """Blend toward (< 1) or away from (> 1) the pixel's grey level, factor 1 +- saturation."""
+    mix: float = 0.15
+    """Off-diagonal entries of a random 3 x 3 colour-mixing matrix (a hue shift), +- mix."""
+    offset: float = 15.0
+    """Per-channel additive shift, +- offset (0..255 units)."""
+    noise: float = 6.0
+    """Per-pixel grey Gaussian noise whose standard deviation is drawn per sample in [0, noise]."""
 
 
 def photometric_jitter(
     frames: torch.Tensor, generator: torch.Generator, cfg: JitterConfig = JitterConfig()
 ) -> torch.Tensor:
-    """Random brightness, contrast and per-channel colour gain: uint8 (B, H, W, C) -> float 0..255.
+    """Random brightness, contrast, colour changes and noise: uint8 (B, H, W, C) -> float 0..255.
 
-    Contrast scales each image about its own mean grey; brightness and colour scale the result. Drawn
-    from `generator`, so a seeded training run sees the same jitter every time.
+    In order: colour mixing (hue) and saturation about the pixel's grey level, contrast about the
+    image's mean grey, brightness and per-channel gain, per-channel offset, then pixel noise. Drawn from
+    `generator`, so a seeded training run sees the same jitter every time; terms whose range is 0
+    draw nothing. The defaults cover the kinds of change `Palette.randomised` makes to a whole frame
+    (lighting, colour casts, sensor noise); what it changes region by region (the grass, asphalt and
+    line colours, haze, wear) is left to the training looks (`LookPool`).
     """
     import torch
 
     x = frames.float()
     b, c = x.shape[0], x.shape[-1]
 
-    def factor(spread: float, *shape: int) -> torch.Tensor:
-        return 1.0 + spread * (2.0 * torch.rand(*shape, generator=generator) - 1.0)
+    def uniform(spread: float, *shape: int) -> torch.Tensor:
+        return spread * (2.0 * torch.rand(*shape, generator=generator) - 1.0)
 
+    def factor(spread: float, *shape: int) -> torch.Tensor:
+        return 1.0 + uniform(spread, *shape)
+
+    if c == 3 and (cfg.mix > 0 or cfg.saturation > 0):
+        eye = torch.eye(3).expand(b, 3, 3)
+        m = eye + (uniform(cfg.mix, b, 3, 3) * (1.0 - eye) if cfg.mix > 0 else 0.0)
+        m = m / m.sum(dim=2, keepdim=True)  # rows sum to 1: greys stay grey
+        if cfg.saturation > 0:
+            grey = torch.tensor([0.299, 0.587, 0.114]).expand(b, 3, 3)
+            m = grey + factor(cfg.saturation, b, 1, 1) * (m - grey)  # rows still sum to 1
+        x = torch.bmm(x.view(b, -1, 3), m.transpose(1, 2)).view(x.shape)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     gain = factor(cfg.contrast, b, 1, 1, 1)
     scale = factor(cfg.brightness, b, 1, 1, 1) * factor(cfg.colour, b, 1, 1, c)
-    x = ((x - mean) * gain + mean) * scale
+    # ((x - mean) * gain + mean) * scale + offset, as one multiply and one add
+    shift = mean * (1.0 - gain) * scale
+    if cfg.offset > 0:
+        shift = shift + uniform(cfg.offset, b, 1, 1, c)
+    x.mul_(gain * scale).add_(shift)
+    if cfg.noise > 0:  # grey noise, like the camera's sensor noise
+        sigma = cfg.noise * torch.rand(b, 1, 1, 1, generator=generator)
+        x.add_(sigma * torch.randn((*x.shape[:-1], 1), generator=generator))
     return x.clamp_(0.0, 255.0)

@@ -449,9 +449,24 @@ def _add_train(subparsers: Subparsers) -> None:
     bc.add_argument(
         "--randomize",
         type=non_negative_float,
-        default=0.0,
-        help="domain randomisation strength 0..1 of the training roads; each training seed draws its own "
-        "look (default: %(default)s)",
+        default=1.0,
+        help="domain randomisation strength 0..1 of the training looks: every training frame is drawn in "
+        "the default look or in one of --looks randomised palettes of this strength (drawn from the run "
+        "seed, never the evaluation seeds' looks); 0: default look only (default: %(default)s)",
+    )
+    bc.add_argument(
+        "--looks",
+        type=_non_negative_int,
+        default=96,
+        metavar="N",
+        help="randomised palettes the training frames are drawn in (default: %(default)s)",
+    )
+    bc.add_argument(
+        "--default-look",
+        type=non_negative_float,
+        default=0.25,
+        metavar="P",
+        help="probability that a training frame is drawn in the default look (default: %(default)s)",
     )
     bc.add_argument("--quiet", action="store_true", help="no progress bars")
     bc.set_defaults(run="training.bc:main")
