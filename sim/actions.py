@@ -124,9 +124,15 @@ class DiscreteSteerAction:
 class DiscreteLaneAction(DiscreteSteerAction):
     """Discrete(5) with DeepTraffic's meaning: left/right ask a built-in controller to change lane.
 
-    A lane change to a lane that does not exist is ignored; with the safety system on, one into an
-    unsafe gap is refused. The built-in controller (`lane_control.steer_to_offset`) keeps the car
-    centred in its target lane.
+    A lane change to a lane that does not exist is ignored. With the safety system on:
+    - a change is accepted only into a gap that passes `World.lane_is_safe`, and only one lane at a
+      time (the target may be at most one lane from the lane the car's centre is in), else refused;
+    - until the car's body reaches the target lane the check is repeated every step, and the change
+      is aborted (back to the lane the car's centre is in, counted as a refusal) once the gap closes;
+    - going back to the lane the car's centre is still in is always allowed;
+    - the target lane is reported to the world (`World.set_target_lane`), so the safety brake brakes
+      for the cars of the lane being entered and that lane's traffic follows the car.
+    The built-in controller (`lane_control.steer_to_offset`) keeps the car centred in its target lane.
     """
 
     name = "lane"
@@ -138,19 +144,32 @@ class DiscreteLaneAction(DiscreteSteerAction):
     def reset(self, world: World) -> None:
         super().reset(world)
         self.target_lane = world.state().lane
+        world.set_target_lane(self.target_lane)
 
     def controls(self, action: object, world: World) -> Controls:
         a = _discrete(action)
         assert world.road is not None
+        safety = world.safety.enabled
+        here = world.state().lane
         if a in (LEFT, RIGHT):
             direction = -1 if a == LEFT else 1
             lane = self.target_lane + direction
             if 0 <= lane < world.road_config.lanes:
                 # Going back to the lane the car is still in (aborting a change) is always allowed.
-                if world.safety.enabled and lane != world.state().lane and not world.lane_is_safe(lane):
+                if safety and lane != here and (abs(lane - here) > 1 or not world.lane_is_safe(lane)):
                     world.refuse_lane_change()
                 else:
                     self.target_lane = lane
+        if (
+            safety
+            and self.target_lane != here
+            and not world.body_in_lane(self.target_lane)
+            and not world.lane_is_safe(self.target_lane)
+        ):
+            # The gap closed before the car got there: abort, back to the lane it is still in.
+            world.refuse_lane_change()
+            self.target_lane = here
+        world.set_target_lane(self.target_lane)
         st = world.state()
         d_target = float(world.road.lane_centre(self.target_lane))
         steer = steer_to_offset(world.road, world.ego.params, st.s, st.d, st.yaw, st.speed, d_target)

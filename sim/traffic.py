@@ -691,6 +691,16 @@ class Traffic:
         k = int(np.argmin(gaps))
         return float(gaps[k]), float(self.speed[hit][k])
 
+    def cars_ahead(
+        self, s: float, d_lo: float, d_hi: float, *, anticipate: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(gaps, speeds) of EVERY traffic car ahead (centre at or beyond `s`) overlapping [d_lo, d_hi].
+
+        Gaps as in `leader` (from `s` to the car's rear bumper), unsorted; empty arrays if none.
+        """
+        hit = self._in_band(0.5 * (d_lo + d_hi), 0.5 * (d_hi - d_lo), anticipate) & (self.s >= s)
+        return self.s[hit] - 0.5 * self.length[hit] - s, self.speed[hit]
+
     def follower(
         self, s: float, d: float, half_width: float, *, anticipate: bool = False
     ) -> tuple[float, float]:

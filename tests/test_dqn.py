@@ -19,6 +19,7 @@ from training.dqn import (
     epsilon,
     load_training_state,
     save_model,
+    selection_key,
     train,
 )
 
@@ -170,6 +171,38 @@ def test_eval_reports_the_documented_keys_for_baselines_and_a_dqn(tmp_path):
     argv = ["eval", "--env", "traffic", "--model", cfg.out, "--episodes", "1", "--run-seconds", "2"]
     assert cli.main([*argv, "--no-baselines", "--quiet", "--json", str(out)]) == 0
     assert set(json.loads(out.read_text())) >= EVAL_KEYS
+
+
+def test_checkpoint_selection_puts_crash_free_evaluations_first():
+    fast_crashing = {"score_mph": 62.0, "collisions": 1, "offroad": 0}
+    slow_clean = {"score_mph": 55.0, "collisions": 0, "offroad": 0}
+    faster_clean = {"score_mph": 56.0, "collisions": 0, "offroad": 0}
+    off_road = {"score_mph": 70.0, "collisions": 0, "offroad": 1}
+    two_crashes = {"score_mph": 80.0, "collisions": 2, "offroad": 0}
+    ranked = sorted([two_crashes, fast_crashing, off_road, slow_clean, faster_clean], key=selection_key)
+    assert ranked == [two_crashes, fast_crashing, off_road, slow_clean, faster_clean]
+    assert selection_key({"score": 3.0}) > selection_key({"score": 2.0})  # envs without crash counts
+    assert DQNConfig().eval_runs >= 20
+
+
+def test_traffic_eval_runs_the_baselines_in_the_models_action_mode(tmp_path):
+    out = tmp_path / "eval.json"
+    cfg = DQNConfig(out=str(tmp_path / "dqn.safetensors"), action_mode="lane")
+    save_model(cfg, QNet(5, 4, 33, 100), tmp_path / "dqn.safetensors", {})
+    argv = ["eval", "--env", "traffic", "--model", cfg.out, "--episodes", "1", "--run-seconds", "1"]
+    assert cli.main([*argv, "--quiet", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert set(rows) == {cfg.out, "noop", "random", "expert"}
+    assert {r["action_mode"] for r in rows.values()} == {"lane"}
+    # Built-in drivers alone: --action-mode chooses; the default stays steer.
+    argv = ["eval", "--env", "traffic", "--model", "noop", "--episodes", "1", "--run-seconds", "1"]
+    assert cli.main([*argv, "--action-mode", "lane", "--quiet", "--json", str(out)]) == 0
+    assert {r["action_mode"] for r in json.loads(out.read_text()).values()} == {"lane"}
+    assert cli.main([*argv, "--quiet", "--json", str(out)]) == 0
+    assert {r["action_mode"] for r in json.loads(out.read_text()).values()} == {"steer"}
+    # A mode that contradicts the model's own is an error, not a silent mismatch.
+    with pytest.raises(SystemExit, match="lane"):
+        cli.main(["eval", "--env", "traffic", "--model", cfg.out, "--action-mode", "steer", "--quiet"])
 
 
 def test_driver_keeps_its_window_and_exposes_q_values():

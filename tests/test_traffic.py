@@ -402,6 +402,48 @@ def test_leader_and_follower_measure_bumper_gaps_in_a_lateral_band() -> None:
     assert tr.leader(2.3, d1 + 2.0, 0.95)[1] == 25.0
 
 
+def test_cars_ahead_lists_every_car_ahead_in_a_band_not_only_the_nearest() -> None:
+    """The safety brake must see a much slower car behind a faster nearer one in the lane it enters."""
+    tr = make(cars=4)
+    tr.reset(0.0, 0.0, 20.0)
+    tr.set_car(0, 30.0, 1, speed=18.0)
+    tr.set_car(1, 50.0, 2, speed=5.0)
+    tr.set_car(2, -20.0, 1, speed=22.0)  # behind: not ahead
+    tr.set_car(3, 40.0, 0, speed=25.0)  # lane 0: outside the band
+    tr.length[:] = 4.0
+    d1, d2 = (float(tr.road.lane_centre(k)) for k in (1, 2))
+    gaps, speeds = tr.cars_ahead(2.3, min(d1, d2) - 0.95, max(d1, d2) + 0.95)
+    order = np.argsort(gaps)
+    np.testing.assert_allclose(gaps[order], [25.7, 45.7])
+    np.testing.assert_allclose(speeds[order], [18.0, 5.0])
+    # Same answer as `leader` for a single-lane band.
+    gaps, speeds = tr.cars_ahead(2.3, d1 - 0.95, d1 + 0.95)
+    np.testing.assert_allclose(gaps, [25.7])
+    np.testing.assert_allclose(speeds, [18.0])
+    assert tr.cars_ahead(100.0, d1 - 0.95, d1 + 0.95)[0].size == 0
+    # A car changing lanes counts in its target lane with `anticipate`.
+    tr._from_lane[3], tr.lane[3] = 0, 1
+    assert 25.0 in tr.cars_ahead(2.3, d1 - 0.95, d1 + 0.95, anticipate=True)[1].tolist()
+    assert 25.0 not in tr.cars_ahead(2.3, d1 - 0.95, d1 + 0.95)[1].tolist()
+
+
+def test_an_ego_band_over_two_lanes_is_followed_in_both_and_blocks_cut_ins() -> None:
+    """During a lane change the world reports the ego over its lane and its target lane: the
+    followers of both lanes brake for it, and nobody starts a change into either lane beside it."""
+    tr = make(cars=2, lanes=3, curviness=0.0, lane_change_rate=0.0)
+    tr.reset(0.0, 0.0, 20.0)
+    d0, d1 = (float(tr.road.lane_centre(k)) for k in (0, 1))
+    ego_s = 100.0
+    tr.set_car(0, ego_s - 25.0, 0, speed=28.0, desired_speed=30.0)
+    tr.set_car(1, ego_s - 25.0, 1, speed=28.0, desired_speed=30.0)
+    tr.step(DT, ego_s, d1, 20.0, EGO_LENGTH, EGO_WIDTH)  # ego only in lane 1
+    assert tr.speed[0] > 28.0 and tr.speed[1] < 28.0
+    band_lo, band_hi = min(d0, d1) - 0.5 * EGO_WIDTH, max(d0, d1) + 0.5 * EGO_WIDTH
+    v0 = float(tr.speed[0])
+    tr.step(DT, ego_s + 2.0, 0.5 * (band_lo + band_hi), 20.0, EGO_LENGTH, band_hi - band_lo)
+    assert tr.speed[0] < v0  # lane 0's follower now brakes for the ego too
+
+
 def test_world_boxes_sit_on_the_road_pose() -> None:
     tr = make(cars=10, seed=4)
     tr.reset(300.0, 0.0, 20.0)

@@ -6,7 +6,9 @@
   autonomy = (1 - interventions * 6 s / elapsed s) * 100.
 - Traffic-v0: MIT DeepTraffic's score: each run lasts a fixed stretch of simulated time, and the
   score is the median over runs of each run's average speed (mph). Collisions, off-road exits and
-  safety-system actions are counted per 100 runs.
+  safety-system actions are counted per 100 runs. The baselines (noop, random, expert) drive in the
+  same action mode as the model being evaluated (`baseline_env_options`): a lane-mode model is
+  compared with lane-mode baselines, not with the steer-mode ones.
 
 Evaluation seeds are the caller's; the shipped models are evaluated on seeds >= 1_000_000, which
 training never uses.
@@ -181,15 +183,28 @@ def main(args: argparse.Namespace) -> int:
     if args.env == "traffic":
         options["episode_seconds"] = args.run_seconds
     models = [args.model] + (["noop", "random", "expert"] if args.env == "traffic" and args.baselines else [])
+    model_options = _model_env_options(args.model, args.env)
+    action_mode = getattr(args, "action_mode", None)
+    trained_mode = model_options.get("action_mode")
+    if action_mode is not None and trained_mode is not None and trained_mode != action_mode:
+        raise SystemExit(
+            f"--action-mode {action_mode} contradicts {args.model}, which was trained in "
+            f"{model_options['action_mode']!r} mode"
+        )
     rows = []
     for spec in dict.fromkeys(models):
-        env = gym.make(env_id, **options, **_model_env_options(spec, args.env))
+        spec_options = model_options if spec == args.model else _model_env_options(spec, args.env)
+        if args.env == "traffic":
+            spec_options = {**baseline_env_options(model_options, action_mode), **spec_options}
+        env = gym.make(env_id, **options, **spec_options)
         driver = load_driver(spec, env)
         if args.env == "lane":
             result = evaluate_lane(driver, env, args.episodes, args.seed, args.km, progress=not args.quiet)
         else:
             result = evaluate_traffic(driver, env, args.episodes, args.seed, progress=not args.quiet)
         result.update(driver=spec, env=env_id, seed=args.seed)
+        if args.env == "traffic":
+            result["action_mode"] = env.unwrapped.options.action_mode
         rows.append((spec, result))
         env.close()
     keys = (
@@ -220,6 +235,16 @@ def main(args: argparse.Namespace) -> int:
         with open(args.json, "w") as f:
             json.dump(payload, f, indent=2)
     return 0
+
+
+def baseline_env_options(model_options: dict[str, Any], action_mode: str | None = None) -> dict[str, Any]:
+    """Traffic-v0 options for the noop/random/expert rows: the action mode of the evaluated model.
+
+    `action_mode` (the command line's --action-mode) wins when given; otherwise the model's recorded
+    action mode; a built-in driver without either drives in the env's default ("steer").
+    """
+    mode = action_mode or model_options.get("action_mode")
+    return {"action_mode": mode} if mode else {}
 
 
 def _model_env_options(spec: str, env: str) -> dict[str, Any]:
