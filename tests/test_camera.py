@@ -384,3 +384,19 @@ def test_car_pixel_classes_follow_the_band_edges() -> None:
     assert np.array_equal((code > 0) & (code < 8), drawn)
     band = np.searchsorted(np.asarray(_BAND_EDGES), f)
     assert np.array_equal(code[drawn & (f > -0.08)] - 1, band[drawn & (f > -0.08)])
+
+
+def test_box_blur_running_sum_is_numpys_cumsum_bit_for_bit():
+    from sim.render.ground import _running_sum
+
+    a = np.random.default_rng(0).random((40, 30, 3)).astype(np.float32)
+    for axis in (0, 1):
+        assert np.array_equal(_running_sum(a, axis), np.cumsum(a, axis=axis, dtype=np.float64))
+
+
+def test_envs_with_the_same_look_share_one_road_texture(make_env):
+    a = make_env("camdrive/LaneKeep-v0").unwrapped.obs_type.renderer.texture
+    b = make_env("camdrive/LaneKeep-v0").unwrapped.obs_type.renderer.texture
+    assert a is b and not a.flat.flags.writeable
+    other = make_env("camdrive/LaneKeep-v0", lanes=2).unwrapped.obs_type.renderer.texture
+    assert other is not a

@@ -41,7 +41,7 @@ class FrontCameraRenderer:
         self.rows, t, self.forward = self.camera.ground_rows()
         self.right = (t[:, None] * self.camera.col_x[None, :]).astype(np.float32)
         levels, level_of_row = self._blur_levels(t, self.forward, palette)
-        self.texture = RoadTexture(road, palette, levels, wear_seed=wear_seed)
+        self.texture = RoadTexture.shared(road, palette, levels, wear_seed=wear_seed)
         self.row_offsets = self.texture.level_offsets(level_of_row)
         self.ground = GroundPainter(self.texture, self.forward, self.right, self.row_offsets)
         self.background = self._background(palette)

@@ -38,7 +38,7 @@ class TopDownRenderer:
         self.right = np.repeat(cols[None, :], height, axis=0).astype(np.float32)
         self.car_row, self.car_col = car_row, width / 2
         level = BlurLevel(metres_per_pixel, metres_per_pixel, 0.0)
-        self.texture = RoadTexture(road, palette, [level])
+        self.texture = RoadTexture.shared(road, palette, [level])
         self.row_offsets = self.texture.level_offsets(np.zeros(height, dtype=int))
         self.colors = np.array(palette.car_colors, dtype=np.uint8)
 
