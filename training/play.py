@@ -47,7 +47,7 @@ MIN_SIZE = (320, 200)
 CHECKPOINT_SECONDS = 5.0
 
 
-def display_problem() -> str | None:
+def display_problem(command: str = "camdrive play") -> str | None:
     """Why no window can be opened here, or None if it is worth trying (set_mode may still fail)."""
     if os.environ.get("SDL_VIDEODRIVER"):
         return None  # the user picked an SDL video driver (dummy for headless runs, x11, wayland...)
@@ -56,7 +56,7 @@ def display_problem() -> str | None:
     ):
         return (
             "no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset). Run it in a desktop "
-            'session, under a virtual X server (xvfb-run -s "-screen 0 1280x800x24" camdrive play), or '
+            f'session, under a virtual X server (xvfb-run -s "-screen 0 1280x800x24" {command}), or '
             "with SDL_VIDEODRIVER=dummy for a run without a visible window."
         )
     return None
@@ -276,7 +276,7 @@ def _run_viewer(viewer: Any, args: argparse.Namespace, prog: str) -> int:
     try:
         viewer.open()
     except DisplayUnavailableError as e:
-        print(f"{prog}: {e}. {display_problem() or 'Is a display available?'}", file=sys.stderr)
+        print(f"{prog}: {e}. {display_problem(prog) or 'Is a display available?'}", file=sys.stderr)
         return 1
     stats = viewer.run(max_frames=args.frames, max_seconds=args.seconds)
     if args.screenshot:
@@ -355,7 +355,7 @@ def replay_main(args: argparse.Namespace) -> int:
     if problem:
         print(f"{prog}: error: {problem}", file=sys.stderr)
         return 2
-    problem = display_problem()
+    problem = display_problem(prog)
     if problem:
         print(f"{prog}: {problem}", file=sys.stderr)
         return 1

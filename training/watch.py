@@ -384,7 +384,7 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
         return 2
     video = args.video
     if video is None:
-        problem = display_problem()
+        problem = display_problem("camdrive watch")
         if problem:
             video = DEFAULT_VIDEO
             print(f"{prog}: {problem}\n{prog}: writing a video to {video} instead", file=sys.stderr)
@@ -453,7 +453,7 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
         try:
             viewer.open()
         except DisplayUnavailableError as e:
-            print(f"{prog}: {e}. {display_problem() or 'Is a display available?'}", file=sys.stderr)
+            print(f"{prog}: {e}. {display_problem(prog) or 'Is a display available?'}", file=sys.stderr)
             return 1
         max_frames = args.frames
         if video is not None:
