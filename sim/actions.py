@@ -7,6 +7,7 @@ raise ValueError, so a NaN from a diverged policy never reaches the physics or t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,13 +26,20 @@ class Controls:
     accel: float
 
 
-def _finite_array(action: object, shape: tuple[int, ...]) -> np.ndarray:
-    a = np.asarray(action, dtype=np.float64).reshape(-1)
-    if a.shape != (int(np.prod(shape)),):
+def _finite_values(action: object, shape: tuple[int, ...], size: int) -> list[float]:
+    """The action's `size` (the product of `shape`) values as floats, clipped to [-1, 1].
+
+    Raises ValueError if it does not hold exactly `size` values or any is not finite. Plain floats:
+    the same IEEE doubles as the float64 array this used to return, without numpy's per-call cost.
+    """
+    a = np.asarray(action, dtype=np.float64)
+    if a.size != size:
         raise ValueError(f"action must have shape {shape}, got {np.asarray(action).shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"action must be finite, got {a.tolist()}")
-    return np.clip(a, -1.0, 1.0)
+    values = a.ravel().tolist()
+    for v in values:
+        if not math.isfinite(v):
+            raise ValueError(f"action must be finite, got {values}")
+    return [min(max(v, -1.0), 1.0) for v in values]
 
 
 def cruise_accel(world: World, target_speed: float, gain: float = 1.0) -> float:
@@ -52,8 +60,8 @@ class SteeringAction:
         """Nothing to remember between steps."""
 
     def controls(self, action: object, world: World) -> Controls:
-        a = _finite_array(action, (1,))
-        return Controls(float(a[0]), cruise_accel(world, self.cruise_speed))
+        a = _finite_values(action, (1,), 1)
+        return Controls(a[0], cruise_accel(world, self.cruise_speed))
 
 
 class SteeringThrottleAction:
@@ -68,10 +76,10 @@ class SteeringThrottleAction:
         """Nothing to remember between steps."""
 
     def controls(self, action: object, world: World) -> Controls:
-        a = _finite_array(action, (2,))
+        a = _finite_values(action, (2,), 2)
         p = world.ego.params
         accel = a[1] * (p.max_accel if a[1] >= 0 else p.max_brake)
-        return Controls(float(a[0]), float(accel))
+        return Controls(a[0], accel)
 
 
 class DiscreteSteerAction:
@@ -114,7 +122,7 @@ class DiscreteSteerAction:
                 world.refuse_lane_change()
                 st = world.state()
                 assert world.road is not None
-                centre = float(world.road.lane_centre(st.lane))
+                centre = world.lane_centre(st.lane)
                 steer = steer_to_offset(world.road, world.ego.params, st.s, st.d, st.yaw, st.speed, centre)
             else:
                 steer = direction * self.steer_amount
@@ -171,12 +179,17 @@ class DiscreteLaneAction(DiscreteSteerAction):
             self.target_lane = here
         world.set_target_lane(self.target_lane)
         st = world.state()
-        d_target = float(world.road.lane_centre(self.target_lane))
+        d_target = world.lane_centre(self.target_lane)
         steer = steer_to_offset(world.road, world.ego.params, st.s, st.d, st.yaw, st.speed, d_target)
         return Controls(steer, cruise_accel(world, self._speed_target(a, world), gain=2.0))
 
 
 def _discrete(action: object) -> int:
+    # Fast path for what agents pass (a Python int or a numpy integer scalar); bool is not an int here.
+    if type(action) is int or isinstance(action, np.integer):
+        a = int(action)
+        if 0 <= a < 5:
+            return a
     a = np.asarray(action)
     if a.size != 1 or not np.issubdtype(a.dtype, np.integer) or not 0 <= int(a) < 5:
         raise ValueError(f"action must be an integer in [0, 4], got {action!r}")

@@ -112,7 +112,7 @@ class Traffic:
     `height` (m), `lane` (the lane the car is in, or moving into during a lane change) and `color`
     (palette index 0..7). Arrays keep their identity across `reset` and `step`, so a renderer may hold
     references. To script a scenario, use `set_car` rather than writing `lane`/`d` directly: it also
-    clears the lane-change state.
+    clears the lane-change state (and bumps `revision`).
     """
 
     def __init__(self, road: Road, config: TrafficConfig, rng: np.random.Generator) -> None:
@@ -146,6 +146,10 @@ class Traffic:
         self._lane_ids = np.arange(road.config.lanes)
         rc = road.config
         self._centres = np.asarray(road.lane_centre(np.arange(rc.lanes)), dtype=float)
+        self._centre_list: list[float] = self._centres.tolist()
+        self.revision = 0
+        """Incremented by `reset`, `step` and `set_car`: whenever cars may have moved or been placed
+        (caches of derived data, such as `World.cars`, compare it)."""
         cfg = self.config
         self._inv_2sqrt_ab = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
 
@@ -166,6 +170,7 @@ class Traffic:
         the episode with an emergency stop. Raises ValueError (naming `cars`) when the window cannot
         hold the cars.
         """
+        self.revision += 1
         self._set_ego(ego_s, ego_d, ego_speed, ego_length, ego_width)
         n, rng, cfg = self.n, self.rng, self.config
         self.length[:] = rng.uniform(*LENGTH_RANGE, n)
@@ -225,6 +230,7 @@ class Traffic:
         """Put car `index` at the centre of `lane` at `s`, driving straight (for scripted scenarios)."""
         lane = operator.index(lane)
         check_range("lane", lane, 0, self.road.config.lanes - 1, integer=True)
+        self.revision += 1
         self.s[index] = s
         self.lane[index] = lane
         self._from_lane[index] = lane
@@ -263,6 +269,7 @@ class Traffic:
         """Advance every car by `dt` seconds: IDM, lane changes in progress, new lane changes, recycling."""
         if not 0.0 < dt <= 1.0:
             raise ValueError(f"dt must be a number in (0, 1], got {dt!r}")
+        self.revision += 1
         self._set_ego(ego_s, ego_d, ego_speed, ego_length, ego_width)
         if self.n == 0:
             return
@@ -284,10 +291,10 @@ class Traffic:
         self._S[n] = s
         self._V[n] = speed
         self._HL[n] = 0.5 * length
-        half_lane = 0.5 * self.road.config.lane_width
+        reach = 0.5 * self.road.config.lane_width + 0.5 * width
         bits = 0
-        for j, c in enumerate(self._centres):
-            if abs(d - c) < half_lane + 0.5 * width:
+        for j, c in enumerate(self._centre_list):  # plain floats: same arithmetic, no numpy scalars
+            if abs(d - c) < reach:
                 bits |= 1 << j
         self._bits[n] = bits
 
@@ -684,12 +691,12 @@ class Traffic:
         a car changing lanes also counts as occupying its whole target lane, so a cut-in is seen
         before it arrives. Returns (inf, inf) if there is none. The ego is never included.
         """
-        hit = self._in_band(d, half_width, anticipate) & (self.s >= s)
-        if not hit.any():
+        hit = np.flatnonzero(self._in_band(d, half_width, anticipate) & (self.s >= s))
+        if hit.size == 0:
             return math.inf, math.inf
         gaps = self.s[hit] - 0.5 * self.length[hit] - s
-        k = int(np.argmin(gaps))
-        return float(gaps[k]), float(self.speed[hit][k])
+        k = int(gaps.argmin())
+        return float(gaps[k]), float(self.speed[hit[k]])
 
     def cars_ahead(
         self, s: float, d_lo: float, d_hi: float, *, anticipate: bool = False
@@ -698,7 +705,8 @@ class Traffic:
 
         Gaps as in `leader` (from `s` to the car's rear bumper), unsorted; empty arrays if none.
         """
-        hit = self._in_band(0.5 * (d_lo + d_hi), 0.5 * (d_hi - d_lo), anticipate) & (self.s >= s)
+        band = self._in_band(0.5 * (d_lo + d_hi), 0.5 * (d_hi - d_lo), anticipate)
+        hit = np.flatnonzero(band & (self.s >= s))
         return self.s[hit] - 0.5 * self.length[hit] - s, self.speed[hit]
 
     def follower(
@@ -709,21 +717,25 @@ class Traffic:
         gap_m runs from the point `s` back to that car's FRONT bumper, so pass your rear bumper
         (s - length / 2). Otherwise as `leader`.
         """
-        hit = self._in_band(d, half_width, anticipate) & (self.s < s)
-        if not hit.any():
+        hit = np.flatnonzero(self._in_band(d, half_width, anticipate) & (self.s < s))
+        if hit.size == 0:
             return math.inf, math.inf
         gaps = s - self.s[hit] - 0.5 * self.length[hit]
-        k = int(np.argmin(gaps))
-        return float(gaps[k]), float(self.speed[hit][k])
+        k = int(gaps.argmin())
+        return float(gaps[k]), float(self.speed[hit[k]])
 
     def _in_band(self, d: float, half_width: float, anticipate: bool) -> np.ndarray:
         """Which cars' lateral extent overlaps [d - half_width, d + half_width]."""
         half = 0.5 * self.width
-        lo, hi = self.d - half, self.d + half
         if anticipate:
+            # min(d - half, target - half) is min(d, target) - half exactly (rounding is monotonic).
             target = self._centres[self.lane]
-            lo = np.minimum(lo, target - half)
-            hi = np.maximum(hi, target + half)
+            lo = np.minimum(self.d, target)
+            lo -= half
+            hi = np.maximum(self.d, target)
+            hi += half
+        else:
+            lo, hi = self.d - half, self.d + half
         return (lo < d + half_width) & (hi > d - half_width)
 
     def occupancy_grid(

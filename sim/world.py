@@ -123,11 +123,20 @@ class World:
         self._state: EgoState | None = None
         self._boxes: np.ndarray | None = None
         """Per-step caches of `state()` and the traffic's world boxes."""
+        self._he_pose: tuple[float, float, np.ndarray | None] = (math.nan, math.nan, None)
+        self._he = 0.0
+        """`_heading_error` cache: the (yaw, s, road heading array) it was computed for, and its value."""
+        self._cars: CarBoxes | None = None
+        self._cars_key: tuple[Traffic | None, int] = (None, -1)
+        """`cars()` cache: the traffic object and its `revision` the boxes were built for."""
+        self._lane_centres: list[float] = []
+        """`Road.lane_centre` of every lane as a float (see `lane_centre`)."""
 
     # ---------------------------------------------------------------------------------------- reset
     def reset(self, seed: int, lane: int, speed: float, start_s: float = 50.0) -> None:
         """New road and traffic from `seed`; the ego starts centred in `lane` at `speed`."""
         self.road = Road(self.road_config, seed)
+        self._lane_centres = [float(self.road.lane_centre(j)) for j in range(self.road_config.lanes)]
         rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
         d = float(self.road.lane_centre(lane))
         x, y, heading = (float(v) for v in self.road.pose(start_s, d))
@@ -141,6 +150,8 @@ class World:
         self.traffic.reset(self.s, self.d, speed)
         self._state = None
         self._boxes = None
+        self._he_pose = (math.nan, math.nan, None)
+        self._cars = None
 
     # ----------------------------------------------------------------------------------------- step
     def step(self, steer: float, accel: float, dt: float) -> None:
@@ -165,15 +176,21 @@ class World:
     def set_target_lane(self, lane: int | None) -> None:
         """Tell the safety system and the traffic which lane the ego is steering to (None: no lane)."""
         assert self.road is not None
-        self.target_d = None if lane is None else float(self.road.lane_centre(lane))
+        self.target_d = None if lane is None else self.lane_centre(lane)
+
+    def lane_centre(self, lane: int) -> float:
+        """`float(road.lane_centre(lane))`, looked up for the road's lanes (it runs several times a step)."""
+        assert self.road is not None
+        if 0 <= lane < len(self._lane_centres):
+            return self._lane_centres[lane]
+        return float(self.road.lane_centre(lane))
 
     def ego_band(self, lookahead_s: float = EGO_LOOKAHEAD_S) -> tuple[float, float]:
         """Lateral interval (d_lo, d_hi) the ego's body occupies now, will sweep within `lookahead_s`
         at its current heading relative to the road, or is heading for (`target_d`)."""
         assert self.road is not None
         half_w = 0.5 * self.ego.params.width
-        heading_error = float(wrap_angle(self.ego.yaw - self.road.heading_at(self.s)))
-        swept = self.d + self.ego.speed * math.sin(heading_error) * lookahead_s
+        swept = self.d + self.ego.speed * math.sin(self._heading_error()) * lookahead_s
         lo, hi = min(self.d, swept), max(self.d, swept)
         if self.target_d is not None:
             lo, hi = min(lo, self.target_d), max(hi, self.target_d)
@@ -183,7 +200,7 @@ class World:
         """Whether the ego's body overlaps `lane` (the traffic then counts the ego as in that lane)."""
         assert self.road is not None
         reach = 0.5 * (self.road_config.lane_width + self.ego.params.width)
-        return abs(self.d - float(self.road.lane_centre(lane))) < reach
+        return abs(self.d - self.lane_centre(lane)) < reach
 
     def _safety_brake(self, accel: float) -> float:
         """Brake for every slower car close ahead in the ego's band; count how often that overrode
@@ -202,17 +219,24 @@ class World:
         gaps, lead_speeds = self.traffic.cars_ahead(self.s, lo, hi, anticipate=True)
         if gaps.size == 0:
             return accel
-        gaps = gaps - 0.5 * self.ego.params.length
+        # A handful of cars at most: plain floats (the same IEEE arithmetic as numpy, without its
+        # per-call cost).
+        half_l = 0.5 * self.ego.params.length
         speed = self.ego.speed
-        closing = np.maximum(speed - lead_speeds, 0.0)
-        room = np.maximum(gaps - self.safety.margin_m, 0.5)
-        # Deceleration that matches each leader's speed just as the gap shrinks to the margin.
-        matching = closing * closing / (2 * room)
-        headway_gap = self.safety.margin_m + self.safety.headway_s * speed
-        too_close = (gaps < headway_gap) & (lead_speeds < speed + 0.5)
-        act = too_close | (matching > COMFORT_BRAKE)
-        if act.any():
-            needed = -(float(matching[act].max()) + 0.5)
+        margin = self.safety.margin_m
+        headway_gap = margin + self.safety.headway_s * speed
+        strongest: float | None = None
+        for gap, lead_speed in zip(gaps.tolist(), lead_speeds.tolist(), strict=True):
+            gap = gap - half_l
+            closing = max(speed - lead_speed, 0.0)
+            room = max(gap - margin, 0.5)
+            # Deceleration that matches the leader's speed just as the gap shrinks to the margin.
+            matching = closing * closing / (2 * room)
+            too_close = gap < headway_gap and lead_speed < speed + 0.5
+            if (too_close or matching > COMFORT_BRAKE) and (strongest is None or matching > strongest):
+                strongest = matching
+        if strongest is not None:
+            needed = -(strongest + 0.5)
             if needed < accel:
                 self.safety_brakes += 1
                 return max(needed, -self.ego.params.max_brake)
@@ -230,7 +254,7 @@ class World:
         assert self.road is not None and self.traffic is not None
         if not 0 <= lane < self.road_config.lanes:
             return False
-        d = float(self.road.lane_centre(lane))
+        d = self.lane_centre(lane)
         half_w = 0.5 * self.ego.params.width
         half_l = 0.5 * self.ego.params.length
         speed = self.ego.speed
@@ -251,7 +275,7 @@ class World:
         the road, at the same arc length and speed (NVIDIA's autonomy test does this)."""
         assert self.road is not None
         lane = self.state().lane
-        self.d = float(self.road.lane_centre(lane))
+        self.d = self.lane_centre(lane)
         x, y, heading = (float(v) for v in self.road.pose(self.s, self.d))
         speed = self.ego.speed
         self.ego.reset(x, y, heading, speed)
@@ -287,8 +311,24 @@ class World:
         """The car's centre has left the paved surface (past the shoulder) or it faces sideways."""
         assert self.road is not None
         edge = self.road_config.half_width + self.road_config.shoulder_width
-        heading_error = float(wrap_angle(self.ego.yaw - self.road.heading_at(self.s)))
-        return abs(self.d) > edge or abs(heading_error) > math.pi / 2
+        return abs(self.d) > edge or abs(self._heading_error()) > math.pi / 2
+
+    def _heading_error(self) -> float:
+        """Ego heading minus road heading at `s`, wrapped to [-pi, pi): computed once per pose.
+
+        `ego_band` (twice per step), `off_road` (up to three times) and `state()` all need it. The
+        cache is keyed on the pose itself (yaw, s) and the road's heading array (a new road, or the
+        road extended), so code that moves the ego directly (interventions, tests) is always seen.
+        """
+        road = self.road
+        assert road is not None
+        yaw, s = self.ego.yaw, self.s
+        c_yaw, c_s, c_heading = self._he_pose
+        if yaw == c_yaw and s == c_s and road.heading is c_heading:
+            return self._he
+        self._he = float(wrap_angle(yaw - road.heading_at(s)))
+        self._he_pose = (yaw, s, road.heading)
+        return self._he
 
     def state(self) -> EgoState:
         assert self.road is not None
@@ -306,17 +346,33 @@ class World:
             d=self.d,
             lane=lane,
             lateral_offset=self.d - (0.5 * (cfg.lanes - 1) - lane) * cfg.lane_width,
-            heading_error=float(wrap_angle(self.ego.yaw - self.road.heading_at(self.s))),
+            heading_error=self._heading_error(),
             distance=self.s - self._start_s,
         )
         return self._state
 
     def cars(self) -> CarBoxes:
-        """Traffic as boxes for the renderers."""
-        assert self.traffic is not None
-        boxes = self.traffic.world_boxes()  # not the step cache: cars may have been placed since
+        """Traffic as boxes for the renderers (the values of `Traffic.world_boxes`).
+
+        Built once per traffic state: the boxes are reused until the traffic moves or a car is
+        placed (`Traffic.revision`), so rendering the same state again costs nothing here. x, y,
+        yaw, length and width are this state's own arrays (they do not change when the traffic
+        moves on); height and color are the traffic's live arrays, as before.
+        """
         t = self.traffic
-        return CarBoxes(boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4], t.height, t.color)
+        assert t is not None
+        key_traffic, key_revision = self._cars_key
+        if self._cars is not None and key_traffic is t and key_revision == t.revision:
+            return self._cars
+        if t.n == 0:
+            z = np.zeros(0)
+            cars = CarBoxes(z, z, z, z, z, t.height, t.color)
+        else:
+            x, y, heading = t.road.pose(t.s, t.d)
+            yaw = heading + t.yaw_relative()
+            cars = CarBoxes(x, y, yaw, t.length.copy(), t.width.copy(), t.height, t.color)
+        self._cars, self._cars_key = cars, (t, t.revision)
+        return cars
 
     def ego_box(self) -> CarBoxes:
         """The ego car as a box (for the top-down view)."""
