@@ -4,7 +4,7 @@ Traffic cars live only in a window [ego_s - behind_m, ego_s + ahead_m] that move
 at s = 0, where the road starts); a car that leaves it is recycled to the opposite end, so a fixed
 number of arrays describes an endless highway. Everything is computed in Frenet coordinates (s
 along the road, d positive to the left) because car-following and lane logic are one-dimensional
-there; `world_boxes` converts to the world only for rendering and collision tests.
+there; `world_pose` converts to the world only for rendering and collision tests.
 
 Car-following is the Intelligent Driver Model (Treiber, Hennecke and Helbing, 2000): collision-free
 in its continuous form, smooth, and parameterised by quantities with a physical meaning (desired
@@ -673,12 +673,19 @@ class Traffic:
         """Heading of each car relative to the road (rad, positive = pointing left), from d-dot / s-dot."""
         return np.arctan2(self._lat_vel, np.maximum(self.speed, 0.1))
 
+    def world_pose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """World x, y and yaw of every car (a car changing lanes is turned toward its target lane)."""
+        if self.n == 0:
+            z = np.zeros(0)
+            return z, z, z
+        x, y, heading = self.road.pose(self.s, self.d)
+        return x, y, heading + self.yaw_relative()
+
     def world_boxes(self) -> np.ndarray:
-        """(N, 5) rows of world x, y, yaw, length, width, for rendering and collision tests."""
+        """(N, 5) rows of world x, y, yaw, length, width."""
         if self.n == 0:
             return np.zeros((0, 5))
-        x, y, heading = self.road.pose(self.s, self.d)
-        return np.stack((x, y, heading + self.yaw_relative(), self.length, self.width), axis=1)
+        return np.stack((*self.world_pose(), self.length, self.width), axis=1)
 
     def leader(
         self, s: float, d: float, half_width: float, *, anticipate: bool = False

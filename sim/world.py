@@ -121,8 +121,7 @@ class World:
         """Lateral offset (m) the lane-change controller is steering to, or None (steer mode)."""
         self._start_s = 0.0
         self._state: EgoState | None = None
-        self._boxes: np.ndarray | None = None
-        """Per-step caches of `state()` and the traffic's world boxes."""
+        """Per-step cache of `state()`."""
         self._he_pose: tuple[float, float, np.ndarray | None] = (math.nan, math.nan, None)
         self._he = 0.0
         """`_heading_error` cache: the (yaw, s, road heading array) it was computed for, and its value."""
@@ -149,7 +148,6 @@ class World:
         self.traffic = Traffic(self.road, self.traffic_config, rng)
         self.traffic.reset(self.s, self.d, speed)
         self._state = None
-        self._boxes = None
         self._he_pose = (math.nan, math.nan, None)
         self._cars = None
 
@@ -170,7 +168,6 @@ class World:
         lo, hi = self.ego_band()
         self.traffic.step(dt, self.s, 0.5 * (lo + hi), self.ego.speed, p.length, hi - lo)
         self._state = None
-        self._boxes = None
         self.collided = self.collided or self._hits_traffic()
 
     def set_target_lane(self, lane: int | None) -> None:
@@ -297,13 +294,9 @@ class World:
         if not near.any():
             return False
         ego_box = np.array([self.ego.x, self.ego.y, self.ego.yaw, p.length, p.width])
-        return bool(np.any(boxes_overlap(ego_box, self._world_boxes()[near])))
-
-    def _world_boxes(self) -> np.ndarray:
-        assert self.traffic is not None
-        if self._boxes is None:
-            self._boxes = self.traffic.world_boxes()
-        return self._boxes
+        c = self.cars()  # built once per traffic state, and reused by the renderer
+        boxes = np.stack((c.x[near], c.y[near], c.yaw[near], c.length[near], c.width[near]), axis=1)
+        return bool(np.any(boxes_overlap(ego_box, boxes)))
 
     # -------------------------------------------------------------------------------------- queries
     @property
@@ -352,7 +345,7 @@ class World:
         return self._state
 
     def cars(self) -> CarBoxes:
-        """Traffic as boxes for the renderers (the values of `Traffic.world_boxes`).
+        """Traffic as boxes for the renderers and the collision test (`Traffic.world_pose`).
 
         Built once per traffic state: the boxes are reused until the traffic moves or a car is
         placed (`Traffic.revision`), so rendering the same state again costs nothing here. x, y,
@@ -364,13 +357,8 @@ class World:
         key_traffic, key_revision = self._cars_key
         if self._cars is not None and key_traffic is t and key_revision == t.revision:
             return self._cars
-        if t.n == 0:
-            z = np.zeros(0)
-            cars = CarBoxes(z, z, z, z, z, t.height, t.color)
-        else:
-            x, y, heading = t.road.pose(t.s, t.d)
-            yaw = heading + t.yaw_relative()
-            cars = CarBoxes(x, y, yaw, t.length.copy(), t.width.copy(), t.height, t.color)
+        x, y, yaw = t.world_pose()
+        cars = CarBoxes(x, y, yaw, t.length.copy(), t.width.copy(), t.height, t.color)
         self._cars, self._cars_key = cars, (t, t.revision)
         return cars
 
