@@ -37,6 +37,16 @@ INTERVENTION_COST_S = 6.0
 MPH = 2.2369363
 
 
+def autonomy_pct(interventions: int, seconds: float) -> float:
+    """NVIDIA's autonomy: each intervention costs INTERVENTION_COST_S of the elapsed seconds.
+
+    Nothing elapsed yet counts as 100 % (an intervention is only ever counted after driving).
+    """
+    if seconds <= 0:
+        return 100.0
+    return (1.0 - interventions * INTERVENTION_COST_S / seconds) * 100.0
+
+
 @dataclass
 class LaneTally:
     """Running sums for the autonomy metric."""
@@ -55,9 +65,8 @@ class LaneTally:
     def result(self) -> dict[str, Any]:
         km = self.metres / 1000.0
         n = max(self.steps, 1)
-        autonomy = (1.0 - self.interventions * INTERVENTION_COST_S / max(self.seconds, 1e-9)) * 100.0
         return {
-            "autonomy_pct": autonomy,
+            "autonomy_pct": autonomy_pct(self.interventions, self.seconds),
             "interventions": self.interventions,
             "interventions_per_100km": self.interventions / km * 100.0 if km > 0 else math.nan,
             "distance_km": km,
