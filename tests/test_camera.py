@@ -373,17 +373,20 @@ def test_fused_ground_painter_matches_ground_to_frenet_and_sample() -> None:
         assert np.array_equal(fused, plain)
 
 
-def test_car_pixel_classes_follow_the_band_edges() -> None:
-    """One searchsorted gives "drawn" and the band: -0.08 <= f < 1 is drawn, the lower edge closed."""
-    from sim.render.cars import _BAND_EDGES, _pixel_edges
+def test_car_pixel_grid_follows_the_band_edges() -> None:
+    """A pixel is drawn when -0.08 <= f < 1 (f = its height on the car as a fraction of the car's),
+    and the grid index that flooring 100 f + offset gives names the band that f falls in."""
+    from sim.render.cars import _BAND_EDGES, _GRID, _GRID_OFFSET, _GRID_SIZE, _band_of_grid
 
-    f = np.array([-np.inf, -0.5, -0.08, -0.07, 0.0, 0.1, 0.28, 0.5, 0.92, 0.99, 1.0, 1.5, np.inf, np.nan])
-    f = np.concatenate((f, np.nextafter(f, np.inf), np.nextafter(f, -np.inf)))
-    code = np.searchsorted(_pixel_edges(), f)
-    drawn = (f >= -0.08) & (f < 1.0)
-    assert np.array_equal((code > 0) & (code < 8), drawn)
-    band = np.searchsorted(np.asarray(_BAND_EDGES), f)
-    assert np.array_equal(code[drawn & (f > -0.08)] - 1, band[drawn & (f > -0.08)])
+    band = _band_of_grid()
+    f = np.linspace(-0.5, 1.5, 20001)
+    f = f[np.abs(f * _GRID - np.round(f * _GRID)) > 1e-6]  # not exactly on a grid line
+    index = np.clip(f * _GRID + _GRID_OFFSET, 0, _GRID_SIZE - 1).astype(int)
+    drawn = (f >= _BAND_EDGES[0]) & (f < _BAND_EDGES[-1])
+    assert np.array_equal(band[index] >= 0, drawn)
+    expected = np.searchsorted(np.asarray(_BAND_EDGES), f, side="right") - 1
+    assert np.array_equal(band[index][drawn], expected[drawn])
+    assert set(band[band >= 0]) == set(range(len(_BAND_EDGES) - 1))
 
 
 def test_box_blur_running_sum_is_numpys_cumsum_bit_for_bit():
