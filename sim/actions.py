@@ -88,8 +88,12 @@ class DiscreteSteerAction:
     The wheel is held at `steer_amount` left or right during the step and self-centres otherwise,
     so a policy must learn lane keeping as well as lane changes from what it sees. Speed changes by
     `accel_step` m/s per accelerate/decelerate step and is otherwise held (cruise control).
-    With the safety system on, a turn toward a lane whose gap is unsafe is refused: for that step
-    a lane-keeping assist steers back toward the centre of the current lane.
+    With the safety system on, whatever the action, a lane-keeping assist takes the wheel for the
+    step (steering back toward the centre of the lane the car's centre is in, counted as a refusal)
+    whenever the band the car occupies or will sweep before it could turn back reaches an unsafe
+    lane or the road's edge (`World.sweeps_unsafe_lane`). It must act on every action, not only on
+    left/right: with the wheel released the car keeps its heading, and holding a few degrees of it
+    is how policies drifted into the side of a car alongside or off the road.
     """
 
     name = "steer"
@@ -115,17 +119,14 @@ class DiscreteSteerAction:
         a = _discrete(action)
         steer = 0.0
         if a in (LEFT, RIGHT):
-            direction = -1 if a == LEFT else 1
-            crossing = _moving_toward_boundary(world, direction)
-            if world.safety.enabled and crossing and not world.lane_is_safe(world.state().lane + direction):
-                # Refused: a lane-keeping assist steers back to the centre of the current lane.
-                world.refuse_lane_change()
-                st = world.state()
-                assert world.road is not None
-                centre = world.lane_centre(st.lane)
-                steer = steer_to_offset(world.road, world.ego.params, st.s, st.d, st.yaw, st.speed, centre)
-            else:
-                steer = direction * self.steer_amount
+            steer = (-1 if a == LEFT else 1) * self.steer_amount
+        if world.safety.enabled and world.sweeps_unsafe_lane():
+            # Refused: a lane-keeping assist steers back to the centre of the current lane.
+            world.refuse_lane_change()
+            st = world.state()
+            assert world.road is not None
+            centre = world.lane_centre(st.lane)
+            steer = steer_to_offset(world.road, world.ego.params, st.s, st.d, st.yaw, st.speed, centre)
         return Controls(steer, cruise_accel(world, self._speed_target(a, world), gain=2.0))
 
 
@@ -194,13 +195,3 @@ def _discrete(action: object) -> int:
     if a.size != 1 or not np.issubdtype(a.dtype, np.integer) or not 0 <= int(a) < 5:
         raise ValueError(f"action must be an integer in [0, 4], got {action!r}")
     return int(a)
-
-
-def _moving_toward_boundary(world: World, direction: int) -> bool:
-    """Whether steering in `direction` is about to take the car over its lane line (not a correction).
-
-    True once the car's centre is more than 0.5 m off its lane centre on that side.
-    """
-    st = world.state()
-    # Positive lateral_offset is left; direction -1 is left.
-    return (-direction * st.lateral_offset) > 0.5

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 from sim.validation import check_range
 
+STOPPED_SPEED = 1e-3
+"""m/s: a braking car slower than this has stopped (see `Vehicle.step`)."""
+
 
 @dataclass(frozen=True)
 class VehicleParams:
@@ -89,6 +92,11 @@ class Vehicle:
         steer = self.steer + min(max(delta_cmd, -max_step), max_step)
         accel = min(max(accel_cmd, -p.max_brake), p.max_accel)
         speed = min(max(self.speed + accel * dt, 0.0), p.max_speed)
+        if accel < 0.0 and speed < STOPPED_SPEED:
+            # Braking that would only halve a crawl every step stops the car: a speed decaying
+            # towards zero without reaching it (1e-40 m/s) reads as "faster than the stopped car
+            # behind", and the traffic lets a follower creep into a car that is really standing.
+            speed = 0.0
         delta = -steer * p.max_wheel_angle(speed)
         # Kinematic bicycle about the body centre (rear axle half a wheelbase behind it).
         tan_delta = math.tan(delta)

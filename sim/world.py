@@ -7,6 +7,7 @@ rewards; drivers read its privileged state through `World.state()`.
 The safety system (`SafetyConfig`, on in Traffic-v0) is what makes DeepTraffic's lane mode
 crash-free: a longitudinal brake that looks at every car ahead in the lateral band the ego occupies,
 is about to sweep or is changing lanes into, and a lane-change check repeated until the ego arrives.
+In steer mode a lane-keeping assist takes the wheel when that band reaches an unsafe lane.
 Its guarantee, and where it stops, are in `SafetyConfig`'s docstring.
 """
 
@@ -85,9 +86,15 @@ class SafetyConfig:
     follower far too close could in principle still hit the braking ego), and a scripted car placed
     inside or right beside the ego, or traffic options far from the defaults, can still produce a
     collision. With `enabled=False` nothing is guaranteed. In
-    `action_mode="steer"` the driver steers itself: the brake still covers the band the car is
-    about to sweep and turns toward an unsafe lane are refused once the car nears the lane line, but
-    a policy can still drive into the side of a car or off the road.
+    `action_mode="steer"` the driver steers itself; the brake covers the band the car is about to
+    sweep, and a lane-keeping assist takes the wheel whenever that band, stretched over the time
+    the car needs to turn back parallel to the road, reaches a lane other than its own that fails
+    `lane_is_safe`, or the road's edge (`World.sweeps_unsafe_lane`). Tested the same way (random
+    and adversarial action sequences, tests/test_envs.py), with the same limits. One more holds in
+    both modes: the brake sizes its request as if the car ahead held its speed, so a car ahead
+    braking gently but steadily (about 1 m/s^2 for seconds) while the ego, flat out, is already
+    inside the margin can still be rear-ended (seen in 1 of 800 runs of flat-out driving in an
+    outer lane in lane mode, 2 of 800 in steer mode).
     """
 
     enabled: bool = False
@@ -266,6 +273,36 @@ class World:
         need_ahead = self.safety.margin_m + closing_ahead * LANE_CHANGE_CLOSING_S
         need_behind = self.safety.margin_m + closing_behind * LANE_CHANGE_CLOSING_S
         return gap_ahead > need_ahead and gap_behind > need_behind
+
+    def sweeps_unsafe_lane(self) -> bool:
+        """Whether the band the ego occupies or will sweep before it could turn back (`ego_band`
+        over `_recovery_s`, at least EGO_LOOKAHEAD_S) reaches a lane, other than the one its centre
+        is in, that fails `lane_is_safe`, or past an edge line of the road.
+
+        Steer mode's counterpart of refusing a lane change (`DiscreteSteerAction`): there the
+        heading, not a request, decides where the car goes, and a car holding a few degrees of
+        heading with the wheel centred drifts over the line into a car alongside (or off the road)
+        as surely as one turning. Lanes past the edges (-1 and `lanes`) are never safe.
+        """
+        cfg = self.road_config
+        lo, hi = self.ego_band(max(EGO_LOOKAHEAD_S, self._recovery_s()))
+        own = self.state().lane
+        leftmost = max(math.floor((cfg.half_width - hi) / cfg.lane_width), -1)
+        rightmost = min(math.floor((cfg.half_width - lo) / cfg.lane_width), cfg.lanes)
+        return any(j != own and not self.lane_is_safe(j) for j in range(leftmost, rightmost + 1))
+
+    def _recovery_s(self) -> float:
+        """Seconds the ego needs to come back parallel to the road: a full reversal of the steering
+        input, then the heading error turned away at the tightest turn its speed allows.
+
+        `sweeps_unsafe_lane` extrapolates the lateral speed over this time; the car really slows
+        its drift while turning back, so the band is wider than the sweep (on the safe side). A
+        fixed second is too short at a large heading: with the wheel at full lock a car crosses
+        safe lanes at 25-30 degrees and still crosses the next, unsafe, line while turning back.
+        """
+        p, speed = self.ego.params, self.ego.speed
+        turn_rate = speed * math.tan(p.max_wheel_angle(speed)) / p.wheelbase
+        return 2.0 / p.steer_rate + abs(self._heading_error()) / max(turn_rate, 1e-6)
 
     def put_back_on_lane_centre(self) -> None:
         """A safety driver's intervention: the car is placed on the centre of its lane, facing along
