@@ -97,6 +97,31 @@ def test_double_dqn_target_matches_hand_computation():
     assert torch.allclose(double_dqn_target(returns, discounts, online, target), expected)
 
 
+def test_a_scaled_batch_gives_the_same_q_values_as_forward():
+    """The trainer scales next windows once for both networks: same Q-values as the plain forward."""
+    torch.manual_seed(0)
+    net = QNet(5, 4, 24, 40, 32)
+    frames = torch.randint(0, 256, (3, 4, 24, 40), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.equal(net.forward_scaled(QNet.scale(frames)), net(frames))
+        last = frames.contiguous(memory_format=torch.channels_last)  # the replay's layout for obs
+        assert torch.allclose(net(last), net(frames), atol=1e-6)
+        floats = frames.float()
+        net(floats)
+    assert torch.equal(floats, frames.float())  # a float caller's tensor is not scaled in place
+
+
+def test_same_seed_gives_the_same_run(tmp_path):
+    weights = []
+    for run in ("a", "b"):
+        cfg = pick_config(tmp_path / run, steps=300, learning_starts=100, eval_runs=2)
+        summary = train(cfg)
+        weights.append(load_qnet(cfg.out)[0].state_dict())
+        assert summary["updates"] >= 190  # the run did learn (~200 updates)
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_epsilon_schedule_is_linear_then_flat():
     cfg = DQNConfig(steps=1000, eps_start=1.0, eps_end=0.1, eps_fraction=0.5)
     assert epsilon(cfg, 0) == pytest.approx(1.0)

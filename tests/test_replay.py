@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from training.replay import ReplayBuffer
 
@@ -42,6 +43,17 @@ def test_windows_repeat_the_first_frame_of_their_episode():
         [20, 20, 20, 20],  # not [13, 14, 15, 20]: the previous episode never leaks in
         [20, 20, 21, 22],
     ]
+
+
+def test_channels_last_windows_hold_the_same_frames():
+    buf = ReplayBuffer(100, (2, 3), frames=4)
+    fill(buf, 0, episode=1, steps=5, terminated=True)
+    fill(buf, 0, episode=2, steps=3, terminated=False)
+    env, pos = np.zeros(6, dtype=np.int64), np.array([0, 1, 2, 5, 6, 8])
+    plain, last = buf.window(env, pos), buf.window(env, pos, channels_last=True)
+    assert last.shape == plain.shape and (last == plain).all()
+    assert last.strides[1] == 1  # frame axis innermost: what torch calls channels_last
+    assert torch.from_numpy(buf.sample(4).obs).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_sampled_transitions_stay_inside_one_episode():

@@ -35,7 +35,7 @@ class Batch:
     """A sampled batch (numpy). target = returns + discounts * max_a Q(next_obs, a)."""
 
     obs: np.ndarray
-    """(B, frames, H, W) uint8 windows."""
+    """(B, frames, H, W) uint8 windows, channels-last in memory (see `ReplayBuffer.window`)."""
     actions: np.ndarray
     """(B,) int64."""
     returns: np.ndarray
@@ -43,7 +43,7 @@ class Batch:
     discounts: np.ndarray
     """(B,) float32: gamma^m, or 0 when the episode terminated within the m steps."""
     next_obs: np.ndarray
-    """(B, frames, H, W) uint8 windows m steps later."""
+    """(B, frames, H, W) uint8 windows m steps later (plain layout: only used without gradients)."""
 
 
 class ReplayBuffer:
@@ -117,12 +117,24 @@ class ReplayBuffer:
         return int(np.minimum(self.count, self.size).sum())
 
     # ----------------------------------------------------------------------------------- sampling
-    def window(self, env: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """(B, frames, H, W) windows ending at absolute positions `pos` of envs `env`."""
+    def window(self, env: np.ndarray, pos: np.ndarray, channels_last: bool = False) -> np.ndarray:
+        """(B, frames, H, W) windows ending at absolute positions `pos` of envs `env`.
+
+        `channels_last`: the same windows, built as a (B, H, W, frames) array and returned through a
+        transpose, so the frame axis is innermost in memory (torch sees `torch.channels_last`). On that
+        layout the gradient of the first convolution (4 input channels) is ~1.4 ms faster per batch of
+        32 on one thread; for no-grad forwards the layout makes no difference. Building it frame by
+        frame costs ~0.15 ms, against ~0.01 ms for the plain gather and ~0.4 ms for a transpose after.
+        """
         start = self.start[env, pos % self.size]
         offsets = np.arange(self.frames - 1, -1, -1)
-        idx = np.maximum(pos[:, None] - offsets[None, :], start[:, None])
-        return self.frame[env[:, None], idx % self.size]
+        idx = np.maximum(pos[:, None] - offsets[None, :], start[:, None]) % self.size
+        if not channels_last:
+            return self.frame[env[:, None], idx]
+        out = np.empty((len(pos), *self.frame.shape[2:], self.frames), dtype=np.uint8)
+        for k in range(self.frames):
+            out[..., k] = self.frame[env, idx[:, k]]
+        return out.transpose(0, 3, 1, 2)
 
     def _candidates(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         held = np.minimum(self.count, self.size)
@@ -168,7 +180,7 @@ class ReplayBuffer:
             # Stop at an observation from which no step was taken yet (newest or end of episode).
             alive &= self.has_step[env, cursor % self.size]
         return Batch(
-            obs=self.window(env, pos),
+            obs=self.window(env, pos, channels_last=True),  # the only input with a backward pass
             actions=self.action[env, pos % self.size],
             returns=returns,
             discounts=discounts,

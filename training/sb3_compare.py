@@ -126,7 +126,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-runs", type=int, default=10)
     args = parser.parse_args()
+    # Both learners run in this process with the same torch settings: one thread and denormals
+    # flushed to zero (ours sets both from DQNConfig anyway; set here so SB3 gets them in any order).
     torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = DQNConfig(
             out=str(Path(tmp) / "ours.safetensors"),
