@@ -712,6 +712,19 @@ def _adversaries(rng: np.random.Generator) -> dict:
     }
 
 
+def _assert_adversary_never_fails(env, adversaries, adversary: str) -> None:
+    """Twelve seeded runs of one scripted action sequence: none may collide or leave the road."""
+    for seed in range(12):
+        policy = adversaries(np.random.default_rng(seed))[adversary]
+        env.reset(seed=10_000 + seed)
+        t, done = 0, False
+        while not done:
+            _, _, terminated, truncated, info = env.step(policy(t))
+            t += 1
+            done = terminated or truncated
+        assert not info["collision"] and not info["off_road"], (adversary, seed, t)
+
+
 @pytest.mark.parametrize("adversary", list(_adversaries(np.random.default_rng(0))))
 def test_lane_mode_with_safety_never_collides_or_leaves_the_road(make_env, adversary: str) -> None:
     """DeepTraffic's guarantee: with the safety system on, no lane-mode action sequence crashes.
@@ -720,16 +733,7 @@ def test_lane_mode_with_safety_never_collides_or_leaves_the_road(make_env, adver
     the car got there, these sequences crashed in 2-30 of 40 runs of 45 s each.
     """
     env = make_env(TRAFFIC, obs_type="grid", action_mode="lane", episode_seconds=30.0)
-    for seed in range(12):
-        rng = np.random.default_rng(seed)
-        policy = _adversaries(rng)[adversary]
-        env.reset(seed=10_000 + seed)
-        t, done = 0, False
-        while not done:
-            _, _, terminated, truncated, info = env.step(policy(t))
-            t += 1
-            done = terminated or truncated
-        assert not info["collision"] and not info["off_road"], (adversary, seed, t)
+    _assert_adversary_never_fails(env, _adversaries, adversary)
 
 
 def test_lane_change_toward_a_slower_car_brakes_before_the_bodies_meet(make_env) -> None:
@@ -856,16 +860,7 @@ def test_steer_mode_with_safety_never_collides_or_leaves_the_road(
     second ahead, not as far as the car needs to turn back, still failed 3 of the 12 runs.
     """
     env = make_env(TRAFFIC, obs_type="grid", episode_seconds=30.0, steer_amount=steer_amount)
-    for seed in range(12):
-        rng = np.random.default_rng(seed)
-        policy = _steer_adversaries(rng)[adversary]
-        env.reset(seed=10_000 + seed)
-        t, done = 0, False
-        while not done:
-            _, _, terminated, truncated, info = env.step(policy(t))
-            t += 1
-            done = terminated or truncated
-        assert not info["collision"] and not info["off_road"], (adversary, seed, t)
+    _assert_adversary_never_fails(env, _steer_adversaries, adversary)
 
 
 def drift_toward(make_env, safety: bool, lane_offset: int, heading: float, steps: int):
