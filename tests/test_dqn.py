@@ -241,3 +241,37 @@ def test_driver_keeps_its_window_and_exposes_q_values():
     driver.reset(env)
     assert not driver.window and driver.q_values is None
     env.close()
+
+
+def test_checkpoints_are_picked_on_validation_seeds_apart_from_the_test_seeds(tmp_path, monkeypatch):
+    """The periodic evaluations (which choose MODEL) and the learning curve's baselines never drive
+    on the seeds `camdrive eval` reports as the test (EVAL_SEED_START on), nor on training seeds."""
+    import training.evaluate
+    from training.dqn import EVAL_SEED_START, VALIDATION_SEED_START
+
+    seen: list[tuple[int, int]] = []
+    real = training.evaluate.evaluate_traffic
+
+    def spy(driver, env, runs, seed, *args, **kwargs):
+        seen.append((seed, runs))
+        return real(driver, env, runs, seed, *args, **kwargs)
+
+    monkeypatch.setattr(training.evaluate, "evaluate_traffic", spy)
+    cfg = DQNConfig(
+        out=str(tmp_path / "dqn.safetensors"),
+        action_mode="lane",
+        steps=64,
+        envs=2,
+        learning_starts=32,
+        eval_every=32,
+        eval_runs=2,
+        eval_seconds=2.0,
+        episode_seconds=2.0,
+        progress=False,
+    )
+    train(cfg)
+    assert len(seen) >= 3  # baselines, a periodic and the final evaluation
+    test_range = range(EVAL_SEED_START, EVAL_SEED_START + 1000)
+    for seed, runs in seen:
+        assert seed >= VALIDATION_SEED_START
+        assert not set(range(seed, seed + runs)) & set(test_range)

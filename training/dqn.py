@@ -6,8 +6,9 @@ the Double-DQN target (online net picks the next action, target net values it), 
 into the target net every `target_update` env steps, evaluate every `eval_every` steps.
 
 Files written (MODEL = --out):
-- MODEL: the best network by held-out evaluation (see `selection_key`: fewest collisions and
-  off-road exits first, then the highest score; the final one when no evaluation ran), a camdrive
+- MODEL: the best network by validation runs (held-out seeds from VALIDATION_SEED_START, apart from
+  the test seeds; see `selection_key`: fewest collisions and off-road exits first, then the highest
+  score; the final one when no evaluation ran), a camdrive
   model file (`agent.checkpoint`) whose metadata holds the env options, so `camdrive eval --model MODEL`
   recreates the same small grayscale camera and action mode.
 - MODEL stem + `.train.safetensors`: the training state (online and target networks, Adam state,
@@ -64,6 +65,10 @@ TRAFFIC_ID = "camdrive/Traffic-v0"
 SEED_STRIDE = 10_000
 EVAL_SEED_START = 1_000_000
 """Seeds from here on are for evaluation only; training never uses them."""
+VALIDATION_SEED_START = 2_000_000
+"""The periodic evaluations that pick the best checkpoint drive here: held out from training, and
+apart from the test seeds from EVAL_SEED_START on that `camdrive eval` reports (a checkpoint picked on
+the test runs would make the test optimistic). `camdrive watch` draws its roads below this."""
 
 
 @dataclass
@@ -206,8 +211,9 @@ def make_vector_env(cfg: DQNConfig, render: bool = False) -> gym.vector.VectorEn
     return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
 
 
-def evaluate(cfg: DQNConfig, net: QNet, runs: int, seed: int = EVAL_SEED_START) -> dict[str, Any]:
-    """Greedy policy on held-out seeds: the DeepTraffic score on Traffic-v0, mean return otherwise."""
+def evaluate(cfg: DQNConfig, net: QNet, runs: int, seed: int = VALIDATION_SEED_START) -> dict[str, Any]:
+    """Greedy policy on held-out seeds (by default the validation seeds): the DeepTraffic score on
+    Traffic-v0, mean return otherwise."""
     driver = DQNDriver(net, threads=None)
     if cfg.env == "traffic":
         from training.evaluate import evaluate_traffic
@@ -253,7 +259,7 @@ def selection_key(result: dict[str, Any]) -> tuple[float, float]:
 
 
 def baseline_scores(cfg: DQNConfig, runs: int) -> dict[str, float]:
-    """noop and expert scores on the evaluation seeds, as reference lines in the learning curve."""
+    """noop and expert scores on the validation seeds, as reference lines in the learning curve."""
     if cfg.env != "traffic":
         return {}
     from agent.baselines import load_driver
@@ -262,7 +268,7 @@ def baseline_scores(cfg: DQNConfig, runs: int) -> dict[str, float]:
     out = {}
     for name in ("noop", "expert"):
         env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.env_options())
-        out[name] = evaluate_traffic(load_driver(name, env), env, runs, EVAL_SEED_START)["score_mph"]
+        out[name] = evaluate_traffic(load_driver(name, env), env, runs, VALIDATION_SEED_START)["score_mph"]
         env.close()
     return out
 
@@ -369,7 +375,7 @@ def plot_curve(cfg: DQNConfig, rows: list[dict[str, Any]], baselines: dict[str, 
 
     fig, ax = plt.subplots(figsize=(7, 4))
     ev = [r for r in rows if r.get("eval_score") not in ("", None)]
-    ax.plot([r["step"] for r in ev], [r["eval_score"] for r in ev], "o-", label="eval score (held-out)")
+    ax.plot([r["step"] for r in ev], [r["eval_score"] for r in ev], "o-", label="validation score")
     tr = [r for r in rows if r.get("train_score") not in ("", None)]
     ax.plot([r["step"] for r in tr], [r["train_score"] for r in tr], alpha=0.6, label="training episodes")
     for name, value in baselines.items():
@@ -629,7 +635,8 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
         "best_step": counters.get("best_step"),
         "selection": "fewest collisions + off-road exits in the periodic evaluation, then highest score",
         "final_eval": final,
-        "baselines_on_eval_seeds": baselines,
+        "baselines_on_validation_seeds": baselines,
+        "validation_seeds_start": VALIDATION_SEED_START,
         "resumed_from": resumed_from,
         "resumes": counters["resumes"],
         "steps_per_s_this_session": loop_steps_per_s,
