@@ -257,18 +257,8 @@ def test_checkpoints_are_picked_on_validation_seeds_apart_from_the_test_seeds(tm
         return real(driver, env, runs, seed, *args, **kwargs)
 
     monkeypatch.setattr(training.evaluate, "evaluate_traffic", spy)
-    cfg = DQNConfig(
-        out=str(tmp_path / "dqn.safetensors"),
-        action_mode="lane",
-        steps=64,
-        envs=2,
-        learning_starts=32,
-        eval_every=32,
-        eval_runs=2,
-        eval_seconds=2.0,
-        episode_seconds=2.0,
-        progress=False,
-    )
+    cfg = pick_config(tmp_path, env="traffic", action_mode="lane", steps=64, learning_starts=32)
+    cfg.eval_every, cfg.eval_runs, cfg.eval_seconds, cfg.episode_seconds = 32, 2, 2.0, 2.0
     train(cfg)
     assert len(seen) >= 3  # baselines, a periodic and the final evaluation
     test_range = range(EVAL_SEED_START, EVAL_SEED_START + 1000)
