@@ -79,6 +79,8 @@ class Road:
         self.heading = np.zeros(1)
         self.kappa = np.zeros(1)
         self.ensure_length(2 * _EXTEND_CHUNK_M)
+        self.lane_centres: list[float] = [float(d) for d in self.lane_centre(np.arange(self.config.lanes))]
+        """`lane_centre` of every lane as plain floats, for code that looks them up several times a step."""
 
     # ----------------------------------------------------------------------------------- generation
     @property

@@ -144,9 +144,7 @@ class Traffic:
         self._ego_s = 0.0
         self._rows = np.arange(n)
         self._lane_ids = np.arange(road.config.lanes)
-        rc = road.config
-        self._centres = np.asarray(road.lane_centre(np.arange(rc.lanes)), dtype=float)
-        self._centre_list: list[float] = self._centres.tolist()
+        self._centres = np.array(road.lane_centres)
         self.revision = 0
         """Incremented by `reset`, `step` and `set_car`: whenever cars may have moved or been placed
         (caches of derived data, such as `World.cars`, compare it)."""
@@ -293,7 +291,7 @@ class Traffic:
         self._HL[n] = 0.5 * length
         reach = 0.5 * self.road.config.lane_width + 0.5 * width
         bits = 0
-        for j, c in enumerate(self._centre_list):  # plain floats: same arithmetic, no numpy scalars
+        for j, c in enumerate(self.road.lane_centres):  # plain floats: same arithmetic, no numpy scalars
             if abs(d - c) < reach:
                 bits |= 1 << j
         self._bits[n] = bits

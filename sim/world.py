@@ -135,14 +135,11 @@ class World:
         self._cars: CarBoxes | None = None
         self._cars_key: tuple[Traffic | None, int] = (None, -1)
         """`cars()` cache: the traffic object and its `revision` the boxes were built for."""
-        self._lane_centres: list[float] = []
-        """`Road.lane_centre` of every lane as a float (see `lane_centre`)."""
 
     # ---------------------------------------------------------------------------------------- reset
     def reset(self, seed: int, lane: int, speed: float, start_s: float = 50.0) -> None:
         """New road and traffic from `seed`; the ego starts centred in `lane` at `speed`."""
         self.road = Road(self.road_config, seed)
-        self._lane_centres = [float(self.road.lane_centre(j)) for j in range(self.road_config.lanes)]
         rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
         d = float(self.road.lane_centre(lane))
         x, y, heading = (float(v) for v in self.road.pose(start_s, d))
@@ -185,8 +182,8 @@ class World:
     def lane_centre(self, lane: int) -> float:
         """`float(road.lane_centre(lane))`, looked up for the road's lanes (it runs several times a step)."""
         assert self.road is not None
-        if 0 <= lane < len(self._lane_centres):
-            return self._lane_centres[lane]
+        if 0 <= lane < len(self.road.lane_centres):
+            return self.road.lane_centres[lane]
         return float(self.road.lane_centre(lane))
 
     def ego_band(self, lookahead_s: float = EGO_LOOKAHEAD_S) -> tuple[float, float]:
