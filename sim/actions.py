@@ -26,14 +26,14 @@ class Controls:
     accel: float
 
 
-def _finite_values(action: object, shape: tuple[int, ...], size: int) -> list[float]:
-    """The action's `size` (the product of `shape`) values as floats, clipped to [-1, 1].
+def _finite_values(action: object, shape: tuple[int, ...]) -> list[float]:
+    """The action's values (as many as `shape` holds) as floats, clipped to [-1, 1].
 
-    Raises ValueError if it does not hold exactly `size` values or any is not finite. Plain floats:
+    Raises ValueError if it does not hold exactly that many values or any is not finite. Plain floats:
     the same IEEE doubles as the float64 array this used to return, without numpy's per-call cost.
     """
     a = np.asarray(action, dtype=np.float64)
-    if a.size != size:
+    if a.size != math.prod(shape):
         raise ValueError(f"action must have shape {shape}, got {np.asarray(action).shape}")
     values = a.ravel().tolist()
     for v in values:
@@ -60,7 +60,7 @@ class SteeringAction:
         """Nothing to remember between steps."""
 
     def controls(self, action: object, world: World) -> Controls:
-        a = _finite_values(action, (1,), 1)
+        a = _finite_values(action, (1,))
         return Controls(a[0], cruise_accel(world, self.cruise_speed))
 
 
@@ -76,7 +76,7 @@ class SteeringThrottleAction:
         """Nothing to remember between steps."""
 
     def controls(self, action: object, world: World) -> Controls:
-        a = _finite_values(action, (2,), 2)
+        a = _finite_values(action, (2,))
         p = world.ego.params
         accel = a[1] * (p.max_accel if a[1] >= 0 else p.max_brake)
         return Controls(a[0], accel)

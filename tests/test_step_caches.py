@@ -128,16 +128,16 @@ def test_in_band_with_anticipation_matches_the_direct_formula() -> None:
 
 
 def test_finite_values_clip_and_reject_like_the_array_version() -> None:
-    assert _finite_values(np.array([0.25], dtype=np.float32), (1,), 1) == [0.25]
-    assert _finite_values([3.0, -0.0], (2,), 2) == [1.0, 0.0]
-    assert math.copysign(1.0, _finite_values([-0.0], (1,), 1)[0]) == -1.0
-    assert _finite_values(np.array([[-7.5]]), (1,), 1) == [-1.0]
+    assert _finite_values(np.array([0.25], dtype=np.float32), (1,)) == [0.25]
+    assert _finite_values([3.0, -0.0], (2,)) == [1.0, 0.0]
+    assert math.copysign(1.0, _finite_values([-0.0], (1,))[0]) == -1.0
+    assert _finite_values(np.array([[-7.5]]), (1,)) == [-1.0]
     with pytest.raises(ValueError, match="shape"):
-        _finite_values([0.1, 0.2], (1,), 1)
+        _finite_values([0.1, 0.2], (1,))
     with pytest.raises(ValueError, match="finite"):
-        _finite_values([0.1, math.nan], (2,), 2)
+        _finite_values([0.1, math.nan], (2,))
     with pytest.raises(ValueError, match="finite"):
-        _finite_values(np.array([math.inf]), (1,), 1)
+        _finite_values(np.array([math.inf]), (1,))
 
 
 @pytest.mark.parametrize("action", [0, 4, np.int64(3), np.int32(1), np.uint8(2), np.array(2)])
