@@ -679,12 +679,6 @@ class Traffic:
         x, y, heading = self.road.pose(self.s, self.d)
         return x, y, heading + self.yaw_relative()
 
-    def world_boxes(self) -> np.ndarray:
-        """(N, 5) rows of world x, y, yaw, length, width."""
-        if self.n == 0:
-            return np.zeros((0, 5))
-        return np.stack((*self.world_pose(), self.length, self.width), axis=1)
-
     def leader(
         self, s: float, d: float, half_width: float, *, anticipate: bool = False
     ) -> tuple[float, float]:

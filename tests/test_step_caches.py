@@ -46,17 +46,17 @@ def test_heading_error_follows_every_pose_change() -> None:
     assert world._heading_error() == plain_heading_error(world)
 
 
-def boxes_from_world_boxes(world: World) -> list[np.ndarray]:
-    assert world.traffic is not None
-    b = world.traffic.world_boxes()
-    return [b[:, 0], b[:, 1], b[:, 2], b[:, 3], b[:, 4]]
+def boxes_computed_afresh(world: World) -> list[np.ndarray]:
+    t = world.traffic
+    assert t is not None
+    return [*t.world_pose(), t.length, t.width]
 
 
 def assert_cars_match(world: World) -> None:
     cars = world.cars()
     assert world.traffic is not None
     columns = (cars.x, cars.y, cars.yaw, cars.length, cars.width)
-    for got, want in zip(columns, boxes_from_world_boxes(world), strict=True):
+    for got, want in zip(columns, boxes_computed_afresh(world), strict=True):
         assert np.array_equal(got, want)
     assert cars.height is world.traffic.height and cars.color is world.traffic.color
 

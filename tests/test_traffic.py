@@ -220,7 +220,7 @@ def test_dense_traffic_never_overlaps_stays_in_window_and_changes_lanes_safely()
         assert (ego_gap >= 12.0).all(), "recycled car placed too close to the ego"
         recycled += int(np.sum(np.abs(tr.s - prev_s) > 5.0))
         if step % 20 == 0:  # the world-space test the environment uses
-            boxes = tr.world_boxes()
+            boxes = np.column_stack((*tr.world_pose(), tr.length, tr.width))
             for i in range(29):
                 assert not boxes_overlap(boxes[i], boxes[i + 1 :]).any()
     assert lane_changes > 0
@@ -444,21 +444,20 @@ def test_an_ego_band_over_two_lanes_is_followed_in_both_and_blocks_cut_ins() -> 
     assert tr.speed[0] < v0  # lane 0's follower now brakes for the ego too
 
 
-def test_world_boxes_sit_on_the_road_pose() -> None:
+def test_world_pose_sits_on_the_road_pose() -> None:
     tr = make(cars=10, seed=4)
     tr.reset(300.0, 0.0, 20.0)
-    boxes = tr.world_boxes()
+    wx, wy, wyaw = tr.world_pose()
     x, y, heading = tr.road.pose(tr.s, tr.d)
-    np.testing.assert_allclose(boxes[:, 0], x)
-    np.testing.assert_allclose(boxes[:, 1], y)
-    np.testing.assert_allclose(boxes[:, 2], heading)  # nobody is changing lanes yet
-    np.testing.assert_allclose(boxes[:, 3:], np.column_stack((tr.length, tr.width)))
+    np.testing.assert_allclose(wx, x)
+    np.testing.assert_allclose(wy, y)
+    np.testing.assert_allclose(wyaw, heading)  # nobody is changing lanes yet
 
 
 def test_zero_cars_is_a_valid_configuration() -> None:
     tr = make(cars=0)
     tr.reset(0.0, 0.0, 20.0)
     tr.step(DT, 2.0, 0.0, 20.0)
-    assert tr.world_boxes().shape == (0, 5)
+    assert [a.shape for a in tr.world_pose()] == [(0,)] * 3
     assert (tr.occupancy_grid(2.0, 1, 1, 4, 2, 5.0, 30.0) == 1.0).all()
     assert tr.leader(0.0, 0.0, 1.0) == (math.inf, math.inf)
