@@ -130,8 +130,9 @@ class DQNConfig:
     eval_every: int = 25_000
     """Env steps between held-out evaluations (0 = only at the end)."""
     eval_runs: int = 20
-    """Runs per evaluation (seeds 1_000_000, ...). 5 runs were too few: a checkpoint that crashes
-    once in 20 runs passes a 5-run evaluation clean about a quarter of the time."""
+    """Runs per periodic evaluation (validation seeds VALIDATION_SEED_START, ...). 5 runs were too
+    few: a checkpoint that crashes once in 20 runs passes a 5-run evaluation clean about a quarter of
+    the time."""
     eval_seconds: float = 45.0
     """Seconds per evaluation run (camdrive eval's default)."""
     checkpoint_every: int = 10_000

@@ -198,7 +198,7 @@ def main(args: argparse.Namespace) -> int:
     if action_mode is not None and trained_mode is not None and trained_mode != action_mode:
         raise SystemExit(
             f"--action-mode {action_mode} contradicts {args.model}, which was trained in "
-            f"{model_options['action_mode']!r} mode"
+            f"{trained_mode!r} mode"
         )
     rows = []
     for spec in dict.fromkeys(models):
