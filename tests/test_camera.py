@@ -356,10 +356,22 @@ def test_bad_camera_config_raises_naming_the_option(field: str, option: str, val
 # ------------------------------------------------------------- fast paths match the plain maths
 
 
-def test_fused_ground_painter_matches_ground_to_frenet_and_sample() -> None:
-    """The renderer's fused ground pass reorders float32 operations; it must not change a pixel."""
-    from sim.render.ground import ground_to_frenet
+def plain_ground(renderer, road, x: float, y: float, yaw: float, s_near: float) -> np.ndarray:
+    """The ground rows by the plain formulas (`_row_frames`' docstring), one step at a time."""
+    from sim.render.ground import TEXEL_D_M, TEXEL_S_M, _row_frames
 
+    tex = renderer.texture
+    s_row, lat_row, cos_row, sin_row = _row_frames(road, x, y, yaw, s_near, renderer.forward)
+    delta = renderer.right - lat_row
+    d = -(delta * cos_row)
+    s = s_row - delta * sin_row
+    column = np.clip((d - tex.d_min) * (1.0 / TEXEL_D_M), 0, tex.n_d - 1).astype(np.int32)
+    row = (s * (1.0 / TEXEL_S_M)).astype(np.int32) & (tex.n_s - 1)
+    return tex.flat[row * tex.n_d + column + renderer.row_offsets]
+
+
+def test_fused_ground_painter_matches_the_plain_formulas() -> None:
+    """The renderer's fused ground pass reorders float32 operations; it must not change a pixel."""
     scene = Scene(curviness=1.0, seed=3)
     r = scene.renderer
     r0, r1 = r.rows[0], r.rows[-1] + 1
@@ -367,10 +379,7 @@ def test_fused_ground_painter_matches_ground_to_frenet_and_sample() -> None:
         x, y, h = (float(v) for v in scene.road.pose(s, d))
         fused = np.zeros((r1 - r0, W, 3), dtype=np.uint8)
         r.ground.draw(scene.road, x, y, h + yaw, s, fused)
-        gs, gd = ground_to_frenet(scene.road, x, y, h + yaw, s, r.forward, r.right)
-        plain = np.zeros_like(fused)
-        r.texture.sample(gs, gd, r.row_offsets, plain)
-        assert np.array_equal(fused, plain)
+        assert np.array_equal(fused, plain_ground(r, scene.road, x, y, h + yaw, s))
 
 
 def test_car_pixel_grid_follows_the_band_edges() -> None:

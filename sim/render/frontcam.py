@@ -1,9 +1,9 @@
 """How a camera frame is drawn: sky, ground, cars, sensor effects, in that order.
 
 1. A precomputed background holds the sky gradient and the haze band below the horizon.
-2. Every ground pixel is mapped to road coordinates (s, d) (`ground.ground_to_frenet`) and coloured
-   by one lookup in the prefiltered road texture (`ground.RoadTexture`), both fused into one pass
-   with preallocated buffers (`ground.GroundPainter`).
+2. Every ground pixel is mapped to road coordinates (s, d) and coloured by one lookup in the
+   prefiltered road texture (`ground.RoadTexture`), both in one pass with preallocated buffers
+   (`ground.GroundPainter`).
 3. Cars are drawn per image column (`cars.CarPainter`).
 4. Optional sensor noise, then optional conversion to grayscale.
 

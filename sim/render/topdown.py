@@ -11,7 +11,7 @@ import numpy as np
 
 from sim.collision import box_corners
 from sim.render.cars import CarBoxes
-from sim.render.ground import BlurLevel, RoadTexture, ground_to_frenet
+from sim.render.ground import BlurLevel, GroundPainter, RoadTexture
 from sim.render.palette import Palette
 from sim.road import Road, RoadConfig
 
@@ -40,6 +40,7 @@ class TopDownRenderer:
         level = BlurLevel(metres_per_pixel, metres_per_pixel, 0.0)
         self.texture = RoadTexture.shared(road, palette, [level])
         self.row_offsets = self.texture.level_offsets(np.zeros(height, dtype=int))
+        self.ground = GroundPainter(self.texture, self.forward, self.right, self.row_offsets)
         self.colors = np.array(palette.car_colors, dtype=np.uint8)
 
     def render(
@@ -53,8 +54,7 @@ class TopDownRenderer:
         ego: CarBoxes | None = None,
     ) -> np.ndarray:
         frame = np.empty((self.height, self.width, 3), dtype=np.uint8)
-        gs, gd = ground_to_frenet(road, x, y, yaw, s, self.forward, self.right)
-        self.texture.sample(gs, gd, self.row_offsets, frame)
+        self.ground.draw(road, x, y, yaw, s, frame)
         self._fill_boxes(frame, x, y, yaw, cars, None)
         if ego is not None:
             self._fill_boxes(frame, x, y, yaw, ego, np.array(EGO_RGB, dtype=np.uint8))
