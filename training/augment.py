@@ -107,6 +107,14 @@ def displaced_pose(world: World, delta_d: float, delta_yaw: float) -> tuple[floa
     return e.x - math.sin(h) * delta_d, e.y + math.cos(h) * delta_d, e.yaw + delta_yaw
 
 
+def render_state(renderer: Any, world: World) -> np.ndarray:
+    """The ego's current view drawn by `renderer` (a training look's renderer, say): the frame the
+    env would observe if its camera had that look."""
+    assert world.road is not None
+    e = world.ego
+    return renderer.render(world.road, e.x, e.y, e.yaw, world.s, world.cars())
+
+
 def render_views(
     world: World,
     renderer: Any,
@@ -148,6 +156,11 @@ class LookConfig:
     default_fraction: float = 0.25
     """Probability that a frame is drawn in the default look."""
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any frame is drawn in a randomised look."""
+        return self.count > 0 and self.strength > 0
+
 
 class LookPool:
     """Renderers of the training looks for one env's camera and road; `pick` chooses one per frame.
@@ -170,7 +183,7 @@ class LookPool:
 
     @property
     def enabled(self) -> bool:
-        return self.cfg.count > 0 and self.cfg.strength > 0
+        return self.cfg.enabled
 
     def palette(self, i: int) -> Palette:
         return Palette.randomised(np.random.default_rng([self.run_seed, LOOK_STREAM, i]), self.cfg.strength)

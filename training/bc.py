@@ -78,6 +78,7 @@ from training.augment import (
     LookPool,
     ViewConfig,
     photometric_jitter,
+    render_state,
     render_views,
     target_offset,
 )
@@ -255,8 +256,7 @@ def _label_state(
     if looks is not None and looks.enabled:
         (renderer,) = looks.pick()
         if renderer is not looks.default or u.obs_type.renderer.palette != renderer.palette:
-            w = u.world
-            obs = renderer.render(w.road, w.ego.x, w.ego.y, w.ego.yaw, w.s, w.cars())
+            obs = render_state(renderer, u.world)
     frames.append(obs[None])
     labels.append(np.array([clean], dtype=np.float32))
     if augment:
@@ -334,7 +334,7 @@ def load_demos(cfg: BCConfig, data: Dataset, log: Any, looks: LookPool | None = 
         source = ep.labels if ep.labels is not None else ep.actions
         labels = np.asarray(source, dtype=np.float32).reshape(ep.steps, -1)[:, 0]
         frames = ep.frames[: ep.steps]
-        if cfg.augment or (cfg.randomize > 0 and cfg.looks > 0):
+        if cfg.augment or cfg.look_config().enabled:
             extra = replay_views(ep, cfg, looks)
             if extra is not None:
                 views, view_labels, centres = extra
@@ -386,7 +386,7 @@ def replay_views(
             w = u.world
             if picker.enabled:
                 (r,) = picker.pick()
-                centres.append(r.render(w.road, w.ego.x, w.ego.y, w.ego.yaw, w.s, w.cars())[None])
+                centres.append(render_state(r, w)[None])
             if cfg.augment:
                 f, lab = _views(w, u.obs_type.renderer, w.state().lane, cfg.augment, cfg.views, rng, picker)
                 frames.append(f)
@@ -553,8 +553,7 @@ def collect_dagger_episode(
     while True:
         seen = obs
         if eyes is not None:
-            w = u.world
-            seen = eyes.render(w.road, w.ego.x, w.ego.y, w.ego.yaw, w.s, w.cars())
+            seen = render_state(eyes, u.world)
         clean = _label_state(obs, u, expert, augment, views, rng, frames, labels, picker)
         states += 1
         offset = abs(info["lateral_offset"]) if info["lane"] == expert.target_lane else math.inf
@@ -754,7 +753,7 @@ def _seed_ranges(cfg: BCConfig) -> dict[str, Any]:
 def _looks_dict(cfg: BCConfig) -> dict[str, Any]:
     from training.augment import LOOK_STREAM
 
-    if cfg.randomize <= 0 or cfg.looks <= 0:
+    if not cfg.look_config().enabled:
         return {"randomised": 0, "default_fraction": 1.0}
     return {
         "randomised": cfg.looks,
