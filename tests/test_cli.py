@@ -189,6 +189,45 @@ def test_bench_command_writes_json(fake_env_id, monkeypatch, tmp_path, capsys):
     assert doc["results"][0]["env_id"] == fake_env_id
 
 
+def test_bench_options_reach_the_camdrive_envs_only(fake_env_id, monkeypatch):
+    """--option changes the measured envs; the reference keeps its defaults (it takes none of ours)."""
+
+    class NoOptionsEnv(TwoStepEnv):
+        def __init__(self):
+            super().__init__(length=1)
+
+    gym.register(id="camdrive_test/Reference-v0", entry_point=NoOptionsEnv)
+    try:
+        monkeypatch.setattr(bench, "REFERENCE_ENV_ID", "camdrive_test/Reference-v0")
+        monkeypatch.setattr(bench, "box2d_available", lambda: True)
+        report = bench.run_bench([fake_env_id], steps=6, resets=2, options={"length": 3})
+    finally:
+        gym.registry.pop("camdrive_test/Reference-v0")
+    rows = {r["env_id"]: r for r in report["results"]}
+    assert rows[fake_env_id]["config"]["kwargs"] == {"length": 3}
+    assert (
+        rows[fake_env_id]["episodes_ended"] == 2
+    )  # the warm-up leaves step 1 of 3; then timed steps 2 and 5 end one
+    assert rows["camdrive_test/Reference-v0"]["config"]["kwargs"] == {}
+    assert report["settings"]["options"] == {"length": 3}
+
+
+def test_bench_command_passes_options(fake_env_id, monkeypatch, tmp_path):
+    monkeypatch.setattr(bench, "CAMDRIVE_ENV_IDS", (fake_env_id,))
+    out = tmp_path / "bench.json"
+    args = ["bench", "--steps", "3", "--no-carracing", "--option", "length=5", "--json", str(out)]
+    assert exit_code(args) == 0
+    doc = json.loads(out.read_text())
+    assert doc["results"][0]["config"]["kwargs"] == {"length": 5}
+    assert doc["settings"]["options"] == {"length": 5}
+
+
+def test_bench_command_rejects_a_bad_option(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "CAMDRIVE_ENV_IDS", ("camdrive/LaneKeep-v0",))
+    assert exit_code(["bench", "--steps", "2", "--no-carracing", "--option", "traffic_cars=-1"]) == 2
+    assert "traffic_cars" in capsys.readouterr().err
+
+
 def test_bench_command_fails_when_a_camdrive_env_is_missing(monkeypatch, capsys):
     monkeypatch.setattr(bench, "CAMDRIVE_ENV_IDS", ("camdrive_test/Missing-v0",))
     assert exit_code(["bench", "--steps", "2", "--no-carracing"]) == 1

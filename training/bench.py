@@ -1,7 +1,8 @@
 """`camdrive bench`: how fast camdrive's environments step, render and reset, next to CarRacing-v3.
 
 Every environment is created with `gymnasium.make(env_id)` and its registered defaults, as a user's
-training script would. Three numbers per environment:
+training script would; `--option KEY=VALUE` passes keywords to the camdrive environments (to see what
+an option costs, e.g. `traffic_cars=0` for the price of the traffic). Three numbers per environment:
 
 - steps/s: `env.step(random action)` in a loop, the actions drawn from the seeded action space. Episodes
   that end are reset inside the timed loop, as in a training loop, so the reset cost is included.
@@ -23,7 +24,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -110,15 +111,17 @@ def measure_env(
     seed: int = 0,
     resets: int = RESETS,
     on_phase: PhaseHook | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """All three measurements of one registered environment, made with its defaults."""
+    """All three measurements of one registered environment, made with its defaults updated by
+    `options` (`gymnasium.make` keywords)."""
 
     def phase(name: str) -> None:
         if on_phase is not None:
             on_phase(f"{env_id} {name}")
 
     phase("steps")
-    env = gym.make(env_id)
+    env = gym.make(env_id, **(options or {}))
     try:
         result: dict[str, Any] = {
             "env_id": env_id,
@@ -176,8 +179,10 @@ def run_bench(
     resets: int = RESETS,
     reference: bool = True,
     on_phase: PhaseHook | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Measure `env_ids` and (if `reference` and Box2D is importable) CarRacing-v3.
+    """Measure `env_ids` (made with `options`) and (if `reference` and Box2D is importable)
+    CarRacing-v3 (always with its defaults).
 
     Ids that are not registered are listed under "skipped" with the reason, not measured.
     """
@@ -196,13 +201,22 @@ def run_bench(
         if env_id not in gym.registry:
             skipped.append({"env_id": env_id, "reason": "not registered with Gymnasium"})
             continue
-        results.append(measure_env(env_id, steps, seed=seed, resets=resets, on_phase=on_phase))
+        env_options = None if env_id == REFERENCE_ENV_ID else options
+        results.append(
+            measure_env(env_id, steps, seed=seed, resets=resets, on_phase=on_phase, options=env_options)
+        )
 
     reference_rate = next((r["steps_per_s"] for r in results if r["env_id"] == REFERENCE_ENV_ID), None)
     for r in results:
         r["ratio_vs_reference"] = None if reference_rate is None else r["steps_per_s"] / reference_rate
     return {
-        "settings": {"steps": steps, "seed": seed, "resets": resets, "warmup_steps": WARMUP_STEPS},
+        "settings": {
+            "steps": steps,
+            "seed": seed,
+            "resets": resets,
+            "warmup_steps": WARMUP_STEPS,
+            "options": dict(options or {}),
+        },
         "reference": REFERENCE_ENV_ID,
         "results": results,
         "skipped": skipped,
@@ -281,11 +295,20 @@ def main(args: argparse.Namespace) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     importlib.import_module("sim")  # registers the camdrive/* environments
     phases = 3 * (len(CAMDRIVE_ENV_IDS) + (0 if args.no_carracing else 1))
+    options = dict(args.option or [])
     hook, close = _progress_bar(phases)
     try:
         report = run_bench(
-            CAMDRIVE_ENV_IDS, steps=args.steps, seed=args.seed, reference=not args.no_carracing, on_phase=hook
+            CAMDRIVE_ENV_IDS,
+            steps=args.steps,
+            seed=args.seed,
+            reference=not args.no_carracing,
+            on_phase=hook,
+            options=options,
         )
+    except ValueError as error:  # a bad --option: the env names the option and its allowed range
+        print(f"camdrive bench: {error}", file=sys.stderr)
+        return 2
     finally:
         close()
     print(format_report(report))

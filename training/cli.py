@@ -58,7 +58,8 @@ def _add_bench(subparsers: Subparsers) -> None:
         "bench",
         "measure how fast the environments step, render and reset",
         "Measure steps/s (random actions), render-only frames/s and reset time of camdrive/LaneKeep-v0 "
-        "and camdrive/Traffic-v0 with their default options, next to Gymnasium's CarRacing-v3 "
+        "and camdrive/Traffic-v0 with their default options (or those given by --option), next to "
+        "Gymnasium's CarRacing-v3 "
         "(when Box2D is installed: pip install -e '.[bench]'), and print a table.",
     )
     parser.add_argument(
@@ -69,6 +70,14 @@ def _add_bench(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--json", metavar="FILE", help="also write the numbers and machine info to FILE")
     parser.add_argument("--no-carracing", action="store_true", help="skip the CarRacing-v3 reference")
+    parser.add_argument(
+        "--option",
+        action="append",
+        type=key_value,
+        metavar="KEY=VALUE",
+        help="option passed to gymnasium.make for both camdrive envs (not CarRacing-v3), e.g. "
+        "traffic_cars=0 or grayscale=true (repeatable)",
+    )
     parser.set_defaults(run="training.bench:main")
 
 
