@@ -369,11 +369,12 @@ def test_sigkilled_recorder_leaves_loadable_episodes_and_one_partial(tmp_path):
     assert summary["bad"] == [] and summary["stale"] == [] and len(summary["temp"]) == 1
 
 
-def test_recorder_killed_at_any_moment_leaves_a_consistent_directory(tmp_path):
+@pytest.mark.parametrize("delay", [0.0, 0.07, 0.2])
+def test_recorder_killed_at_any_moment_leaves_a_consistent_directory(tmp_path, delay):
     """Wherever the kill lands (mid-checkpoint, between publishing an episode and removing its
-    checkpoint), readers see only whole episodes, at most one partial one, and no duplicates."""
+    checkpoint), readers see only whole episodes, at most one partial one, and no duplicates.
+    The kill comes `delay` seconds after the second episode is published."""
     proc, out = start_recorder(tmp_path, "Slow")
-    delay = np.random.default_rng().uniform(0.0, 0.2)
     seen: list[float] = []
 
     def two_finished_then_delay() -> bool:

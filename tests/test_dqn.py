@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import gymnasium as gym
 import numpy as np
@@ -130,11 +129,9 @@ def test_epsilon_schedule_is_linear_then_flat():
 
 
 def test_trainer_learns_the_pick_task(tmp_path):
-    start = time.time()
     summary = train(pick_config(tmp_path))
     # Greedy return per 10-step episode on held-out seeds: random play gets 2 on average.
     assert summary["final_eval"]["score"] >= 7.0, summary["final_eval"]
-    assert time.time() - start < 40
     for suffix in (".safetensors", ".csv", ".metrics.json", ".train.safetensors"):
         assert (tmp_path / f"pick{suffix}").exists()
     model, meta = load_qnet(tmp_path / "pick.safetensors")

@@ -1,5 +1,7 @@
 """camdrive eval's metrics on drivers whose behaviour is known in advance."""
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -56,7 +58,7 @@ def test_expert_has_full_autonomy():
     assert result["distance_km"] > 1.0
 
 
-def test_export_to_minari(tmp_path):
+def test_export_to_minari(tmp_path, monkeypatch):
     pytest.importorskip("minari")
     pytest.importorskip("h5py")
     from training.cli import main
@@ -86,9 +88,12 @@ def test_export_to_minari(tmp_path):
         == 0
     )
     root = tmp_path / "minari"
+    monkeypatch.delenv("MINARI_DATASETS_PATH", raising=False)
     assert main(["export", str(demos), "--minari", "camdrive/test-v0", "--root", str(root)]) == 0
+    assert "MINARI_DATASETS_PATH" not in os.environ  # --root applied to the export only
     import minari
 
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))  # the export restored it; reading needs it
     dataset = minari.load_dataset("camdrive/test-v0")
     assert dataset.total_episodes == 2 and dataset.total_steps == 40
     episode = next(dataset.iterate_episodes())

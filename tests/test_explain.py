@@ -49,6 +49,7 @@ def dqn_case() -> tuple[DQNDriver, list[np.ndarray]]:
     env = gym.make("camdrive/Traffic-v0", **policy_env_options(DQN))
     try:
         obs, _ = env.reset(seed=1)
+        env.action_space.seed(1)
         observations = [obs]
         for _ in range(7):
             obs, *_ = env.step(env.action_space.sample())

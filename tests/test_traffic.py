@@ -427,9 +427,9 @@ def test_cars_ahead_lists_every_car_ahead_in_a_band_not_only_the_nearest() -> No
     assert 25.0 not in tr.cars_ahead(2.3, d1 - 0.95, d1 + 0.95)[1].tolist()
 
 
-def test_an_ego_band_over_two_lanes_is_followed_in_both_and_blocks_cut_ins() -> None:
+def test_an_ego_band_over_two_lanes_is_followed_in_both() -> None:
     """During a lane change the world reports the ego over its lane and its target lane: the
-    followers of both lanes brake for it, and nobody starts a change into either lane beside it."""
+    followers of both lanes brake for it."""
     tr = make(cars=2, lanes=3, curviness=0.0, lane_change_rate=0.0)
     tr.reset(0.0, 0.0, 20.0)
     d0, d1 = (float(tr.road.lane_centre(k)) for k in (0, 1))
@@ -442,6 +442,27 @@ def test_an_ego_band_over_two_lanes_is_followed_in_both_and_blocks_cut_ins() -> 
     v0 = float(tr.speed[0])
     tr.step(DT, ego_s + 2.0, 0.5 * (band_lo + band_hi), 20.0, EGO_LENGTH, band_hi - band_lo)
     assert tr.speed[0] < v0  # lane 0's follower now brakes for the ego too
+
+
+def test_an_ego_band_over_two_lanes_blocks_cut_ins_into_either() -> None:
+    """A car held up beside the ego does not start a change into a lane the ego's band covers; once
+    the band has left that lane, it does."""
+    tr = make(cars=2, lanes=3, curviness=0.0, lane_change_rate=10.0)  # a held-up car tries every step
+    tr.reset(0.0, 0.0, 20.0)
+    d0, d1 = (float(tr.road.lane_centre(k)) for k in (0, 1))
+    ego_s, speed = 100.0, 20.0
+    tr.set_car(0, ego_s, 2, speed=speed, desired_speed=30.0)  # beside the ego, in lane 2
+    tr.set_car(1, ego_s + 14.0, 2, speed=12.0, desired_speed=12.0)  # slower car just ahead of it
+    band_lo, band_hi = min(d0, d1) - 0.5 * EGO_WIDTH, max(d0, d1) + 0.5 * EGO_WIDTH
+    for _ in range(5):  # the ego's band covers lanes 0 and 1
+        ego_s += speed * DT
+        tr.step(DT, ego_s, 0.5 * (band_lo + band_hi), speed, EGO_LENGTH, band_hi - band_lo)
+        assert tr.lane[0] == 2  # a change would set its lane to the target at once
+    assert tr.speed[0] < speed  # it was held up, so it wanted to change
+    for _ in range(5):  # the ego is in lane 0 alone: lane 1 is free
+        ego_s += speed * DT
+        tr.step(DT, ego_s, d0, speed, EGO_LENGTH, EGO_WIDTH)
+    assert tr.lane[0] == 1
 
 
 def test_world_pose_sits_on_the_road_pose() -> None:

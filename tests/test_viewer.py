@@ -8,6 +8,7 @@ k acts on env step k.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -84,7 +85,8 @@ def test_scripted_play_records_the_scripted_driving(recorded):
     assert held[-1] == pytest.approx(1.0)
     assert steer[RIGHT_UP] < held[-1] and steer[UP_UP] == 0, "released, it returns to 0"
     assert np.all(throttle[RIGHT_UP:UP_UP] > 0) and np.all(throttle[:RIGHT_UP] == 0)
-    # The HUD, minimap, help overlay and pause banner were drawn; the window was saved.
+    # The window was saved, at its size and with a picture in it. (That help and pause hold the env is
+    # the step count above; how the overlays look is not checked.)
     image = pygame.image.load(str(shot))
     assert image.get_size() == (960, 600)
     pixels = pygame.surfarray.array3d(image)
@@ -209,18 +211,35 @@ def test_viewer_drives_traffic_with_discrete_keys(make_env):
 
 
 def test_recorder_checkpoints_in_the_background(make_env, tmp_path):
+    """While the episode is still being recorded, its checkpoint on disk is a loadable partial episode
+    holding the steps so far; closing publishes the whole episode and removes the checkpoint."""
     env = make_env("camdrive/LaneKeep-v0", action_type="steer_throttle")
     options = {"action_type": "steer_throttle"}
     rec = play.Recorder(tmp_path, "camdrive/LaneKeep-v0", options, "human", 10.0, checkpoint_seconds=0.0)
     obs, info = env.reset(seed=1)
     rec.begin(env, 1, obs, info)
-    for t in range(25):
-        action = np.array([0.01 * t, 0.2], np.float32)
-        obs, reward, terminated, truncated, info = env.step(action)
-        rec.step(action, obs, reward, terminated, truncated, info)
+
+    actions = [np.array([0.01 * t, 0.2], np.float32) for t in range(40)]
+    steps = 0
+
+    def drive(until: int) -> None:
+        nonlocal obs, info, steps
+        for action in actions[steps:until]:
+            obs, reward, terminated, truncated, info = env.step(action)
+            rec.step(action, obs, reward, terminated, truncated, info)
+        steps = max(steps, until)
+
+    drive(12)
+    (partial,) = tmp_path.glob("*.partial.npz")
+    deadline = time.monotonic() + 20.0  # only stops a hang: checkpoints take milliseconds
+    while (checkpoint := load_episode(partial)).steps == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not checkpoint.complete and 0 < checkpoint.steps <= 12
+    np.testing.assert_array_equal(checkpoint.actions, actions[: checkpoint.steps])
+    drive(25)
     (path,) = rec.close()
     ep = load_episode(path)
-    assert ep.steps == 25 and ep.actions[24, 0] == pytest.approx(0.24)
+    assert ep.complete and ep.steps == 25 and ep.actions[24, 0] == pytest.approx(0.24)
     assert list(tmp_path.iterdir()) == [path]
 
 

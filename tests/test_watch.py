@@ -261,3 +261,10 @@ def test_dqn_shows_its_q_values(tmp_path, capsys):
     video = tmp_path / "dqn.mp4"
     assert run_cli(["watch", "--model", "dqn", "--frames", "3", "--video", str(video)]) == 0
     assert "at 10 fps" in capsys.readouterr().out  # a DQN runs at the rate it was trained at
+    # The Q-value panel (bottom right) has one bar in the greedy action's green; the expert has no panel.
+    dqn = screenshot(tmp_path, "dqn", "--model", "dqn", "--seed", "1000003")
+    expert = screenshot(tmp_path, "expert", "--model", "expert", "--env", "traffic", "--seed", "1000003")
+    panel = (slice(400, 600), slice(560, 960))
+    greedy_green = [60, 200, 90]
+    assert (dqn[panel][..., :3] == greedy_green).all(axis=-1).sum() > 100
+    assert (expert[panel][..., :3] == greedy_green).all(axis=-1).sum() == 0

@@ -21,9 +21,25 @@ from training.demos import iter_episodes
 
 
 def export_minari(directory: Path, dataset_id: str, root: Path | None = None) -> int:
-    """Write every complete episode in `directory` to the Minari dataset `dataset_id`; returns the count."""
-    if root is not None:
-        os.environ["MINARI_DATASETS_PATH"] = str(root)
+    """Write every complete episode in `directory` to the Minari dataset `dataset_id`; returns the count.
+
+    `root` is where Minari keeps its datasets for this call only: Minari reads it from the environment
+    variable MINARI_DATASETS_PATH, which is restored afterwards.
+    """
+    if root is None:
+        return _export(directory, dataset_id)
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        return _export(directory, dataset_id)
+    finally:
+        if previous is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+
+
+def _export(directory: Path, dataset_id: str) -> int:
     import minari
     from minari.data_collector import EpisodeBuffer
 
