@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sim import check_env_id
+
 METADATA_KEY = "camdrive"
 FORMAT = "camdrive-model"
 FORMAT_VERSION = 1
@@ -121,6 +123,11 @@ def _check_metadata(path: Path, raw: dict[str, str], expected_arch: str | None) 
         raise CheckpointError(path, "metadata names no architecture")
     if expected_arch is not None and arch != expected_arch:
         raise CheckpointError(path, f"architecture is {arch!r}, expected {expected_arch!r}")
+    if "env_id" in meta:
+        try:
+            check_env_id(meta["env_id"])  # it is passed to gymnasium.make, which could import a module
+        except ValueError as e:
+            raise CheckpointError(path, str(e)) from None
     return meta
 
 

@@ -8,9 +8,23 @@ Gymnasium 1.x has no plugin entry points, so without the import use
 
 from gymnasium.envs.registration import register, registry
 
-for _name, _entry in (
-    ("LaneKeep-v0", "sim.envs.lane_keep:LaneKeepEnv"),
-    ("Traffic-v0", "sim.envs.traffic:TrafficEnv"),
+ENV_IDS: dict[str, str] = {"lane": "camdrive/LaneKeep-v0", "traffic": "camdrive/Traffic-v0"}
+"""camdrive's environments by short name (the commands' --env choices)."""
+
+for _env_id, _entry in zip(
+    ENV_IDS.values(), ("sim.envs.lane_keep:LaneKeepEnv", "sim.envs.traffic:TrafficEnv"), strict=True
 ):
-    if f"camdrive/{_name}" not in registry:
-        register(id=f"camdrive/{_name}", entry_point=_entry)
+    if _env_id not in registry:
+        register(id=_env_id, entry_point=_entry)
+
+
+def check_env_id(env_id: object) -> str:
+    """`env_id` if it names a camdrive environment, else ValueError.
+
+    Files (demonstrations, model metadata) name the env they were made in, and `gymnasium.make`
+    imports the module of an id written "module:Env": an id read from a file must be checked here
+    first, so that loading a file never imports code it names.
+    """
+    if env_id not in ENV_IDS.values():
+        raise ValueError(f"env_id {env_id!r} is not a camdrive environment ({', '.join(ENV_IDS.values())})")
+    return str(env_id)

@@ -229,6 +229,16 @@ def _future_version(path: Path) -> None:
         np.savez(f, **arrays)
 
 
+def _module_env_id(path: Path) -> None:
+    """gymnasium.make would import the module `this` (it prints a poem) for such an id."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({**meta, "env_id": "this:camdrive/LaneKeep-v0"}))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
 def _drop_array(name: str):
     def spoil(path: Path) -> None:
         with np.load(path, allow_pickle=False) as npz:
@@ -258,6 +268,10 @@ SPOILERS = {
     "text file": (lambda p: p.write_text("frames,actions\n1,2\n"), "not an npz"),
     "empty": (lambda p: p.write_bytes(b""), "empty file"),
     "future version": (_future_version, "unsupported format_version 2"),
+    "env id naming a module": (
+        _module_env_id,
+        "'env_id': env_id 'this:camdrive/LaneKeep-v0' is not a camdrive",
+    ),
     "missing array": (_drop_array("state_speed"), "missing array(s) state_speed"),
     "length mismatch": (_short_rewards, "length mismatch: 'rewards' has 3 rows, expected 4"),
 }

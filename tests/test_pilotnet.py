@@ -93,6 +93,12 @@ def test_wrong_or_missing_architecture_and_shape_mismatch_raise(tmp_path):
     with pytest.raises(CheckpointError, match="names no architecture"):
         load_pilotnet(no_arch)
 
+    # gymnasium.make would import the module `this` for such an env id: refused on reading.
+    foreign_env = tmp_path / "foreign_env.safetensors"
+    save_file(tensors, str(foreign_env), metadata={"camdrive": json.dumps({**meta, "env_id": "this:Env-v0"})})
+    with pytest.raises(CheckpointError, match="'this:Env-v0' is not a camdrive environment"):
+        read_metadata(foreign_env)
+
     shaped = dict(tensors)
     shaped["head.1.weight"] = torch.zeros(100, 1000)
     mismatch = tmp_path / "mismatch.safetensors"

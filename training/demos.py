@@ -53,6 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from sim import check_env_id
+
 FORMAT = "camdrive-demo"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -496,6 +498,10 @@ def _check_meta(path: Path, meta_array: np.ndarray) -> dict[str, Any]:
         wrong_bool = isinstance(value, bool) and types is not bool
         if not isinstance(value, types) or wrong_bool:
             raise DemoError(path, f"meta field {key!r} has the wrong type ({value!r})")
+    try:
+        check_env_id(meta["env_id"])  # it is passed to gymnasium.make, which could import a module
+    except ValueError as e:
+        raise DemoError(path, f"meta field 'env_id': {e}") from None
     return meta
 
 

@@ -26,11 +26,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import sim  # noqa: F401  (registers the envs)
 from agent.baselines import load_driver
 from agent.driver import Driver
+from sim import ENV_IDS  # importing sim registers the camdrive environments
 
-ENV_IDS = {"lane": "camdrive/LaneKeep-v0", "traffic": "camdrive/Traffic-v0"}
 INTERVENTION_OFFSET_M = 1.0
 INTERVENTION_COST_S = 6.0
 """NVIDIA's assumption: each intervention costs six seconds of human driving."""

@@ -25,11 +25,10 @@ import numpy as np
 from gymnasium import spaces
 from tqdm import tqdm
 
-import sim  # noqa: F401  (registers the camdrive environments)
 from agent.driver import Driver
+from sim import ENV_IDS  # importing sim registers the camdrive environments
 from training.demos import DEFAULT_CHECKPOINT_SECONDS, EpisodeWriter
 
-ENV_IDS: dict[str, str] = {"lane": "camdrive/LaneKeep-v0", "traffic": "camdrive/Traffic-v0"}
 DRIVERS: dict[str, str] = {"expert": "agent.expert:Expert"}
 """Driver names `--driver` accepts, and the class each one builds (imported only when chosen)."""
 LABELLED_DRIVERS = frozenset({"expert"})

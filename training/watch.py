@@ -38,7 +38,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import sim  # noqa: F401  (registers the camdrive environments)
+from sim import ENV_IDS  # importing sim registers the camdrive environments
 from training.evaluate import autonomy_pct
 from training.play import MIN_SIZE, display_problem
 
@@ -48,7 +48,6 @@ SHIPPED = {
     "dqn": ASSETS / "dqn" / "dqn_lane.safetensors",
 }
 """The models `--model bc` and `--model dqn` name."""
-ENV_IDS = {"lane": "camdrive/LaneKeep-v0", "traffic": "camdrive/Traffic-v0"}
 SMOOTH_HZ = 30.0
 """Control rate for memoryless drivers: a picture that changes 10 times a second looks jerky."""
 FRESH_SEEDS = (1_000_000, 2_000_000)
