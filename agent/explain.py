@@ -105,11 +105,6 @@ class _ConvLayer:
     tap: nn.Module  # the module whose output is the layer's feature map
 
 
-def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
-    """(path, module) of every `nn.Conv2d` in `model`, in registration (= forward, for camdrive) order."""
-    return [(layer.path, layer.conv) for layer in _conv_layers(model)]
-
-
 def _conv_layers(model: nn.Module) -> list[_ConvLayer]:
     """Each conv with the module that produces its feature map: the activation right after it in its
     `nn.Sequential` if there is one, else the conv itself."""

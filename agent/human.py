@@ -150,10 +150,6 @@ class HumanInput:
         pad_steer, pad_throttle = self._pad_inputs()
         return pad_steer is not None or pad_throttle is not None
 
-    @property
-    def gamepad_connected(self) -> bool:
-        return bool(self._pads)
-
     def update(self, dt: float) -> None:
         """Advance the smoothing by `dt` seconds (call once per displayed frame)."""
         keys = self._held | self._pressed_this_frame

@@ -86,14 +86,6 @@ class PinholeCamera:
         down = -forward * self._sin_p + drop * self._cos_p
         return self.cy + self.focal * down / np.maximum(fwd, 1e-3)
 
-    def column_of(
-        self, forward: np.ndarray, right: np.ndarray, height: np.ndarray | float = 0.0
-    ) -> np.ndarray:
-        """Image column (fractional) of points given in the camera's horizontal frame."""
-        drop = self.config.mount_height - np.asarray(height)
-        fwd = forward * self._cos_p + drop * self._sin_p
-        return self.cx + self.focal * right / np.maximum(fwd, 1e-3)
-
     def column_ray_slope(self) -> np.ndarray:
         """right/forward slope of the horizontal ray through each column (taken at the optical centre row).
 

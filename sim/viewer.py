@@ -25,7 +25,7 @@ Measured at 960x600 on the development machine (2 shared CPU cores, Python 3.11,
 driving so no episode ends), per frame: env step ~1.5 ms, camera + minimap render 5-7 ms, HUD ~1 ms,
 `display.flip` ~5 ms under X11 (Xvfb), ~0 with SDL_VIDEODRIVER=dummy. Unpaced (`fps=0`, a step and
 a full render every frame): 70-84 fps under Xvfb, 110-180 fps with the dummy driver, for LaneKeep-v0
-and Traffic-v0 (24 cars) alike. Paced at the default 60 fps with 30 Hz control, both hold 61 fps with
+and Traffic-v0 with 24 cars alike. Paced at the default 60 fps with 30 Hz control, both hold 61 fps with
 30.0 steps/s. Under heavy load from other processes (load average 5-7 on the 2 cores) the unpaced
 figure fell to 25-45 fps.
 
@@ -35,7 +35,7 @@ or `pygame.event.post`) drive it exactly like a keyboard. The viewer runs headle
 `SDL_VIDEODRIVER=dummy`.
 
 Recording is not the viewer's business: an optional `EpisodeSink` is told when episodes begin, step and
-end (`camdrive play --record` plugs `training.demos.EpisodeWriter` in there), and lights the REC lamp.
+end (`camdrive play --record` plugs `training.play.Recorder` in there), and lights the REC lamp.
 
 Extensions without subclassing, used by `camdrive watch`: a driver with a `label` property names who
 drives in the badge (a takeover switches it between AUTOPILOT and HUMAN); `hud_extra()` adds HUD lines;

@@ -4,9 +4,10 @@
 traffic, then collision and off-road checks. Environments wrap it with observations, actions and
 rewards; drivers read its privileged state through `World.state()`.
 
-The safety system (`SafetyConfig`, on in Traffic-v0) is what makes DeepTraffic's lane mode
-crash-free: a longitudinal brake that looks at every car ahead in the lateral band the ego occupies,
-is about to sweep or is changing lanes into, and a lane-change check repeated until the ego arrives.
+The safety system (`SafetyConfig`, on by default in both environments: option `safety`) is what
+makes DeepTraffic's lane mode crash-free: a longitudinal brake that looks at every car ahead in the
+lateral band the ego occupies, is about to sweep or is changing lanes into, and a lane-change check
+repeated until the ego arrives.
 In steer mode a lane-keeping assist takes the wheel when that band reaches an unsafe lane.
 Its guarantee, and where it stops, are in `SafetyConfig`'s docstring.
 """

@@ -435,11 +435,34 @@ def test_grid_observation_shows_a_car_ahead(make_env) -> None:
         (TRAFFIC, "speed_limit", 100.0),
         (TRAFFIC, "grid_lanes_side", 7),
         (TRAFFIC, "traffic_cars", 61),
+        (TRAFFIC, "traffic_speed_min", 0.5),
+        (TRAFFIC, "traffic_speed_max", 80.0),
     ],
 )
 def test_bad_option_raises_value_error_naming_it(env_id: str, option: str, value: object) -> None:
     with pytest.raises(ValueError, match=option):
         gym.make(env_id, **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("env_id", "options", "message"),
+    [
+        (TRAFFIC, {"traffic_speed_min": 30.0, "traffic_speed_max": 20.0}, "traffic_speed_min must be <="),
+        (TRAFFIC, {"lanes": 1}, "traffic_cars=20 do not fit on lanes=1"),
+        (LANE_KEEP, {"lanes": 1, "traffic_cars": 60}, "traffic_cars=60 do not fit on lanes=1"),
+    ],
+)
+def test_options_that_clash_fail_in_make_naming_both(env_id: str, options: dict, message: str) -> None:
+    """Too many cars for the lanes fails in gymnasium.make, not in the first reset."""
+    with pytest.raises(ValueError, match=message):
+        gym.make(env_id, **options)
+
+
+def test_a_single_lane_with_fewer_cars_works(make_env) -> None:
+    env = make_env(TRAFFIC, lanes=1, traffic_cars=5, obs_type="grid")
+    for seed in range(3):
+        env.reset(seed=seed)
+        env.step(0)
 
 
 @pytest.mark.parametrize("env_id", [LANE_KEEP, TRAFFIC])

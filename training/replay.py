@@ -32,7 +32,8 @@ import numpy as np
 
 @dataclass
 class Batch:
-    """A sampled batch (numpy). target = returns + discounts * max_a Q(next_obs, a)."""
+    """A sampled batch (numpy). The learner's target is returns + discounts * Q_target(next_obs, a*),
+    with a* the online network's greedy action (Double DQN, `training.dqn`)."""
 
     obs: np.ndarray
     """(B, frames, H, W) uint8 windows, channels-last in memory (see `ReplayBuffer.window`)."""

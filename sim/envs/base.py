@@ -50,6 +50,14 @@ class CommonOptions:
         if not isinstance(self.safety, bool):
             raise ValueError(f"safety must be True or False, got {self.safety!r}")
         check_range("traffic_cars", self.traffic_cars, 0, 60, integer=True)
+        # The traffic checks these too, under its own field names; a user should read the option's.
+        check_range("traffic_speed_min", self.traffic_speed_min, 1.0, 70.0)
+        check_range("traffic_speed_max", self.traffic_speed_max, 1.0, 70.0)
+        if self.traffic_speed_min > self.traffic_speed_max:
+            raise ValueError(
+                f"traffic_speed_min must be <= traffic_speed_max, got {self.traffic_speed_min!r} "
+                f"> {self.traffic_speed_max!r}"
+            )
         check_range("control_hz", self.control_hz, 1.0, 50.0)
         check_range("episode_seconds", self.episode_seconds, 1.0, 36000.0)
         check_range("randomize", self.randomize, 0.0, 1.0)
@@ -100,6 +108,7 @@ class CamDriveEnv(gym.Env):
         self.dt = 1.0 / options.control_hz
         self.max_steps = int(round(options.episode_seconds * options.control_hz))
         self.world = World(road, options.traffic(), VehicleParams(), SafetyConfig(enabled=options.safety))
+        self._check_traffic_fits()
         self.obs_type = self._make_observation()
         self.action_type = self._make_action()
         self.observation_space = self.obs_type.space
@@ -109,6 +118,18 @@ class CamDriveEnv(gym.Env):
         self.steps = 0
         self.last_reward = 0.0
         self.last_controls = (0.0, 0.0)
+
+    def _check_traffic_fits(self) -> None:
+        """Place the traffic once, so that too many cars for the lanes fail in `gymnasium.make`, naming
+        the options, rather than in the first `reset`. Where the cars go does not depend on the seed
+        (every lane has the same slots), so one trial placement decides it."""
+        try:
+            self.world.reset(0, lane=0, speed=0.0)
+        except ValueError:
+            raise ValueError(
+                f"traffic_cars={self.options.traffic_cars} do not fit on lanes={self.options.lanes}: "
+                "lower traffic_cars or add lanes"
+            ) from None
 
     # Subclasses provide these.
     def _make_observation(self) -> Any:
