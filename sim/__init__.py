@@ -19,12 +19,15 @@ for _env_id, _entry in zip(
 
 
 def check_env_id(env_id: object) -> str:
-    """`env_id` if it names a camdrive environment, else ValueError.
+    """`env_id` if it names an environment registered in this process, else ValueError.
 
     Files (demonstrations, model metadata) name the env they were made in, and `gymnasium.make`
     imports the module of an id written "module:Env": an id read from a file must be checked here
-    first, so that loading a file never imports code it names.
+    first, so that loading a file never imports code it names. Registered ids (camdrive's, or one a
+    program registered itself) only run code that is already imported.
     """
-    if env_id not in ENV_IDS.values():
-        raise ValueError(f"env_id {env_id!r} is not a camdrive environment ({', '.join(ENV_IDS.values())})")
-    return str(env_id)
+    if not isinstance(env_id, str) or ":" in env_id or env_id not in registry:
+        raise ValueError(
+            f"env_id {env_id!r} is not a registered environment (camdrive's: {', '.join(ENV_IDS.values())})"
+        )
+    return env_id

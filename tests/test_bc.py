@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +210,151 @@ def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path):
     load_demos(looks_cfg, redrawn, log=lambda _: None)
     assert redrawn.size == data.size and np.array_equal(redrawn.labels[0], data.labels[0])
     assert not np.array_equal(redrawn.frames[0], data.frames[0])
+
+
+# ------------------------------------------------------------------------------ command-line checks
+TRAFFIC = "camdrive/Traffic-v0"
+
+
+def run_cli(argv: list[str]) -> int:
+    """`camdrive ARGV` in-process; a SystemExit(message) counts as exit code 1, as the interpreter does."""
+    from training import cli
+
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+            return 1
+        return 0 if e.code is None else int(e.code)
+
+
+def _rewrite(path: Path, out: Path, **arrays_or_meta: object) -> Path:
+    """A copy of episode `path` at `out` with arrays replaced and meta fields (key `meta_<field>`) changed."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    for key, value in arrays_or_meta.items():
+        if key.startswith("meta_"):
+            meta[key.removeprefix("meta_")] = value
+        else:
+            arrays[key] = value
+    arrays["meta"] = np.array(json.dumps(meta))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory) -> dict[str, Path]:
+    """One 2 s LaneKeep-v0 expert episode and one 8-step Traffic-v0 expert episode (also 66x200x3)."""
+    from training.record import record
+
+    root = tmp_path_factory.mktemp("demos")
+    (lane,) = record(LANE_KEEP, {"episode_seconds": 2.0}, Expert(), 1, root / "lane", seed=7, progress=False)
+    (traffic,) = record(
+        TRAFFIC, {}, Expert(), 1, root / "traffic", seed=3, steps_per_episode=8, progress=False
+    )
+    return {"lane": lane.path, "traffic": traffic.path}
+
+
+def small_bc_args(data: Path, out: Path) -> list[str]:
+    return ["train", "bc", "--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "8",
+            "--augment", "1", "--randomize", "0", "--quiet"]  # fmt: skip
+
+
+def test_bc_refuses_demos_of_another_env_or_without_steering(demo_files, tmp_path):
+    """Traffic-v0 frames pass the shape check, but its action numbers 0..4 are no steering labels."""
+    import shutil
+
+    from training.bc import Dataset, load_demos
+    from training.demos import load_episode
+
+    traffic = load_episode(demo_files["traffic"])
+    assert traffic.frames.shape[1:] == (66, 200, 3) and traffic.labels.dtype.kind == "i"
+    assert traffic.labels.max() > 1  # values that would be wild steering labels
+    data_dir = tmp_path / "mixed"
+    data_dir.mkdir()
+    lane_copy = Path(shutil.copy(demo_files["lane"], data_dir / "episode_a.npz"))
+    traffic_copy = Path(shutil.copy(demo_files["traffic"], data_dir / "episode_b.npz"))
+    lane = load_episode(lane_copy)
+    # A LaneKeep-v0 file whose labels are integers: not continuous steering either.
+    int_labels = _rewrite(
+        lane_copy, data_dir / "episode_c.npz", labels=np.ones_like(lane.labels, dtype=np.int64)
+    )
+
+    cfg = BCConfig(out=tmp_path / "m.safetensors", data=data_dir, augment=0, randomize=0.0, progress=False)
+    data = Dataset()
+    with pytest.warns(UserWarning) as caught:
+        load_demos(cfg, data, log=lambda _: None)
+    messages = [str(w.message) for w in caught]
+    assert any(
+        str(traffic_copy) in m and "camdrive/Traffic-v0, not camdrive/LaneKeep-v0" in m for m in messages
+    )
+    assert any(str(int_labels) in m and "int64 numbers, not continuous steering" in m for m in messages)
+    assert data.episodes == 1 and data.sources == ["demo"]
+    np.testing.assert_array_equal(data.labels[0], lane.labels[:, 0])
+
+    # Only refused episodes: the command fails instead of training on nothing.
+    only_traffic = demo_files["traffic"].parent
+    with pytest.warns(UserWarning, match="camdrive/Traffic-v0, not camdrive/LaneKeep-v0"):
+        code = run_cli(small_bc_args(only_traffic, tmp_path / "t" / "m.safetensors"))
+    assert code == 1
+    assert not (tmp_path / "t" / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dagger", "1", "--dagger-episodes", "101"], "--dagger-episodes must be at most 100, got 101"),
+        (["--dagger", "51"], "--dagger must be at most 50 rounds, got 51"),
+        (["--expert-episodes", "5001"], "--expert-episodes must be at most 5000, got 5001"),
+        (["--seed", "100"], "--seed must be below 100"),
+        (["--data", "MISSING"], "no such directory"),
+    ],
+)
+def test_bc_refuses_impossible_runs_before_any_work(args, message, tmp_path, capsys, monkeypatch):
+    import training.bc as bc
+
+    def must_not_run(*_: object, **__: object) -> dict:
+        raise AssertionError("train_bc started although the command line cannot finish")
+
+    monkeypatch.setattr(bc, "train_bc", must_not_run)
+    args = [str(tmp_path / "missing") if a == "MISSING" else a for a in args]
+    assert run_cli(["train", "bc", "--out", str(tmp_path / "m.safetensors"), "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("camdrive train bc: error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_bc_accepts_the_largest_allowed_run(tmp_path, monkeypatch):
+    """The limits are not stricter than the seed ranges: the last allowed DAgger round of the last
+    allowed run seed still uses training seeds only, and one more round is refused."""
+    import training.bc as bc
+
+    calls: list[BCConfig] = []
+    monkeypatch.setattr(bc, "train_bc", lambda cfg, log: calls.append(cfg) or {})
+    argv = ["train", "bc", "--out", str(tmp_path / "m.safetensors"), "--quiet", "--seed", "99",
+            "--expert-episodes", "5000", "--dagger", "50", "--dagger-episodes", "100"]  # fmt: skip
+    assert run_cli(argv) == 0 and len(calls) == 1
+    assert max(bc.dagger_seeds(99, 50, 100)) == bc.EVAL_SEED_START - 1
+    assert max(bc.dagger_seeds(0, 50, 100)) < bc.SEED_STRIDE  # run seed 0 never reaches run 1's seeds
+    with pytest.raises(ValueError, match="DAgger rounds are 1 .. 50"):
+        bc.dagger_seeds(0, 51, 1)
+
+
+def test_bc_trains_without_views_on_demos_whose_env_options_are_gone(demo_files, tmp_path):
+    """An option this camdrive no longer knows: no re-simulation (a warning naming the file), but the
+    recorded frames and labels are still trained on."""
+    old = _rewrite(
+        demo_files["lane"], tmp_path / "old" / "episode_old.npz", meta_env_options={"old_option": 1}
+    )
+    out = tmp_path / "model" / "m.safetensors"
+    with pytest.warns(UserWarning) as caught:
+        assert run_cli(small_bc_args(old.parent, out)) == 0
+    messages = [str(w.message) for w in caught]
+    assert any(
+        str(old) in m and "rejects the recorded env_options" in m and "unknown option(s) old_option" in m
+        for m in messages
+    )
+    metrics = json.loads((out.parent / "metrics.json").read_text())
+    assert metrics["data"]["episodes"] == 1 and metrics["data"]["frames"] == metrics["data"]["states"] == 20

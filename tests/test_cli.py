@@ -52,6 +52,42 @@ def test_subcommand_help_exits_0(name, capsys):
     assert f"usage: camdrive {name}" in capsys.readouterr().out
 
 
+def subparsers_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The commands directly under `parser` (empty when it has none)."""
+    found = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name: sub for action in found for name, sub in action.choices.items()}
+
+
+def help_pages() -> list[list[str]]:
+    """The command words of every command, nested ones (train bc, data info, ...) included."""
+    pages = []
+    for name, sub in subparsers_of(cli.build_parser()).items():
+        pages.append([name])
+        pages += [[name, child] for child in subparsers_of(sub)]
+    return pages
+
+
+def test_eval_help_prints_a_single_percent_sign(capsys):
+    """argparse does not %-format descriptions (only help strings), so "%%" would print as is."""
+    assert exit_code(["eval", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "%%" not in out
+    assert "autonomy % (an intervention" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("words", help_pages(), ids=" ".join)
+def test_help_pages_have_no_doubled_percent_and_no_empty_option_help(words, capsys):
+    """Every option says what it does: a help that is only "(default: ...)" explains nothing."""
+    assert exit_code([*words, "--help"]) == 0
+    assert "%%" not in capsys.readouterr().out
+    parser = cli.build_parser()
+    for word in words:
+        parser = subparsers_of(parser)[word]
+    for action in parser._actions:
+        text = (action.help or "").strip()
+        assert not text.startswith("(default"), f"{' '.join(words)} {action.option_strings}: {text!r}"
+
+
 def test_every_subcommand_has_a_summary():
     parser = cli.build_parser()
     (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]

@@ -6,6 +6,7 @@ Most tests write synthetic episodes (no env) to stay fast; the recorder tests us
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -19,9 +20,9 @@ import numpy as np
 import pytest
 
 import sim  # noqa: F401
-from training import cli, demos
+from training import cli, demos, export
 from training.demos import STATE_KEYS, DemoError, EpisodeWriter, iter_episodes, load_episode, summarize
-from training.record import executed_action, record
+from training.record import RecordError, executed_action, load_driver, record
 
 SMALL = {"camera_width": 64, "camera_height": 32}
 SMALL_ARGS = ["--option", "camera_width=64", "--option", "camera_height=32"]
@@ -257,6 +258,20 @@ def _short_rewards(path: Path) -> None:
         np.savez(f, **arrays)
 
 
+def _set_meta(**fields: object):
+    """A spoiler that rewrites fields of the file's meta (json.dumps writes NaN as the token NaN)."""
+
+    def spoil(path: Path) -> None:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = json.loads(str(arrays["meta"]))
+        arrays["meta"] = np.array(json.dumps({**meta, **fields}))
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    return spoil
+
+
 def _foreign_npz(path: Path) -> None:
     with open(path, "wb") as f:
         np.savez(f, x=np.random.rand(3, 3), y=np.arange(4))
@@ -270,10 +285,16 @@ SPOILERS = {
     "future version": (_future_version, "unsupported format_version 2"),
     "env id naming a module": (
         _module_env_id,
-        "'env_id': env_id 'this:camdrive/LaneKeep-v0' is not a camdrive",
+        "'env_id': env_id 'this:camdrive/LaneKeep-v0' is not a registered",
     ),
     "missing array": (_drop_array("state_speed"), "missing array(s) state_speed"),
     "length mismatch": (_short_rewards, "length mismatch: 'rewards' has 3 rows, expected 4"),
+    "control_hz 0": (_set_meta(control_hz=0), "'control_hz' must be a finite number > 0, got 0"),
+    "control_hz negative": (
+        _set_meta(control_hz=-10.0),
+        "'control_hz' must be a finite number > 0, got -10.0",
+    ),
+    "control_hz NaN": (_set_meta(control_hz=math.nan), "'control_hz' must be a finite number > 0, got nan"),
 }
 
 
@@ -446,6 +467,22 @@ def test_data_info_fails_on_missing_or_empty_directories(tmp_path, capsys):
     assert exit_code(["data"]) == 2
 
 
+def test_data_info_reports_a_zero_control_rate_as_a_bad_file(tmp_path, capsys):
+    """frames / control_hz once crashed `data info` with ZeroDivisionError; now the file is listed as bad."""
+    good, _ = write_episode(tmp_path, steps=4, seed=1)
+    bad, _ = write_episode(tmp_path, steps=4, seed=2)
+    _set_meta(control_hz=0)(bad)
+    assert exit_code(["data", "info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "episodes    1" in out and "bad         1" in out
+    assert f"{bad}: meta field 'control_hz' must be a finite number > 0, got 0" in out
+    good.unlink()
+    assert exit_code(["data", "info", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "'control_hz' must be a finite number > 0" in captured.out
+    assert "no readable episodes" in captured.err
+
+
 def test_record_command_end_to_end(tmp_path, monkeypatch, capsys):
     (tmp_path / "standin_cli.py").write_text(STAND_IN)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -484,6 +521,9 @@ def test_record_command_with_the_expert(tmp_path, capsys):
         (["--noise", "-1"], "expected a number >= 0"),
         (["--seed", "-1"], "--seed must be >= 0"),
         (["--option", "camera_width"], "expected KEY=VALUE"),
+        (["--driver", "agent.pilotnet:PilotNetDriver"], "cannot be built with no arguments"),
+        (["--driver", "training.record:control_hz"], "training.record.control_hz is not a class"),
+        (["--env", "traffic", "--option", "lanes=1"], "do not fit"),
     ],
 )
 def test_record_command_rejects_bad_arguments(args, message, tmp_path, capsys, monkeypatch):
@@ -508,3 +548,66 @@ def test_executed_action_noise():
     assert all(isinstance(a, int) and 0 <= a < 5 for a in picks)
     assert 0.3 < np.mean(np.array(picks) != 0) < 0.5  # replaced with probability 0.5, by 0 a fifth of it
     assert [executed_action(3, discrete, 0.0, rng) for _ in range(5)] == [3] * 5
+
+
+def test_record_reports_an_env_that_fails_its_first_reset(tmp_path, capsys, monkeypatch):
+    """Options gymnasium.make accepts but the first env.reset rejects are a clean `record` error."""
+    from sim.envs.traffic import TrafficEnv
+
+    def refuse(self, *, seed=None, options=None):
+        raise ValueError("traffic_cars=20 do not fit on lanes=1")
+
+    monkeypatch.setattr(TrafficEnv, "reset", refuse)
+    out = tmp_path / "o"
+    argv = ["record", "--driver", "expert", "--env", "traffic", "--out", str(out), "--quiet", *SMALL_ARGS]
+    assert exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("camdrive record: error: ") and len(err.strip().splitlines()) == 1
+    assert "camdrive/Traffic-v0" in err and "do not fit on lanes=1" in err
+    assert not (out.exists() and list(out.iterdir()))
+
+
+def test_record_refuses_a_driver_that_is_not_a_class_without_calling_it(tmp_path, monkeypatch):
+    """A function named as the driver is not run: it could do anything (here: leave a marker file)."""
+    marker = tmp_path / "called"
+    (tmp_path / "standin_func.py").write_text(f"def make():\n    open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RecordError, match="standin_func.make is not a class"):
+        load_driver("standin_func:make")
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------------------- export
+def test_export_of_a_missing_directory_is_a_one_line_error(tmp_path, capsys):
+    missing = tmp_path / "nope"
+    assert exit_code(["export", str(missing), "--minari", "camdrive/test-v0"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"camdrive export: error: {missing}: no such directory\n"
+    assert "Traceback" not in captured.out + captured.err
+
+
+def test_export_keeps_takeover_episodes_without_a_reset_seed(tmp_path, monkeypatch):
+    """`camdrive watch --record` saves takeovers with reset_seed None; Minari stores them unseeded."""
+    write_episode(tmp_path / "demos", steps=4, seed=1)
+    takeover = EpisodeWriter(
+        tmp_path / "demos", LANE_ID, {"lanes": 3}, None, "human", extra_meta={"takeover": {}}
+    )
+    frame = np.zeros((6, 8, 3), np.uint8)
+    takeover.start(frame, fake_info(0))
+    for t in range(3):
+        takeover.add(frame, np.array([0.1], np.float32), None, 0.0, fake_info(t + 1))
+    takeover.close(terminated=False, truncated=True)
+    assert [export.reset_seed(e.meta) for e in iter_episodes(tmp_path / "demos")] == [1, None]
+
+    pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    root = tmp_path / "minari"
+    monkeypatch.delenv("MINARI_DATASETS_PATH", raising=False)
+    argv = ["export", str(tmp_path / "demos"), "--minari", "camdrive/takeover-v0", "--root", str(root)]
+    assert exit_code(argv) == 0
+    import minari
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))  # the export restored it; reading needs it
+    dataset = minari.load_dataset("camdrive/takeover-v0")
+    seeds = [m.get("seed") for m in dataset.storage.get_episode_metadata(range(dataset.total_episodes))]
+    assert dataset.total_episodes == 2 and seeds[0] == 1 and seeds[1] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -262,3 +263,170 @@ def test_checkpoints_are_picked_on_validation_seeds_apart_from_the_test_seeds(tm
     for seed, runs in seen:
         assert seed >= VALIDATION_SEED_START
         assert not set(range(seed, seed + runs)) & set(test_range)
+
+
+# --- settings are checked before anything runs --------------------------------------------------------
+
+
+def train_dqn_argv(tmp_path, *extra: str) -> list[str]:
+    """A `camdrive train dqn` command line that would be short if it ever started training."""
+    out = tmp_path / "run" / "m.safetensors"
+    return ["train", "dqn", "--out", str(out), "--steps", "8", "--envs", "1", "--quiet", *extra]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("train_every=0", "train_every must be an integer >= 1, got 0"),
+        ("checkpoint_every=0", "checkpoint_every must be an integer >= 1, got 0"),
+        ("log_every=0", "log_every must be an integer >= 1, got 0"),
+        ("target_update=0", "target_update must be an integer >= 1, got 0"),
+        ("lr=abc", "lr must be a number > 0, got 'abc'"),
+        ("eps_end=null", "eps_end must be a number in [0.0, 1.0], got None"),
+        ("batch_size=true", "batch_size must be an integer >= 1, got True"),
+        ("dueling=maybe", "dueling must be true or false, got 'maybe'"),
+        ("no_such_knob=1", "unknown setting 'no_such_knob'"),
+    ],
+)
+def test_a_bad_set_value_exits_2_before_training(tmp_path, capsys, monkeypatch, setting, message):
+    """The check runs in `main` before `train`; were it missing, the stand-in fails at once (instead of
+    train_every=0 looping forever or 0-divisions after minutes of baseline evaluation)."""
+    import training.dqn
+
+    def must_not_start(cfg):
+        raise AssertionError(f"training started with a bad setting: {setting}")
+
+    monkeypatch.setattr(training.dqn, "train", must_not_start)
+    assert cli.main(train_dqn_argv(tmp_path, "--set", setting)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("camdrive train dqn: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_good_set_values_reach_the_config_as_the_fields_types(tmp_path, monkeypatch):
+    """JSON-read values are converted only where nothing is lost; `train` gets the typed config."""
+    import training.dqn
+
+    seen: list[DQNConfig] = []
+
+    def fake_train(cfg):
+        seen.append(cfg)
+        return {"out": cfg.out, "global_step": 0, "best_score": 0.0, "final_eval": {}}
+
+    monkeypatch.setattr(training.dqn, "train", fake_train)
+    settings = ["lr=1", "learning_starts=3e2", "dueling=no", "progress=1", "eps_end=.5", "buffer_size=1_000"]
+    argv = train_dqn_argv(tmp_path)
+    for setting in settings:
+        argv += ["--set", setting]
+    assert cli.main(argv) == 0
+    (cfg,) = seen
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg.learning_starts == 300 and isinstance(cfg.learning_starts, int)
+    assert cfg.dueling is False and cfg.progress is True
+    assert cfg.eps_end == 0.5 and cfg.buffer_size == 1000
+
+
+def test_defaults_and_documented_edge_values_are_valid(tmp_path):
+    assert DQNConfig().validate() == DQNConfig()
+    pick_config(tmp_path).validate()
+    # eval_every 0 = evaluate only at the end; learning_starts 0 = learn from the first steps;
+    # probabilities may be exactly 0 or 1.
+    DQNConfig(eval_every=0, learning_starts=0, eps_start=1, eps_end=0.0, gamma=1.0, eps_fraction=0).validate()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("steps", 0, "steps must be an integer >= 1, got 0"),
+        ("envs", -2, "envs must be an integer >= 1, got -2"),
+        ("train_every", 0, "train_every must be an integer >= 1, got 0"),
+        ("batch_size", 0, "batch_size must be an integer >= 1"),
+        ("n_step", 0, "n_step must be an integer >= 1"),
+        ("frames", 0, "frames must be an integer >= 1"),
+        ("eval_runs", 0, "eval_runs must be an integer >= 1"),
+        ("threads", 0, "threads must be an integer >= 1"),
+        ("eval_every", -1, "eval_every must be an integer >= 0, got -1"),
+        ("learning_starts", -1, "learning_starts must be an integer >= 0"),
+        ("seed", -1, "seed must be an integer in [0, "),
+        ("camera_width", 19, "camera_width must be an integer in [20, 4096], got 19"),
+        ("lr", 0.0, "lr must be a number > 0, got 0.0"),
+        ("adam_eps", -1e-8, "adam_eps must be a number > 0"),
+        ("grad_clip", math.inf, "grad_clip must be a number > 0, got inf"),
+        ("episode_seconds", math.nan, "episode_seconds must be a number > 0, got nan"),
+        ("gamma", 1.01, "gamma must be a number in [0.0, 1.0], got 1.01"),
+        ("eps_start", -0.1, "eps_start must be a number in [0.0, 1.0]"),
+        ("eps_end", 2, "eps_end must be a number in [0.0, 1.0], got 2"),
+        ("eps_fraction", 1.5, "eps_fraction must be a number in [0.0, 1.0]"),
+        # Booleans are not numbers, and numbers are not booleans.
+        ("steps", True, "steps must be an integer >= 1, got True"),
+        ("eval_every", False, "eval_every must be an integer >= 0, got False"),
+        ("lr", True, "lr must be a number > 0, got True"),
+        ("gamma", False, "gamma must be a number in [0.0, 1.0], got False"),
+        ("dueling", 1, "dueling must be true or false, got 1"),
+        ("resume", "yes", "resume must be true or false, got 'yes'"),
+        # Wrong types.
+        ("steps", 2.5, "steps must be an integer >= 1, got 2.5"),
+        ("log_every", "100", "log_every must be an integer >= 1, got '100'"),
+        ("lr", "1e-4", "lr must be a number > 0, got '1e-4'"),
+        ("eps_end", None, "eps_end must be a number in [0.0, 1.0], got None"),
+        ("seed", 10**400, "seed must be an integer in [0, "),
+        ("out", "", "out must be a non-empty string"),
+        ("env", None, "env must be a non-empty string, got None"),
+        ("action_mode", "fly", "action_mode must be one of 'steer', 'lane', got 'fly'"),
+        ("vector", "threads", "vector must be one of 'sync', 'async'"),
+    ],
+)
+def test_validate_rejects_a_bad_field_by_name_and_range(field, value, message):
+    cfg = DQNConfig()
+    setattr(cfg, field, value)
+    with pytest.raises(ValueError) as caught:
+        cfg.validate()
+    assert message in str(caught.value)
+
+
+def test_validate_rejects_a_replay_too_small_for_the_windows():
+    with pytest.raises(ValueError, match=r"buffer_size must be .* = 24, got 23"):
+        DQNConfig(envs=3, frames=4, n_step=3, buffer_size=23).validate()
+    DQNConfig(envs=3, frames=4, n_step=3, buffer_size=24).validate()
+
+
+def test_train_validates_before_building_or_writing_anything(tmp_path):
+    """Library callers get the same check as the CLI: no directory, no env, no endless loop."""
+    cfg = pick_config(tmp_path / "run", train_every=0)
+    with pytest.raises(ValueError, match="train_every must be an integer >= 1, got 0"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_without_a_training_state_is_an_error(tmp_path, capsys, monkeypatch):
+    """--resume continues a killed run; with nothing to continue it must not quietly start over."""
+    import training.dqn
+
+    with pytest.raises(
+        FileNotFoundError, match=r"cannot resume: no training state .*pick\.train\.safetensors"
+    ):
+        train(pick_config(tmp_path, resume=True))
+    assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.setattr(training.dqn, "train", lambda cfg: pytest.fail("started without a state to resume"))
+    assert cli.main(train_dqn_argv(tmp_path, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("camdrive train dqn: cannot resume: no training state")
+    assert "m.train.safetensors" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_dqn_help_describes_the_checkpoint_selection(capsys):
+    """The help names what `selection_key` ranks by and the seed ranges the code uses."""
+    from training.dqn import EVAL_SEED_START, VALIDATION_SEED_START
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "dqn", "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace("off- road", "off-road")  # wrapped at "-"
+    assert "best held-out score" not in text
+    assert f"validation seeds from {VALIDATION_SEED_START}" in text and f"from {EVAL_SEED_START}" in text
+    assert "fewest collisions plus off- road exits, then the highest score" in text.replace(
+        "off-road", "off- road"
+    )
+    assert "0: evaluate only once, at the end" in text

@@ -96,7 +96,7 @@ def test_wrong_or_missing_architecture_and_shape_mismatch_raise(tmp_path):
     # gymnasium.make would import the module `this` for such an env id: refused on reading.
     foreign_env = tmp_path / "foreign_env.safetensors"
     save_file(tensors, str(foreign_env), metadata={"camdrive": json.dumps({**meta, "env_id": "this:Env-v0"})})
-    with pytest.raises(CheckpointError, match="'this:Env-v0' is not a camdrive environment"):
+    with pytest.raises(CheckpointError, match="'this:Env-v0' is not a registered environment"):
         read_metadata(foreign_env)
 
     shaped = dict(tensors)

@@ -8,6 +8,7 @@ k acts on env step k.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -110,6 +111,24 @@ def test_replay_verify_detects_a_tampered_action(recorded, tmp_path, capsys):
     assert run_cli(["replay", "--verify", str(tampered)]) == 1
     out = capsys.readouterr().out
     assert out.startswith("MISMATCH:") and "frame 31 (after step 30)" in out
+
+
+def test_replay_reports_env_options_this_camdrive_rejects(recorded, tmp_path, capsys):
+    """A file recorded with an option that no longer exists: an error naming the file, not a traceback."""
+    path, _ = recorded
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["env_options"] = {**meta["env_options"], "old_option": 1}
+    arrays["meta"] = np.array(json.dumps(meta))
+    old = tmp_path / "old.npz"
+    np.savez(old, **arrays)
+    for argv in (["replay", "--verify", str(old)], ["replay", str(old), "--fps", "0", "--frames", "5"]):
+        assert run_cli(argv) == 1
+        captured = capsys.readouterr()
+        assert captured.err.startswith(f"camdrive replay: error: {old}: cannot make camdrive/LaneKeep-v0")
+        assert "unknown option(s) old_option" in captured.err and len(captured.err.splitlines()) == 1
+        assert "OK" not in captured.out and "MISMATCH" not in captured.out
 
 
 def test_replay_runs_in_the_viewer(recorded, capsys):

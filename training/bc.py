@@ -7,10 +7,11 @@ Pipeline (each step is a function below, so tests and notebooks can run pieces o
    default S = 0 that is seeds 0 .. N-1, and DAgger episodes use S * 10_000 + 5_000 + ...; evaluation
    uses seeds >= 1_000_000, which training refuses). The executed steering is the expert's plus smooth
    (Ornstein-Uhlenbeck) noise, so the car drifts and the expert's clean labels show how to recover
-   (DART-style). With `--data DIR`: demonstrations recorded by `camdrive record` (labels when the file
-   has them, else the executed actions); the extra views need world states, so each episode is
-   re-simulated from its reset seed and actions (the env is deterministic; the replay is checked against
-   the recorded states and augmentation stops for an episode that diverges).
+   (DART-style). With `--data DIR`: LaneKeep-v0 demonstrations recorded by `camdrive record` (labels
+   when the file has them, else the executed actions; episodes of another env or without continuous
+   steering are skipped with a warning naming the file); the extra views need world states, so each
+   episode is re-simulated from its reset seed and actions (the env is deterministic; the replay is
+   checked against the recorded states and augmentation stops for an episode that diverges).
 2. Viewpoint augmentation (`training.augment`): for every visited state, `--augment K` extra frames
    rendered from the car displaced sideways (up to +-0.9 m) and turned (up to +-6 degrees), labelled
    with the expert controller's steering from the displaced pose.
@@ -87,6 +88,12 @@ ENV_ID = "camdrive/LaneKeep-v0"
 SEED_STRIDE = 10_000
 """Run --seed S trains on env seeds S * SEED_STRIDE + i (expert) and + DAGGER_SEED_OFFSET + ... (DAgger)."""
 DAGGER_SEED_OFFSET = 5_000
+MAX_EXPERT_EPISODES = DAGGER_SEED_OFFSET
+"""Expert seeds S * SEED_STRIDE + i must stay below the run's DAgger seeds."""
+MAX_DAGGER_EPISODES = 100
+"""Each DAgger round has a block of this many seeds."""
+MAX_DAGGER_ROUNDS = (SEED_STRIDE - DAGGER_SEED_OFFSET) // MAX_DAGGER_EPISODES
+"""50: the rounds' seed blocks fill the rest of the run's SEED_STRIDE, so no two runs share a seed."""
 EVAL_SEED_START = 1_000_000
 """Seeds from here on are for evaluation only; training never uses them."""
 INTERVENTION_M = 1.0
@@ -189,16 +196,36 @@ def check_training_seed(seed: int) -> int:
 
 
 def expert_seeds(run_seed: int, episodes: int) -> list[int]:
-    if episodes > DAGGER_SEED_OFFSET:
-        raise ValueError(f"at most {DAGGER_SEED_OFFSET} expert episodes per run, got {episodes}")
+    if episodes > MAX_EXPERT_EPISODES:
+        raise ValueError(f"at most {MAX_EXPERT_EPISODES} expert episodes per run, got {episodes}")
     return [check_training_seed(run_seed * SEED_STRIDE + i) for i in range(episodes)]
 
 
 def dagger_seeds(run_seed: int, round_: int, episodes: int) -> list[int]:
-    base = run_seed * SEED_STRIDE + DAGGER_SEED_OFFSET + (round_ - 1) * 100
-    if episodes > 100:
-        raise ValueError(f"at most 100 DAgger episodes per round, got {episodes}")
+    base = run_seed * SEED_STRIDE + DAGGER_SEED_OFFSET + (round_ - 1) * MAX_DAGGER_EPISODES
+    if episodes > MAX_DAGGER_EPISODES:
+        raise ValueError(f"at most {MAX_DAGGER_EPISODES} DAgger episodes per round, got {episodes}")
+    if not 1 <= round_ <= MAX_DAGGER_ROUNDS:
+        raise ValueError(f"DAgger rounds are 1 .. {MAX_DAGGER_ROUNDS}, got {round_}")
     return [check_training_seed(base + i) for i in range(episodes)]
+
+
+def check_limits(cfg: BCConfig) -> str | None:
+    """Why `cfg` would fail part-way through the run (seed ranges), or None.
+
+    `expert_seeds` and `dagger_seeds` enforce the same limits, but only when they are reached, which
+    for DAgger is after the whole behaviour-cloning training: a command line that cannot finish must
+    be refused before any of that work.
+    """
+    if cfg.seed * SEED_STRIDE + SEED_STRIDE > EVAL_SEED_START:
+        return f"--seed must be below {EVAL_SEED_START // SEED_STRIDE}"
+    if cfg.expert_episodes > MAX_EXPERT_EPISODES:
+        return f"--expert-episodes must be at most {MAX_EXPERT_EPISODES}, got {cfg.expert_episodes}"
+    if cfg.dagger > MAX_DAGGER_ROUNDS:
+        return f"--dagger must be at most {MAX_DAGGER_ROUNDS} rounds, got {cfg.dagger}"
+    if cfg.dagger_episodes > MAX_DAGGER_EPISODES:
+        return f"--dagger-episodes must be at most {MAX_DAGGER_EPISODES}, got {cfg.dagger_episodes}"
+    return None
 
 
 class OUNoise:
@@ -331,8 +358,10 @@ def load_demos(cfg: BCConfig, data: Dataset, log: Any, looks: LookPool | None = 
                 stacklevel=2,
             )
             continue
-        source = ep.labels if ep.labels is not None else ep.actions
-        labels = np.asarray(source, dtype=np.float32).reshape(ep.steps, -1)[:, 0]
+        labels, problem = steering_labels(ep)
+        if labels is None:
+            warnings.warn(f"{ep.path}: {problem}; skipped", stacklevel=2)
+            continue
         frames = ep.frames[: ep.steps]
         if cfg.augment or cfg.look_config().enabled:
             extra = replay_views(ep, cfg, looks)
@@ -347,6 +376,40 @@ def load_demos(cfg: BCConfig, data: Dataset, log: Any, looks: LookPool | None = 
     if data.episodes == 0:
         raise SystemExit(f"camdrive train bc: error: no usable episodes in {cfg.data}")
     log(f"demo data: {data.episodes} episodes, {data.states} states, {data.size} frames (with views)")
+
+
+def steering_labels(ep: Any) -> tuple[np.ndarray | None, str]:
+    """The episode's steering labels (its labels, else its executed actions), or None and why not.
+
+    Only LaneKeep-v0 episodes qualify: another env's frames can have the same size (Traffic-v0's are
+    also 66x200x3) while its actions mean something else (Traffic-v0's discrete action numbers 0..4
+    would be learnt as steering). Continuous steering is a float array whose first column is within
+    the steering range -1..1 (LaneKeep-v0 records steering, or steering and throttle from `play`).
+    """
+    env_id = ep.meta.get("env_id")
+    if env_id != ENV_ID:
+        return None, f"recorded in {env_id}, not {ENV_ID}: its actions are not {ENV_ID} steering"
+    if ep.steps == 0:
+        return None, "it has no steps"
+    which = "labels" if ep.labels is not None else "actions"
+    source = np.asarray(ep.labels if ep.labels is not None else ep.actions)
+    if source.dtype.kind != "f":
+        return None, f"its {which} are {source.dtype} numbers, not continuous steering"
+    steering = source.reshape(ep.steps, -1)[:, 0].astype(np.float32)
+    if not np.all(np.isfinite(steering)) or np.any(np.abs(steering) > 1.0):
+        return None, f"its {which} are not steering values in -1 .. 1"
+    return steering, ""
+
+
+def _data_problem(directory: Path) -> str | None:
+    """Why `--data DIR` cannot be read at all (no such directory...), or None."""
+    from training.demos import DemoError, list_files
+
+    try:
+        list_files(directory)
+    except DemoError as e:
+        return f"--data {e}"
+    return None
 
 
 def replay_views(
@@ -367,7 +430,17 @@ def replay_views(
             stacklevel=2,
         )
         return None
-    env = gym.make(meta["env_id"], **meta.get("env_options", {}))
+    try:
+        env = gym.make(meta["env_id"], **meta.get("env_options", {}))
+    except (ValueError, gym.error.Error) as e:
+        # An option this camdrive no longer knows (or a value it rejects): the recorded frames and
+        # labels are still usable, only the re-simulation for the views is not.
+        warnings.warn(
+            f"{ep.path}: cannot re-simulate, {meta['env_id']} rejects the recorded env_options "
+            f"({type(e).__name__}: {e}); no extra views",
+            stacklevel=2,
+        )
+        return None
     rng = np.random.default_rng([int(meta["reset_seed"]), 12])
     frames, labels, centres = [], [], []
     try:
@@ -876,11 +949,11 @@ def main(args: argparse.Namespace) -> int:
     if not 0.0 <= cfg.randomize <= 1.0 or not 0.0 <= cfg.default_look <= 1.0:
         print("camdrive train bc: error: --randomize and --default-look must be in 0..1", file=sys.stderr)
         return 2
-    if cfg.seed * SEED_STRIDE + SEED_STRIDE > EVAL_SEED_START:
-        print(
-            f"camdrive train bc: error: --seed must be below {EVAL_SEED_START // SEED_STRIDE}",
-            file=sys.stderr,
-        )
+    problem = check_limits(cfg)
+    if problem is None and cfg.data is not None:
+        problem = _data_problem(cfg.data)
+    if problem is not None:
+        print(f"camdrive train bc: error: {problem}", file=sys.stderr)
         return 2
     train_bc(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     return 0

@@ -100,7 +100,7 @@ def _add_eval(subparsers: Subparsers) -> None:
         "eval",
         "score a driver: NVIDIA autonomy (lane) or the DeepTraffic score (traffic)",
         "Drive a model, the expert or a baseline on seeds seed, seed+1, ... and print the task's metric. "
-        "lane: NVIDIA's autonomy %% (an intervention whenever |lateral offset| > 1 m; the car is put "
+        "lane: NVIDIA's autonomy % (an intervention whenever |lateral offset| > 1 m; the car is put "
         "back on the lane centre; autonomy = (1 - interventions * 6 s / elapsed s) * 100). traffic: the "
         "median over runs of the average speed, with the noop, random and expert baselines on the same "
         "seeds and in the same action mode. Shipped models are evaluated on seeds >= 1000000, which "
@@ -396,8 +396,23 @@ def _add_train(subparsers: Subparsers) -> None:
     bc.add_argument(
         "--epochs", type=positive_int, default=6, metavar="E", help="training epochs (default: %(default)s)"
     )
-    bc.add_argument("--batch-size", type=positive_int, default=64, metavar="B", help="(default: %(default)s)")
-    bc.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="(default: %(default)s)")
+    bc.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=64,
+        metavar="B",
+        help="frames (viewpoint views included) per Adam step; an epoch drops its ragged last batch "
+        "(default: %(default)s)",
+    )
+    bc.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        metavar="S",
+        help="run seed: expert episode i drives env seed S*10000 + i (DAgger from S*10000 + 5000); it "
+        "also seeds torch, the noise and the randomised looks; below 100, so training stays under the "
+        "evaluation seeds (default: %(default)s)",
+    )
     bc.add_argument(
         "--dagger",
         type=_non_negative_int,
@@ -488,9 +503,11 @@ def _add_train_dqn(train_commands: Subparsers) -> None:
         "dqn",
         help="Double DQN on Traffic-v0 from camera frames (DeepTraffic from pixels)",
         description="Train a Double DQN (dueling, n-step, target network) on camdrive/Traffic-v0 from "
-        "4 stacked 33x100 grayscale frames, collecting from K envs. Writes MODEL (best held-out score) and "
-        "beside it .csv, .png, .metrics.json and .train.safetensors (training state for --resume). "
-        "Training env seeds are < 1000000; evaluation seeds >= 1000000.",
+        "4 stacked 33x100 grayscale frames, collecting from K envs. Writes MODEL: of the networks "
+        "evaluated (every --eval-every steps and at the end) on the validation seeds from 2000000, the "
+        "one with the fewest collisions plus off-road exits, then the highest score. Beside it: .csv, "
+        ".png, .metrics.json and .train.safetensors (training state for --resume). Training env seeds "
+        "are < 1000000; the test seeds camdrive eval reports (from 1000000) are never used.",
     )
     dqn.add_argument("--env", choices=["traffic"], default="traffic", help="task (default: traffic)")
     dqn.add_argument("--steps", type=positive_int, default=300_000, help="env steps (default: %(default)s)")
@@ -504,9 +521,21 @@ def _add_train_dqn(train_commands: Subparsers) -> None:
         default="steer",
         help="left/right turn the wheel (steer) or change lane (lane) (default: steer)",
     )
-    dqn.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="(default: %(default)s)")
     dqn.add_argument(
-        "--eval-every", type=_non_negative_int, default=25_000, metavar="N", help="(default: %(default)s)"
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        metavar="S",
+        help="seeds torch, numpy and the training envs (env seeds from S*10000, kept < 1000000) "
+        "(default: %(default)s)",
+    )
+    dqn.add_argument(
+        "--eval-every",
+        type=_non_negative_int,
+        default=25_000,
+        metavar="N",
+        help="env steps between evaluations on the validation seeds, which choose MODEL; 0: evaluate "
+        "only once, at the end, and keep the final network (default: %(default)s)",
     )
     dqn.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: %(default)s)")
     dqn.add_argument(

@@ -498,6 +498,16 @@ def _check_meta(path: Path, meta_array: np.ndarray) -> dict[str, Any]:
         wrong_bool = isinstance(value, bool) and types is not bool
         if not isinstance(value, types) or wrong_bool:
             raise DemoError(path, f"meta field {key!r} has the wrong type ({value!r})")
+    # Durations are frames / control_hz (summaries, hours of data): 0 would divide by zero, and a
+    # negative, NaN or infinite rate (JSON allows NaN and Infinity) would give nonsense totals.
+    try:
+        rate_ok = math.isfinite(meta["control_hz"]) and meta["control_hz"] > 0
+    except OverflowError:  # an int too large for a float
+        rate_ok = False
+    if not rate_ok:
+        raise DemoError(
+            path, f"meta field 'control_hz' must be a finite number > 0, got {meta['control_hz']!r}"
+        )
     try:
         check_env_id(meta["env_id"])  # it is passed to gymnasium.make, which could import a module
     except ValueError as e:

@@ -13,8 +13,9 @@ Files written (MODEL = --out):
   recreates the same small grayscale camera and action mode.
 - MODEL stem + `.train.safetensors`: the training state (online and target networks, Adam state,
   counters, numpy and torch RNG states, config) written atomically every `checkpoint_every` steps;
-  `--resume` continues from it after a kill. The replay buffer is NOT saved (100k frames = 330 MB):
-  on resume it is refilled with `learning_starts` fresh epsilon-greedy steps before updates restart.
+  `--resume` continues from it after a kill (and refuses to run without it). The replay buffer is
+  NOT saved (100k frames = 330 MB): on resume it is refilled with `learning_starts` fresh
+  epsilon-greedy steps before updates restart.
   Envs restart from new episodes (seeds advanced by the resume count).
 - MODEL stem + `.csv` (log), `.png` (learning curve), `.metrics.json` (summary).
 
@@ -47,10 +48,10 @@ import shlex
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import gymnasium as gym
 import numpy as np
@@ -59,6 +60,7 @@ import torch.nn.functional as F
 
 import sim  # noqa: F401  (registers the envs)
 from agent.qnet import ARCH, DQNDriver, QNet, param_count
+from sim.validation import check_choice, check_range
 from training.replay import ReplayBuffer
 
 TRAFFIC_ID = "camdrive/Traffic-v0"
@@ -69,6 +71,12 @@ VALIDATION_SEED_START = 2_000_000
 """The periodic evaluations that pick the best checkpoint drive here: held out from training, and
 apart from the test seeds from EVAL_SEED_START on that `camdrive eval` reports (a checkpoint picked on
 the test runs would make the test optimistic). `camdrive watch` draws its roads below this."""
+MIN_FRAME_SIDE = 20
+"""Smallest camera width/height QNet accepts: its 8x8 stride-4 then 4x4 convolutions need 20 pixels."""
+MAX_FRAME_SIDE = 4096
+"""Largest camera width/height the simulator renders (sim.camera.CameraConfig)."""
+MAX_SEED = 2**32 - 1
+"""Largest --seed: numpy and torch take it, with room for the resume offsets added to it."""
 
 
 @dataclass
@@ -147,11 +155,50 @@ class DQNConfig:
     every float operation is many times slower: Adam's step took 2.2 ms instead of 0.7 ms after 15k
     updates without this."""
     resume: bool = False
-    """Continue from the training state beside `out`."""
+    """Continue from the training state beside `out` (FileNotFoundError when there is none)."""
     progress: bool = True
     """tqdm progress bar."""
     command: str = ""
     """The command line, recorded in the metadata."""
+
+    # --------------------------------------------------------------------------------- validation
+    def validate(self) -> DQNConfig:
+        """Check every field's type and range; raise ValueError naming the first bad field.
+
+        Why up front: a bad value otherwise fails late or never. `train_every` = 0 loops forever,
+        `log_every`, `checkpoint_every` or `target_update` = 0 divide by zero only after the baseline
+        evaluation has run, and a string or None fails deep inside torch. `train` calls this first, so
+        library callers get the same messages as `camdrive train dqn --set`. Booleans are never taken
+        for numbers (`check_range` refuses them), and NaN/inf never pass. Returns self, like the
+        simulator's config classes.
+        """
+        _check_text("out", self.out)
+        _check_text("env", self.env)
+        check_choice("action_mode", self.action_mode, ("steer", "lane"))
+        check_choice("vector", self.vector, ("sync", "async"))
+        _check_text("command", self.command, allow_empty=True)
+        counts = ("steps", "envs", "frames", "hidden", "buffer_size", "batch_size", "n_step", "train_every")
+        for name in (*counts, "target_update", "eval_runs", "checkpoint_every", "log_every", "threads"):
+            _check_at_least(name, getattr(self, name), 1, integer=True)
+        _check_at_least("learning_starts", self.learning_starts, 0, integer=True)
+        _check_at_least("eval_every", self.eval_every, 0, integer=True)  # 0: only the final evaluation
+        _check_between("seed", self.seed, 0, MAX_SEED, integer=True)
+        _check_between("camera_width", self.camera_width, MIN_FRAME_SIDE, MAX_FRAME_SIDE, integer=True)
+        _check_between("camera_height", self.camera_height, MIN_FRAME_SIDE, MAX_FRAME_SIDE, integer=True)
+        for name in ("episode_seconds", "lr", "adam_eps", "grad_clip", "eval_seconds"):
+            _check_at_least(name, getattr(self, name), 0, strict=True)
+        for name in ("gamma", "eps_start", "eps_end", "eps_fraction"):
+            _check_between(name, getattr(self, name), 0.0, 1.0)
+        for name in ("dueling", "flush_denormal", "resume", "progress"):
+            _check_bool(name, getattr(self, name))
+        # The replay keeps a ring per env that must hold a whole window plus an n-step return.
+        smallest = self.envs * (self.frames + self.n_step + 1)
+        if self.buffer_size < smallest:
+            raise ValueError(
+                f"buffer_size must be an integer >= envs * (frames + n_step + 1) = {smallest}, "
+                f"got {self.buffer_size!r}"
+            )
+        return self
 
     # ------------------------------------------------------------------------------ derived paths
     def path(self, suffix: str) -> Path:
@@ -171,6 +218,127 @@ class DQNConfig:
 
     def env_id(self) -> str:
         return TRAFFIC_ID if self.env == "traffic" else self.env
+
+
+def _finite(value: object, integer: bool) -> int | float | None:
+    """`value` when it is a finite number of the field's kind, else None.
+
+    Booleans are never numbers (True would pass as 1), and an int too large for a float counts as
+    no number for a float field rather than raising OverflowError later.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if not integer:
+            try:
+                float(value)
+            except OverflowError:
+                return None
+        return value
+    if isinstance(value, float) and not integer and math.isfinite(value):
+        return value
+    return None
+
+
+def _check_at_least(
+    name: str, value: object, low: int, *, integer: bool = False, strict: bool = False
+) -> None:
+    """Raise ValueError naming `name` unless value >= low (> low when `strict`).
+
+    `sim.validation.check_range` with no upper bound, worded "an integer >= 1" rather than
+    "[1, inf]"; like it, booleans are not numbers and NaN/inf never pass.
+    """
+    number = _finite(value, integer)
+    if number is None or not (number > low if strict else number >= low):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {kind} {'>' if strict else '>='} {low}, got {value!r}")
+
+
+def _check_between(name: str, value: object, low: float, high: float, *, integer: bool = False) -> None:
+    """`sim.validation.check_range`, with an int too large for a float reported as out of range.
+
+    check_range converts to float, which raises OverflowError for such an int (400 typed digits; JSON
+    reads 1e999 as inf, which check_range refuses itself); a ValueError keeps the CLI's one-line message.
+    """
+    try:
+        check_range(name, value, low, high, integer=integer)
+    except OverflowError:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {kind} in [{low}, {high}], got {value!r}") from None
+
+
+def _check_bool(name: str, value: object) -> None:
+    """Raise ValueError unless value is a real bool (1 or "yes" would only look like one)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def _check_text(name: str, value: object, *, allow_empty: bool = False) -> None:
+    """Raise ValueError unless value is a string (non-empty unless `allow_empty`).
+
+    A Path or number would get past here only to break the JSON metadata written at the first checkpoint.
+    """
+    if not isinstance(value, str) or (not allow_empty and not value):
+        kind = "a string" if allow_empty else "a non-empty string"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+_TRUE_WORDS = ("true", "yes", "on", "1")
+_FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def apply_settings(cfg: DQNConfig, settings: Iterable[tuple[str, object]]) -> None:
+    """Set `--set KEY=VALUE` pairs on `cfg`; raise ValueError for an unknown key.
+
+    `training.cli.key_value` reads VALUE as JSON where it can, so a value may arrive as another type
+    than the field's. Only lossless readings are converted here: an int for a float field, an
+    integral float (3e5) for an int field, a numeric string JSON does not read (.5, 300_000), and
+    true/false, yes/no, on/off, 1/0 for a bool field. Anything else is stored as given, for
+    `DQNConfig.validate` to reject with the field's name and range (not a raw TypeError from int()).
+    """
+    hints = get_type_hints(DQNConfig)
+    known = sorted(f.name for f in fields(DQNConfig))
+    for key, value in settings:
+        if key not in hints:
+            raise ValueError(f"unknown setting {key!r}; known: {', '.join(known)}")
+        setattr(cfg, key, _convert(hints[key], value))
+
+
+def _convert(kind: object, value: object) -> object:
+    """`value` as a `kind` when that loses nothing, else unchanged (see `apply_settings`)."""
+    if isinstance(value, bool):
+        return value  # never a number, whatever the field
+    if kind is bool:
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
+            return value.strip().lower() in _TRUE_WORDS
+        return value
+    try:
+        if kind is float and isinstance(value, (int, str)):
+            return float(value)
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if kind is int and isinstance(value, str):
+            return int(value)
+    except (ValueError, OverflowError):
+        pass  # not a number (or beyond a float): validate() names the field
+    return value
+
+
+def require_resume_state(cfg: DQNConfig) -> Path:
+    """The training state `cfg.resume` continues from; FileNotFoundError when there is none.
+
+    Why an error: `--resume` means "continue the run that was killed". Starting from scratch instead
+    would silently train again from step 0 (and overwrite MODEL), e.g. after a typo in --out.
+    """
+    path = cfg.path(".train.safetensors")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"cannot resume: no training state {path} (a run writes it every checkpoint_every env "
+            "steps beside its model); start without --resume (resume=False) for a new run"
+        )
+    return path
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -395,7 +563,12 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
     """Run DQN as configured; returns the summary also written to the metrics JSON.
 
     `on_step(global_step)` is called after every vector step (tests use it to simulate a kill).
+    Raises ValueError for a bad setting (`DQNConfig.validate`) and FileNotFoundError when `cfg.resume`
+    finds no training state (`require_resume_state`), both before anything is built or written.
     """
+    cfg.validate()
+    if cfg.resume:
+        require_resume_state(cfg)
     torch.set_num_threads(cfg.threads)
     torch.set_flush_denormal(cfg.flush_denormal)
     state_path = cfg.path(".train.safetensors")
@@ -422,7 +595,7 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
         "train_seconds": 0.0,
     }
     resumed_from = None
-    if cfg.resume and state_path.exists():
+    if cfg.resume:  # the state file exists: checked above
         _check_resume_config(state_path, cfg)
         counters = load_training_state(state_path, q, target, opt, rng)
         counters["resumes"] += 1
@@ -681,7 +854,12 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """`camdrive train dqn`."""
+    """`camdrive train dqn`.
+
+    Settings are applied and checked before anything runs: a bad value, an unknown key, or --resume
+    with no training state prints one line to stderr and exits 2 (argparse's code for bad usage),
+    without a traceback and before the minutes-long baseline evaluation.
+    """
     cfg = DQNConfig(
         out=args.out,
         env=args.env,
@@ -696,14 +874,14 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         command=shlex.join(["camdrive", *sys.argv[1:]]),
     )
-    known = {f.name for f in fields(DQNConfig)}
-    for key, value in getattr(args, "set", None) or []:
-        if key not in known:
-            raise SystemExit(f"unknown DQN setting {key!r}; known: {', '.join(sorted(known))}")
-        kind = type(getattr(cfg, key))
-        if kind is bool and isinstance(value, str):
-            value = value.lower() in ("1", "true", "yes")
-        setattr(cfg, key, kind(value))
+    try:
+        apply_settings(cfg, getattr(args, "set", None) or [])
+        cfg.validate()
+        if cfg.resume:
+            require_resume_state(cfg)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"camdrive train dqn: {exc}", file=sys.stderr)
+        return 2
     summary = train(cfg)
     print(
         json.dumps({k: summary[k] for k in ("out", "global_step", "best_score", "final_eval")}, default=str)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 import sim  # noqa: F401  (registers the envs, so Minari can record the env spec)
-from training.demos import iter_episodes
+from training.demos import DemoError, iter_episodes, list_files
 
 
 def export_minari(directory: Path, dataset_id: str, root: Path | None = None) -> int:
@@ -40,6 +42,7 @@ def export_minari(directory: Path, dataset_id: str, root: Path | None = None) ->
 
 
 def _export(directory: Path, dataset_id: str) -> int:
+    list_files(directory)  # DemoError for a missing directory, before the slow Minari import
     import minari
     from minari.data_collector import EpisodeBuffer
 
@@ -58,7 +61,7 @@ def _export(directory: Path, dataset_id: str) -> int:
         buffers.append(
             EpisodeBuffer(
                 id=len(buffers),
-                seed=int(episode.meta["reset_seed"]),
+                seed=reset_seed(episode.meta),
                 observations=list(episode.frames),
                 actions=list(episode.actions),
                 rewards=list(episode.rewards.astype(float)),
@@ -69,7 +72,10 @@ def _export(directory: Path, dataset_id: str) -> int:
         )
     if not buffers:
         raise ValueError(f"{directory}: no complete episodes to export")
-    env = gym.make(env_id, **options)
+    try:
+        env = gym.make(env_id, **options)
+    except (ValueError, gym.error.Error) as e:
+        raise ValueError(f"{directory}: cannot make {env_id} with the recorded env_options ({e})") from None
     minari.create_dataset_from_buffers(
         dataset_id,
         buffers,
@@ -82,14 +88,25 @@ def _export(directory: Path, dataset_id: str) -> int:
     return len(buffers)
 
 
+def reset_seed(meta: dict[str, Any]) -> int | None:
+    """The episode's reset seed for Minari, None when it has none.
+
+    Takeover stretches recorded by `camdrive watch --record` start mid-episode, so they have no seed
+    that rebuilds their start; Minari's EpisodeBuffer takes seed=None for exactly that.
+    """
+    seed = meta.get("reset_seed")
+    return None if seed is None else int(seed)
+
+
 def main(args: argparse.Namespace) -> int:
+    """`camdrive export`: 0 on success, 1 with a one-line message on stderr otherwise."""
     try:
         n = export_minari(Path(args.directory), args.minari, Path(args.root) if args.root else None)
     except ImportError:
-        print("camdrive export: Minari is not installed: pip install -e '.[minari]'")
+        print("camdrive export: error: Minari is not installed: pip install -e '.[minari]'", file=sys.stderr)
         return 1
-    except ValueError as err:
-        print(f"camdrive export: {err}")
+    except (ValueError, DemoError) as err:
+        print(f"camdrive export: error: {err}", file=sys.stderr)
         return 1
     print(f"exported {n} episodes to Minari dataset {args.minari}")
     return 0

@@ -214,17 +214,30 @@ class Verification:
     message: str
 
 
-def make_env(meta: dict[str, Any]) -> gym.Env:
-    return gym.make(meta["env_id"], **meta["env_options"])
+def make_env(meta: dict[str, Any], path: str | os.PathLike[str]) -> gym.Env:
+    """The env a recording was made in, or DemoError naming `path` when it cannot be made any more.
+
+    A file can hold options this camdrive no longer knows (renamed or removed since it was recorded)
+    or values it now rejects: that is a problem of the file, reported like any other, not a crash.
+    """
+    from training.demos import DemoError
+
+    try:
+        return gym.make(meta["env_id"], **meta["env_options"])
+    except (ValueError, gym.error.Error) as e:
+        raise DemoError(path, f"cannot make {meta['env_id']} with the recorded env_options: {e}") from None
 
 
 def verify_episode(episode: Any) -> Verification:
-    """Reset with the recorded seed, execute the recorded actions, compare every frame and reward."""
+    """Reset with the recorded seed, execute the recorded actions, compare every frame and reward.
+
+    Raises DemoError when the recorded env cannot be made (see `make_env`).
+    """
     meta = episode.meta
     if meta.get("reset_seed") is None:
         return Verification(False, 0, "the episode has no reset_seed, so its start cannot be rebuilt")
     frames, actions, rewards = episode.frames, episode.actions, episode.rewards
-    env = make_env(meta)
+    env = make_env(meta, episode.path)
     try:
         obs, _ = env.reset(seed=int(meta["reset_seed"]))
         problem = _frame_difference(obs, frames[0])
@@ -347,7 +360,11 @@ def replay_main(args: argparse.Namespace) -> int:
         return 1
     meta = episode.meta
     if args.verify:
-        result = verify_episode(episode)
+        try:
+            result = verify_episode(episode)
+        except DemoError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 1
         status = "OK" if result.ok else "MISMATCH"
         print(f"{status}: {args.file}: {result.message}")
         return 0 if result.ok else 1
@@ -364,7 +381,11 @@ def replay_main(args: argparse.Namespace) -> int:
         return 1
     from sim.viewer import Viewer
 
-    env = make_env(meta)
+    try:
+        env = make_env(meta, args.file)
+    except DemoError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
     viewer = Viewer(
         env,
         ReplayDriver(episode.actions),

@@ -70,7 +70,16 @@ def load_driver(spec: str) -> Driver:
     cls = getattr(module, class_name, None)
     if cls is None:
         raise RecordError(f"driver {spec!r} is not available: {module_name} has no {class_name}")
-    driver = cls()
+    if not isinstance(cls, type):
+        # Calling a function would run arbitrary code that is not a driver at all.
+        raise RecordError(f"driver {spec!r}: {module_name}.{class_name} is not a class")
+    try:
+        driver = cls()
+    except Exception as e:  # a class that needs arguments (TypeError) or fails to build: the user's spec
+        raise RecordError(
+            f"driver {spec!r} cannot be built with no arguments, as --driver builds it "
+            f"({type(e).__name__}: {e})"
+        ) from None
     if not isinstance(driver, Driver):
         raise RecordError(f"driver {spec!r} lacks the Driver interface (name, reset(env), act(obs, info))")
     return driver
@@ -141,7 +150,8 @@ def record(
 ) -> list[EpisodeResult]:
     """Record `episodes` episodes of `env_id` (made with `options`) driven by `driver` into `out`.
 
-    Raises RecordError for options the env rejects or observations/actions that cannot be recorded.
+    Raises RecordError for options the env rejects (when it is made or first reset) or
+    observations/actions that cannot be recorded.
     A KeyboardInterrupt leaves the current episode as a `.partial.npz` file and propagates.
     """
     if seed < 0:
@@ -167,7 +177,14 @@ def record(
                 reset_seed = seed + i
                 bar.set_postfix_str(f"episode {i + 1}/{episodes}")
                 rng = np.random.default_rng([reset_seed, 7])  # noise draws, reproducible per episode
-                obs, info = env.reset(seed=reset_seed)
+                try:
+                    obs, info = env.reset(seed=reset_seed)
+                except ValueError as e:
+                    if i > 0:
+                        raise  # the options worked for the first episode: a bug, keep its traceback
+                    # Options gymnasium.make accepts can still describe a road the env cannot set up
+                    # (more traffic than fits on it): that is a bad command line, not a crash.
+                    raise RecordError(f"bad environment option for {env_id}: {e}") from None
                 driver.reset(env)
                 writer = EpisodeWriter(
                     out,
