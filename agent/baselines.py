@@ -61,7 +61,7 @@ class RandomDriver:
         return self._space.sample()
 
 
-def load_driver(spec: str, env: gym.Env | None = None) -> Driver:
+def load_driver(spec: str) -> Driver:
     """`expert`, `noop`, `random`, or a model file (PilotNet or DQN, told apart by its metadata)."""
     if spec == "expert":
         return Expert()
@@ -74,7 +74,7 @@ def load_driver(spec: str, env: gym.Env | None = None) -> Driver:
     return load_policy_driver(spec)
 
 
-def model_env_options(spec: str, env: str) -> dict[str, Any]:
+def model_env_options(spec: str) -> dict[str, Any]:
     """The env options a saved model needs (observation size, action mode); none for built-ins."""
     if spec in BUILTIN:
         return {}

@@ -1,6 +1,8 @@
 """camdrive eval's metrics on drivers whose behaviour is known in advance."""
 
+import json
 import os
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -99,3 +101,117 @@ def test_export_to_minari(tmp_path, monkeypatch):
     episode = next(dataset.iterate_episodes())
     assert episode.observations.shape == (21, 16, 32, 3)
     assert "label" in episode.infos
+
+
+# ------------------------------------------------------------------------------- refused input
+# Every case below used to end in a raw traceback. Each must now be one line on stderr naming the
+# problem, exit code 1, and happen before any driving (so these tests stay fast).
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+PILOTNET = str(ASSETS / "pilotnet" / "pilotnet.safetensors")
+DQN_LANE = str(ASSETS / "dqn" / "dqn_lane.safetensors")
+
+
+def eval_cli(argv: list[str]) -> int:
+    """cli.main's exit code for `camdrive eval ...`, whether returned or raised as SystemExit."""
+    from training.cli import main
+
+    try:
+        return main(["eval", "--quiet", *argv])
+    except SystemExit as e:
+        return 0 if e.code is None else int(e.code)
+
+
+def assert_refused(argv: list[str], capsys, *needles: str) -> str:
+    """`camdrive eval argv` fails with exit code 1 and one stderr line holding every needle."""
+    assert eval_cli(argv) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert "Traceback" not in err
+    assert err.startswith("camdrive eval: error: ") and "\n" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    assert captured.out == "", "nothing was evaluated"
+    return err
+
+
+def broken_models(tmp_path) -> dict[str, tuple[str, str]]:
+    """name -> (model file, what the message must say): every way a model file can be unusable."""
+    import torch
+    from safetensors.torch import save_file
+
+    from agent.checkpoint import save_checkpoint
+
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a model")
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))  # a safetensors file, but not camdrive's
+    wrong_weights = tmp_path / "wrong_weights.safetensors"
+    meta = {"architecture": "pilotnet", "env_id": "camdrive/LaneKeep-v0"}
+    save_checkpoint(wrong_weights, torch.nn.Linear(2, 2), meta)  # metadata fine, weights not PilotNet's
+    return {
+        "missing": (str(tmp_path / "missing.safetensors"), "no such file"),
+        "garbage": (str(garbage), "not a readable safetensors file"),
+        "foreign": (str(foreign), "not a camdrive model file"),
+        "wrong weights": (str(wrong_weights), "tensor names do not match the model"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage", "foreign", "wrong weights"])
+def test_unusable_model_file_is_reported(kind, tmp_path, capsys):
+    path, message = broken_models(tmp_path)[kind]
+    assert_refused(["--model", path, "--km", "0.01"], capsys, message)
+
+
+@pytest.mark.parametrize(
+    "model, env, trained, wanted",
+    [
+        (PILOTNET, "traffic", "camdrive/LaneKeep-v0", "camdrive/Traffic-v0"),
+        (DQN_LANE, "lane", "camdrive/Traffic-v0", "camdrive/LaneKeep-v0"),
+    ],
+)
+def test_model_from_another_env_is_refused(model, env, trained, wanted, capsys):
+    err = assert_refused(["--model", model, "--env", env, "--episodes", "1", "--run-seconds", "1"], capsys)
+    assert f"trained in {trained}, not in {wanted}" in err
+
+
+def test_models_in_their_own_env_and_built_in_drivers_in_both_are_accepted(tmp_path, capsys):
+    """The env check must not refuse what works: a model in its env, and expert/noop/random anywhere."""
+    out = tmp_path / "eval.json"
+    assert eval_cli(["--model", PILOTNET, "--env", "lane", "--km", "0.01", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["distance_km"] >= 0.01
+    for name in ("noop", "random"):
+        assert eval_cli(["--model", name, "--env", "lane", "--km", "0.01"]) == 0
+        argv = [
+            "--model",
+            name,
+            "--env",
+            "traffic",
+            "--episodes",
+            "1",
+            "--run-seconds",
+            "1",
+            "--no-baselines",
+        ]
+        assert eval_cli(argv) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--randomize", "5"], "--randomize 5: randomize must be a number in [0.0, 1.0]"),
+        (["--randomize", "-0.5"], "--randomize -0.5: randomize must be a number in [0.0, 1.0]"),
+        (["--randomize", "nan"], "--randomize nan"),
+        (["--env", "traffic", "--run-seconds", "0"], "--run-seconds 0: episode_seconds must be"),
+        (["--env", "traffic", "--run-seconds", "-3"], "--run-seconds -3"),
+        (["--km", "0"], "--km must be a finite distance > 0"),
+        (["--km", "-1"], "--km must be a finite distance > 0"),
+        (["--km", "inf"], "--km must be a finite distance > 0, got inf"),
+        (["--km", "nan"], "--km must be a finite distance > 0, got nan"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--json", "/no/such/dir/eval.json"], "--json /no/such/dir/eval.json: no such directory"),
+    ],
+)
+def test_out_of_range_numbers_are_refused_before_driving(argv, message, capsys):
+    assert_refused(["--episodes", "1", *argv], capsys, message)

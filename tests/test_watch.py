@@ -194,11 +194,50 @@ def test_without_a_screen_watch_writes_a_video(monkeypatch, tmp_path, capsys):
         (["--model", "no/such/model.safetensors"], "no such file"),
         (["--model", "bc", "--env", "traffic"], "not --env traffic"),
         (["--hz", "0"], "--hz must be > 0"),
+        (["--hz", "100"], "--hz 100: control_hz must be a number in [1.0, 50.0]"),
+        (["--hz", "inf"], "--hz inf: control_hz must be"),
+        (["--quiet", "-1"], "--quiet must be > 0"),
+        (["--quiet", "0"], "--quiet must be > 0"),
+        (["--quiet", "nan"], "--quiet must be > 0"),
+        (["--seed", "-1"], "--seed must be >= 0"),
     ],
 )
 def test_bad_arguments_are_reported(argv, message, capsys):
-    assert run_cli(["watch", *argv]) == 2
-    assert message in capsys.readouterr().err
+    assert run_cli(["watch", "--frames", "1", "--fps", "0", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("garbage", "not a readable safetensors file"),
+        ("foreign", "not a camdrive model file"),
+        ("wrong weights", "tensor names do not match the model"),
+    ],
+)
+def test_unusable_model_file_is_reported(kind, message, tmp_path, capsys):
+    """A corrupt or foreign model file is one `camdrive watch: error:` line and exit code 2, no window."""
+    import torch
+    from safetensors.torch import save_file
+
+    from agent.checkpoint import save_checkpoint
+
+    path = tmp_path / f"{kind.replace(' ', '_')}.safetensors"
+    if kind == "garbage":
+        path.write_bytes(b"not a model")
+    elif kind == "foreign":
+        save_file({"w": torch.zeros(2)}, str(path))  # a safetensors file, but not camdrive's
+    else:  # metadata fine, weights not PilotNet's: fails when the driver is loaded, not when read
+        save_checkpoint(
+            path, torch.nn.Linear(2, 2), {"architecture": "pilotnet", "env_id": "camdrive/LaneKeep-v0"}
+        )
+    assert run_cli(["watch", "--model", str(path), "--frames", "1", "--fps", "0"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith(f"camdrive watch: error: {path}: ") and "\n" not in err, err
+    assert message in err and "Traceback" not in err
+    assert "frames in" not in captured.out, "nothing was driven"
 
 
 def test_takeovers_are_training_data_for_behaviour_cloning(takeover_session, tmp_path):

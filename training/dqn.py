@@ -369,7 +369,7 @@ def make_optimizer(cfg: DQNConfig, params: list[torch.nn.Parameter]) -> torch.op
         return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
 
 
-def make_vector_env(cfg: DQNConfig, render: bool = False) -> gym.vector.VectorEnv:
+def make_vector_env(cfg: DQNConfig) -> gym.vector.VectorEnv:
     options = {**cfg.env_options()}
     if cfg.env == "traffic":
         options["episode_seconds"] = cfg.episode_seconds
@@ -437,7 +437,7 @@ def baseline_scores(cfg: DQNConfig, runs: int) -> dict[str, float]:
     out = {}
     for name in ("noop", "expert"):
         env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.env_options())
-        out[name] = evaluate_traffic(load_driver(name, env), env, runs, VALIDATION_SEED_START)["score_mph"]
+        out[name] = evaluate_traffic(load_driver(name), env, runs, VALIDATION_SEED_START)["score_mph"]
         env.close()
     return out
 

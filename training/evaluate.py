@@ -21,12 +21,13 @@ import json
 import math
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from agent.baselines import load_driver
+from agent.baselines import BUILTIN, load_driver, model_env_options
 from agent.driver import Driver
 from sim import ENV_IDS  # importing sim registers the camdrive environments
 
@@ -34,6 +35,14 @@ INTERVENTION_OFFSET_M = 1.0
 INTERVENTION_COST_S = 6.0
 """NVIDIA's assumption: each intervention costs six seconds of human driving."""
 MPH = 2.2369363
+PROG = "camdrive eval"
+ERROR_EXIT = 1
+"""Exit code of a bad argument or model file: the code the --action-mode check's SystemExit has always
+given, so every refusal of `camdrive eval` exits the same way."""
+
+
+class EvalError(Exception):
+    """A bad argument or model file, reported as `camdrive eval: error: ...` before any driving."""
 
 
 def autonomy_pct(interventions: int, seconds: float) -> float:
@@ -186,26 +195,111 @@ def _table(rows: list[tuple[str, dict[str, Any]]], keys: list[str]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    """`camdrive eval`. A bad argument or an unusable model file is one line on stderr and exit code
+    ERROR_EXIT, not a traceback: these are the user's mistakes, and the message says which one."""
+    from agent.checkpoint import CheckpointError
+
+    try:
+        return run(args)
+    except (EvalError, CheckpointError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return ERROR_EXIT
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse numbers the evaluation cannot use, before a model is loaded or an env is built.
+
+    argparse only checks that they are numbers. Left alone, a bad one ends in a ValueError from deep
+    inside gymnasium.make (naming an env option, not the flag), a negative seed in gymnasium's seeding,
+    and a --km that is not a positive finite distance drives nothing or never stops.
+    """
+    for flag, option, value in (
+        ("--randomize", "randomize", args.randomize),
+        ("--run-seconds", "episode_seconds", args.run_seconds),
+    ):
+        problem = env_option_problem(option, value)
+        if problem:
+            raise EvalError(f"{flag} {value:g}: {problem}")
+    if args.km is not None and not (math.isfinite(args.km) and args.km > 0):
+        raise EvalError(f"--km must be a finite distance > 0, got {args.km:g}")
+    if args.seed < 0:
+        raise EvalError(f"--seed must be >= 0 (gymnasium seeds are non-negative), got {args.seed}")
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise EvalError(f"--json {args.json}: no such directory {Path(args.json).resolve().parent}")
+
+
+def env_option_problem(option: str, value: object) -> str | None:
+    """What the camdrive envs say about `value` for the shared env option `option`, or None if valid.
+
+    The envs own the allowed ranges (`sim.envs.base.CommonOptions.check_common`); asking them, instead
+    of repeating their limits here, keeps one source of truth while letting the command name its own
+    flag in the message.
+    """
+    from sim.envs.base import CommonOptions
+
+    try:
+        CommonOptions(**{option: value}).check_common()
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def check_model_env(spec: str, env: str) -> None:
+    """Refuse a model file trained in another env than `--env`.
+
+    A model's observations and actions belong to the env it was trained in: PilotNet's steering in
+    Traffic-v0, or a DQN's discrete actions and action mode in LaneKeep-v0, otherwise fail deep inside
+    the env with a message about actions or options that hides the real mistake. The built-in drivers
+    (expert, noop, random) drive either env. A model file without an env_id is a LaneKeep-v0 model, as
+    `camdrive watch` also assumes.
+    """
+    if spec in BUILTIN:
+        return
+    from agent.checkpoint import read_metadata
+
+    if not Path(spec).is_file():
+        raise EvalError(f"--model: no such file {spec!r} (or use {', '.join(BUILTIN)})")
+    trained = str(read_metadata(spec).get("env_id", ENV_IDS["lane"]))  # an id of ENV_IDS: checked there
+    wanted = ENV_IDS[env]
+    if trained != wanted:
+        names = {env_id: name for name, env_id in ENV_IDS.items()}
+        raise EvalError(
+            f"{spec} was trained in {trained}, not in {wanted} (--env {env}); "
+            f"evaluate it with --env {names[trained]}"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print the table; EvalError / CheckpointError for bad arguments or model files."""
+    check_args(args)
+    check_model_env(args.model, args.env)
     env_id = ENV_IDS[args.env]
     options: dict[str, Any] = {"randomize": args.randomize} if args.randomize else {}
     if args.env == "traffic":
         options["episode_seconds"] = args.run_seconds
     models = [args.model] + (["noop", "random", "expert"] if args.env == "traffic" and args.baselines else [])
-    model_options = _model_env_options(args.model, args.env)
+    model_options = model_env_options(args.model)
     action_mode = getattr(args, "action_mode", None)
     trained_mode = model_options.get("action_mode")
     if action_mode is not None and trained_mode is not None and trained_mode != action_mode:
         raise SystemExit(
-            f"--action-mode {action_mode} contradicts {args.model}, which was trained in "
+            f"{PROG}: error: --action-mode {action_mode} contradicts {args.model}, which was trained in "
             f"{trained_mode!r} mode"
         )
     rows = []
     for spec in dict.fromkeys(models):
-        spec_options = model_options if spec == args.model else _model_env_options(spec, args.env)
+        spec_options = model_options if spec == args.model else model_env_options(spec)
         if args.env == "traffic":
             spec_options = {**baseline_env_options(model_options, action_mode), **spec_options}
-        env = gym.make(env_id, **options, **spec_options)
-        driver = load_driver(spec, env)
+        try:
+            env = gym.make(env_id, **options, **spec_options)
+        except ValueError as e:  # options recorded in a model file that this camdrive's env rejects
+            raise EvalError(f"{spec}: {env_id} rejects its options: {e}") from None
+        try:
+            driver = load_driver(spec)
+        except Exception:
+            env.close()
+            raise
         if args.env == "lane":
             result = evaluate_lane(driver, env, args.episodes, args.seed, args.km, progress=not args.quiet)
         else:
@@ -253,10 +347,3 @@ def baseline_env_options(model_options: dict[str, Any], action_mode: str | None 
     """
     mode = action_mode or model_options.get("action_mode")
     return {"action_mode": mode} if mode else {}
-
-
-def _model_env_options(spec: str, env: str) -> dict[str, Any]:
-    """Env options a saved model was trained with (its observation and action spec)."""
-    from agent.baselines import model_env_options
-
-    return model_env_options(spec, env)

@@ -39,7 +39,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim import ENV_IDS  # importing sim registers the camdrive environments
-from training.evaluate import autonomy_pct
+from training.evaluate import autonomy_pct, env_option_problem
 from training.play import MIN_SIZE, display_problem
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -89,14 +89,18 @@ def model_env(spec: str, env_name: str | None) -> tuple[str, dict[str, Any], boo
     """(env id, env options, has memory) for a resolved model spec; `env_name` must agree with a model."""
     if spec == "expert":
         return ENV_IDS[env_name or "lane"], {}, False
-    from agent.checkpoint import read_metadata
+    from agent.checkpoint import CheckpointError, read_metadata
     from agent.policies import policy_env_options
 
-    meta = read_metadata(spec)
+    try:  # a corrupt or foreign file is the user's mistake, reported like any other bad --model
+        meta = read_metadata(spec)
+        options = policy_env_options(spec)
+    except CheckpointError as e:
+        raise WatchError(str(e)) from None
     env_id = str(meta.get("env_id", ENV_IDS["lane"]))
     if env_name is not None and ENV_IDS[env_name] != env_id:
         raise WatchError(f"{spec} drives {env_id}, not --env {env_name}")
-    return env_id, policy_env_options(spec), meta.get("architecture") == "dqn"
+    return env_id, options, meta.get("architecture") == "dqn"
 
 
 # ------------------------------------------------------------------------------------------ overlays
@@ -352,6 +356,11 @@ class VideoWriter:
 
 # ------------------------------------------------------------------------------------------ command
 def check_args(args: argparse.Namespace) -> None:
+    """Refuse arguments watch cannot use, before a model is loaded or a window opened.
+
+    argparse only checks that they are numbers; left alone, a bad one ends in a traceback from deep
+    inside the viewer, the env or the takeover driver, which names an internal parameter, not the flag.
+    """
     if args.width < MIN_SIZE[0] or args.height < MIN_SIZE[1]:
         raise WatchError(
             f"the window must be at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, got {args.width}x{args.height}"
@@ -360,6 +369,16 @@ def check_args(args: argparse.Namespace) -> None:
         raise WatchError(f"--video must end in {' or '.join(VIDEO_SUFFIXES)}, got {args.video!r}")
     if args.hz is not None and not args.hz > 0:
         raise WatchError(f"--hz must be > 0, got {args.hz}")
+    if args.hz is not None:
+        problem = env_option_problem("control_hz", args.hz)
+        if problem:
+            raise WatchError(f"--hz {args.hz:g}: {problem}")
+    if not args.quiet > 0:  # also refuses NaN
+        raise WatchError(
+            f"--quiet must be > 0 seconds (the pause before the model drives again), got {args.quiet}"
+        )
+    if args.seed is not None and args.seed < 0:
+        raise WatchError(f"--seed must be >= 0 (gymnasium seeds are non-negative), got {args.seed}")
     if args.seconds is not None and not args.seconds > 0:
         raise WatchError(f"--seconds must be > 0, got {args.seconds}")
 
