@@ -85,23 +85,25 @@ class TrafficConfig:
     lane_change_time: float = 3.0
     """Duration of one lane change, seconds (0.5 to 20)."""
 
-    def validate(self) -> TrafficConfig:
-        check_range("cars", self.cars, 0, 80, integer=True)
-        check_range("ahead_m", self.ahead_m, 20.0, 1000.0)
-        check_range("behind_m", self.behind_m, 20.0, 1000.0)
-        check_range("speed_min", self.speed_min, 1.0, 70.0)
-        check_range("speed_max", self.speed_max, 1.0, 70.0)
+    def validate(self, prefix: str = "") -> TrafficConfig:
+        """Check every field; errors name it with `prefix` in front (the envs pass "traffic_", so a
+        message names the `gymnasium.make` option, e.g. traffic_speed_min)."""
+        check_range(f"{prefix}cars", self.cars, 0, 80, integer=True)
+        check_range(f"{prefix}ahead_m", self.ahead_m, 20.0, 1000.0)
+        check_range(f"{prefix}behind_m", self.behind_m, 20.0, 1000.0)
+        check_range(f"{prefix}speed_min", self.speed_min, 1.0, 70.0)
+        check_range(f"{prefix}speed_max", self.speed_max, 1.0, 70.0)
         if self.speed_min > self.speed_max:
             raise ValueError(
-                f"speed_min must be <= speed_max, got speed_min={self.speed_min!r} "
-                f"> speed_max={self.speed_max!r}"
+                f"{prefix}speed_min must be <= {prefix}speed_max, got {prefix}speed_min={self.speed_min!r} "
+                f"> {prefix}speed_max={self.speed_max!r}"
             )
-        check_range("time_headway", self.time_headway, 0.1, 5.0)
-        check_range("min_gap", self.min_gap, 0.5, 20.0)
-        check_range("max_accel", self.max_accel, 0.1, 10.0)
-        check_range("comfort_brake", self.comfort_brake, 0.1, MAX_IDM_BRAKE)
-        check_range("lane_change_rate", self.lane_change_rate, 0.0, 10.0)
-        check_range("lane_change_time", self.lane_change_time, 0.5, 20.0)
+        check_range(f"{prefix}time_headway", self.time_headway, 0.1, 5.0)
+        check_range(f"{prefix}min_gap", self.min_gap, 0.5, 20.0)
+        check_range(f"{prefix}max_accel", self.max_accel, 0.1, 10.0)
+        check_range(f"{prefix}comfort_brake", self.comfort_brake, 0.1, MAX_IDM_BRAKE)
+        check_range(f"{prefix}lane_change_rate", self.lane_change_rate, 0.0, 10.0)
+        check_range(f"{prefix}lane_change_time", self.lane_change_time, 0.5, 20.0)
         return self
 
 

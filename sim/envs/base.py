@@ -50,14 +50,7 @@ class CommonOptions:
         if not isinstance(self.safety, bool):
             raise ValueError(f"safety must be True or False, got {self.safety!r}")
         check_range("traffic_cars", self.traffic_cars, 0, 60, integer=True)
-        # The traffic checks these too, under its own field names; a user should read the option's.
-        check_range("traffic_speed_min", self.traffic_speed_min, 1.0, 70.0)
-        check_range("traffic_speed_max", self.traffic_speed_max, 1.0, 70.0)
-        if self.traffic_speed_min > self.traffic_speed_max:
-            raise ValueError(
-                f"traffic_speed_min must be <= traffic_speed_max, got {self.traffic_speed_min!r} "
-                f"> {self.traffic_speed_max!r}"
-            )
+        self.traffic().validate(prefix="traffic_")  # its messages then name these options
         check_range("control_hz", self.control_hz, 1.0, 50.0)
         check_range("episode_seconds", self.episode_seconds, 1.0, 36000.0)
         check_range("randomize", self.randomize, 0.0, 1.0)
