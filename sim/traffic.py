@@ -58,6 +58,10 @@ _MIN_IDM_GAP = 0.01
 _DEFAULT_EGO = VehicleParams()
 
 
+class TrafficDoesNotFitError(ValueError):
+    """The window around the ego has too few free slots for the configured cars (`Traffic.reset`)."""
+
+
 @dataclass(frozen=True)
 class TrafficConfig:
     """How many traffic cars there are and how they drive. Every field is validated; see `validate`."""
@@ -208,7 +212,7 @@ class Traffic:
             free = ~(in_ego_lane & near_ego)
             if free.sum() >= self.n:
                 return lane_grid[free], start_grid[free], jitter
-        raise ValueError(
+        raise TrafficDoesNotFitError(
             f"cars={self.n} do not fit in a {window:.0f} m window on {rc.lanes} lane(s) at min_gap="
             f"{cfg.min_gap}; lower cars or raise ahead_m/behind_m"
         )

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from sim import check_env_id
+from sim.validation import check_at_least
 
 FORMAT = "camdrive-demo"
 FORMAT_VERSION = 1
@@ -501,13 +502,11 @@ def _check_meta(path: Path, meta_array: np.ndarray) -> dict[str, Any]:
     # Durations are frames / control_hz (summaries, hours of data): 0 would divide by zero, and a
     # negative, NaN or infinite rate (JSON allows NaN and Infinity) would give nonsense totals.
     try:
-        rate_ok = math.isfinite(meta["control_hz"]) and meta["control_hz"] > 0
-    except OverflowError:  # an int too large for a float
-        rate_ok = False
-    if not rate_ok:
+        check_at_least("control_hz", meta["control_hz"], 0, strict=True)
+    except ValueError:
         raise DemoError(
             path, f"meta field 'control_hz' must be a finite number > 0, got {meta['control_hz']!r}"
-        )
+        ) from None
     try:
         check_env_id(meta["env_id"])  # it is passed to gymnasium.make, which could import a module
     except ValueError as e:

@@ -60,7 +60,7 @@ import torch.nn.functional as F
 
 import sim  # noqa: F401  (registers the envs)
 from agent.qnet import ARCH, DQNDriver, QNet, param_count
-from sim.validation import check_choice, check_range
+from sim.validation import check_at_least, check_choice, check_range
 from training.replay import ReplayBuffer
 
 TRAFFIC_ID = "camdrive/Traffic-v0"
@@ -179,16 +179,16 @@ class DQNConfig:
         _check_text("command", self.command, allow_empty=True)
         counts = ("steps", "envs", "frames", "hidden", "buffer_size", "batch_size", "n_step", "train_every")
         for name in (*counts, "target_update", "eval_runs", "checkpoint_every", "log_every", "threads"):
-            _check_at_least(name, getattr(self, name), 1, integer=True)
-        _check_at_least("learning_starts", self.learning_starts, 0, integer=True)
-        _check_at_least("eval_every", self.eval_every, 0, integer=True)  # 0: only the final evaluation
-        _check_between("seed", self.seed, 0, MAX_SEED, integer=True)
-        _check_between("camera_width", self.camera_width, MIN_FRAME_SIDE, MAX_FRAME_SIDE, integer=True)
-        _check_between("camera_height", self.camera_height, MIN_FRAME_SIDE, MAX_FRAME_SIDE, integer=True)
+            check_at_least(name, getattr(self, name), 1, integer=True)
+        check_at_least("learning_starts", self.learning_starts, 0, integer=True)
+        check_at_least("eval_every", self.eval_every, 0, integer=True)  # 0: only the final evaluation
+        check_range("seed", self.seed, 0, MAX_SEED, integer=True)
+        check_range("camera_width", self.camera_width, MIN_FRAME_SIDE, MAX_FRAME_SIDE, integer=True)
+        check_range("camera_height", self.camera_height, MIN_FRAME_SIDE, MAX_FRAME_SIDE, integer=True)
         for name in ("episode_seconds", "lr", "adam_eps", "grad_clip", "eval_seconds"):
-            _check_at_least(name, getattr(self, name), 0, strict=True)
+            check_at_least(name, getattr(self, name), 0, strict=True)
         for name in ("gamma", "eps_start", "eps_end", "eps_fraction"):
-            _check_between(name, getattr(self, name), 0.0, 1.0)
+            check_range(name, getattr(self, name), 0.0, 1.0)
         for name in ("dueling", "flush_denormal", "resume", "progress"):
             _check_bool(name, getattr(self, name))
         # The replay keeps a ring per env that must hold a whole window plus an n-step return.
@@ -218,53 +218,6 @@ class DQNConfig:
 
     def env_id(self) -> str:
         return TRAFFIC_ID if self.env == "traffic" else self.env
-
-
-def _finite(value: object, integer: bool) -> int | float | None:
-    """`value` when it is a finite number of the field's kind, else None.
-
-    Booleans are never numbers (True would pass as 1), and an int too large for a float counts as
-    no number for a float field rather than raising OverflowError later.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        if not integer:
-            try:
-                float(value)
-            except OverflowError:
-                return None
-        return value
-    if isinstance(value, float) and not integer and math.isfinite(value):
-        return value
-    return None
-
-
-def _check_at_least(
-    name: str, value: object, low: int, *, integer: bool = False, strict: bool = False
-) -> None:
-    """Raise ValueError naming `name` unless value >= low (> low when `strict`).
-
-    `sim.validation.check_range` with no upper bound, worded "an integer >= 1" rather than
-    "[1, inf]"; like it, booleans are not numbers and NaN/inf never pass.
-    """
-    number = _finite(value, integer)
-    if number is None or not (number > low if strict else number >= low):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {kind} {'>' if strict else '>='} {low}, got {value!r}")
-
-
-def _check_between(name: str, value: object, low: float, high: float, *, integer: bool = False) -> None:
-    """`sim.validation.check_range`, with an int too large for a float reported as out of range.
-
-    check_range converts to float, which raises OverflowError for such an int (400 typed digits; JSON
-    reads 1e999 as inf, which check_range refuses itself); a ValueError keeps the CLI's one-line message.
-    """
-    try:
-        check_range(name, value, low, high, integer=integer)
-    except OverflowError:
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {kind} in [{low}, {high}], got {value!r}") from None
 
 
 def _check_bool(name: str, value: object) -> None:
@@ -326,19 +279,21 @@ def _convert(kind: object, value: object) -> object:
     return value
 
 
-def require_resume_state(cfg: DQNConfig) -> Path:
-    """The training state `cfg.resume` continues from; FileNotFoundError when there is none.
+def check_ready(cfg: DQNConfig) -> None:
+    """`cfg.validate()` (ValueError), and with `cfg.resume` the training state it continues from
+    (FileNotFoundError when there is none): everything a run can be refused for before it starts.
 
-    Why an error: `--resume` means "continue the run that was killed". Starting from scratch instead
-    would silently train again from step 0 (and overwrite MODEL), e.g. after a typo in --out.
+    Why a missing state is an error: `--resume` means "continue the run that was killed". Starting from
+    scratch instead would silently train again from step 0 (and overwrite MODEL), e.g. after a typo in
+    --out.
     """
+    cfg.validate()
     path = cfg.path(".train.safetensors")
-    if not path.is_file():
+    if cfg.resume and not path.is_file():
         raise FileNotFoundError(
             f"cannot resume: no training state {path} (a run writes it every checkpoint_every env "
             "steps beside its model); start without --resume (resume=False) for a new run"
         )
-    return path
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -563,12 +518,10 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
     """Run DQN as configured; returns the summary also written to the metrics JSON.
 
     `on_step(global_step)` is called after every vector step (tests use it to simulate a kill).
-    Raises ValueError for a bad setting (`DQNConfig.validate`) and FileNotFoundError when `cfg.resume`
-    finds no training state (`require_resume_state`), both before anything is built or written.
+    Raises ValueError for a bad setting and FileNotFoundError when `cfg.resume` finds no training
+    state (`check_ready`), both before anything is built or written.
     """
-    cfg.validate()
-    if cfg.resume:
-        require_resume_state(cfg)
+    check_ready(cfg)
     torch.set_num_threads(cfg.threads)
     torch.set_flush_denormal(cfg.flush_denormal)
     state_path = cfg.path(".train.safetensors")
@@ -876,9 +829,7 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         apply_settings(cfg, getattr(args, "set", None) or [])
-        cfg.validate()
-        if cfg.resume:
-            require_resume_state(cfg)
+        check_ready(cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"camdrive train dqn: {exc}", file=sys.stderr)
         return 2

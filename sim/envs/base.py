@@ -15,7 +15,7 @@ import numpy as np
 from sim.camera import CameraConfig
 from sim.render.palette import Palette
 from sim.road import RoadConfig
-from sim.traffic import TrafficConfig
+from sim.traffic import TrafficConfig, TrafficDoesNotFitError
 from sim.validation import check_range
 from sim.vehicle import VehicleParams
 from sim.view import EnvView
@@ -118,7 +118,7 @@ class CamDriveEnv(gym.Env):
         (every lane has the same slots), so one trial placement decides it."""
         try:
             self.world.reset(0, lane=0, speed=0.0)
-        except ValueError:
+        except TrafficDoesNotFitError:
             raise ValueError(
                 f"traffic_cars={self.options.traffic_cars} do not fit on lanes={self.options.lanes}: "
                 "lower traffic_cars or add lanes"
