@@ -1,7 +1,8 @@
 """camdrive's world: road, cars, traffic, camera renderer and Gymnasium environments (numpy only).
 
 Importing `sim` registers the environments, so afterwards
-`gymnasium.make("camdrive/LaneKeep-v0")` and `gymnasium.make("camdrive/Traffic-v0")` work.
+`gymnasium.make("camdrive/LaneKeep-v0")` and `gymnasium.make("camdrive/Traffic-v0")` work, and
+`gymnasium.make_vec(id, num_envs=N)` builds camdrive's native vector env (`sim.envs.vector`).
 Gymnasium 1.x has no plugin entry points, so without the import use
 `gymnasium.make("sim:camdrive/LaneKeep-v0")`, which imports `sim` for you.
 """
@@ -11,11 +12,15 @@ from gymnasium.envs.registration import register, registry
 ENV_IDS: dict[str, str] = {"lane": "camdrive/LaneKeep-v0", "traffic": "camdrive/Traffic-v0"}
 """camdrive's environments by short name (the commands' --env choices)."""
 
-for _env_id, _entry in zip(
-    ENV_IDS.values(), ("sim.envs.lane_keep:LaneKeepEnv", "sim.envs.traffic:TrafficEnv"), strict=True
-):
+_ENTRY_POINTS = (
+    ("sim.envs.lane_keep:LaneKeepEnv", "sim.envs.vector:LaneKeepVectorEnv"),
+    ("sim.envs.traffic:TrafficEnv", "sim.envs.vector:TrafficVectorEnv"),
+)
+"""Each id's single env and its native vector env (what `gymnasium.make_vec` builds by default)."""
+
+for _env_id, (_entry, _vector_entry) in zip(ENV_IDS.values(), _ENTRY_POINTS, strict=True):
     if _env_id not in registry:
-        register(id=_env_id, entry_point=_entry)
+        register(id=_env_id, entry_point=_entry, vector_entry_point=_vector_entry)
 
 
 def check_env_id(env_id: object) -> str:

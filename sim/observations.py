@@ -21,17 +21,15 @@ class CameraObservation:
         self.camera, self.road, self.grayscale = camera, road, grayscale
         channels = 1 if grayscale else 3
         self.space = spaces.Box(0, 255, (camera.height, camera.width, channels), dtype=np.uint8)
-        self._default_renderer = FrontCameraRenderer(camera, road, Palette(), grayscale)
-        self.renderer = self._default_renderer
+        self.renderer = FrontCameraRenderer(camera, road, Palette(), grayscale)
 
     def set_palette(self, palette: Palette | None, seed: int) -> None:
-        """Use `palette` (domain randomisation) or, with None, the default look (built once, reused)."""
+        """Use `palette` (domain randomisation), its paint wear drawn from `seed`, or with None the
+        default look (a few milliseconds either way: `FrontCameraRenderer.set_look`)."""
         if palette is None:
-            self.renderer = self._default_renderer
+            self.renderer.set_look(Palette())
         else:
-            self.renderer = FrontCameraRenderer(
-                self.camera, self.road, palette, self.grayscale, wear_seed=seed
-            )
+            self.renderer.set_look(palette, wear_seed=seed)
 
     def observe(self, world: World) -> np.ndarray:
         assert world.road is not None

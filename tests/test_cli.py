@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import subprocess
 import sys
@@ -165,9 +166,16 @@ class TwoStepEnv(gym.Env):
         return self.observe(), 0.0, self.t >= self.length, False, {}
 
 
+def two_step_vector_env(num_envs: int, length: int = 2) -> gym.vector.VectorEnv:
+    """The fake env's vector_entry_point (NEXT_STEP autoreset, like camdrive's native vector envs)."""
+    return gym.vector.SyncVectorEnv([lambda: TwoStepEnv(length)] * num_envs)
+
+
 @pytest.fixture
 def fake_env_id():
-    gym.register(id=FAKE_ID, entry_point=TwoStepEnv, kwargs={"length": 2})
+    gym.register(
+        id=FAKE_ID, entry_point=TwoStepEnv, vector_entry_point=two_step_vector_env, kwargs={"length": 2}
+    )
     yield FAKE_ID
     gym.registry.pop(FAKE_ID)
 
@@ -223,6 +231,7 @@ def test_bench_command_writes_json(fake_env_id, monkeypatch, tmp_path, capsys):
     assert doc["settings"]["steps"] == 3 and doc["settings"]["seed"] == 1
     assert {"python", "numpy", "platform", "cpu_count"} <= set(doc["machine"])
     assert doc["results"][0]["env_id"] == fake_env_id
+    assert doc["vector_results"] == [] and doc["settings"]["vector"] == []
 
 
 def test_bench_options_reach_the_camdrive_envs_only(fake_env_id, monkeypatch):
@@ -268,3 +277,96 @@ def test_bench_command_fails_when_a_camdrive_env_is_missing(monkeypatch, capsys)
     monkeypatch.setattr(bench, "CAMDRIVE_ENV_IDS", ("camdrive_test/Missing-v0",))
     assert exit_code(["bench", "--steps", "2", "--no-carracing"]) == 1
     assert "skipped camdrive_test/Missing-v0: not registered" in capsys.readouterr().out
+
+
+# --- bench --vector: camdrive's native vector envs ---------------------------------------------------
+
+
+def test_parse_vector_sizes():
+    assert bench.parse_vector_sizes(None) == []
+    assert bench.parse_vector_sizes(["1,4", "16", " 64 "]) == [1, 4, 16, 64]
+    assert bench.parse_vector_sizes(["4,1", "4"]) == [4, 1]  # a repeat is measured once
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "1.5", "four", "1,,4", "", "4,0"])
+def test_bench_rejects_a_bad_vector_size_in_one_line_before_measuring(value, monkeypatch, capsys):
+    def measure(*args, **kwargs):
+        raise AssertionError("measured despite a bad --vector")
+
+    monkeypatch.setattr(bench, "run_bench", measure)
+    assert exit_code(["bench", "--no-carracing", "--vector", "2", "--vector", value]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("camdrive bench: --vector ") and captured.err.count("\n") == 1
+
+
+def test_time_vector_steps_counts_env_steps(fake_env_id):
+    envs = gym.make_vec(fake_env_id, num_envs=2)
+    try:
+        r = bench.time_vector_steps(envs, steps=9, seed=0)
+    finally:
+        envs.close()
+    assert r["calls"] == 5 and r["steps"] == 10 and r["steps_per_s"] > 0
+    # Each 2-step episode takes 3 calls (the third resets): the 5 warm-up calls leave the sub-envs
+    # after an ended episode, so timed calls 1..5 reset, step, end, reset, step: one end per sub-env.
+    assert r["episodes_ended"] == 2
+
+
+def test_time_vector_steps_makes_at_least_a_few_calls(fake_env_id):
+    envs = gym.make_vec(fake_env_id, num_envs=64)
+    try:
+        r = bench.time_vector_steps(envs, steps=5, seed=0)
+    finally:
+        envs.close()
+    assert r["calls"] == bench.VECTOR_MIN_CALLS and r["steps"] == 64 * bench.VECTOR_MIN_CALLS
+
+
+def test_measure_vector_env_uses_camdrive_native_vector_env():
+    phases = []
+    r = bench.measure_vector_env(
+        "camdrive/Traffic-v0", 3, steps=6, seed=1, on_phase=phases.append, options={"obs_type": "grid"}
+    )
+    assert r["vector_env"] == "TrafficVectorEnv" and r["num_envs"] == 3
+    assert r["action_space"] == "MultiDiscrete([5 5 5])" and "(3, 10, 3)" in r["observation_space"]
+    assert r["calls"] == 3 and r["steps"] == 9 and r["steps_per_s"] > 0
+    assert phases == ["camdrive/Traffic-v0 vector x3"]
+
+
+def test_bench_command_measures_vector_envs(fake_env_id, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(bench, "CAMDRIVE_ENV_IDS", (fake_env_id,))
+    out = tmp_path / "bench.json"
+    args = ["bench", "--steps", "4", "--no-carracing", "--vector", "1,2", "--vector", "3", "--json", str(out)]
+    assert exit_code(args) == 0
+    text = capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["vector"] == [1, 2, 3]
+    (single,) = doc["results"]
+    rows = doc["vector_results"]
+    assert [(r["env_id"], r["num_envs"]) for r in rows] == [(fake_env_id, n) for n in (1, 2, 3)]
+    for r in rows:
+        assert r["steps"] == r["num_envs"] * max(bench.VECTOR_MIN_CALLS, math.ceil(4 / r["num_envs"]))
+        assert r["ratio_vs_reference"] is None  # --no-carracing
+        assert r["ratio_vs_single_env"] == pytest.approx(r["steps_per_s"] / single["steps_per_s"])
+    assert "vector env" in text and "vs single env" in text
+    assert sum(line.startswith(fake_env_id) for line in text.splitlines()) == 1 + 1 + 3  # config, rows
+
+
+def test_run_bench_measures_vector_envs_next_to_the_reference(fake_env_id, monkeypatch):
+    """The ratio to the reference uses the reference's single-env steps/s of the same run."""
+
+    class ReferenceEnv(TwoStepEnv):
+        def __init__(self):
+            super().__init__(length=1)
+
+    gym.register(id="camdrive_test/Reference-v0", entry_point=ReferenceEnv)
+    try:
+        monkeypatch.setattr(bench, "REFERENCE_ENV_ID", "camdrive_test/Reference-v0")
+        monkeypatch.setattr(bench, "box2d_available", lambda: True)
+        report = bench.run_bench([fake_env_id], steps=4, resets=2, vector=[2])
+    finally:
+        gym.registry.pop("camdrive_test/Reference-v0")
+    rows = {r["env_id"]: r for r in report["results"]}
+    (vector_row,) = report["vector_results"]
+    reference_rate = rows["camdrive_test/Reference-v0"]["steps_per_s"]
+    assert vector_row["ratio_vs_reference"] == pytest.approx(vector_row["steps_per_s"] / reference_rate)
+    assert "camdrive_test/Reference-v0" not in {r["env_id"] for r in report["vector_results"]}

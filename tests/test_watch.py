@@ -270,7 +270,7 @@ def test_observation_band_is_where_the_window_sees_what_the_model_sees(make_env)
     rows = top + ((np.arange(66) + 0.5) * height / 66).astype(int)
     cols = ((np.arange(200) + 0.5) * 960 / 200).astype(int)
     shrunk = picture[rows][:, cols].astype(float)
-    assert np.abs(shrunk - obs).mean() < 6
+    assert np.abs(shrunk - obs).mean() < 7  # the window is filtered for its own, smaller pixels
     shifted = picture[rows - 40][:, cols].astype(float)  # a band 40 px higher is clearly worse
     assert np.abs(shifted - obs).mean() > 2 * np.abs(shrunk - obs).mean()
 

@@ -10,6 +10,11 @@ an option costs, e.g. `traffic_cars=0` for the price of the traffic). Three numb
   stepping. Environments without `observe()` (CarRacing-v3) have none.
 - reset ms: mean wall time of `env.reset(seed=...)` over several different seeds.
 
+With `--vector N` (a list of sizes), each camdrive environment is also measured as
+`gymnasium.make_vec(env_id, num_envs=N)`, camdrive's native vector env: env-steps/s of batched random
+actions (N env-steps per call), sub-envs autoresetting inside the timed loop. Its ratios to CarRacing-v3
+and to the same environment's single-env steps/s, both measured in the same run, show what batching buys.
+
 The measuring functions are pure: they take an env id or an env and return plain dicts, so tests can call
 them on a tiny registered env with a few steps. Only `main` prints.
 """
@@ -20,6 +25,7 @@ import argparse
 import datetime
 import importlib
 import json
+import math
 import os
 import platform
 import sys
@@ -38,6 +44,8 @@ WARMUP_STEPS = 10
 """Untimed steps before the step timer starts (first-call checks, caches)."""
 WARMUP_FRAMES = 3
 """Untimed observe() calls before the render timer starts."""
+VECTOR_MIN_CALLS = 3
+"""Timed `step` calls of a vector env at least, however many sub-envs share the env-steps."""
 
 PhaseHook = Callable[[str], None]
 
@@ -103,6 +111,78 @@ def time_resets(env: gym.Env, resets: int, seed: int) -> dict[str, Any]:
         "reset_ms": 1000.0 * float(np.mean(times)),
         "reset_ms_max": 1000.0 * float(np.max(times)),
     }
+
+
+def parse_vector_sizes(values: Sequence[str] | None) -> list[int]:
+    """The sizes given with --vector (each value one size or a comma list), in order, without repeats.
+
+    ValueError naming --vector for anything but integers >= 1, so that a typo ends the command before
+    any measuring rather than after the single-env measurements.
+    """
+    sizes: list[int] = []
+    for value in values or []:
+        for item in (part.strip() for part in value.split(",")):
+            try:
+                size = int(item)
+            except ValueError:
+                size = 0
+            if size < 1:
+                raise ValueError(f"--vector expects integers >= 1 (e.g. --vector 1,4,16), got {item!r}")
+            sizes.append(size)
+    return list(dict.fromkeys(sizes))
+
+
+def time_vector_steps(envs: gym.vector.VectorEnv, steps: int, seed: int) -> dict[str, Any]:
+    """Env-steps per second of a vector env taking random batched actions: about `steps` env-steps, in at
+    least VECTOR_MIN_CALLS calls. Sub-envs that end reset on their next step (Gymnasium's NEXT_STEP
+    autoreset), so resets are inside the timed loop, as in a training loop; that step counts as N env-steps
+    like any other, as a trainer's step counter counts it."""
+    n = envs.num_envs
+    calls = max(VECTOR_MIN_CALLS, math.ceil(steps / n))
+    envs.action_space.seed(seed)
+    envs.reset(seed=seed)
+    for _ in range(math.ceil(WARMUP_STEPS / n)):
+        envs.step(envs.action_space.sample())
+    episodes_ended = 0
+    start = time.perf_counter()
+    for _ in range(calls):
+        _, _, terminated, truncated, _ = envs.step(envs.action_space.sample())
+        episodes_ended += int(np.count_nonzero(terminated | truncated))
+    seconds = time.perf_counter() - start
+    return {
+        "calls": calls,
+        "steps": calls * n,
+        "step_seconds": seconds,
+        "steps_per_s": calls * n / seconds,
+        "episodes_ended": episodes_ended,
+    }
+
+
+def measure_vector_env(
+    env_id: str,
+    num_envs: int,
+    steps: int,
+    seed: int = 0,
+    on_phase: PhaseHook | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`time_vector_steps` of the environment's native vector env (its registered vector_entry_point)
+    with `num_envs` sub-envs made with `options`."""
+    if on_phase is not None:
+        on_phase(f"{env_id} vector x{num_envs}")
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **(options or {}))
+    try:
+        result: dict[str, Any] = {
+            "env_id": env_id,
+            "num_envs": num_envs,
+            "vector_env": type(envs).__name__,
+            "observation_space": str(envs.observation_space),
+            "action_space": str(envs.action_space),
+        }
+        result.update(time_vector_steps(envs, steps, seed))
+    finally:
+        envs.close()
+    return result
 
 
 def measure_env(
@@ -180,9 +260,11 @@ def run_bench(
     reference: bool = True,
     on_phase: PhaseHook | None = None,
     options: Mapping[str, Any] | None = None,
+    vector: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Measure `env_ids` (made with `options`) and (if `reference` and Box2D is importable)
-    CarRacing-v3 (always with its defaults).
+    CarRacing-v3 (always with its defaults); then each of `env_ids` as a native vector env of each size
+    in `vector`, under "vector_results".
 
     Ids that are not registered are listed under "skipped" with the reason, not measured.
     """
@@ -206,9 +288,18 @@ def run_bench(
             measure_env(env_id, steps, seed=seed, resets=resets, on_phase=on_phase, options=env_options)
         )
 
-    reference_rate = next((r["steps_per_s"] for r in results if r["env_id"] == REFERENCE_ENV_ID), None)
-    for r in results:
-        r["ratio_vs_reference"] = None if reference_rate is None else r["steps_per_s"] / reference_rate
+    single_rates = {r["env_id"]: r["steps_per_s"] for r in results}
+    vector_results = [
+        measure_vector_env(env_id, n, steps, seed=seed, on_phase=on_phase, options=options)
+        for env_id in env_ids
+        if env_id in single_rates
+        for n in vector
+    ]
+    reference_rate = single_rates.get(REFERENCE_ENV_ID)
+    for r in results + vector_results:
+        r["ratio_vs_reference"] = _ratio(r["steps_per_s"], reference_rate)
+    for r in vector_results:
+        r["ratio_vs_single_env"] = _ratio(r["steps_per_s"], single_rates[r["env_id"]])
     return {
         "settings": {
             "steps": steps,
@@ -216,15 +307,53 @@ def run_bench(
             "resets": resets,
             "warmup_steps": WARMUP_STEPS,
             "options": dict(options or {}),
+            "vector": list(vector),
+            "vector_min_calls": VECTOR_MIN_CALLS,
         },
         "reference": REFERENCE_ENV_ID,
         "results": results,
+        "vector_results": vector_results,
         "skipped": skipped,
     }
 
 
+def _ratio(rate: float, base: float | None) -> float | None:
+    return None if base is None else rate / base
+
+
 def _number(value: float | None, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
+
+
+def _times(ratio: float | None) -> str:
+    return _number(ratio, ".2f") + ("x" if ratio is not None else "")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """Columns padded to their widest cell: the first left-aligned, the numbers right-aligned."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)])
+        for row in [header, *rows]
+    ]
+
+
+def _vector_table(report: dict[str, Any]) -> list[str]:
+    """The native vector envs' rows (none without --vector)."""
+    rows = [
+        (
+            r["env_id"],
+            str(r["num_envs"]),
+            _number(r["steps_per_s"], ".1f"),
+            _times(r["ratio_vs_reference"]),
+            _times(r["ratio_vs_single_env"]),
+        )
+        for r in report["vector_results"]
+    ]
+    if not rows:
+        return []
+    header = ("vector env", "N", "env-steps/s", f"vs {report['reference']}", "vs single env")
+    return ["", *_table(header, rows)]
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -238,24 +367,19 @@ def format_report(report: dict[str, Any]) -> str:
         )
     if lines:
         lines.append("")
-    reference = report["reference"]
-    header = ("env", "steps/s", f"vs {reference}", "render fps", "reset ms")
+    header = ("env", "steps/s", f"vs {report['reference']}", "render fps", "reset ms")
     rows = [
         (
             r["env_id"],
             _number(r["steps_per_s"], ".1f"),
-            _number(r["ratio_vs_reference"], ".2f") + ("x" if r["ratio_vs_reference"] is not None else ""),
+            _times(r["ratio_vs_reference"]),
             _number(r["render_fps"], ".1f"),
             _number(r["reset_ms"], ".2f"),
         )
         for r in report["results"]
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0])] + [
-            cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("  ".join(cells))
+    lines += _table(header, rows)
+    lines += _vector_table(report)
     for s in report["skipped"]:
         lines.append(f"skipped {s['env_id']}: {s['reason']}")
     settings = report["settings"]
@@ -266,6 +390,12 @@ def format_report(report: dict[str, Any]) -> str:
         f"render fps: env.unwrapped.observe() called {settings['steps']} times without stepping.",
         f"reset ms: mean of {settings['resets']} env.reset(seed=...) calls with different seeds.",
     ]
+    if report["vector_results"]:
+        lines += [
+            f"vector: gymnasium.make_vec(env_id, num_envs=N), about {settings['steps']} env-steps in calls "
+            f"of N random actions (at least {settings['vector_min_calls']} calls);",
+            "  sub-envs autoreset on their next step, inside the timed loop. vs single env: steps/s above.",
+        ]
     return "\n".join(lines)
 
 
@@ -294,7 +424,12 @@ def main(args: argparse.Namespace) -> int:
     """`camdrive bench`. Exit code 1 if a camdrive environment is not registered."""
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     importlib.import_module("sim")  # registers the camdrive/* environments
-    phases = 3 * (len(CAMDRIVE_ENV_IDS) + (0 if args.no_carracing else 1))
+    try:
+        sizes = parse_vector_sizes(args.vector)
+    except ValueError as error:
+        print(f"camdrive bench: {error}", file=sys.stderr)
+        return 2
+    phases = (3 + len(sizes)) * len(CAMDRIVE_ENV_IDS) + (0 if args.no_carracing else 3)
     options = dict(args.option or [])
     hook, close = _progress_bar(phases)
     try:
@@ -305,6 +440,7 @@ def main(args: argparse.Namespace) -> int:
             reference=not args.no_carracing,
             on_phase=hook,
             options=options,
+            vector=sizes,
         )
     except ValueError as error:  # a bad --option: the env names the option and its allowed range
         print(f"camdrive bench: {error}", file=sys.stderr)

@@ -60,7 +60,8 @@ def _add_bench(subparsers: Subparsers) -> None:
         "Measure steps/s (random actions), render-only frames/s and reset time of camdrive/LaneKeep-v0 "
         "and camdrive/Traffic-v0 with their default options (or those given by --option), next to "
         "Gymnasium's CarRacing-v3 "
-        "(when Box2D is installed: pip install -e '.[bench]'), and print a table.",
+        "(when Box2D is installed: pip install -e '.[bench]'), and print a table. With --vector, also "
+        "their native vector envs' env-steps/s.",
     )
     parser.add_argument(
         "--steps", type=positive_int, default=1000, help="timed steps per environment (default: %(default)s)"
@@ -77,6 +78,13 @@ def _add_bench(subparsers: Subparsers) -> None:
         metavar="KEY=VALUE",
         help="option passed to gymnasium.make for both camdrive envs (not CarRacing-v3), e.g. "
         "traffic_cars=0 or grayscale=true (repeatable)",
+    )
+    parser.add_argument(
+        "--vector",
+        action="append",
+        metavar="N[,N...]",
+        help="also measure env-steps/s of gymnasium.make_vec(env, num_envs=N), camdrive's native vector env, "
+        "for each N (a comma list, or repeat the option), e.g. --vector 1,4,16,64",
     )
     parser.set_defaults(run="training.bench:main")
 

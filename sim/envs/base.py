@@ -140,6 +140,21 @@ class CamDriveEnv(gym.Env):
 
     # ------------------------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._new_episode(seed)
+        if self.render_mode == "human":
+            self.render()
+        return self.observe(), self._info()
+
+    def step(self, action):
+        reward, terminated, truncated = self._advance(action)
+        if self.render_mode == "human":
+            self.render()
+        return self.observe(), reward, terminated, truncated, self._info()
+
+    # The two halves of reset and step that do not render: `sim.envs.vector` calls them for each of its
+    # worlds and then renders all the observations in one call.
+    def _new_episode(self, seed: int | None) -> None:
+        """Start an episode (seeding the env's generator when `seed` is not None), without observing."""
         super().reset(seed=seed)
         self.episode_seed = int(self.np_random.integers(0, 2**31 - 1))
         lane, speed = self._start()
@@ -156,11 +171,9 @@ class CamDriveEnv(gym.Env):
         self.steps = 0
         self.last_reward = 0.0
         self.last_controls = (0.0, 0.0)
-        if self.render_mode == "human":
-            self.render()
-        return self.observe(), self._info()
 
-    def step(self, action):
+    def _advance(self, action: object) -> tuple[float, bool, bool]:
+        """Move the world one control step under `action`: (reward, terminated, truncated), unobserved."""
         controls = self.action_type.controls(action, self.world)
         s_before = self.world.s
         self.world.step(controls.steer, controls.accel, self.dt)
@@ -170,12 +183,11 @@ class CamDriveEnv(gym.Env):
         truncated = self.steps >= self.max_steps and not terminated
         reward = float(self._reward(self.world.s - s_before))
         self.last_reward = reward
-        if self.render_mode == "human":
-            self.render()
-        return self.observe(), reward, terminated, truncated, self._info()
+        return reward, terminated, truncated
 
     def observe(self) -> np.ndarray:
-        """The current observation, rendered again without stepping (used by `camdrive bench`)."""
+        """The current observation, rendered again without stepping (used by `camdrive bench`, and by
+        `sim.envs.vector` after `_new_episode`/`_advance`)."""
         return self.obs_type.observe(self.world)
 
     def current_info(self) -> dict[str, Any]:

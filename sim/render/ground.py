@@ -1,14 +1,23 @@
-"""How the ground looks: a prefiltered texture of the road in Frenet coordinates.
+"""How the ground looks: the road as a sum of separable layers, box-filtered per image row.
 
-The road surface is periodic along the road (dashes, banding) and fixed across it (lanes, lines,
-shoulders, grass), so its whole appearance fits in one small texture indexed by (s mod period, d).
-Drawing the ground is then one table lookup per pixel: no Python loop and no per-pixel branching.
+The road surface is periodic along the road (dashes, shade bands, worn paint) and fixed across it
+(lanes, lines, shoulders, grass). Every part of it is a product of a function of s (along) and a
+function of d (across): the asphalt is "on the road" (a function of d) times "this shade band" (a
+function of s), a dash is "on line k" times "painted here". So the ground's colour is
 
-Far pixels cover metres of road, so sampling a sharp texture there would alias (dashes flicker,
-lines vanish). Instead the texture is stored at several blur levels, each box-filtered to the pixel
-footprint of one distance band of the camera that will use it (a mipmap, anisotropic because a far
-pixel is much longer along the road than across it), with the haze of that distance already blended
-in. Each image row picks the level that matches its distance.
+    colour(s, d) = sum over layers t of  across_t(d) * along_t(s)      (along_t holds the RGB)
+
+Far pixels cover metres of road and must show the average colour of their footprint, or dashes
+flicker and thin lines break into dots. A box filter of a product is the product of the box-filtered
+factors, so each image row's footprint is applied exactly by filtering the small one-dimensional
+tables: `across` per row (its lateral footprint), `along` per footprint band (`AlongLevels`). The
+look (palette, paint wear) lives only in the `along` tables: a new look is a few hundred 1-D box
+filters and one small matrix product (about 5 ms), not a rebuilt texture.
+
+Drawing is then, per pixel, its Frenet (s, d), the few layers present at that d (a sparse list per
+row and texel column), one multiply-add per layer and the haze of its row, in a compiled kernel
+(`sim.render.kernels.paint_ground`); `reference_colour` is the same sum in plain numpy, which the
+tests hold the kernel to.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.render import kernels
 from sim.render.palette import Palette
 from sim.road import SAMPLE_SPACING_M, Road, RoadConfig
 
@@ -29,24 +39,22 @@ DASH_LENGTH_M = 3.0
 DASH_PERIOD_M = 12.0
 """Lane lines: 3 m painted, 9 m gap (the US highway pattern)."""
 PERIOD_M = 96.0
-"""The texture repeats every 8 dash periods, so worn dashes do not repeat every dash."""
+"""The along tables repeat every 8 dash periods, so worn dashes do not repeat every dash."""
+BAND_OFFSET_M = 7.5
+"""Shade bands change colour in the middle of the gaps between dashes, never where a dash ends."""
+BAND_RAMP_M = 3.0
+"""Shade bands blend into each other over this length instead of meeting in a hard seam."""
+WEAR_PATCH_M = 2.0
+"""Edge lines wear away in patches of this length."""
 GRASS_MARGIN_M = 4.0
 """Grass drawn beyond the shoulder; further out the outermost texel column repeats."""
 LANE_LINE_WIDTH_M = 0.12
 EDGE_LINE_WIDTH_M = 0.15
 EDGE_LINE_INSET_M = 0.25
-TEXTURE_CACHE_SIZE = 8
-"""Textures kept for reuse (about 20 MB each for a 7-lane road at the default 12 blur levels)."""
-
-
-@dataclass(frozen=True)
-class BlurLevel:
-    """One prefiltered copy of the texture: box-filter widths (metres) and haze amount."""
-
-    blur_s: float
-    blur_d: float
-    haze: float
-    """Fraction (0..1) of the haze colour blended in."""
+LEVELS_PER_OCTAVE = 4
+"""Along-footprints are rounded to quarter octaves: rows of nearly equal footprint share one table."""
+N_S = int(round(PERIOD_M / TEXEL_S_M))
+assert N_S & (N_S - 1) == 0, "texels per period must be a power of two"
 
 
 def _coverage(
@@ -57,185 +65,253 @@ def _coverage(
     return np.clip(overlap / texel, 0.0, 1.0)
 
 
-class RoadTexture:
-    """The road's look for one road layout and palette, at the given blur levels.
+def box_filter(a: np.ndarray, width: int, periodic: bool) -> np.ndarray:
+    """Mean of each `width`-texel window centred on each texel along the last axis of `a`.
 
-    Building one takes a second or two (a dozen blurred copies of a ~1024x500 texture) and it is
-    read-only afterwards, so renderers get theirs from `RoadTexture.shared`: the 4 or 8 envs of a
-    vector env, a test's envs or an evaluation's envs with the same options build it once.
+    `periodic` wraps around (the along tables repeat every PERIOD_M); otherwise the ends are
+    extended (the across tables: grass goes on beyond the margin). Width 1 returns `a` unchanged.
+    """
+    if width <= 1:
+        return a
+    n = a.shape[-1]
+    left, right = width // 2, width - width // 2 - 1
+    if periodic:
+        reps = -(-(width + n) // n)
+        tiled = np.concatenate([a] * (2 * reps + 1), axis=-1)
+        padded = tiled[..., reps * n - left : reps * n + n + right]
+    else:
+        padded = np.concatenate(
+            (np.repeat(a[..., :1], left, axis=-1), a, np.repeat(a[..., -1:], right, axis=-1)), axis=-1
+        )
+    c = np.cumsum(padded, axis=-1, dtype=np.float64)
+    c = np.concatenate((np.zeros((*a.shape[:-1], 1)), c), axis=-1)
+    return (c[..., width:] - c[..., :-width]) / width
+
+
+@dataclass(frozen=True, eq=False)
+class RoadLayers:
+    """Where each layer is across the road, for one road layout (no colours: shared by all looks).
+
+    Layers: 0 grass, 1 shoulder, 2 asphalt, 3 left (yellow) edge line, 4 right edge line, then one
+    per lane line from left to right. `across` is (layers, n_d): the fraction of each texel column
+    the layer covers. Lines lie on the asphalt, so the asphalt's along table subtracts what the
+    lines paint over (`AlongLevels`).
     """
 
+    d_min: float
+    across: np.ndarray
+    lanes: int
+
+    @property
+    def n_d(self) -> int:
+        return int(self.across.shape[1])
+
     @staticmethod
-    def shared(
-        road: RoadConfig, palette: Palette, levels: list[BlurLevel], wear_seed: int = 0
-    ) -> RoadTexture:
-        """The texture for these arguments, built on first use and kept for the last few combinations."""
-        return _shared_texture(road, palette, tuple(levels), wear_seed)
-
-    def __init__(self, road: RoadConfig, palette: Palette, levels: list[BlurLevel], wear_seed: int = 0):
-        self.levels = levels
+    @functools.lru_cache(maxsize=16)
+    def of(road: RoadConfig) -> RoadLayers:
+        """The layers of `road`, computed once per layout."""
         half = road.half_width
-        self.d_min = -(half + road.shoulder_width + GRASS_MARGIN_M)
-        self.n_d = int(np.ceil(-2 * self.d_min / TEXEL_D_M))
-        self.n_s = int(round(PERIOD_M / TEXEL_S_M))
-        assert self.n_s & (self.n_s - 1) == 0, "texels per period must be a power of two"
-        base = self._sharp(road, palette, np.random.default_rng(wear_seed))
-        haze_color = palette.array(palette.sky_horizon)
-        texels = np.empty((len(levels), self.n_s, self.n_d, 3), dtype=np.uint8)
-        for k, level in enumerate(levels):
-            blurred = _box_blur(base, level.blur_s / TEXEL_S_M, level.blur_d / TEXEL_D_M)
-            texels[k] = np.clip(blurred * (1.0 - level.haze) + haze_color * level.haze + 0.5, 0, 255)
-        self.flat = texels.reshape(-1, 3)
-        """All levels as one (levels * n_s * n_d, 3) table, so a frame is a single `np.take`."""
-        self.flat.flags.writeable = False  # shared between renderers: nobody may paint on it
-
-    def _sharp(self, road: RoadConfig, pal: Palette, rng: np.random.Generator) -> np.ndarray:
-        """The unfiltered texture (n_s, n_d, 3) float32, lines drawn with exact texel coverage."""
-        d = self.d_min + (np.arange(self.n_d) + 0.5) * TEXEL_D_M
-        s = (np.arange(self.n_s) + 0.5) * TEXEL_S_M
-        half, ad = road.half_width, np.abs(d)
-        on_road = _coverage(ad, TEXEL_D_M, -1.0, half)
-        on_shoulder = _coverage(ad, TEXEL_D_M, half, half + road.shoulder_width)
-        band = (np.floor(s / pal.band_length) % 2 == 1)[:, None]
-        asphalt = np.where(band[..., None], pal.array(pal.asphalt_alt), pal.array(pal.asphalt))
-        grass = np.where(band[..., None], pal.array(pal.grass_alt), pal.array(pal.grass))
-        tex = grass * (1 - on_road - on_shoulder)[None, :, None]
-        tex = tex + asphalt * on_road[None, :, None] + pal.array(pal.shoulder) * on_shoulder[None, :, None]
-
-        def paint(cover: np.ndarray, color: np.ndarray) -> None:
-            nonlocal tex
-            tex = tex * (1 - cover[..., None]) + color * cover[..., None]
-
-        # Edge lines: solid, worn in random 2 m patches when marking_wear > 0.
-        worn_patch = rng.random(int(PERIOD_M / 2.0)) < 0.3 * pal.marking_wear
-        edge_on = ~worn_patch[(s // 2.0).astype(int)][:, None]
-        centre = half - EDGE_LINE_INSET_M
-        w = EDGE_LINE_WIDTH_M / 2
-        paint(
-            edge_on * _coverage(d, TEXEL_D_M, centre - w, centre + w)[None, :],
-            pal.array(pal.centre_edge_line),
-        )
-        paint(edge_on * _coverage(d, TEXEL_D_M, -centre - w, -centre + w)[None, :], pal.array(pal.edge_line))
-        # Lane lines: dashed; each dash independently worn away with probability marking_wear.
-        n_dashes = int(PERIOD_M / DASH_PERIOD_M)
-        dash_kept = rng.random((n_dashes, max(road.lanes - 1, 1))) >= pal.marking_wear
-        dash_phase = s % DASH_PERIOD_M
-        dash_cover = _coverage(dash_phase, TEXEL_S_M, 0.0, DASH_LENGTH_M)
-        dash_index = (s // DASH_PERIOD_M).astype(int)
+        d_min = -(half + road.shoulder_width + GRASS_MARGIN_M)
+        n_d = int(np.ceil(-2 * d_min / TEXEL_D_M))
+        d = d_min + (np.arange(n_d) + 0.5) * TEXEL_D_M
+        on_road = _coverage(np.abs(d), TEXEL_D_M, -1.0, half)
+        on_shoulder = _coverage(np.abs(d), TEXEL_D_M, half, half + road.shoulder_width)
+        centre, w = half - EDGE_LINE_INSET_M, EDGE_LINE_WIDTH_M / 2
+        lines = [_coverage(d, TEXEL_D_M, c - w, c + w) for c in (centre, -centre)]
         for k in range(1, road.lanes):
-            line_d = half - k * road.lane_width
-            across = _coverage(d, TEXEL_D_M, line_d - LANE_LINE_WIDTH_M / 2, line_d + LANE_LINE_WIDTH_M / 2)
-            along = dash_cover * dash_kept[dash_index, k - 1]
-            paint(along[:, None] * across[None, :], pal.array(pal.lane_line))
-        return tex.astype(np.float32)
-
-    def level_offsets(self, level_per_row: np.ndarray) -> np.ndarray:
-        """Flat-table offset of the chosen level for each row, as a column vector."""
-        return (np.asarray(level_per_row, dtype=np.int32) * (self.n_s * self.n_d))[:, None]
-
-    def _finish_index(self, idx: np.ndarray, di: np.ndarray, row_offsets: np.ndarray) -> None:
-        """idx (texel rows along s, int32) -> flat table index, in place: wrap s, add d and level."""
-        idx &= self.n_s - 1
-        idx *= self.n_d
-        idx += di.astype(np.int32)
-        idx += row_offsets
+            line_d, lw = half - k * road.lane_width, LANE_LINE_WIDTH_M / 2
+            lines.append(_coverage(d, TEXEL_D_M, line_d - lw, line_d + lw))
+        across = np.stack([1.0 - on_road - on_shoulder, on_shoulder, on_road, *lines])
+        across.flags.writeable = False
+        return RoadLayers(d_min, across, road.lanes)
 
 
-@functools.lru_cache(maxsize=TEXTURE_CACHE_SIZE)
-def _shared_texture(
-    road: RoadConfig, palette: Palette, levels: tuple[BlurLevel, ...], wear_seed: int
-) -> RoadTexture:
-    return RoadTexture(road, palette, list(levels), wear_seed)
+class AlongLevels:
+    """The look: every layer's RGB along the road, box-filtered at each footprint level.
+
+    `table` is float32 (levels, N_S, layers, 3), colours with the palette's light applied. Built
+    from a palette and a wear seed in a few milliseconds, which is what makes a randomised look
+    free at reset.
+    """
+
+    def __init__(self, layers: RoadLayers, palette: Palette, wear_seed: int, widths: np.ndarray) -> None:
+        rng = np.random.default_rng(wear_seed)
+        s = (np.arange(N_S) + 0.5) * TEXEL_S_M
+        # Shade bands: band b covers the second half of every 2 * band_length, its edges ramped
+        # over BAND_RAMP_M and centred in the gaps between dashes (v: distance from b's middle).
+        length = palette.band_length
+        v = (s - BAND_OFFSET_M - 0.5 * length) % (2 * length) - length
+        band_b = np.clip(0.5 + (0.5 * length - np.abs(v)) / BAND_RAMP_M, 0.0, 1.0)
+        band_a = 1.0 - band_b
+        worn_patch = rng.random(int(PERIOD_M / WEAR_PATCH_M)) < 0.3 * palette.marking_wear
+        edge_on = (~worn_patch[(s // WEAR_PATCH_M).astype(int)]).astype(np.float64)
+        n_dashes = int(PERIOD_M / DASH_PERIOD_M)
+        dash_kept = rng.random((n_dashes, max(layers.lanes - 1, 1))) >= palette.marking_wear
+        dash_cover = _coverage(s % DASH_PERIOD_M, TEXEL_S_M, 0.0, DASH_LENGTH_M)
+        dash_index = (s // DASH_PERIOD_M).astype(int)
+        paint = [edge_on, edge_on] + [dash_cover * dash_kept[dash_index, k] for k in range(layers.lanes - 1)]
+        # Sharp along functions: the two bands, then per line: paint, paint on band a, paint on band b.
+        funcs = [band_a, band_b]
+        for p in paint:
+            funcs += [p, p * band_a, p * band_b]
+        sharp = np.stack(funcs)
+        mix = self._mixing(palette, layers.across.shape[0], len(paint))
+        self.widths = widths
+        filtered = np.stack([box_filter(sharp, int(w), periodic=True) for w in widths])  # (L, F, N_S)
+        table = np.einsum("lfs,ftc->lstc", filtered, mix, optimize=True)
+        self.table = np.ascontiguousarray(table, dtype=np.float32)
+
+    @staticmethod
+    def _mixing(pal: Palette, n_layers: int, n_lines: int) -> np.ndarray:
+        """(functions, layers, 3): how much of each colour each filtered function adds to each layer."""
+        grass, grass_alt = pal.array(pal.grass), pal.array(pal.grass_alt)
+        asphalt, asphalt_alt = pal.array(pal.asphalt), pal.array(pal.asphalt_alt)
+        line_colours = [pal.array(pal.centre_edge_line), pal.array(pal.edge_line)]
+        line_colours += [pal.array(pal.lane_line)] * (n_lines - 2)
+        mix = np.zeros((2 + 3 * n_lines, n_layers, 3))
+        mix[0, 0], mix[1, 0] = grass, grass_alt
+        mix[0, 1] = mix[1, 1] = pal.array(pal.shoulder)  # the shoulder has one shade: a + b = 1
+        mix[0, 2], mix[1, 2] = asphalt, asphalt_alt
+        for i, colour in enumerate(line_colours):
+            f = 2 + 3 * i
+            mix[f, 3 + i] = colour  # the paint ...
+            mix[f + 1, 3 + i] = -asphalt  # ... replaces the asphalt under it
+            mix[f + 2, 3 + i] = -asphalt_alt
+        return mix
+
+
+def footprint_levels(texels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Filter widths for footprints of `texels` texels, and the level of each footprint.
+
+    Footprints are rounded to quarter octaves (pixels of nearly equal footprint share one table),
+    then to an odd number of texels: an odd box is centred on its texel, so a scene symmetric
+    about the road's centre stays symmetric in the image.
+    """
+    key = np.round(np.log2(np.maximum(texels, 1.0)) * LEVELS_PER_OCTAVE).astype(int)
+    keys, level = np.unique(key, return_inverse=True)
+    widths = 2 * np.floor(2.0 ** (keys / LEVELS_PER_OCTAVE) / 2).astype(int) + 1
+    return widths, level.reshape(np.shape(texels)).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class AcrossLevels:
+    """The layers across the road box-filtered at each footprint width, stored sparsely.
+
+    `layer` (levels, n_d, k) int32 lists the layers present in each texel column (-1 pads), `weight`
+    the filtered coverage of each: only a handful of the layers are present at any d.
+    """
+
+    layer: np.ndarray
+    weight: np.ndarray
+
+    @staticmethod
+    @functools.lru_cache(maxsize=16)
+    def of(layers: RoadLayers, widths: tuple[int, ...]) -> AcrossLevels:
+        dense = np.stack([box_filter(layers.across, w, periodic=False) for w in widths])
+        present = np.abs(dense) > 1e-9  # (levels, layers, n_d)
+        k = max(int(present.sum(axis=1).max()), 1)
+        layer = np.full((len(widths), layers.n_d, k), -1, dtype=np.int32)
+        weight = np.zeros((len(widths), layers.n_d, k), dtype=np.float32)
+        lvl, t, j = np.nonzero(present)
+        order = np.lexsort((t, j, lvl))
+        lvl, t, j = lvl[order], t[order], j[order]
+        # Slot of each entry within its (level, column): its rank among the entries before it there.
+        group = lvl * layers.n_d + j
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        slot = np.arange(group.size) - np.repeat(starts, np.diff(np.r_[starts, group.size]))
+        layer[lvl, j, slot] = t
+        weight[lvl, j, slot] = dense[lvl, t, j]
+        return AcrossLevels(layer, weight)
 
 
 class GroundPainter:
-    """Draws the ground of one viewer grid (camera or top-down): each pixel's Frenet (s, d) from
-    `_row_frames`, then its texel in the road texture, fused into one pass.
+    """Draws the ground of one viewer grid (camera or top-down) in one compiled pass.
 
-    The plain formulas (d = -delta * cos, s = s_c - delta * sin, texel column (d - d_min) / TEXEL_D_M,
-    texel row s / TEXEL_S_M) are followed operation for operation in float32, but reordered into
-    fewer passes over the pixels (the sign of d folded into the texel scale, the clip in one call)
-    and written into buffers allocated once: 15 whole-grid operations per frame instead of 21 (tests
-    compare it with the plain formulas pixel for pixel). Measured (CPU time, warm cache, one 66x200
-    frame): 67 us instead of 82 us.
+    Each grid row is a line across the view at one forward distance: `forward` (rows,) metres ahead
+    and `right` (rows, cols) float32 metres to the right. A pixel covers `along_m` (rows,) metres
+    of road lengthwise and `across_m` (rows, cols) crosswise (wider off-centre in a camera: a far
+    pixel's lengthwise extent is seen at an angle), and fades by the haze of distance `haze_m`
+    (rows,), or not at all with None (the top-down map). `set_look` changes palette and paint wear
+    cheaply; the layout-dependent tables are built once per layout and footprint.
     """
 
-    def __init__(self, texture: RoadTexture, forward: np.ndarray, right: np.ndarray, row_offsets: np.ndarray):
-        self.texture, self.forward, self.right, self.row_offsets = texture, forward, right, row_offsets
-        self._buf = np.empty((2, *right.shape), dtype=np.float32)
-        self._idx = np.empty(right.shape, dtype=np.int32)
+    def __init__(
+        self,
+        road: RoadConfig,
+        forward: np.ndarray,
+        right: np.ndarray,
+        along_m: np.ndarray,
+        across_m: np.ndarray,
+        haze_m: np.ndarray | None,
+    ) -> None:
+        self.layers = RoadLayers.of(road)
+        self.forward = np.asarray(forward, dtype=np.float64)
+        self.right = np.ascontiguousarray(right, dtype=np.float32)
+        self.haze_m = haze_m
+        self.along_widths, self.along_level = footprint_levels(np.asarray(along_m) / TEXEL_S_M)
+        across_widths, self.across_level = footprint_levels(np.asarray(across_m) / TEXEL_D_M)
+        self.across = AcrossLevels.of(self.layers, tuple(int(w) for w in across_widths))
+        self.look: AlongLevels | None = None
+        self.keep = np.ones(len(self.forward), dtype=np.float32)
+        self.add = np.full((len(self.forward), 3), 0.5, dtype=np.float32)
+
+    def set_look(self, palette: Palette, wear_seed: int = 0) -> None:
+        """Colour the road with `palette`, its paint worn as drawn from `wear_seed`."""
+        self.look = _along_levels(self.layers, palette, wear_seed, tuple(int(w) for w in self.along_widths))
+        haze = np.zeros(len(self.forward))
+        if self.haze_m is not None:
+            haze = 1.0 - np.exp(-np.asarray(self.haze_m) / palette.visibility_m)
+        self.keep = (1.0 - haze).astype(np.float32)
+        self.add = (haze[:, None] * palette.array(palette.sky_horizon) + 0.5).astype(np.float32)
 
     def draw(self, road: Road, x: float, y: float, yaw: float, s_near: float, out: np.ndarray) -> None:
         """Colour `out` (the ground rows of the frame) for a viewer at (x, y, yaw), arc length s_near."""
-        tex = self.texture
-        s_row, lat_row, cos_row, sin_row = _row_frames(road, x, y, yaw, s_near, self.forward)
-        delta = np.subtract(self.right, lat_row, out=self._buf[0])
-        # d = -(delta * cos); the texel column is (d - d_min) / TEXEL_D_M.
-        # Negation is exact, so -(a) - b == -(a + b) and -(c) * k == c * -k bit for bit.
-        di = np.multiply(delta, cos_row, out=self._buf[1])
-        di += tex.d_min
-        di *= -1.0 / TEXEL_D_M
-        np.clip(di, 0, tex.n_d - 1, out=di)
-        delta *= sin_row
-        s = np.subtract(s_row, delta, out=delta)
-        s *= 1.0 / TEXEL_S_M
-        idx = self._idx
-        np.copyto(idx, s, casting="unsafe")
-        tex._finish_index(idx, di, self.row_offsets)
-        np.take(tex.flat, idx, axis=0, out=out)
+        assert self.look is not None, "call set_look() first"
+        s_row, lat_row, cos_row, sin_row = row_frames(road, x, y, yaw, s_near, self.forward)
+        kernels.paint_ground(
+            out, self.right, s_row, lat_row, cos_row, sin_row, self.layers.d_min, 1.0 / TEXEL_D_M,
+            1.0 / TEXEL_S_M, self.across_level, self.across.layer, self.across.weight, self.along_level,
+            self.look.table, self.keep, self.add,
+        )  # fmt: skip
+
+    def reference_colour(self, s: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """The same colours as `draw`, by the plain formulas: float RGB of the ground rows at (s, d).
+
+        `s` and `d` are (rows, cols) Frenet coordinates of this painter's pixels. The tests hold the
+        compiled kernel to this sum, computed in float64.
+        """
+        assert self.look is not None
+        column = np.clip((d - self.layers.d_min) / TEXEL_D_M, 0, self.layers.n_d - 1).astype(np.int64)
+        texel = np.floor(s / TEXEL_S_M).astype(np.int64) & (N_S - 1)
+        layer = self.across.layer[self.across_level, column]  # (rows, cols, k)
+        weight = self.across.weight[self.across_level, column].astype(np.float64)
+        along = self.look.table[self.along_level[:, None, None], texel[..., None], np.maximum(layer, 0)]
+        colour = np.sum(np.where(layer[..., None] >= 0, weight[..., None] * along, 0.0), axis=2)
+        return colour * self.keep[:, None, None] + self.add[:, None, :]
 
 
-def _box_blur(tex: np.ndarray, width_s: float, width_d: float) -> np.ndarray:
-    """Box-filter `tex` along s (periodic) and d (edges extended) by the given widths in texels."""
-    out = tex
-    ws = int(round(width_s))
-    if ws >= 2:
-        ws = min(ws, tex.shape[0])
-        padded = np.concatenate((out[-ws:], out), axis=0)
-        c = _running_sum(padded, axis=0)
-        # Window i covers rows i-ws+1 .. i; rolling by ws/2 centres it on row i.
-        out = np.roll(((c[ws:] - c[:-ws]) / ws).astype(np.float32), -(ws // 2), axis=0)
-    wd = int(round(width_d))
-    if wd >= 2:
-        left, right = wd // 2, wd - wd // 2
-        padded = np.concatenate(
-            (np.repeat(out[:, :1], left + 1, axis=1), out, np.repeat(out[:, -1:], right, axis=1)), axis=1
-        )
-        c = _running_sum(padded, axis=1)
-        out = ((c[:, wd:] - c[:, :-wd]) / wd)[:, : tex.shape[1]].astype(np.float32)
-    return out
+@functools.lru_cache(maxsize=8)
+def _along_levels(
+    layers: RoadLayers, palette: Palette, wear_seed: int, widths: tuple[int, ...]
+) -> AlongLevels:
+    """Looks are kept for reuse: envs with the default look, or a vector env's, share one."""
+    return AlongLevels(layers, palette, wear_seed, np.asarray(widths))
 
 
-def _running_sum(a: np.ndarray, axis: int) -> np.ndarray:
-    """`np.cumsum(a, axis, dtype=float64)`, bit for bit, 3-5x faster on texture-sized arrays.
-
-    numpy's cumsum walks each (strided) line along `axis` element by element; adding whole slices
-    one after another does the same additions in the same order, so the result is identical, but
-    each step is a vectorised add over a slice of thousands of texels. A Python loop over the ~1,000
-    slices of a texture built once per palette, never over pixels of a frame.
-    """
-    c = a.astype(np.float64)
-    lines = np.moveaxis(c, axis, 0)  # a view: writing to it writes c
-    for i in range(1, lines.shape[0]):
-        np.add(lines[i - 1], lines[i], out=lines[i])
-    return c
-
-
-def _row_frames(
+def row_frames(
     road: Road, x: float, y: float, yaw: float, s_near: float, forward: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per grid row (float32 column vectors): the centreline point's arc length s and lateral
-    offset, and cos / sin of the road's heading relative to the viewer.
+    """Per grid row (float32 vectors): the centreline point's arc length s and lateral offset, and
+    cos / sin of the road's heading relative to the viewer.
 
     The viewer stands at world (x, y) facing `yaw`; grid point (row i, column j) lies `forward[i]`
     ahead and `right[i, j]` to the right (so every grid row is a line across the view at one forward
     distance: true of camera image rows and of top-down rows alike). For each row the centreline
     point at that forward distance is interpolated once; a point `delta` to its right is then at
     d = -delta * cos(phi) and s = s_c - delta * sin(phi), where phi is the road's heading relative to
-    the viewer (`GroundPainter.draw`). This is exact on straight road and accurate to
-    kappa * delta^2 / 2 on curves, and it needs the road to keep heading forward within the view
-    (true for curvature-bounded roads). `s_near` is the viewer's arc length; the road is read from
-    30 m behind it to the farthest row.
+    the viewer. This is exact on straight road and accurate to kappa * delta^2 / 2 on curves, and it
+    needs the road to keep heading forward within the view (true for curvature-bounded roads).
+    `s_near` is the viewer's arc length; the road is read from 30 m behind it to the farthest row.
     """
     # Camera rows run far to near, top-down rows far to near too: forward[0] is the farthest.
     s_far = s_near + forward[0] * 1.3 + 30.0
@@ -247,8 +323,6 @@ def _row_frames(
     fwd = np.maximum.accumulate(dx * cos_y + dy * sin_y)
     lat = dx * sin_y - dy * cos_y
     phi = np.interp(forward, fwd, road.heading[i0:i1] - yaw)
-    s_row = np.interp(forward, fwd, road.s[i0:i1]).astype(np.float32)[:, None]
-    lat_row = np.interp(forward, fwd, lat).astype(np.float32)[:, None]
-    cos_row = np.cos(phi).astype(np.float32)[:, None]
-    sin_row = np.sin(phi).astype(np.float32)[:, None]
-    return s_row, lat_row, cos_row, sin_row
+    s_row = np.interp(forward, fwd, road.s[i0:i1]).astype(np.float32)
+    lat_row = np.interp(forward, fwd, lat).astype(np.float32)
+    return s_row, lat_row, np.cos(phi).astype(np.float32), np.sin(phi).astype(np.float32)

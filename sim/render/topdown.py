@@ -1,6 +1,6 @@
 """Bird's-eye view of the same world, centred on the ego car and rotated so it points up.
 
-Used for debugging and as the viewer's minimap. The ground uses the same road texture and Frenet
+Used for debugging and as the viewer's minimap. The ground uses the same road layers and Frenet
 mapping as the front camera (each image row is a line across the road at one forward distance);
 cars are filled as rotated rectangles.
 """
@@ -11,7 +11,7 @@ import numpy as np
 
 from sim.collision import box_corners
 from sim.render.cars import CarBoxes
-from sim.render.ground import BlurLevel, GroundPainter, RoadTexture
+from sim.render.ground import GroundPainter
 from sim.render.palette import Palette
 from sim.road import Road, RoadConfig
 
@@ -37,10 +37,9 @@ class TopDownRenderer:
         cols = (np.arange(width) + 0.5 - width / 2) * metres_per_pixel
         self.right = np.repeat(cols[None, :], height, axis=0).astype(np.float32)
         self.car_row, self.car_col = car_row, width / 2
-        level = BlurLevel(metres_per_pixel, metres_per_pixel, 0.0)
-        self.texture = RoadTexture.shared(road, palette, [level])
-        self.row_offsets = self.texture.level_offsets(np.zeros(height, dtype=int))
-        self.ground = GroundPainter(self.texture, self.forward, self.right, self.row_offsets)
+        along, across = np.full(height, metres_per_pixel), np.full((height, width), metres_per_pixel)
+        self.ground = GroundPainter(road, self.forward, self.right, along, across, haze_m=None)
+        self.ground.set_look(palette)
         self.colors = np.array(palette.car_colors, dtype=np.uint8)
 
     def render(

@@ -1,0 +1,266 @@
+"""Native vector environments: N worlds of one camdrive environment, stepped by one object.
+
+`gymnasium.make_vec("camdrive/LaneKeep-v0", num_envs=N)` builds a `LaneKeepVectorEnv` (Traffic-v0 a
+`TrafficVectorEnv`) through the ids' `vector_entry_point`. A step first moves every world, then renders
+all N observations in one method, `_observe_all`, so that a batched renderer can replace that single loop
+without touching the stepping. Everything else is the single environments' own code (their action
+parsing, physics, reward and info), which is why the results equal, bit for bit, those of a
+`gymnasium.vector.SyncVectorEnv` of `gymnasium.make` environments seeded and driven the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.error import ResetNeeded
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space, create_empty_array
+
+from sim.envs.base import CamDriveEnv
+from sim.envs.lane_keep import LaneKeepEnv
+from sim.envs.traffic import TrafficEnv
+from sim.validation import check_at_least
+
+RENDER_MODES = ["rgb_array"]
+"""A vector env has no window of its own; "rgb_array" returns every sub-env's frame."""
+
+
+class CamDriveVectorEnv(VectorEnv):
+    """N copies of one camdrive environment (`env_class`), stepped together.
+
+    ## Description
+    Holds `num_envs` unwrapped environments made with the same options and steps them in one call:
+    every world moves first, then all observations are rendered into one preallocated batch array.
+    Observations, rewards, terminations, truncations and infos are exactly those of
+    `SyncVectorEnv([lambda: gymnasium.make(id, **options)] * N)` (its default NEXT_STEP autoreset)
+    given the same seeds and actions, across autoresets too.
+
+    ## Observation Space
+    The single env's space batched: `Box(0, 255, (N, 66, 200, 3), uint8)` camera frames by default,
+    `(N, height, width, 1)` with `grayscale=True`, `Box(0, 1, (N, rows, columns), float32)` for
+    Traffic-v0's `obs_type="grid"`. `step` and `reset` return a copy of the batch unless `copy=False`,
+    in which case they return the batch buffer itself, overwritten by the next call.
+
+    ## Action Space
+    The single env's space batched by `gymnasium.vector.utils.batch_space`: LaneKeep-v0
+    `Box(-1, 1, (N, 1), float32)` (`(N, 2)` with `action_type="steer_throttle"`), Traffic-v0
+    `MultiDiscrete([5] * N)`. Continuous values outside [-1, 1] are clipped, as by the single env. A batch
+    of another shape, with a non-finite value, or with a discrete action outside 0..4 is a ValueError
+    raised before any world moves.
+
+    ## Autoreset
+    `AutoresetMode.NEXT_STEP` (also in `metadata["autoreset_mode"]`), Gymnasium's default: on the step
+    after a sub-env terminated or truncated, that sub-env is reset instead of stepped (without a seed, so
+    its generator continues) and its action is ignored; it returns the episode's first observation and
+    reset info, reward 0, terminated and truncated False.
+
+    ## Seeding
+    `reset(seed=s)` resets sub-env i with seed s + i, as `SyncVectorEnv` does; a list of N seeds (ints or
+    None) gives each its own; `seed=None` leaves them unseeded (a fresh random seed the first time).
+
+    ## Info
+    Gymnasium's vector format, built by `VectorEnv._add_info` from each sub-env's info dict: every key
+    of the single env's info (x, y, speed, ..., collision, off_road, seed) maps to an array over the
+    sub-envs, with a boolean mask under "_key".
+
+    ## Arguments
+    `gymnasium.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point", **options)` (the mode
+    is the default for these ids). `options` are the single env's `gymnasium.make` keywords, validated by
+    it (a bad one is a ValueError naming it), plus:
+    - `render_mode`: None or "rgb_array"; `render()` then returns a tuple of the N frames.
+    - `max_episode_steps`: as `gymnasium.make`'s TimeLimit: truncate after that many steps (None or -1:
+      no limit beyond the env's own `episode_seconds`).
+    - `copy`: whether observations are returned as copies (default True, like `SyncVectorEnv`).
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    env_class: type[CamDriveEnv]
+    """Set by each subclass: the environment this vector env holds N of."""
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        render_mode: str | None = None,
+        max_episode_steps: int | None = None,
+        copy: bool = True,
+        **options: Any,
+    ) -> None:
+        check_at_least("num_envs", num_envs, 1, integer=True)
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}")
+        if not isinstance(copy, bool):
+            raise ValueError(f"copy must be True or False, got {copy!r}")
+        self.step_limit = _step_limit(max_episode_steps)
+        self.copy = copy
+        self.envs = [self.env_class(render_mode=render_mode, **options) for _ in range(num_envs)]
+        first = self.envs[0]
+        self.num_envs = num_envs
+        self.render_mode = render_mode
+        self.metadata = {
+            "render_modes": RENDER_MODES,
+            "render_fps": first.metadata["render_fps"],
+            "autoreset_mode": AutoresetMode.NEXT_STEP,
+        }
+        self.single_observation_space = first.observation_space
+        self.observation_space = batch_space(first.observation_space, num_envs)
+        self.single_action_space = first.action_space
+        self.action_space = batch_space(first.action_space, num_envs)
+        self._observations: np.ndarray = create_empty_array(self.single_observation_space, num_envs)
+        self._rewards = np.zeros(num_envs, dtype=np.float64)
+        self._terminations = np.zeros(num_envs, dtype=np.bool_)
+        self._truncations = np.zeros(num_envs, dtype=np.bool_)
+        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
+        self._needs_reset = True
+
+    def reset(
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every sub-env (sub-env i with seed + i for an int seed); see the class docstring."""
+        seeds = self._seeds(seed)
+        if options:
+            raise ValueError(f"camdrive envs take no reset options, got {sorted(options)}")
+        infos: dict[str, Any] = {}
+        for i, (env, env_seed) in enumerate(zip(self.envs, seeds, strict=True)):
+            env._new_episode(env_seed)
+            infos = self._add_info(infos, env.current_info(), i)
+        self._observe_all(self._observations)
+        self._rewards[:] = 0.0
+        self._terminations[:] = False
+        self._truncations[:] = False
+        self._autoreset[:] = False
+        self._needs_reset = False
+        return self._batch(), infos
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every sub-env (reset those that ended on the previous step), then render all of them."""
+        if self._needs_reset:
+            raise ResetNeeded("Cannot call step() before calling reset()")  # as gymnasium.make's envs
+        actions = self._checked_actions(actions)
+        infos: dict[str, Any] = {}
+        for i, env in enumerate(self.envs):
+            if self._autoreset[i]:
+                env._new_episode(None)
+                self._rewards[i], self._terminations[i], self._truncations[i] = 0.0, False, False
+            else:
+                reward, terminated, truncated = env._advance(actions[i])
+                if self.step_limit is not None and env.steps >= self.step_limit:
+                    truncated = True  # TimeLimit truncates even an episode that also terminated
+                self._rewards[i], self._terminations[i], self._truncations[i] = reward, terminated, truncated
+            infos = self._add_info(infos, env.current_info(), i)
+        self._observe_all(self._observations)
+        self._autoreset = self._terminations | self._truncations
+        return (
+            self._batch(),
+            self._rewards.copy(),
+            self._terminations.copy(),
+            self._truncations.copy(),
+            infos,
+        )
+
+    def _observe_all(self, out: np.ndarray) -> None:
+        """Render every sub-env's current observation into `out[i]`.
+
+        The only place the N observations are made, so that one batched (compiled) renderer call can
+        replace this loop; the worlds have all been moved before it runs.
+        """
+        for i, env in enumerate(self.envs):
+            out[i] = env.observe()
+
+    def _batch(self) -> np.ndarray:
+        return self._observations.copy() if self.copy else self._observations
+
+    def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
+        """One seed per sub-env, as `SyncVectorEnv.reset` derives them, all checked before any reset."""
+        if seed is None:
+            return [None] * self.num_envs
+        if isinstance(seed, int | np.integer):
+            seeds: list[Any] = [int(seed) + i for i in range(self.num_envs)]
+        elif isinstance(seed, Sequence) and not isinstance(seed, str) and len(seed) == self.num_envs:
+            seeds = list(seed)
+        else:
+            raise ValueError(f"seed must be an int, None or a list of {self.num_envs} seeds, got {seed!r}")
+        for s in seeds:
+            if s is not None and not (isinstance(s, int) and s >= 0):
+                raise ValueError(f"seeds must be None or integers >= 0, got {seed!r}")
+        return seeds
+
+    def _checked_actions(self, actions: Any) -> np.ndarray:
+        """`actions` as an array of the batched action space's shape, or ValueError naming what is wrong.
+
+        Checked as a whole before any world moves, so a bad action of one sub-env never leaves the others
+        stepped and it unstepped. Each env's own action parsing still converts its row.
+        """
+        shape = self.action_space.shape
+        try:
+            array = np.asarray(actions)
+        except ValueError:  # ragged nested lists
+            raise ValueError(f"actions must be an array of shape {shape}, got {actions!r}") from None
+        if array.shape != shape:
+            raise ValueError(f"actions must have shape {shape} (num_envs, *action shape), got {array.shape}")
+        if isinstance(self.single_action_space, spaces.Discrete):
+            _check_discrete(array, self.single_action_space)
+        else:
+            _check_finite(array)
+        return array
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """Each sub-env's `render()` frame, in a tuple, as `SyncVectorEnv.render` returns them."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        return tuple(env.render() for env in self.envs)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def _check_discrete(actions: np.ndarray, space: spaces.Discrete) -> None:
+    """ValueError naming the sub-envs unless every action is an integer of `space` (bools are not)."""
+    low, high = int(space.start), int(space.start + space.n - 1)
+    if not np.issubdtype(actions.dtype, np.integer):
+        raise ValueError(f"actions must be integers in [{low}, {high}], got dtype {actions.dtype}")
+    bad = np.flatnonzero((actions < low) | (actions > high))
+    if bad.size:
+        raise ValueError(
+            f"actions must be integers in [{low}, {high}]; sub-env(s) {bad.tolist()} "
+            f"got {actions[bad].tolist()}"
+        )
+
+
+def _check_finite(actions: np.ndarray) -> None:
+    """ValueError naming the sub-envs unless every value is a finite real number (out of range is fine:
+    the envs clip it, as documented)."""
+    if not np.issubdtype(actions.dtype, np.number) or np.issubdtype(actions.dtype, np.complexfloating):
+        raise ValueError(f"actions must be real numbers, got dtype {actions.dtype}")
+    finite = np.isfinite(actions).reshape(len(actions), -1).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(f"actions must be finite; sub-env(s) {bad.tolist()} got {actions[bad].tolist()}")
+
+
+def _step_limit(max_episode_steps: object) -> int | None:
+    """`gymnasium.make`'s max_episode_steps: None or -1 for no TimeLimit, else an integer >= 1."""
+    if max_episode_steps is None or (type(max_episode_steps) is int and max_episode_steps == -1):
+        return None
+    check_at_least("max_episode_steps", max_episode_steps, 1, integer=True)
+    assert isinstance(max_episode_steps, int)
+    return max_episode_steps
+
+
+class LaneKeepVectorEnv(CamDriveVectorEnv):
+    """N camdrive/LaneKeep-v0 environments (see `CamDriveVectorEnv` and `LaneKeepEnv`)."""
+
+    env_class = LaneKeepEnv
+
+
+class TrafficVectorEnv(CamDriveVectorEnv):
+    """N camdrive/Traffic-v0 environments (see `CamDriveVectorEnv` and `TrafficEnv`)."""
+
+    env_class = TrafficEnv

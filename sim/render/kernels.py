@@ -1,0 +1,160 @@
+"""The renderer's per-pixel loops, compiled by numba.
+
+Each kernel is the inner loop of one drawing step whose maths is documented, and kept in plain
+numpy as the reference the tests compare against, beside it: the ground (`ground.GroundPainter`)
+and the cars (`cars.CarPainter`). Everything around them (which rows, which cars, which colours)
+stays in numpy; only loops over pixels are here.
+
+Compiled code is cached on disk next to this file (`cache=True`), so only the first process after
+an install pays the compile time (measured by `camdrive bench`'s `compile_s`).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_JIT = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
+
+
+_FLOOR_SHIFT = 1 << 20
+"""Added to texel rows before truncating, so truncation floors the few negative ones (s < 0 behind
+the road's start); a multiple of every table length, so the wrap is unchanged."""
+
+
+@numba.njit(**_JIT)
+def paint_ground(
+    out: np.ndarray,
+    right: np.ndarray,
+    s_row: np.ndarray,
+    lat_row: np.ndarray,
+    cos_row: np.ndarray,
+    sin_row: np.ndarray,
+    d_min: float,
+    inv_texel_d: float,
+    inv_texel_s: float,
+    across_level: np.ndarray,
+    layer: np.ndarray,
+    weight: np.ndarray,
+    along_level: np.ndarray,
+    table: np.ndarray,
+    keep: np.ndarray,
+    add: np.ndarray,
+) -> None:
+    """Colour every pixel of `out` (rows, cols, 3) uint8 from the road's layers.
+
+    Pixel (i, j) lies `delta = right[i, j] - lat_row[i]` to the right of row i's centreline point,
+    so at d = -delta * cos_row[i] and s = s_row[i] - delta * sin_row[i] (`ground.row_frames`), in
+    texel column (d - d_min) * inv_texel_d (clipped) and texel row s * inv_texel_s (wrapped). Its
+    colour is the sum over the layers present in its texel column (at its footprint's level
+    across_level[i, j]) of weight x the layer's along table (at its row's level) at its texel
+    (`ground.GroundPainter.reference_colour`), faded by the row's haze: keep[i] x sum + add[i].
+    All arithmetic is float32, as the tables are.
+    """
+    rows, cols = right.shape
+    n_d, slots = layer.shape[1], layer.shape[2]
+    n_s = table.shape[1]
+    last_column = np.float32(n_d - 1)
+    zero, top = np.float32(0.0), np.float32(255.0)
+    d0, inv_d, inv_s = np.float32(d_min), np.float32(inv_texel_d), np.float32(inv_texel_s)
+    shift = np.float32(_FLOOR_SHIFT)
+    column = np.empty(cols, np.int32)
+    texel = np.empty(cols, np.int32)
+    for i in range(rows):
+        lat, cos_phi, sin_phi, s_centre = lat_row[i], cos_row[i], sin_row[i], s_row[i]
+        for j in range(cols):  # texel coordinates first: a loop the compiler can vectorise
+            delta = right[i, j] - lat
+            c = (-(delta * cos_phi) - d0) * inv_d
+            column[j] = np.int32(min(max(c, zero), last_column))
+            texel[j] = np.int32((s_centre - delta * sin_phi) * inv_s + shift) & (n_s - 1)
+        level, fade = along_level[i], keep[i]
+        add_r, add_g, add_b = add[i, 0], add[i, 1], add[i, 2]
+        for j in range(cols):
+            a, c, t = across_level[i, j], column[j], texel[j]
+            r, g, b = zero, zero, zero
+            for m in range(slots):
+                lyr = layer[a, c, m]
+                if lyr < 0:
+                    break
+                w = weight[a, c, m]
+                r += w * table[level, t, lyr, 0]
+                g += w * table[level, t, lyr, 1]
+                b += w * table[level, t, lyr, 2]
+            out[i, j, 0] = np.uint8(min(max(r * fade + add_r, zero), top))
+            out[i, j, 1] = np.uint8(min(max(g * fade + add_g, zero), top))
+            out[i, j, 2] = np.uint8(min(max(b * fade + add_b, zero), top))
+
+
+@numba.njit(**_JIT)
+def paint_cars(
+    frame: np.ndarray,
+    slope: np.ndarray,
+    row_slope: np.ndarray,
+    mount: float,
+    fwd: np.ndarray,
+    left: np.ndarray,
+    yaw_rel: np.ndarray,
+    length: np.ndarray,
+    width: np.ndarray,
+    height: np.ndarray,
+    colour: np.ndarray,
+    face_lut: np.ndarray,
+    drawn_lut: np.ndarray,
+    near_m: float,
+    tail_inset_m: float,
+    grid: int,
+    grid_offset: int,
+    grid_size: int,
+    hit_car: np.ndarray,
+    hit_in: np.ndarray,
+    hit_out: np.ndarray,
+) -> None:
+    """Cast each image column's ray against the boxes of the cars and paint the nearest one hit.
+
+    Slab method in each box's own frame (`cars.CarPainter`): the camera at (ox, oy) and the ray
+    direction (cos_r - slope * sin_r, -sin_r - slope * cos_r) rotated into the box, entry and exit
+    distances from the length and width slabs. The nearest entry wins the column; the face it
+    enters through (an end or a side), whether it is a rear face and whether the ray enters within
+    a tail light's inset pick its row of `face_lut`, and each pixel's height on the car, floored in
+    1/grid of the car's height, its band. `hit_car`, `hit_in`, `hit_out` receive each column's car
+    (-1: none) and its entry and exit distances (for roofs, drawn by the caller).
+    """
+    n_rows = frame.shape[0]
+    k = fwd.size
+    cos_r, sin_r = np.cos(yaw_rel), np.sin(yaw_rel)
+    ox = -fwd * cos_r - left * sin_r
+    oy = fwd * sin_r - left * cos_r
+    for j in range(slope.size):
+        best, best_in, best_out, best_end, best_inv_x, best_inv_y = -1, np.inf, np.inf, False, 0.0, 0.0
+        for q in range(k):
+            inv_x = 1.0 / (cos_r[q] - slope[j] * sin_r[q])
+            inv_y = 1.0 / (-sin_r[q] - slope[j] * cos_r[q])
+            hl, hw = 0.5 * length[q], 0.5 * width[q]
+            ax, bx = (-hl - ox[q]) * inv_x, (hl - ox[q]) * inv_x
+            ay, by = (-hw - oy[q]) * inv_y, (hw - oy[q]) * inv_y
+            near_x, far_x = min(ax, bx), max(ax, bx)
+            near_y, far_y = min(ay, by), max(ay, by)
+            t_in, t_out = max(near_x, near_y), min(far_x, far_y)
+            if t_in >= t_out or t_out <= near_m:
+                continue
+            t_in = max(t_in, near_m)
+            if t_in < best_in:
+                best, best_in, best_out = q, t_in, t_out
+                best_end, best_inv_x, best_inv_y = near_x >= near_y, inv_x, inv_y
+        hit_car[j] = best
+        hit_in[j] = best_in
+        hit_out[j] = best_out
+        if best < 0:
+            continue
+        rear = best_end and best_inv_x > 0
+        lateral = oy[best] + best_in / best_inv_y
+        tail = rear and abs(lateral) > 0.5 * width[best] - tail_inset_m
+        base = ((colour[best] * 2 + int(best_end)) * 2 + int(tail)) * grid_size
+        h = height[best]
+        for r in range(n_rows):
+            g = (mount * grid - row_slope[r] * (best_in * grid)) / h + grid_offset
+            index = base + int(min(max(g, 0.0), grid_size - 1.0))
+            if drawn_lut[index]:
+                frame[r, j, 0] = face_lut[index, 0]
+                frame[r, j, 1] = face_lut[index, 1]
+                frame[r, j, 2] = face_lut[index, 2]

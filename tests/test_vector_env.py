@@ -1,0 +1,282 @@
+"""The native vector envs (`sim.envs.vector`): built by `gymnasium.make_vec`, equal to a SyncVectorEnv of
+`gymnasium.make` envs step for step (autoresets included), seeded like it, and strict about bad input."""
+
+from __future__ import annotations
+
+import inspect
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.error import ResetNeeded
+from gymnasium.utils.env_checker import data_equivalence
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.vector.utils import batch_space
+
+from sim.envs.vector import CamDriveVectorEnv, LaneKeepVectorEnv, TrafficVectorEnv
+
+LANE_KEEP = "camdrive/LaneKeep-v0"
+TRAFFIC = "camdrive/Traffic-v0"
+SMALL = {"camera_width": 64, "camera_height": 32}
+SHORT = {**SMALL, "episode_seconds": 3.0}
+"""Small frames and 30-step episodes, so that 150 steps see many autoresets."""
+
+
+@pytest.fixture
+def make_vec():
+    """`make_vec(id, num_envs, **options)`: the native vector env, closed at the end of the test."""
+    made: list[gym.vector.VectorEnv] = []
+
+    def make(env_id: str, num_envs: int = 3, **options) -> CamDriveVectorEnv:
+        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **options)
+        made.append(envs)
+        return envs
+
+    yield make
+    for envs in made:
+        envs.close()
+
+
+def sync_vec(env_id: str, num_envs: int, **options) -> SyncVectorEnv:
+    """The reference: Gymnasium's SyncVectorEnv of `gymnasium.make` envs, NEXT_STEP autoreset."""
+    fns = [lambda: gym.make(env_id, **options)] * num_envs
+    return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
+
+
+def crashing_actions(envs: gym.vector.VectorEnv, crash: object) -> np.ndarray:
+    """Random actions, except that sub-env 0 always takes `crash`, which ends its episodes early:
+    terminations as well as truncations then reset sub-envs."""
+    actions = envs.action_space.sample()
+    actions[0] = crash
+    return actions
+
+
+# ------------------------------------------------------------------------------ make_vec and spaces
+
+
+@pytest.mark.parametrize(("env_id", "cls"), [(LANE_KEEP, LaneKeepVectorEnv), (TRAFFIC, TrafficVectorEnv)])
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_make_vec_builds_the_native_vector_env(env_id: str, cls: type, num_envs: int) -> None:
+    envs = gym.make_vec(env_id, num_envs=num_envs, **SMALL)  # the default mode uses the vector_entry_point
+    single = gym.make(env_id, **SMALL)
+    try:
+        assert type(envs) is cls and envs.num_envs == num_envs
+        assert envs.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP
+        assert envs.single_observation_space == single.observation_space
+        assert envs.single_action_space == single.action_space
+        assert envs.observation_space == batch_space(single.observation_space, num_envs)
+        assert envs.action_space == batch_space(single.action_space, num_envs)
+        assert envs.spec is not None and envs.spec.id == env_id and envs.spec.kwargs["camera_width"] == 64
+        assert list(inspect.signature(envs.reset).parameters) == ["seed", "options"]
+        obs, infos = envs.reset(seed=0)
+        assert obs.dtype == envs.observation_space.dtype and envs.observation_space.contains(obs)
+        single_info = single.reset(seed=0)[1]
+        assert set(infos) == set(single_info) | {f"_{key}" for key in single_info}
+        assert all(infos[f"_{key}"].all() for key in single_info)
+    finally:
+        envs.close()
+        single.close()
+
+
+@pytest.mark.parametrize(
+    ("env_id", "options", "action_space"),
+    [
+        (LANE_KEEP, {}, spaces.Box(-1.0, 1.0, (3, 1), np.float32)),
+        (LANE_KEEP, {"action_type": "steer_throttle"}, spaces.Box(-1.0, 1.0, (3, 2), np.float32)),
+        (TRAFFIC, {}, spaces.MultiDiscrete([5, 5, 5])),
+    ],
+)
+def test_action_spaces(make_vec, env_id: str, options: dict, action_space: spaces.Space) -> None:
+    assert make_vec(env_id, **SMALL, **options).action_space == action_space
+
+
+@pytest.mark.parametrize(
+    ("env_id", "options", "shape", "dtype"),
+    [
+        (LANE_KEEP, SMALL, (2, 32, 64, 3), np.uint8),
+        (LANE_KEEP, {**SMALL, "grayscale": True}, (2, 32, 64, 1), np.uint8),
+        (TRAFFIC, {"obs_type": "grid"}, (2, 10, 3), np.float32),
+    ],
+)
+def test_observation_spaces(make_vec, env_id: str, options: dict, shape: tuple, dtype: type) -> None:
+    envs = make_vec(env_id, num_envs=2, **options)
+    assert envs.observation_space.shape == shape and envs.observation_space.dtype == dtype
+
+
+# ------------------------------------------------------------------- the SyncVectorEnv equivalence
+
+EQUIVALENCE_CASES = {
+    "lane_keep": (LANE_KEEP, SHORT, [1.0]),
+    "lane_keep_throttle_gray": (
+        LANE_KEEP,
+        {**SHORT, "action_type": "steer_throttle", "grayscale": True},
+        [1.0, 1.0],
+    ),
+    "traffic": (TRAFFIC, {**SHORT, "lanes": 3, "traffic_cars": 6, "safety": False}, 4),
+    "traffic_grid_time_limit": (
+        TRAFFIC,
+        {"obs_type": "grid", "safety": False, "steer_amount": 1.0, "max_episode_steps": 20},
+        4,
+    ),
+}
+
+
+@pytest.mark.parametrize(("env_id", "options", "crash"), EQUIVALENCE_CASES.values(), ids=EQUIVALENCE_CASES)
+def test_equals_sync_vector_env_across_autoresets(make_vec, env_id: str, options: dict, crash) -> None:
+    native = make_vec(env_id, **options)
+    reference = sync_vec(env_id, 3, **options)
+    try:
+        assert data_equivalence(native.reset(seed=11), reference.reset(seed=11), exact=True)
+        native.action_space.seed(5)
+        terminated = truncated = 0
+        for k in range(150):
+            if k == 60:  # an unseeded reset continues each sub-env's generator
+                assert data_equivalence(native.reset(), reference.reset(), exact=True)
+            actions = crashing_actions(native, crash)
+            result = native.step(actions)
+            assert data_equivalence(result, reference.step(actions), exact=True), f"step {k}"
+            assert native.observation_space.contains(result[0])
+            assert result[1].dtype == np.float64 and result[2].dtype == result[3].dtype == np.bool_
+            terminated += int(result[2].sum())
+            truncated += int(result[3].sum())
+        assert terminated > 0 and truncated > 0  # both kinds of autoreset were compared
+    finally:
+        reference.close()
+
+
+def test_rgb_array_render_equals_sync_vector_env(make_vec) -> None:
+    native = make_vec(LANE_KEEP, num_envs=2, render_mode="rgb_array", **SMALL)
+    reference = sync_vec(LANE_KEEP, 2, render_mode="rgb_array", **SMALL)
+    try:
+        native.reset(seed=3)
+        reference.reset(seed=3)
+        frames = native.render()
+        assert len(frames) == 2 and frames[0].ndim == 3 and frames[0].dtype == np.uint8
+        assert data_equivalence(frames, reference.render(), exact=True)
+    finally:
+        reference.close()
+
+
+def test_render_without_render_mode_warns_and_returns_none(make_vec) -> None:
+    envs = make_vec(LANE_KEEP, **SMALL)
+    envs.reset(seed=0)
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert envs.render() is None
+
+
+# --------------------------------------------------------------------------------------- seeding
+
+
+def drive(envs: gym.vector.VectorEnv, seed: int | list[int], steps: int = 20) -> list[np.ndarray]:
+    """The observations of a reset with `seed` and `steps` steps of the same fixed-seed random actions."""
+    observations = [envs.reset(seed=seed)[0]]
+    envs.action_space.seed(0)
+    observations += [envs.step(envs.action_space.sample())[0] for _ in range(steps)]
+    return observations
+
+
+def test_same_seed_same_trajectory_different_seed_different_frames(make_vec) -> None:
+    first, second = make_vec(LANE_KEEP, **SHORT), make_vec(LANE_KEEP, **SHORT)
+    run = drive(first, 7)
+    assert data_equivalence(run, drive(second, 7), exact=True)
+    assert data_equivalence(run, drive(second, [7, 8, 9]), exact=True)  # an int seed s means s, s+1, s+2
+    other = drive(second, 8)
+    assert not np.array_equal(run[0], other[0])
+    assert np.array_equal(run[0][1], other[0][0])  # sub-env 1 of seed 7 is sub-env 0 of seed 8
+    assert not np.array_equal(run[0][0], run[0][1])  # the sub-envs do not share a seed
+
+
+def test_unseeded_reset_is_random(make_vec) -> None:
+    envs = make_vec(TRAFFIC, num_envs=2, obs_type="grid")
+    first, second = envs.reset()[1]["seed"], envs.reset()[1]["seed"]
+    assert first.shape == (2,) and not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("seed", [[1, 2], [1, 2, 3, 4], "abc", 1.5, [1, -2, 3], [1, "x", 3]])
+def test_bad_seeds_are_value_errors(make_vec, seed) -> None:
+    envs = make_vec(TRAFFIC, obs_type="grid")
+    with pytest.raises(ValueError, match="seed"):
+        envs.reset(seed=seed)
+
+
+def test_reset_options_are_refused(make_vec) -> None:
+    envs = make_vec(TRAFFIC, obs_type="grid")
+    with pytest.raises(ValueError, match="reset_mask"):
+        envs.reset(seed=0, options={"reset_mask": np.ones(3, dtype=bool)})
+
+
+# ------------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"traffic_cars": -1}, "traffic_cars"),
+        ({"no_such_option": 1}, "no_such_option"),
+        ({"camera_width": 8}, "camera_width"),
+        ({"num_envs": 0}, "num_envs"),
+        ({"num_envs": 2.5}, "num_envs"),
+        ({"render_mode": "human"}, "render_mode"),
+        ({"max_episode_steps": 0}, "max_episode_steps"),
+        ({"copy": "yes"}, "copy"),
+    ],
+)
+def test_bad_options_are_value_errors_naming_them(options: dict, named: str) -> None:
+    kwargs = {"num_envs": 2, **options}
+    for env_id in (LANE_KEEP, TRAFFIC):
+        with pytest.raises(ValueError, match=named):
+            gym.make_vec(env_id, vectorization_mode="vector_entry_point", **kwargs)
+
+
+BAD_ACTIONS = {
+    "lane_wrong_shape": (LANE_KEEP, np.zeros((3, 2), np.float32), r"shape \(3, 1\)"),
+    "lane_too_few": (LANE_KEEP, np.zeros((2, 1), np.float32), r"shape \(3, 1\)"),
+    "lane_nan": (LANE_KEEP, np.array([[0.0], [0.1], [np.nan]], np.float32), r"finite; sub-env\(s\) \[2\]"),
+    "lane_inf": (LANE_KEEP, np.array([[np.inf], [0.1], [0.0]]), r"finite; sub-env\(s\) \[0\]"),
+    "lane_text": (LANE_KEEP, np.array([["a"], ["b"], ["c"]]), "real numbers"),
+    "lane_ragged": (LANE_KEEP, [[0.0], [0.1, 0.2], [0.0]], "actions must be"),
+    "traffic_out_of_range": (TRAFFIC, np.array([0, 5, 1]), r"\[0, 4\]; sub-env\(s\) \[1\]"),
+    "traffic_negative": (TRAFFIC, np.array([-1, 0, 1]), r"\[0, 4\]; sub-env\(s\) \[0\]"),
+    "traffic_float": (TRAFFIC, np.array([0.0, 1.0, 2.0]), "integers"),
+    "traffic_bool": (TRAFFIC, np.array([True, False, True]), "integers"),
+    "traffic_wrong_shape": (TRAFFIC, np.array([[0, 1, 2]]), r"shape \(3,\)"),
+}
+
+
+@pytest.mark.parametrize(("env_id", "actions", "message"), BAD_ACTIONS.values(), ids=BAD_ACTIONS)
+def test_bad_actions_are_value_errors_before_any_world_moves(make_vec, env_id, actions, message) -> None:
+    envs = make_vec(env_id, **SMALL)
+    envs.reset(seed=1)
+    before = [(env.world.s, env.world.ego.x, env.steps) for env in envs.envs]
+    with pytest.raises(ValueError, match=message):
+        envs.step(actions)
+    assert [(env.world.s, env.world.ego.x, env.steps) for env in envs.envs] == before
+
+
+def test_step_before_reset_is_refused(make_vec) -> None:
+    envs = make_vec(TRAFFIC, obs_type="grid")
+    with pytest.raises(ResetNeeded):
+        envs.step(np.zeros(3, dtype=np.int64))
+
+
+# ------------------------------------------------------------------------------- buffers, close
+
+
+def test_observations_are_copies_unless_copy_false(make_vec) -> None:
+    copied, shared = make_vec(LANE_KEEP, **SMALL), make_vec(LANE_KEEP, copy=False, **SMALL)
+    kept = copied.reset(seed=0)[0]
+    kept_before = kept.copy()
+    buffer = shared.reset(seed=0)[0]
+    actions = np.ones((3, 1), np.float32)
+    assert copied.step(actions)[0] is not kept and np.array_equal(kept, kept_before)
+    assert shared.step(actions)[0] is buffer and not np.array_equal(buffer, kept_before)
+
+
+def test_close_closes_the_sub_envs(make_vec) -> None:
+    envs = make_vec(LANE_KEEP, num_envs=2, render_mode="rgb_array", **SMALL)
+    envs.reset(seed=0)
+    envs.render()  # opens each sub-env's render view
+    assert all(env._view is not None for env in envs.envs)
+    envs.close()
+    assert envs.closed and all(env._view is None for env in envs.envs)
