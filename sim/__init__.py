@@ -1,4 +1,6 @@
-"""camdrive's world: road, cars, traffic, camera renderer and Gymnasium environments (numpy only).
+"""camdrive's world: road, cars, traffic, camera renderer and Gymnasium environments.
+
+numpy, with the loops over pixels, cars and vehicles compiled by numba; never torch.
 
 Importing `sim` registers the environments, so afterwards
 `gymnasium.make("camdrive/LaneKeep-v0")` and `gymnasium.make("camdrive/Traffic-v0")` work, and

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from sim.validation import check_range
@@ -174,9 +175,7 @@ class Road:
             self.ensure_length(s_hint + 150.0)
             i = int(s_hint / SAMPLE_SPACING_M)
             lo, hi = max(i - 60, 0), min(i + 120, self.s.size)
-        dx = self.x[lo:hi] - x
-        dy = self.y[lo:hi] - y
-        i = lo + int(np.argmin(dx * dx + dy * dy))
+        i = _nearest_sample(self.x, self.y, lo, hi, x, y)
         i = min(max(i, 0), self.s.size - 2)
         # Refine on the segment [i, i+1] (or [i-1, i]) by orthogonal projection. Plain floats: the
         # same IEEE arithmetic as numpy scalars at a fraction of the cost (this runs every step).
@@ -213,6 +212,19 @@ class Road:
         h0, s0 = float(self.heading[i]), float(self.s[i])
         slope = (float(self.heading[i + 1]) - h0) / (float(self.s[i + 1]) - s0)
         return slope * (s - s0) + h0
+
+
+@numba.njit(cache=True, nogil=True)
+def _nearest_sample(xs: np.ndarray, ys: np.ndarray, lo: int, hi: int, x: float, y: float) -> int:
+    """Index in [lo, hi) of the centreline sample nearest to (x, y) (the first of equals), compiled:
+    `Road.frenet` runs every step for every car that is projected."""
+    best, best_i = np.inf, lo
+    for i in range(lo, hi):
+        dx, dy = xs[i] - x, ys[i] - y
+        dist2 = dx * dx + dy * dy
+        if dist2 < best:
+            best, best_i = dist2, i
+    return best_i
 
 
 def wrap_angle(a: float | np.ndarray) -> float | np.ndarray:

@@ -24,6 +24,7 @@ import math
 import operator
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from sim.road import Road
@@ -148,7 +149,6 @@ class Traffic:
         self._HL = np.zeros(n + 1)
         self._bits = np.zeros(n + 1, dtype=np.int64)
         self._ego_s = 0.0
-        self._rows = np.arange(n)
         self._lane_ids = np.arange(road.config.lanes)
         self._centres = np.array(road.lane_centres)
         self.revision = 0
@@ -319,18 +319,10 @@ class Traffic:
         with) and, until the gap reaches min_gap, by a car it is pulling away from after driving
         through or cutting in close: plain IDM would brake at 9 m/s^2 for a gap below min_gap even
         as it opens, and spread the ego's crash back through the traffic. Without a leader the
-        returned speed is that of an arbitrary vehicle, which IDM ignores when the gap is infinite.
-        (Written for few numpy calls: this runs every step.)
+        returned speed is that of vehicle 0, which IDM ignores when the gap is infinite. Compiled
+        (`_leader_search`): it runs every step over every pair of vehicles.
         """
-        n, hl = self.n, self._HL
-        ds = self._S - self.s[:, None]
-        ahead = np.logical_and(self._bits & self._bits[:n, None], ds > 0.0)
-        gaps = np.where(ahead, ds - hl - hl[:n, None], np.inf)
-        ego_gaps = gaps[:, n]  # a view
-        pulling_away = (ego_gaps < self.config.min_gap) & (self._V[n] > self.speed)
-        ego_gaps[(ego_gaps <= 0.0) | pulling_away] = np.inf
-        j = gaps.argmin(axis=1)
-        return gaps[self._rows, j], self._V[j], j
+        return _leader_search(self._S, self._HL, self._V, self._bits, self.n, self.config.min_gap)
 
     def _idm(self, v: np.ndarray, v0: np.ndarray, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
         """IDM acceleration of every car, braking capped at MAX_IDM_BRAKE (`_idm1` for one car).
@@ -338,14 +330,9 @@ class Traffic:
         With gap = inf the interaction term vanishes whatever v_lead is (as long as it is finite).
         """
         cfg = self.config
-        s_star = np.maximum(v * (cfg.time_headway + (v - v_lead) * self._inv_2sqrt_ab), 0.0)
-        s_star += cfg.min_gap
-        ratio = s_star / np.maximum(gap, _MIN_IDM_GAP)
-        free = v / v0
-        free *= free
-        acc = 1.0 - free * free - ratio * ratio
-        acc *= cfg.max_accel
-        return np.maximum(acc, -MAX_IDM_BRAKE, out=acc)
+        return _idm_all(
+            v, v0, gap, v_lead, cfg.time_headway, self._inv_2sqrt_ab, cfg.min_gap, cfg.max_accel
+        )
 
     def _integrate(self, acc: np.ndarray, dt: float) -> None:
         """Move the cars; a car that would reverse stops where it reaches zero speed instead."""
@@ -730,18 +717,8 @@ class Traffic:
         return float(gaps[k]), float(self.speed[hit[k]])
 
     def _in_band(self, d: float, half_width: float, anticipate: bool) -> np.ndarray:
-        """Which cars' lateral extent overlaps [d - half_width, d + half_width]."""
-        half = 0.5 * self.width
-        if anticipate:
-            # min(d - half, target - half) is min(d, target) - half exactly (rounding is monotonic).
-            target = self._centres[self.lane]
-            lo = np.minimum(self.d, target)
-            lo -= half
-            hi = np.maximum(self.d, target)
-            hi += half
-        else:
-            lo, hi = self.d - half, self.d + half
-        return (lo < d + half_width) & (hi > d - half_width)
+        """Which cars' lateral extent overlaps [d - half_width, d + half_width] (`_band_overlap`)."""
+        return _band_overlap(self.d, self.width, self._centres, self.lane, d, half_width, anticipate)
 
     def occupancy_grid(
         self,
@@ -809,3 +786,72 @@ def _safe_speed(cfg: TrafficConfig, gap: float, v_lead: float) -> float:
     c = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
     lin = cfg.time_headway - c * v_lead
     return (-lin + math.sqrt(lin * lin + 4.0 * c * room)) / (2.0 * c)
+
+
+@numba.njit(cache=True, nogil=True)
+def _leader_search(
+    s: np.ndarray, half_length: np.ndarray, speed: np.ndarray, bits: np.ndarray, n: int, min_gap: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`Traffic._leaders` over the all-vehicle buffers (n cars, the ego at index n)."""
+    gap = np.empty(n)
+    lead_speed = np.empty(n)
+    lead = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        best, best_j = np.inf, 0
+        for j in range(n + 1):
+            ds = s[j] - s[i]
+            if bits[j] & bits[i] == 0 or not ds > 0.0:
+                continue
+            g = ds - half_length[j] - half_length[i]
+            if j == n and (g <= 0.0 or (g < min_gap and speed[n] > speed[i])):
+                continue  # the ego overlapping this car, or pulling away from it
+            if g < best:
+                best, best_j = g, j
+        gap[i], lead_speed[i], lead[i] = best, speed[best_j], best_j
+    return gap, lead_speed, lead
+
+
+@numba.njit(cache=True, nogil=True)
+def _idm_all(
+    v: np.ndarray,
+    v0: np.ndarray,
+    gap: np.ndarray,
+    v_lead: np.ndarray,
+    time_headway: float,
+    inv_2sqrt_ab: float,
+    min_gap: float,
+    max_accel: float,
+) -> np.ndarray:
+    """`Traffic._idm`: the same operations, in the same order, car by car."""
+    acc = np.empty(v.size)
+    for i in range(v.size):
+        s_star = max(v[i] * (time_headway + (v[i] - v_lead[i]) * inv_2sqrt_ab), 0.0) + min_gap
+        ratio = s_star / max(gap[i], _MIN_IDM_GAP)
+        free = v[i] / v0[i]
+        free *= free
+        acc[i] = max((1.0 - free * free - ratio * ratio) * max_accel, -MAX_IDM_BRAKE)
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _band_overlap(
+    d: np.ndarray,
+    width: np.ndarray,
+    centres: np.ndarray,
+    lane: np.ndarray,
+    band_d: float,
+    half_width: float,
+    anticipate: bool,
+) -> np.ndarray:
+    """Which cars (centre d, `width`) overlap the band [band_d - half_width, band_d + half_width];
+    with `anticipate`, a car changing lanes spans from where it is to its target lane's centre."""
+    band_lo, band_hi = band_d - half_width, band_d + half_width
+    out = np.empty(d.size, dtype=np.bool_)
+    for i in range(d.size):
+        half = 0.5 * width[i]
+        lo, hi = d[i], d[i]
+        if anticipate:
+            target = centres[lane[i]]
+            lo, hi = min(lo, target), max(hi, target)
+        out[i] = lo - half < band_hi and hi + half > band_lo
+    return out

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.collision import boxes_overlap
+from sim.collision import boxes_overlap, frenet_neighbours
 from sim.render.cars import CarBoxes
 from sim.road import Road, RoadConfig, wrap_angle
 from sim.traffic import Traffic, TrafficConfig
@@ -164,8 +164,7 @@ class World:
         if self.safety.enabled:
             accel = self._safety_brake(accel)
         n_sub = max(1, round(dt / PHYSICS_DT))
-        for _ in range(n_sub):
-            self.ego.step(steer, accel, dt / n_sub)
+        self.ego.step(steer, accel, dt / n_sub, substeps=n_sub)
         self.s, self.d = self.road.frenet(self.ego.x, self.ego.y, self.s)
         # Traffic sees the ego over the band it will sweep in the next second and, during a lane
         # change, over its target lane too: nobody starts a lane change into the lane the ego is
@@ -323,9 +322,7 @@ class World:
         if t.s.size == 0:
             return False
         # Cheap Frenet pre-filter (with a generous margin for yaw); exact oriented-box test after.
-        near = (np.abs(t.s - self.s) < 0.5 * (t.length + p.length) + 1.5) & (
-            np.abs(t.d - self.d) < 0.5 * (t.width + p.width) + 1.5
-        )
+        near = frenet_neighbours(t.s, t.d, t.length, t.width, self.s, self.d, p.length, p.width, 1.5)
         if not near.any():
             return False
         ego_box = np.array([self.ego.x, self.ego.y, self.ego.yaw, p.length, p.width])

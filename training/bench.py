@@ -28,7 +28,9 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -109,6 +111,7 @@ def time_resets(env: gym.Env, resets: int, seed: int) -> dict[str, Any]:
     return {
         "resets": resets,
         "reset_ms": 1000.0 * float(np.mean(times)),
+        "reset_ms_median": 1000.0 * float(np.median(times)),
         "reset_ms_max": 1000.0 * float(np.max(times)),
     }
 
@@ -252,6 +255,34 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+FIRST_STEP_SCRIPT = """
+import time
+start = time.perf_counter()
+import gymnasium, sim
+env = gymnasium.make({env_id!r})
+env.reset(seed=0)
+env.step(env.action_space.sample())
+print(time.perf_counter() - start)
+"""
+"""A new process's first step: imports, env construction, and numba compiling or loading the kernels."""
+
+
+def measure_first_step(env_id: str = CAMDRIVE_ENV_IDS[0]) -> dict[str, Any]:
+    """Seconds to a new process's first step of `env_id`, with an empty compiled-code cache (numba
+    compiles the renderer's kernels) and again with the cache that run left (what every later process
+    pays). Each runs in its own interpreter with NUMBA_CACHE_DIR pointing at a fresh directory."""
+    with tempfile.TemporaryDirectory(prefix="camdrive-numba-") as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        script = FIRST_STEP_SCRIPT.format(env_id=env_id)
+        seconds = []
+        for _ in range(2):
+            done = subprocess.run(
+                [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+            )
+            seconds.append(float(done.stdout.strip().splitlines()[-1]))
+    return {"env_id": env_id, "cold_cache_s": seconds[0], "warm_cache_s": seconds[1]}
+
+
 def run_bench(
     env_ids: Sequence[str] = CAMDRIVE_ENV_IDS,
     steps: int = 1000,
@@ -261,10 +292,11 @@ def run_bench(
     on_phase: PhaseHook | None = None,
     options: Mapping[str, Any] | None = None,
     vector: Sequence[int] = (),
+    first_step: bool = False,
 ) -> dict[str, Any]:
     """Measure `env_ids` (made with `options`) and (if `reference` and Box2D is importable)
     CarRacing-v3 (always with its defaults); then each of `env_ids` as a native vector env of each size
-    in `vector`, under "vector_results".
+    in `vector`, under "vector_results"; with `first_step`, `measure_first_step` under "first_step".
 
     Ids that are not registered are listed under "skipped" with the reason, not measured.
     """
@@ -300,6 +332,8 @@ def run_bench(
         r["ratio_vs_reference"] = _ratio(r["steps_per_s"], reference_rate)
     for r in vector_results:
         r["ratio_vs_single_env"] = _ratio(r["steps_per_s"], single_rates[r["env_id"]])
+    if first_step and on_phase is not None:
+        on_phase("first step in a new process")
     return {
         "settings": {
             "steps": steps,
@@ -313,6 +347,7 @@ def run_bench(
         "reference": REFERENCE_ENV_ID,
         "results": results,
         "vector_results": vector_results,
+        "first_step": measure_first_step() if first_step else None,
         "skipped": skipped,
     }
 
@@ -367,7 +402,7 @@ def format_report(report: dict[str, Any]) -> str:
         )
     if lines:
         lines.append("")
-    header = ("env", "steps/s", f"vs {report['reference']}", "render fps", "reset ms")
+    header = ("env", "steps/s", f"vs {report['reference']}", "render fps", "reset ms", "median")
     rows = [
         (
             r["env_id"],
@@ -375,6 +410,7 @@ def format_report(report: dict[str, Any]) -> str:
             _times(r["ratio_vs_reference"]),
             _number(r["render_fps"], ".1f"),
             _number(r["reset_ms"], ".2f"),
+            _number(r["reset_ms_median"], ".2f"),
         )
         for r in report["results"]
     ]
@@ -388,8 +424,14 @@ def format_report(report: dict[str, Any]) -> str:
         f"steps/s: {settings['steps']} random-action steps after {settings['warmup_steps']} untimed ones;",
         "  episodes that end are reset inside the timed loop, as in a training loop (included).",
         f"render fps: env.unwrapped.observe() called {settings['steps']} times without stepping.",
-        f"reset ms: mean of {settings['resets']} env.reset(seed=...) calls with different seeds.",
+        f"reset ms: mean and median of {settings['resets']} env.reset(seed=...) calls with different seeds.",
     ]
+    first = report["first_step"]
+    if first is not None:
+        lines.append(
+            f"first step of {first['env_id']} in a new process: {first['cold_cache_s']:.2f} s with an empty "
+            f"numba cache (compiling the kernels), {first['warm_cache_s']:.2f} s with a warm one."
+        )
     if report["vector_results"]:
         lines += [
             f"vector: gymnasium.make_vec(env_id, num_envs=N), about {settings['steps']} env-steps in calls "
@@ -429,7 +471,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"camdrive bench: {error}", file=sys.stderr)
         return 2
-    phases = (3 + len(sizes)) * len(CAMDRIVE_ENV_IDS) + (0 if args.no_carracing else 3)
+    phases = (3 + len(sizes)) * len(CAMDRIVE_ENV_IDS) + (0 if args.no_carracing else 3) + args.first_step
     options = dict(args.option or [])
     hook, close = _progress_bar(phases)
     try:
@@ -441,6 +483,7 @@ def main(args: argparse.Namespace) -> int:
             on_phase=hook,
             options=options,
             vector=sizes,
+            first_step=args.first_step,
         )
     except ValueError as error:  # a bad --option: the env names the option and its allowed range
         print(f"camdrive bench: {error}", file=sys.stderr)

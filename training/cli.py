@@ -86,6 +86,12 @@ def _add_bench(subparsers: Subparsers) -> None:
         help="also measure env-steps/s of gymnasium.make_vec(env, num_envs=N), camdrive's native vector env, "
         "for each N (a comma list, or repeat the option), e.g. --vector 1,4,16,64",
     )
+    parser.add_argument(
+        "--first-step",
+        action="store_true",
+        help="also time a new process's first step, with an empty and with a warm cache of numba's "
+        "compiled renderer kernels",
+    )
     parser.set_defaults(run="training.bench:main")
 
 

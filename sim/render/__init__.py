@@ -1,1 +1,1 @@
-"""Drawing the world: camera frames, the road texture, cars, the top-down view."""
+"""Drawing the world: camera frames, the road's layers, cars, the top-down view."""
