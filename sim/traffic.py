@@ -330,9 +330,7 @@ class Traffic:
         With gap = inf the interaction term vanishes whatever v_lead is (as long as it is finite).
         """
         cfg = self.config
-        return _idm_all(
-            v, v0, gap, v_lead, cfg.time_headway, self._inv_2sqrt_ab, cfg.min_gap, cfg.max_accel
-        )
+        return _idm_all(v, v0, gap, v_lead, cfg.time_headway, self._inv_2sqrt_ab, cfg.min_gap, cfg.max_accel)
 
     def _integrate(self, acc: np.ndarray, dt: float) -> None:
         """Move the cars; a car that would reverse stops where it reaches zero speed instead."""
