@@ -234,20 +234,24 @@ def test_bench_command_writes_json(fake_env_id, monkeypatch, tmp_path, capsys):
     assert doc["vector_results"] == [] and doc["settings"]["vector"] == []
 
 
-def test_bench_options_reach_the_camdrive_envs_only(fake_env_id, monkeypatch):
-    """--option changes the measured envs; the reference keeps its defaults (it takes none of ours)."""
+@pytest.fixture
+def fake_reference(monkeypatch):
+    """A registered stand-in for CarRacing-v3, which takes none of camdrive's options."""
 
     class NoOptionsEnv(TwoStepEnv):
         def __init__(self):
             super().__init__(length=1)
 
     gym.register(id="camdrive_test/Reference-v0", entry_point=NoOptionsEnv)
-    try:
-        monkeypatch.setattr(bench, "REFERENCE_ENV_ID", "camdrive_test/Reference-v0")
-        monkeypatch.setattr(bench, "box2d_available", lambda: True)
-        report = bench.run_bench([fake_env_id], steps=6, resets=2, options={"length": 3})
-    finally:
-        gym.registry.pop("camdrive_test/Reference-v0")
+    monkeypatch.setattr(bench, "REFERENCE_ENV_ID", "camdrive_test/Reference-v0")
+    monkeypatch.setattr(bench, "box2d_available", lambda: True)
+    yield "camdrive_test/Reference-v0"
+    gym.registry.pop("camdrive_test/Reference-v0")
+
+
+def test_bench_options_reach_the_camdrive_envs_only(fake_env_id, fake_reference):
+    """--option changes the measured envs; the reference keeps its defaults (it takes none of ours)."""
+    report = bench.run_bench([fake_env_id], steps=6, resets=2, options={"length": 3})
     rows = {r["env_id"]: r for r in report["results"]}
     assert rows[fake_env_id]["config"]["kwargs"] == {"length": 3}
     assert (
@@ -351,22 +355,18 @@ def test_bench_command_measures_vector_envs(fake_env_id, monkeypatch, tmp_path, 
     assert sum(line.startswith(fake_env_id) for line in text.splitlines()) == 1 + 1 + 3  # config, rows
 
 
-def test_run_bench_measures_vector_envs_next_to_the_reference(fake_env_id, monkeypatch):
+def test_run_bench_measures_vector_envs_next_to_the_reference(fake_env_id, fake_reference):
     """The ratio to the reference uses the reference's single-env steps/s of the same run."""
-
-    class ReferenceEnv(TwoStepEnv):
-        def __init__(self):
-            super().__init__(length=1)
-
-    gym.register(id="camdrive_test/Reference-v0", entry_point=ReferenceEnv)
-    try:
-        monkeypatch.setattr(bench, "REFERENCE_ENV_ID", "camdrive_test/Reference-v0")
-        monkeypatch.setattr(bench, "box2d_available", lambda: True)
-        report = bench.run_bench([fake_env_id], steps=4, resets=2, vector=[2])
-    finally:
-        gym.registry.pop("camdrive_test/Reference-v0")
+    report = bench.run_bench([fake_env_id], steps=4, resets=2, vector=[2])
     rows = {r["env_id"]: r for r in report["results"]}
     (vector_row,) = report["vector_results"]
-    reference_rate = rows["camdrive_test/Reference-v0"]["steps_per_s"]
+    reference_rate = rows[fake_reference]["steps_per_s"]
     assert vector_row["ratio_vs_reference"] == pytest.approx(vector_row["steps_per_s"] / reference_rate)
-    assert "camdrive_test/Reference-v0" not in {r["env_id"] for r in report["vector_results"]}
+    assert fake_reference not in {r["env_id"] for r in report["vector_results"]}
+
+
+def test_first_step_compiles_with_an_empty_cache_and_loads_with_a_warm_one():
+    """The first process compiles the renderer's kernels; the second finds them in the cache it left."""
+    r = bench.measure_first_step("camdrive/LaneKeep-v0")
+    assert r["env_id"] == "camdrive/LaneKeep-v0"
+    assert 0 < r["warm_cache_s"] < r["cold_cache_s"]

@@ -150,7 +150,7 @@ class LookConfig:
     """The training looks: how many randomised palettes, how strong, how often the default look."""
 
     count: int = 96
-    """Randomised palettes in the pool (each renderer is built on first use: 0.3-0.8 s and 19 MB)."""
+    """Randomised palettes in the pool (each renderer is built on first use: tens of ms and 2.6 MB)."""
     strength: float = 1.0
     """`Palette.randomised` strength, 0..1 (the env's `randomize`); 0 turns the pool off."""
     default_fraction: float = 0.25
