@@ -473,3 +473,16 @@ def test_car_pixel_grid_follows_the_band_edges() -> None:
     expected = np.searchsorted(np.asarray(_BAND_EDGES), f, side="right") - 1
     assert np.array_equal(band[index][drawn], expected[drawn])
     assert set(band[band >= 0]) == set(range(len(_BAND_EDGES) - 1))
+
+
+def test_compiled_sensor_noise_is_the_numpy_formula_bit_for_bit() -> None:
+    from sim.render import kernels
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        noise = rng.normal(0.0, 40.0, (2 * H, 2 * W, 1)).astype(np.float32)  # some sums leave 0..255
+        i, j = int(rng.integers(0, H)), int(rng.integers(0, W))
+        expected = np.clip(frame + noise[i : i + H, j : j + W], 0, 255).astype(np.uint8)
+        kernels.add_noise(frame, noise, i, j)
+        assert np.array_equal(frame, expected)

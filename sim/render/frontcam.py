@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.camera import CameraConfig, PinholeCamera
+from sim.render import kernels
 from sim.render.cars import CarBoxes, CarPainter
 from sim.render.ground import GroundPainter
 from sim.render.palette import Palette
@@ -87,7 +88,7 @@ class FrontCameraRenderer:
         if self._noise is not None:
             h, w = frame.shape[:2]
             i, j = self._noise_rng.integers(0, h), self._noise_rng.integers(0, w)
-            frame = np.clip(frame + self._noise[i : i + h, j : j + w], 0, 255).astype(np.uint8)
+            kernels.add_noise(frame, self._noise, int(i), int(j))
         if self.grayscale:
             return (frame @ _GRAY_WEIGHTS + 0.5).astype(np.uint8)[..., None]
         return frame
