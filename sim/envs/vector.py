@@ -1,21 +1,20 @@
 """Native vector environments: N worlds of one camdrive environment, stepped by one object.
 
 `gymnasium.make_vec("camdrive/LaneKeep-v0", num_envs=N)` builds a `LaneKeepVectorEnv` (Traffic-v0 a
-`TrafficVectorEnv`) through the ids' `vector_entry_point`. Everything is the single environments' own
-code (their action parsing, physics, reward, info and renderer), which is why the results equal, bit
-for bit, those of a `gymnasium.vector.SyncVectorEnv` of `gymnasium.make` environments seeded and
-driven the same way.
+`TrafficVectorEnv`) through the ids' `vector_entry_point`. A step first moves every world, then renders
+all N observations in one method, `_observe_all`. Everything else is the single environments' own code
+(their action parsing, physics, reward and info), which is why the results equal, bit for bit, those
+of a `gymnasium.vector.SyncVectorEnv` of `gymnasium.make` environments seeded and driven the same way.
 
-What it adds is overlap: the world steps are Python and hold the interpreter, while a frame's pixels
-are drawn by compiled kernels that release it (`sim.render.kernels`, nogil). So world i + 1 is
-stepped on the calling thread while render threads draw world i's observation, on other cores.
+Today it saves the wrappers' and the sync vector env's per-step Python, not more: the world steps
+are Python (GIL-bound), so drawing frames on a second thread meanwhile was measured slower (the
+render thread waits for the interpreter), and a batched render over both cores would win only the
+kernels' share of a step. Stepping many worlds per call in compiled code is the next step.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import gymnasium as gym
@@ -30,8 +29,6 @@ from sim.envs.lane_keep import LaneKeepEnv
 from sim.envs.traffic import TrafficEnv
 from sim.validation import check_at_least
 
-RENDER_THREADS = max(1, (os.cpu_count() or 1) - 1)
-"""Threads drawing observations while the calling thread steps worlds: one per spare core."""
 RENDER_MODES = ["rgb_array"]
 """A vector env has no window of its own; "rgb_array" returns every sub-env's frame."""
 
@@ -124,7 +121,6 @@ class CamDriveVectorEnv(VectorEnv):
         self._truncations = np.zeros(num_envs, dtype=np.bool_)
         self._autoreset = np.zeros(num_envs, dtype=np.bool_)
         self._needs_reset = True
-        self._render_pool = ThreadPoolExecutor(RENDER_THREADS, "camdrive-render") if num_envs > 1 else None
 
     def reset(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
@@ -134,12 +130,10 @@ class CamDriveVectorEnv(VectorEnv):
         if options:
             raise ValueError(f"camdrive envs take no reset options, got {sorted(options)}")
         infos: dict[str, Any] = {}
-        drawing = []
         for i, (env, env_seed) in enumerate(zip(self.envs, seeds, strict=True)):
             env._new_episode(env_seed)
-            drawing.append(self._draw(i))
             infos = self._add_info(infos, env.current_info(), i)
-        _wait(drawing)
+        self._observe_all(self._observations)
         self._rewards[:] = 0.0
         self._terminations[:] = False
         self._truncations[:] = False
@@ -153,7 +147,6 @@ class CamDriveVectorEnv(VectorEnv):
             raise ResetNeeded("Cannot call step() before calling reset()")  # as gymnasium.make's envs
         actions = self._checked_actions(actions)
         infos: dict[str, Any] = {}
-        drawing = []
         for i, env in enumerate(self.envs):
             if self._autoreset[i]:
                 env._new_episode(None)
@@ -163,9 +156,8 @@ class CamDriveVectorEnv(VectorEnv):
                 if self.step_limit is not None and env.steps >= self.step_limit:
                     truncated = True  # TimeLimit truncates even an episode that also terminated
                 self._rewards[i], self._terminations[i], self._truncations[i] = reward, terminated, truncated
-            drawing.append(self._draw(i))
             infos = self._add_info(infos, env.current_info(), i)
-        _wait(drawing)
+        self._observe_all(self._observations)
         self._autoreset = self._terminations | self._truncations
         return (
             self._batch(),
@@ -175,16 +167,14 @@ class CamDriveVectorEnv(VectorEnv):
             infos,
         )
 
-    def _draw(self, i: int) -> Future | None:
-        """Render sub-env i's observation into the batch: on a render thread (returning its future)
-        while the caller moves on to the next world, or right here with a single sub-env."""
-        if self._render_pool is None:
-            self._observe_into(i)
-            return None
-        return self._render_pool.submit(self._observe_into, i)
+    def _observe_all(self, out: np.ndarray) -> None:
+        """Render every sub-env's current observation into `out[i]`.
 
-    def _observe_into(self, i: int) -> None:
-        self._observations[i] = self.envs[i].observe()
+        The only place the N observations are made, so that one batched (compiled) renderer call can
+        replace this loop; the worlds have all been moved before it runs.
+        """
+        for i, env in enumerate(self.envs):
+            out[i] = env.observe()
 
     def _batch(self) -> np.ndarray:
         return self._observations.copy() if self.copy else self._observations
@@ -231,17 +221,8 @@ class CamDriveVectorEnv(VectorEnv):
         return tuple(env.render() for env in self.envs)
 
     def close_extras(self, **kwargs: Any) -> None:
-        if self._render_pool is not None:
-            self._render_pool.shutdown()
         for env in self.envs:
             env.close()
-
-
-def _wait(drawing: list[Future | None]) -> None:
-    """Wait for every observation to be drawn; an error in a render thread is raised here."""
-    for future in drawing:
-        if future is not None:
-            future.result()
 
 
 def _check_discrete(actions: np.ndarray, space: spaces.Discrete) -> None:

@@ -197,7 +197,7 @@ def footprint_levels(texels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class AcrossLevels:
     """The layers across the road box-filtered at each footprint width, stored sparsely.
 
-    `layer` (levels, n_d, k) int32 lists the layers present in each texel column (-1 pads), `weight`
+    `layer` (levels, n_d, k) int8 lists the layers present in each texel column (-1 pads), `weight`
     the filtered coverage of each: only a handful of the layers are present at any d.
     """
 
@@ -210,7 +210,7 @@ class AcrossLevels:
         dense = np.stack([box_filter(layers.across, w, periodic=False) for w in widths])
         present = np.abs(dense) > 1e-9  # (levels, layers, n_d)
         k = max(int(present.sum(axis=1).max()), 1)
-        layer = np.full((len(widths), layers.n_d, k), -1, dtype=np.int32)
+        layer = np.full((len(widths), layers.n_d, k), -1, dtype=np.int8)
         weight = np.zeros((len(widths), layers.n_d, k), dtype=np.float32)
         lvl, t, j = np.nonzero(present)
         order = np.lexsort((t, j, lvl))
