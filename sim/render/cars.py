@@ -95,6 +95,9 @@ class CarPainter:
         n = self.slope.size
         self._hit_car, self._hit_in, self._hit_out = np.empty(n, np.int64), np.empty(n), np.empty(n)
         """Per column: the car the kernel painted (-1: none), its entry and exit distances."""
+        self._visible, self._visible_colour = np.empty((6, 0)), np.empty(0, dtype=np.int64)
+        """The cars in view (`kernels.cull_cars`): forward, left, relative yaw, length, width, height;
+        and palette colour. Grown to the number of cars on first use."""
         colors = np.array([palette.array(c) for c in palette.car_colors], dtype=np.float32)
         self.body = colors
         self.glass = palette.array(palette.glass)
@@ -130,32 +133,31 @@ class CarPainter:
 
     def draw(self, frame: np.ndarray, cam_x: float, cam_y: float, cam_yaw: float, cars: CarBoxes) -> None:
         """Paint `cars` into `frame` (height, width, 3) uint8, seen from the camera pose."""
-        if len(cars) == 0:
+        n = len(cars)
+        if n == 0:
             return
-        cos_y, sin_y = np.cos(cam_yaw), np.sin(cam_yaw)
-        dx, dy = cars.x - cam_x, cars.y - cam_y
-        fwd = dx * cos_y + dy * sin_y
-        left = -dx * sin_y + dy * cos_y
-        reach = 0.5 * np.hypot(cars.length, cars.width)
-        far_end = fwd + reach
-        visible = (far_end > NEAR_M) & (fwd - reach < self.camera.config.max_distance)
-        visible &= np.abs(left) - reach < far_end * self._max_slope + 1.0
-        idx = np.flatnonzero(visible)
-        if idx.size == 0:
+        if self._visible.shape[1] < n:
+            self._visible = np.empty((6, n))
+            self._visible_colour = np.empty(n, dtype=np.int64)
+        seen, colour = self._visible, self._visible_colour
+        k = kernels.cull_cars(
+            cars.x, cars.y, cars.yaw, cars.length, cars.width, cars.height, cars.color, len(self.body),
+            cam_x, cam_y, cam_yaw, np.cos(cam_yaw), np.sin(cam_yaw), self.camera.config.max_distance,
+            self._max_slope, NEAR_M, seen, colour,
+        )  # fmt: skip
+        if k == 0:
             return
-        if idx.size < visible.size:
-            fwd, left, cars = fwd[idx], left[idx], cars.subset(idx)
+        fwd, left, yaw_rel, length, width, height = seen[:, :k]
         car, t_in, t_out = self._hit_car, self._hit_in, self._hit_out
         kernels.paint_cars(
-            frame, self.slope, self.row_slope, self.camera.config.mount_height, fwd, left,
-            cars.yaw - cam_yaw, cars.length, cars.width, cars.height, cars.color % len(self.body),
-            self._face_lut, self._drawn_lut, NEAR_M, _TAIL_LIGHT_INSET_M, _GRID, _GRID_OFFSET, _GRID_SIZE,
-            car, t_in, t_out,
+            frame, self.slope, self.row_slope, self.camera.config.mount_height, fwd, left, yaw_rel,
+            length, width, height, colour[:k], self._face_lut, self._drawn_lut, NEAR_M, _TAIL_LIGHT_INSET_M,
+            _GRID, _GRID_OFFSET, _GRID_SIZE, car, t_in, t_out,
         )  # fmt: skip
         hit = np.flatnonzero(car >= 0)
-        if hit.size and self.camera.config.mount_height > cars.height[car[hit]].min():
-            body = self.body[cars.color[car[hit]] % len(self.body)]
-            self._paint_roofs(frame, hit, t_in[hit], t_out[hit], cars.height[car[hit]], body)
+        if hit.size and self.camera.config.mount_height > height[car[hit]].min():
+            body = self.body[colour[car[hit]]]
+            self._paint_roofs(frame, hit, t_in[hit], t_out[hit], height[car[hit]], body)
 
     def _paint_roofs(self, frame, cols, t_in, t_out, height, body) -> None:
         """Camera above a roof: fill the roof between the entry and exit planes' top edges."""

@@ -86,6 +86,49 @@ def paint_ground(
 
 
 @numba.njit(**_JIT)
+def cull_cars(
+    x: np.ndarray,
+    y: np.ndarray,
+    yaw: np.ndarray,
+    length: np.ndarray,
+    width: np.ndarray,
+    height: np.ndarray,
+    colour: np.ndarray,
+    n_colours: int,
+    cam_x: float,
+    cam_y: float,
+    cam_yaw: float,
+    cos_yaw: float,
+    sin_yaw: float,
+    max_distance: float,
+    max_slope: float,
+    near_m: float,
+    seen: np.ndarray,
+    seen_colour: np.ndarray,
+) -> int:
+    """The cars that can be in view, in camera coordinates; returns how many (k).
+
+    A car is kept unless its bounding circle lies wholly behind the near plane, beyond
+    `max_distance` or outside the widest column's ray (plus a metre). Row 0..5 of `seen[:, :k]`
+    receive its forward and left distance from the lens, yaw relative to the camera, length, width
+    and height, in the cars' order; `seen_colour[:k]` its palette colour (colour mod n_colours).
+    """
+    k = 0
+    for q in range(x.size):
+        dx, dy = x[q] - cam_x, y[q] - cam_y
+        fwd = dx * cos_yaw + dy * sin_yaw
+        left = -dx * sin_yaw + dy * cos_yaw
+        reach = 0.5 * np.hypot(length[q], width[q])
+        far_end = fwd + reach
+        if far_end > near_m and fwd - reach < max_distance and abs(left) - reach < far_end * max_slope + 1.0:
+            seen[0, k], seen[1, k], seen[2, k] = fwd, left, yaw[q] - cam_yaw
+            seen[3, k], seen[4, k], seen[5, k] = length[q], width[q], height[q]
+            seen_colour[k] = colour[q] % n_colours
+            k += 1
+    return k
+
+
+@numba.njit(**_JIT)
 def paint_cars(
     frame: np.ndarray,
     slope: np.ndarray,
