@@ -78,7 +78,9 @@ class LaneKeepEnv(CamDriveEnv):
     heading_error (rad), distance (m), collision, off_road, safety_brakes, safety_refusals, seed.
 
     ## Version History
-    - v0: initial release.
+    - v0: initial release. Unreleased change within v0 (camdrive 0.1.0): the road is drawn from
+      box-filtered layers (solid far edge lines, shade bands that change between dashes), so
+      frames differ from earlier builds; dynamics, rewards and infos are unchanged.
     """
 
     def __init__(self, render_mode: str | None = None, **kwargs) -> None:

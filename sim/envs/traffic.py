@@ -102,7 +102,9 @@ class TrafficEnv(CamDriveEnv):
     As LaneKeep-v0: the privileged state plus collision, off_road, safety_brakes, safety_refusals.
 
     ## Version History
-    - v0: initial release.
+    - v0: initial release. Unreleased change within v0 (camdrive 0.1.0): the road is drawn from
+      box-filtered layers (solid far edge lines, shade bands that change between dashes), so
+      frames differ from earlier builds; dynamics, rewards and infos are unchanged.
     """
 
     def __init__(self, render_mode: str | None = None, **kwargs) -> None:
