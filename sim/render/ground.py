@@ -9,13 +9,14 @@ function of s), a dash is "on line k" times "painted here". So the ground's colo
 
 Far pixels cover metres of road and must show the average colour of their footprint, or dashes
 flicker and thin lines break into dots. A box filter of a product is the product of the box-filtered
-factors, so each image row's footprint is applied exactly by filtering the small one-dimensional
-tables: `across` per row (its lateral footprint), `along` per footprint band (`AlongLevels`). The
-look (palette, paint wear) lives only in the `along` tables: a new look is a few hundred 1-D box
-filters and one small matrix product (about 5 ms), not a rebuilt texture.
+factors, so each pixel's footprint is applied by filtering small one-dimensional tables: `across`
+at the pixel's lateral footprint (`AcrossLevels`; wider off-centre, where a far pixel's lengthwise
+extent reaches sideways), `along` at its row's lengthwise footprint (`AlongLevels`), both rounded to
+quarter octaves. The look (palette, paint wear) lives only in the `along` tables: a new look is a
+few hundred 1-D box filters and one small matrix product (about 5 ms), not a rebuilt texture.
 
 Drawing is then, per pixel, its Frenet (s, d), the few layers present at that d (a sparse list per
-row and texel column), one multiply-add per layer and the haze of its row, in a compiled kernel
+footprint level and texel column), one multiply-add per layer and the haze of its row, in a compiled kernel
 (`sim.render.kernels.paint_ground`); `reference_colour` is the same sum in plain numpy, which the
 tests hold the kernel to.
 """
@@ -160,6 +161,7 @@ class AlongLevels:
         filtered = np.stack([box_filter(sharp, int(w), periodic=True) for w in widths])  # (L, F, N_S)
         table = np.einsum("lfs,ftc->lstc", filtered, mix, optimize=True)
         self.table = np.ascontiguousarray(table, dtype=np.float32)
+        self.table.flags.writeable = False  # shared by every renderer in this look
 
     @staticmethod
     def _mixing(pal: Palette, n_layers: int, n_lines: int) -> np.ndarray:

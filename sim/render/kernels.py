@@ -5,8 +5,9 @@ numpy as the reference the tests compare against, beside it: the ground (`ground
 and the cars (`cars.CarPainter`). Everything around them (which rows, which cars, which colours)
 stays in numpy; only loops over pixels are here.
 
-Compiled code is cached on disk next to this file (`cache=True`), so only the first process after
-an install pays the compile time (measured by `camdrive bench`'s `compile_s`).
+Compiled code is cached on disk next to this file (`cache=True`; numba's NUMBA_CACHE_DIR moves
+it), so only the first process after an install pays the compile time: `camdrive bench --first-step`
+measured 2.4 s for a new process's first step with an empty cache, 0.4 s with a warm one.
 """
 
 from __future__ import annotations
