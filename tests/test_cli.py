@@ -304,12 +304,16 @@ def test_bench_rejects_a_bad_vector_size_in_one_line_before_measuring(value, mon
     assert captured.err.startswith("camdrive bench: --vector ") and captured.err.count("\n") == 1
 
 
-def test_time_vector_steps_counts_env_steps(fake_env_id):
-    envs = gym.make_vec(fake_env_id, num_envs=2)
+def timed_vector_steps(env_id: str, num_envs: int, steps: int) -> dict:
+    envs = gym.make_vec(env_id, num_envs=num_envs)
     try:
-        r = bench.time_vector_steps(envs, steps=9, seed=0)
+        return bench.time_vector_steps(envs, steps=steps, seed=0)
     finally:
         envs.close()
+
+
+def test_time_vector_steps_counts_env_steps(fake_env_id):
+    r = timed_vector_steps(fake_env_id, num_envs=2, steps=9)
     assert r["calls"] == 5 and r["steps"] == 10 and r["steps_per_s"] > 0
     # Each 2-step episode takes 3 calls (the third resets): the 5 warm-up calls leave the sub-envs
     # after an ended episode, so timed calls 1..5 reset, step, end, reset, step: one end per sub-env.
@@ -317,11 +321,7 @@ def test_time_vector_steps_counts_env_steps(fake_env_id):
 
 
 def test_time_vector_steps_makes_at_least_a_few_calls(fake_env_id):
-    envs = gym.make_vec(fake_env_id, num_envs=64)
-    try:
-        r = bench.time_vector_steps(envs, steps=5, seed=0)
-    finally:
-        envs.close()
+    r = timed_vector_steps(fake_env_id, num_envs=64, steps=5)
     assert r["calls"] == bench.VECTOR_MIN_CALLS and r["steps"] == 64 * bench.VECTOR_MIN_CALLS
 
 
