@@ -486,3 +486,20 @@ def test_compiled_sensor_noise_is_the_numpy_formula_bit_for_bit() -> None:
         expected = np.clip(frame + noise[i : i + H, j : j + W], 0, 255).astype(np.uint8)
         kernels.add_noise(frame, noise, i, j)
         assert np.array_equal(frame, expected)
+
+
+@pytest.mark.parametrize("randomize", [0.0, 1.0])
+def test_a_camera_that_sees_no_ground_draws_sky_only(make_env, randomize: float) -> None:
+    """Pitched up with a short frame, no row reaches the ground: the frame is the sky (plus the
+    look's sensor noise when randomised)."""
+    env = make_env("camdrive/LaneKeep-v0", camera_height=16, camera_pitch_deg=-10.0, randomize=randomize)
+    env.reset(seed=0)
+    renderer = env.unwrapped.obs_type.renderer
+    assert renderer.rows.size == 0
+    obs, *_ = env.step([0.0])
+    diff = obs.astype(int) - renderer.background.astype(int)
+    if randomize == 0.0:
+        assert not diff.any()
+    else:
+        # Truncating to uint8 biases the noise by about -0.5.
+        assert abs(diff.mean()) < 1.0 and diff.std() <= 1.5 * renderer.palette.noise_std + 0.5

@@ -190,6 +190,8 @@ def footprint_levels(texels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     about the road's centre stays symmetric in the image.
     """
     key = np.round(np.log2(np.maximum(texels, 1.0)) * LEVELS_PER_OCTAVE).astype(int)
+    if key.size == 0:  # a camera that sees no ground (pitched up): one unused level keeps tables valid
+        return np.ones(1, dtype=int), key.astype(np.int32)
     keys, level = np.unique(key, return_inverse=True)
     widths = 2 * np.floor(2.0 ** (keys / LEVELS_PER_OCTAVE) / 2).astype(int) + 1
     return widths, level.reshape(np.shape(texels)).astype(np.int32)
