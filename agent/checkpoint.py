@@ -132,15 +132,20 @@ def _check_metadata(path: Path, raw: dict[str, str], expected_arch: str | None) 
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], expected_arch: str | None = None
+    path: str | os.PathLike[str], expected_arch: str | None = None, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state_dict, metadata) of a model file, with the metadata checked as `read_metadata` does."""
+    """(state_dict, metadata) of a model file, with the metadata checked as `read_metadata` does.
+
+    The tensors are put on `device` (safetensors' equivalent of torch.load's map_location). A file
+    records no device: `save_checkpoint` always writes CPU tensors, so a model trained on a GPU loads
+    on a machine without one.
+    """
     from safetensors.torch import load_file
 
     path = Path(path)
     meta = read_metadata(path, expected_arch)
     try:
-        tensors = load_file(str(path))
+        tensors = load_file(str(path), device=str(device))
     except Exception as exc:
         raise CheckpointError(path, f"weights cannot be read ({exc})") from None
     return tensors, meta
@@ -167,15 +172,19 @@ def load_into(path: str | os.PathLike[str], model: nn.Module, tensors: dict[str,
     model.load_state_dict(tensors, strict=True)
 
 
-def load_pilotnet(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """A PilotNet (eval mode) and its metadata from a model file; CheckpointError on any mismatch."""
+def load_pilotnet(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[Any, dict[str, Any]]:
+    """A PilotNet (eval mode, on `device`: see `load_checkpoint`) and its metadata from a model file;
+    CheckpointError on any mismatch."""
     from agent.pilotnet import ARCH, PilotNet
 
-    tensors, meta = load_checkpoint(path, expected_arch=ARCH)
+    tensors, meta = load_checkpoint(path, expected_arch=ARCH, device=device)
     color = meta.get("observation", {}).get("color_space", "rgb")
     try:
         model = PilotNet(color_space=color)
     except ValueError as exc:
         raise CheckpointError(path, str(exc)) from None
+    model.to(device)
     load_into(path, model, tensors)
     return model.eval(), meta

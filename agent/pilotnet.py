@@ -80,7 +80,7 @@ class PilotNet(nn.Module):
         """The paper's fixed normalisation layer: uint8 HWC -> float NCHW in [-1, 1] (after YUV if asked)."""
         x = frames.permute(0, 3, 1, 2).float()
         if self.color_space == "yuv":
-            x = torch.einsum("ij,bjhw->bihw", _RGB_TO_YUV, x / 255.0) * 255.0
+            x = torch.einsum("ij,bjhw->bihw", _RGB_TO_YUV.to(x.device), x / 255.0) * 255.0
         return x / 127.5 - 1.0
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -96,7 +96,8 @@ class PilotNetDriver:
     """A `Driver` that steers LaneKeep-v0 from the camera frame alone with a trained PilotNet.
 
     Inference runs on one thread in inference mode: at batch 1 a second thread only adds overhead,
-    and the simulator (and anything else on the machine) keeps the other core.
+    and the simulator (and anything else on the machine) keeps the other core. It runs on the model's
+    device (see `load_pilotnet`'s `device`); frames are moved there.
     """
 
     name = "pilotnet"
@@ -105,6 +106,7 @@ class PilotNetDriver:
         self, model: PilotNet, metadata: dict[str, Any] | None = None, threads: int | None = 1
     ) -> None:
         self.model = model.eval()
+        self.device = next(model.parameters()).device
         self.metadata = metadata or {}
         if threads is not None:
             torch.set_num_threads(threads)
@@ -125,7 +127,7 @@ class PilotNetDriver:
 
     def act(self, observation: Any, info: dict[str, Any] | None = None) -> np.ndarray:
         """Steering for one frame, as the env's action: float32 array (1,) clipped to [-1, 1]."""
-        frame = torch.from_numpy(np.ascontiguousarray(observation, dtype=np.uint8))[None]
+        frame = torch.from_numpy(np.ascontiguousarray(observation, dtype=np.uint8))[None].to(self.device)
         with torch.inference_mode():
             steer = float(self.model(frame)[0, 0])
         if not np.isfinite(steer):

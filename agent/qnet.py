@@ -128,15 +128,22 @@ def to_gray_frame(observation: Any) -> np.ndarray:
     raise ValueError(f"expected a (H, W, 1|3) or (H, W) frame, got shape {obs.shape}")
 
 
-def load_qnet(path: str | os.PathLike[str]) -> tuple[QNet, dict[str, Any]]:
-    """A QNet (eval mode) and its metadata from a model file; CheckpointError on any mismatch."""
+def load_qnet(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[QNet, dict[str, Any]]:
+    """A QNet (eval mode, on `device`) and its metadata from a model file; CheckpointError on any mismatch.
+
+    `device` is where the weights are loaded (torch.load's map_location): a file written by a run on
+    a GPU holds CPU tensors like any other and loads on a machine without one.
+    """
     from agent.checkpoint import CheckpointError, load_checkpoint, load_into
 
-    tensors, meta = load_checkpoint(path, expected_arch=ARCH)
+    tensors, meta = load_checkpoint(path, expected_arch=ARCH, device=device)
     try:
         model = QNet(**meta["network"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(path, f"network config unusable ({exc})") from None
+    model.to(device)
     load_into(path, model, tensors)
     return model.eval(), meta
 
@@ -145,13 +152,15 @@ class DQNDriver:
     """Greedy driver over a trained QNet; keeps its own window of the last `frames` frames.
 
     `q_values` holds the Q-values of the last `act` (numpy, one per action) for a viewer's bars.
-    Inference runs on one thread (batch 1: a second thread only adds overhead).
+    Inference runs on one thread (batch 1: a second thread only adds overhead), on the model's device
+    (the DQN trainer evaluates its network where it trains): the window is moved there.
     """
 
     name = "dqn"
 
     def __init__(self, model: QNet, metadata: dict[str, Any] | None = None, threads: int | None = 1) -> None:
         self.model = model.eval()
+        self.device = next(model.parameters()).device
         self.metadata = metadata or {}
         self.window: deque[np.ndarray] = deque(maxlen=model.frames)
         self.q_values: np.ndarray | None = None
@@ -184,8 +193,8 @@ class DQNDriver:
         return np.stack(self.window)
 
     def act(self, observation: Any, info: dict[str, Any] | None = None) -> int:
-        window = torch.from_numpy(self.stack(observation))[None]
+        window = torch.from_numpy(self.stack(observation))[None].to(self.device)
         with torch.inference_mode():
-            q = self.model(window)[0]
+            q = self.model(window)[0].cpu()
         self.q_values = q.numpy().copy()
         return int(q.argmax())

@@ -26,3 +26,17 @@ def make_env():
     yield make
     for env in envs:
         env.close()
+
+
+@pytest.fixture
+def tensorboard_scalars():
+    """`tensorboard_scalars(DIR)`: {tag: [(step, value), ...]} of the event files in DIR, read back the
+    way TensorBoard reads them (a resumed run's purge applied)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def read(logdir) -> dict[str, list[tuple[int, float]]]:
+        events = EventAccumulator(str(logdir))
+        events.Reload()
+        return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+    return read

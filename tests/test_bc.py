@@ -358,3 +358,106 @@ def test_bc_trains_without_views_on_demos_whose_env_options_are_gone(demo_files,
     )
     metrics = json.loads((out.parent / "metrics.json").read_text())
     assert metrics["data"]["episodes"] == 1 and metrics["data"]["frames"] == metrics["data"]["states"] == 20
+
+
+# ------------------------------------------------------------------------------ --device, --tensorboard
+def tiny_bc(out: Path, **options: object) -> BCConfig:
+    """Two 2 s expert episodes (one for validation), two short epochs, a DAgger round of one 2 s episode
+    and one epoch: about a second in all."""
+    return BCConfig(
+        out=out, expert_episodes=2, episode_seconds=2.0, augment=1, epochs=2, batch_size=16, looks=3,
+        dagger=1, dagger_episodes=1, dagger_epochs=1, progress=False, **options,
+    )  # fmt: skip
+
+
+def test_bc_device_cpu_and_tensorboard_change_no_number_and_log_the_losses(
+    tmp_path, monkeypatch, tensorboard_scalars
+):
+    """--device cpu is what the default picks here: the same weights bit for bit; --tensorboard adds
+    event files with the per-epoch scalars (and closes them when the run is interrupted), and without
+    it none are written."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    import training.bc as bc
+
+    plain = tiny_bc(tmp_path / "plain" / "m.safetensors")
+    logged = tiny_bc(tmp_path / "logged" / "m.safetensors", device="cpu", tensorboard=tmp_path / "tb")
+    train_bc(plain, log=lambda _: None)
+    metrics = train_bc(logged, log=lambda _: None)
+    (a, meta), (b, _) = load_checkpoint(plain.out), load_checkpoint(logged.out)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert metrics["machine"]["device"] == meta["training"]["device"] == "cpu"
+    assert json.loads((tmp_path / "logged" / "metrics.json").read_text())["config"]["tensorboard"] == str(
+        tmp_path / "tb"
+    )
+    assert not list(tmp_path.glob("plain/**/events.out.tfevents.*"))
+    scalars = tensorboard_scalars(tmp_path / "tb")
+    per_epoch = {"loss/train", "loss/validation", "train/lr", "perf/epoch_seconds"}
+    per_round = {
+        "dagger/interventions",
+        "dagger/learner_km",
+        "dagger/val_loss",
+        "perf/dagger_env_steps_per_s",
+    }
+    assert set(scalars) == per_epoch | per_round
+    assert [step for step, _ in scalars["loss/validation"]] == [1, 2, 3]  # 2 epochs, then DAgger's
+    assert [step for step, _ in scalars["dagger/val_loss"]] == [1]
+    assert scalars["dagger/val_loss"][0][1] == pytest.approx(metrics["best_val_loss"], rel=1e-6)
+
+    closed: list[SummaryWriter] = []
+    close = SummaryWriter.close
+    monkeypatch.setattr(SummaryWriter, "close", lambda writer: closed.append(writer) or close(writer))
+
+    def ctrl_c(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bc, "write_loss_csv", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        train_bc(
+            tiny_bc(tmp_path / "cut" / "m.safetensors", tensorboard=tmp_path / "tb_cut"), log=lambda _: None
+        )
+    assert len(closed) == 1 and set(tensorboard_scalars(tmp_path / "tb_cut")) == set(scalars)
+
+
+def test_bc_device_and_tensorboard_options_reach_the_config(tmp_path, monkeypatch):
+    import training.bc as bc
+
+    calls: list[BCConfig] = []
+    monkeypatch.setattr(bc, "train_bc", lambda cfg, log: calls.append(cfg) or {})
+    argv = ["train", "bc", "--out", str(tmp_path / "m.safetensors"), "--quiet"]
+    assert run_cli(argv) == 0
+    assert run_cli([*argv, "--device", "cpu", "--tensorboard", str(tmp_path / "tb")]) == 0
+    assert (calls[0].device, calls[0].tensorboard) == ("auto", None)
+    assert (calls[1].device, calls[1].tensorboard) == ("cpu", tmp_path / "tb")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--device", "cuda"], "--device cuda: torch "),
+        (["--tensorboard", "FILE"], "is an existing file, not a directory"),
+        (["--tensorboard", "DIR"], "--tensorboard needs the tensorboard package, which is not installed: "
+         "pip install tensorboard"),
+    ],
+)  # fmt: skip
+def test_bc_refuses_an_unusable_device_or_tensorboard_before_any_work(
+    tmp_path, capsys, monkeypatch, option, message
+):
+    import training.bc as bc
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if option[1] == "DIR":  # the package missing: its import fails
+        monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    (tmp_path / "FILE").write_text("not a directory")
+    option = [str(tmp_path / a) if a in ("FILE", "DIR") else a for a in option]
+    monkeypatch.setattr(bc, "train_bc", lambda *_: pytest.fail("train_bc started"))
+    out = tmp_path / "run" / "m.safetensors"
+    assert run_cli(["train", "bc", "--out", str(out), "--quiet", *option]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"camdrive train bc: error: {option[0]}") and message in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "run").exists() and not (tmp_path / "DIR").exists()
+    # Library callers get the same check from train_bc itself (this module's name: the real one).
+    value = option[1] if option[0] == "--device" else Path(option[1])
+    with pytest.raises(ValueError, match=message.split(":")[0]):
+        train_bc(tiny_bc(out, **{option[0][2:]: value}))
+    assert not (tmp_path / "run").exists()

@@ -611,3 +611,63 @@ def test_export_keeps_takeover_episodes_without_a_reset_seed(tmp_path, monkeypat
     dataset = minari.load_dataset("camdrive/takeover-v0")
     seeds = [m.get("seed") for m in dataset.storage.get_episode_metadata(range(dataset.total_episodes))]
     assert dataset.total_episodes == 2 and seeds[0] == 1 and seeds[1] is None
+
+
+def test_export_to_minari_stores_the_recorded_frames_unless_asked_for_jpeg(tmp_path, monkeypatch, capsys):
+    """Minari JPEG-encodes image observations by default (nearly every pixel changes); ours are lossless.
+
+    The 64x32 camera is large enough for Minari to treat it as an image (both sides >= 32), which the
+    --jpeg export proves by changing the frames. --root is relative, which Minari alone gets wrong.
+    """
+    pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    out = tmp_path / "demos"
+    argv = ["record", "--driver", "expert", "--out", str(out), "--seed", "7", "--episodes", "2",
+            "--steps-per-episode", "6", "--noise", "0.3", "--quiet", *SMALL_ARGS]  # fmt: skip
+    assert exit_code(argv) == 0
+    recorded = list(iter_episodes(out))
+    monkeypatch.delenv("MINARI_DATASETS_PATH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for dataset_id, extra in (("camdrive/exact-v0", []), ("camdrive/jpeg-v0", ["--jpeg"])):
+        assert exit_code(["export", str(out), "--minari", dataset_id, "--root", "minari", *extra]) == 0
+    assert "MINARI_DATASETS_PATH" not in os.environ  # --root applied to the export only
+    printed = capsys.readouterr().out
+    assert "frames as recorded (lossless)" in printed and "JPEG-encoded frames (lossy)" in printed
+    import minari
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))  # the export restored it
+    dataset = minari.load_dataset("camdrive/exact-v0")
+    exported = list(dataset.iterate_episodes())
+    assert len(exported) == len(recorded) == 2
+    for got, ep in zip(exported, recorded, strict=True):
+        assert got.observations.dtype == np.uint8 and got.observations.shape == ep.frames.shape
+        assert all(o.tobytes() == f.tobytes() for o, f in zip(got.observations, ep.frames, strict=True))
+        np.testing.assert_array_equal(got.actions, ep.actions)
+        np.testing.assert_array_equal(got.rewards, ep.rewards.astype(float))
+    env = dataset.recover_environment()
+    try:
+        assert env.spec.id == LANE_ID and env.spec.kwargs == gym.make(LANE_ID, **SMALL).spec.kwargs
+        obs, _ = env.reset(seed=recorded[0].meta["reset_seed"])
+        np.testing.assert_array_equal(obs, recorded[0].frames[0])  # the same road, camera and look
+    finally:
+        env.close()
+
+    lossy = next(minari.load_dataset("camdrive/jpeg-v0").iterate_episodes())
+    assert lossy.observations.shape == recorded[0].frames.shape
+    assert not np.array_equal(lossy.observations, recorded[0].frames)
+
+
+def test_export_refuses_a_minari_that_cannot_be_told_how_to_store_images(tmp_path, monkeypatch, capsys):
+    """A Minari without the jpeg_encoding switch might JPEG-encode the frames; no silent lossy export."""
+    minari = pytest.importorskip("minari")
+    write_episode(tmp_path / "demos", steps=3)
+
+    def old_create(dataset_id, buffer, env=None, data_format=None):  # pragma: no cover - never called
+        raise AssertionError("the export must stop before writing")
+
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", old_create)
+    argv = ["export", str(tmp_path / "demos"), "--minari", "camdrive/old-v0", "--root", str(tmp_path / "m")]
+    assert exit_code(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("camdrive export: error: Minari ") and "no jpeg_encoding option" in err
+    assert len(err.splitlines()) == 1

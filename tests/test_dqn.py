@@ -375,6 +375,8 @@ def test_defaults_and_documented_edge_values_are_valid(tmp_path):
         ("env", None, "env must be a non-empty string, got None"),
         ("action_mode", "fly", "action_mode must be one of 'steer', 'lane', got 'fly'"),
         ("vector", "threads", "vector must be one of 'sync', 'async'"),
+        ("device", "gpu", "device must be one of 'auto', 'cpu', 'cuda', got 'gpu'"),
+        ("tensorboard", "", "tensorboard must be a non-empty string, got ''"),
     ],
 )
 def test_validate_rejects_a_bad_field_by_name_and_range(field, value, message):
@@ -430,3 +432,114 @@ def test_train_dqn_help_describes_the_checkpoint_selection(capsys):
         "off-road", "off- road"
     )
     assert "0: evaluate only once, at the end" in text
+
+
+# --- --device and --tensorboard -----------------------------------------------------------------------
+
+
+def test_device_cpu_and_tensorboard_change_no_number_and_log_the_scalars(tmp_path, tensorboard_scalars):
+    """--device cpu is what the default picks here: the same weights bit for bit; --tensorboard adds
+    event files with the CSV's scalars and nothing else, and without it none are written."""
+    from safetensors.torch import load_file
+
+    from agent.checkpoint import read_metadata
+    from training.dqn import TENSORBOARD_TAGS
+
+    quick = {"steps": 300, "learning_starts": 100, "eval_runs": 2, "log_every": 100}
+    plain = pick_config(tmp_path / "plain", **quick)
+    logged = pick_config(tmp_path / "logged", **quick, device="cpu", tensorboard=str(tmp_path / "tb"))
+    train(plain)
+    summary = train(logged)
+    for suffix in (".safetensors", ".train.safetensors"):
+        a, b = load_file(plain.path(suffix)), load_file(logged.path(suffix))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), suffix
+    assert summary["device_this_session"] == "cpu"
+    assert read_metadata(logged.out)["training"]["device"] == "cpu"
+    assert not list(tmp_path.glob("plain/**/events.out.tfevents.*"))
+    scalars = tensorboard_scalars(tmp_path / "tb")
+    # The Pick env reports no collisions or off-road exits: those two columns stay empty.
+    assert set(scalars) == set(TENSORBOARD_TAGS.values()) - {"eval/collisions", "eval/offroad"}
+    assert [step for step, _ in scalars["train/epsilon"]] == [100, 200, 300, 300]  # the final row too
+    assert [step for step, _ in scalars["eval/score"]] == [300]
+    rows = (tmp_path / "logged" / "pick.csv").read_text().splitlines()
+    assert float(rows[1].split(",")[rows[0].split(",").index("loss")]) == pytest.approx(
+        scalars["train/td_loss"][0][1]
+    )
+
+
+def test_tensorboard_keeps_what_a_killed_run_logged_and_a_resume_replaces_the_lost_steps(
+    tmp_path, monkeypatch, tensorboard_scalars
+):
+    """The writer is closed (its events flushed) when the run dies; the resumed run hides the killed
+    run's points after its last checkpoint, as the CSV drops those rows."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    closed: list[SummaryWriter] = []
+    close = SummaryWriter.close
+    monkeypatch.setattr(SummaryWriter, "close", lambda writer: closed.append(writer) or close(writer))
+    tb = str(tmp_path / "tb")
+    cfg = pick_config(
+        tmp_path, steps=400, checkpoint_every=200, learning_starts=100, log_every=100, tensorboard=tb
+    )
+
+    def kill_at_300(step: int) -> None:
+        if step >= 300:
+            raise SimulatedKillError
+
+    with pytest.raises(SimulatedKillError):
+        train(cfg, on_step=kill_at_300)
+    assert len(closed) == 1
+    assert [step for step, _ in tensorboard_scalars(tb)["train/epsilon"]] == [100, 200, 300]
+    cfg.resume = True
+    train(cfg)
+    assert len(closed) == 2
+    assert [step for step, _ in tensorboard_scalars(tb)["train/epsilon"]] == [100, 200, 300, 400, 400]
+
+
+def test_device_and_tensorboard_options_reach_the_config(tmp_path, monkeypatch):
+    import training.dqn
+
+    seen: list[DQNConfig] = []
+    monkeypatch.setattr(
+        training.dqn,
+        "train",
+        lambda cfg: seen.append(cfg) or {k: 0 for k in ("out", "global_step", "best_score", "final_eval")},
+    )
+    assert cli.main(train_dqn_argv(tmp_path)) == 0
+    assert cli.main(train_dqn_argv(tmp_path, "--device", "cpu", "--tensorboard", str(tmp_path / "tb"))) == 0
+    assert (seen[0].device, seen[0].tensorboard) == ("auto", None)
+    assert (seen[1].device, seen[1].tensorboard) == ("cpu", str(tmp_path / "tb"))
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--device", "cuda"], "--device cuda: torch "),
+        (["--tensorboard", "FILE"], "is an existing file, not a directory"),
+        (["--tensorboard", "FILE/runs"], "is an existing file, not a directory"),
+        (["--tensorboard", "DIR"], "--tensorboard needs the tensorboard package, which is not installed: "
+         "pip install tensorboard"),
+    ],
+)  # fmt: skip
+def test_an_unusable_device_or_tensorboard_exits_2_before_any_work(
+    tmp_path, capsys, monkeypatch, option, message
+):
+    import sys
+
+    import training.dqn
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if option[1] == "DIR":  # the package missing: its import fails
+        monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    (tmp_path / "FILE").write_text("not a directory")
+    option = [str(tmp_path / a) if "FILE" in a or a == "DIR" else a for a in option]
+    monkeypatch.setattr(training.dqn, "train", lambda cfg: pytest.fail("training started"))
+    assert cli.main(train_dqn_argv(tmp_path, *option)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"camdrive train dqn: {option[0]}") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "DIR").exists()
+    # Library callers get the same check from train itself (this module's name: the real one).
+    with pytest.raises(ValueError, match=message.split(":")[0]):
+        train(pick_config(tmp_path / "lib", **{option[0][2:]: option[1]}))
+    assert not (tmp_path / "lib").exists()

@@ -94,20 +94,34 @@ def test_scripted_play_records_the_scripted_driving(recorded):
     assert pixels.std() > 10
 
 
-def test_replay_verify_reproduces_the_recording(recorded, capsys):
-    path, _ = recorded
-    assert run_cli(["replay", "--verify", str(path)]) == 0
-    assert capsys.readouterr().out.startswith("OK:")
-
-
-def test_replay_verify_detects_a_tampered_action(recorded, tmp_path, capsys):
-    path, _ = recorded
+def tamper(path: Path, out: Path) -> Path:
+    """A copy of the episode at `out` whose action 30 steers the other way (its frame 31 will differ)."""
     with np.load(path, allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
     arrays["actions"] = arrays["actions"].copy()
     arrays["actions"][30, 0] = -arrays["actions"][30, 0] - 0.5
-    tampered = tmp_path / "tampered.npz"
-    np.savez(tampered, **arrays)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    return out
+
+
+def copies(path: Path, directory: Path, *names: str) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (directory / name).write_bytes(path.read_bytes())
+    return [directory / name for name in names]
+
+
+def test_replay_verify_reproduces_the_recording(recorded, capsys):
+    path, _ = recorded
+    assert run_cli(["replay", "--verify", str(path)]) == 0
+    steps = FRAMES - PAUSED_FRAMES  # one file: its line alone, no summary
+    message = f"{steps} steps re-simulated, all {steps + 1} frames and {steps} rewards identical"
+    assert capsys.readouterr().out == f"OK: {path}: {message}\n"
+
+
+def test_replay_verify_detects_a_tampered_action(recorded, tmp_path, capsys):
+    tampered = tamper(recorded[0], tmp_path / "tampered.npz")
     assert run_cli(["replay", "--verify", str(tampered)]) == 1
     out = capsys.readouterr().out
     assert out.startswith("MISMATCH:") and "frame 31 (after step 30)" in out
@@ -123,12 +137,64 @@ def test_replay_reports_env_options_this_camdrive_rejects(recorded, tmp_path, ca
     arrays["meta"] = np.array(json.dumps(meta))
     old = tmp_path / "old.npz"
     np.savez(old, **arrays)
-    for argv in (["replay", "--verify", str(old)], ["replay", str(old), "--fps", "0", "--frames", "5"]):
-        assert run_cli(argv) == 1
+    verify, view = ["replay", "--verify", str(old)], ["replay", str(old), "--fps", "0", "--frames", "5"]
+    for argv, code in ((verify, 2), (view, 1)):  # --verify: 2 = could not be checked, as cmp has it
+        assert run_cli(argv) == code
         captured = capsys.readouterr()
         assert captured.err.startswith(f"camdrive replay: error: {old}: cannot make camdrive/LaneKeep-v0")
         assert "unknown option(s) old_option" in captured.err and len(captured.err.splitlines()) == 1
         assert "OK" not in captured.out and "MISMATCH" not in captured.out
+
+
+def test_replay_verify_checks_every_file(recorded, tmp_path, capsys):
+    """What `camdrive replay data/lane/episode_*.npz --verify` passes when the glob matches two files."""
+    a, b = copies(recorded[0], tmp_path, "episode_a.npz", "episode_b.npz")
+    assert run_cli(["replay", "--verify", str(a), str(b)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith(f"OK: {a}: 55 steps re-simulated, all 56 frames")
+    assert lines[1].startswith(f"OK: {b}: 55 steps re-simulated, all 56 frames")
+    assert lines[2] == "2 files: 2 OK, 0 MISMATCH, 0 could not be checked"
+
+
+def test_replay_verify_names_the_file_that_differs(recorded, tmp_path, capsys):
+    """One tampered file among good ones: exit 1, its line names it. It is given as a directory here."""
+    (good,) = copies(recorded[0], tmp_path, "good.npz")
+    tampered = tamper(recorded[0], tmp_path / "dir" / "tampered.npz")
+    assert run_cli(["replay", "--verify", str(good), str(tampered.parent)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"OK: {good}:")
+    assert lines[1].startswith(f"MISMATCH: {tampered}: frame 31 (after step 30) differs")
+    assert lines[2] == "2 files: 1 OK, 1 MISMATCH, 0 could not be checked"
+
+
+def test_replay_verify_reports_unusable_files_and_checks_the_others(recorded, tmp_path, capsys):
+    """A missing file, a foreign .npz and an empty directory: an error line each, exit 2, the rest checked."""
+    missing, foreign, empty = tmp_path / "nope.npz", tmp_path / "foreign.npz", tmp_path / "empty"
+    np.savez(foreign, x=np.arange(3))
+    empty.mkdir()
+    (good,) = copies(recorded[0], tmp_path / "good", "good.npz")
+    assert run_cli(["replay", "--verify", str(missing), str(foreign), str(empty), str(good)]) == 2
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert errors[0] == f"camdrive replay: error: {missing}: no such file"
+    assert errors[1].startswith(f"camdrive replay: error: {foreign}: no 'meta' array: not a camdrive demo")
+    assert errors[2:] == [f"camdrive replay: error: {empty}: no finished episode files"]
+    lines = captured.out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"OK: {good}:")
+    assert lines[1] == "4 files: 1 OK, 0 MISMATCH, 3 could not be checked"
+
+
+def test_replay_plays_several_files_one_after_another(recorded, tmp_path, capsys):
+    """Unpaced, the first replay's last picture stays END_HOLD_SECONDS of 30 Hz frames, then b plays."""
+    a, b = copies(recorded[0], tmp_path, "a.npz", "b.npz")
+    missing = tmp_path / "missing.npz"
+    argv = ["replay", str(a), str(missing), str(b), "--fps", "0", "--frames", "200", "--width", "480",
+            "--height", "300"]  # fmt: skip
+    assert run_cli(argv) == 1  # both played, but one file could not be
+    captured = capsys.readouterr()
+    assert captured.err == f"camdrive replay: error: {missing}: no such file\n"
+    assert "200 frames" in captured.out and "110 env steps, 2 episode(s)" in captured.out
 
 
 def test_replay_runs_in_the_viewer(recorded, capsys):

@@ -35,7 +35,12 @@ Pipeline (each step is a function below, so tests and notebooks can run pieces o
    from the current weights.
 
 Outputs beside the model: `loss.csv`, `loss.png` and `metrics.json` (command line, seed, data size,
-timings, losses, DAgger rounds), the model card's raw numbers.
+timings, losses, DAgger rounds, device), the model card's raw numbers. With `--tensorboard DIR` the
+same per-epoch losses and learning rate, and the DAgger rounds, also go to TensorBoard event files.
+
+Device (`--device`, default auto: CUDA when torch sees a GPU): the network, each batch and the
+optimiser live there; the data set stays in CPU memory, and the initial weights and the jitter are
+drawn on the CPU from the run seed, so only the arithmetic differs between devices.
 
 Defaults: 24 expert episodes (14,400 states, 24 km), 2 extra views per state (43,200 frames), every
 frame in a look of its own (25 % default, else one of 96 randomised palettes), 6 epochs of batch 64,
@@ -58,7 +63,7 @@ import shlex
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +75,7 @@ import torch.nn.functional as F
 
 import sim  # noqa: F401  (registers the envs)
 from agent.checkpoint import save_checkpoint
+from agent.device import select_device
 from agent.expert import Expert
 from agent.pilotnet import ARCH, INPUT_SHAPE, PilotNet, param_count
 from training.augment import (
@@ -83,6 +89,7 @@ from training.augment import (
     render_views,
     target_offset,
 )
+from training.tensorboard_log import TensorBoardLog, check_tensorboard
 
 ENV_ID = "camdrive/LaneKeep-v0"
 SEED_STRIDE = 10_000
@@ -134,6 +141,10 @@ class BCConfig:
     looks: int = 96
     default_look: float = 0.25
     """Probability that a training frame is drawn in the default look (when randomize > 0)."""
+    device: str = "auto"
+    """Torch device of the network, batches and optimiser (`agent.device.DEVICES`); data stays on the CPU."""
+    tensorboard: Path | None = None
+    """Directory for TensorBoard scalars (losses, learning rate, DAgger rounds); None: nothing written."""
     progress: bool = True
     command: str = ""
     views: ViewConfig = field(default_factory=ViewConfig)
@@ -498,7 +509,12 @@ class EpochLog:
 
 @dataclass
 class Trainer:
-    """Adam on MSE with jitter, best-on-validation tracking, LR halving and early stopping."""
+    """Adam on MSE with jitter, best-on-validation tracking, LR halving and early stopping.
+
+    Trains on the device the model is on: frames and labels stay in CPU memory (numpy) and each batch
+    is jittered there, with the seeded CPU generator (so a run's numbers do not depend on the device's
+    random numbers), then moved to the device.
+    """
 
     model: PilotNet
     cfg: BCConfig
@@ -506,6 +522,8 @@ class Trainer:
     best_val: float = math.inf
     best_state: dict[str, torch.Tensor] | None = None
     on_best: Any = None
+    on_epoch: Callable[[EpochLog], None] | None = None
+    """Called with each epoch's log as soon as it is known (TensorBoard scalars)."""
     deadline: float = math.inf
     """time.perf_counter() value after which no new epoch starts (BCConfig.max_minutes)."""
     stopped_by_time_cap: bool = False
@@ -513,6 +531,7 @@ class Trainer:
     def __post_init__(self) -> None:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
         self.gen = torch.Generator().manual_seed(self.cfg.seed)
+        self.device = next(self.model.parameters()).device
 
     def fit(
         self,
@@ -537,6 +556,8 @@ class Trainer:
             seconds = last_epoch_s = time.perf_counter() - t0
             lr = self.opt.param_groups[0]["lr"]
             self.history.append(EpochLog(len(self.history) + 1, stage, train_loss, val_loss, seconds, lr))
+            if self.on_epoch is not None:
+                self.on_epoch(self.history[-1])
             score = val_loss if math.isfinite(val_loss) else train_loss  # no validation episodes: train loss
             if score < stage_best:
                 stage_best, stalled = score, 0
@@ -561,9 +582,9 @@ class Trainer:
         bar = _progress(range(n_batches), self.cfg.progress, f"{stage} epoch {len(self.history) + 1}")
         for b in bar:
             idx = np.sort(order[b * bs : (b + 1) * bs])
-            x = photometric_jitter(torch.from_numpy(frames[idx]), self.gen, self.cfg.jitter)
-            y = torch.from_numpy(labels[idx])[:, None]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+            x = photometric_jitter(torch.from_numpy(frames[idx]), self.gen, self.cfg.jitter).to(self.device)
+            y = torch.from_numpy(labels[idx])[:, None].to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
                 out = self.model(x)
             loss = F.mse_loss(out.float(), y)
             self.opt.zero_grad(set_to_none=True)
@@ -576,16 +597,17 @@ class Trainer:
 def evaluate_loss(
     model: PilotNet, frames: np.ndarray, labels: np.ndarray, idx: np.ndarray, batch: int = 256
 ) -> float:
-    """Mean squared steering error over `idx`, in full precision and without jitter."""
+    """Mean squared steering error over `idx`, in full precision and without jitter, on the model's device."""
     if len(idx) == 0:
         return math.nan
     model.eval()
+    device = next(model.parameters()).device
     total = 0.0
     with torch.inference_mode():
         for start in range(0, len(idx), batch):
             part = idx[start : start + batch]
-            out = model(torch.from_numpy(frames[part]))[:, 0]
-            total += float(((out - torch.from_numpy(labels[part])) ** 2).sum())
+            out = model(torch.from_numpy(frames[part]).to(device))[:, 0]
+            total += float(((out - torch.from_numpy(labels[part]).to(device)) ** 2).sum())
     return total / len(idx)
 
 
@@ -611,9 +633,11 @@ def collect_dagger_episode(
 
     With `looks`, the learner sees the whole episode in one look picked for it (so its mistakes
     under unfamiliar looks are visited and labelled) and the labelled frames get looks per frame.
-    Returns (frames, labels, states, interventions, metres).
+    The learner runs on its own device; the frames it sees are moved there. Returns (frames, labels,
+    states, interventions, metres).
     """
     u = env.unwrapped
+    device = next(model.parameters()).device
     rng = np.random.default_rng([seed, 13])
     obs, info = env.reset(seed=seed)
     expert = Expert()
@@ -638,7 +662,7 @@ def collect_dagger_episode(
             steer = clean
         else:
             with torch.inference_mode():
-                steer = float(model(torch.from_numpy(seen)[None])[0, 0])
+                steer = float(model(torch.from_numpy(seen)[None].to(device))[0, 0])
         obs, _, terminated, truncated, info = env.step(np.array([np.clip(steer, -1, 1)], dtype=np.float32))
         if terminated or truncated:
             break
@@ -646,8 +670,30 @@ def collect_dagger_episode(
 
 
 # ------------------------------------------------------------------------------------------------ main
+def training_device(cfg: BCConfig) -> torch.device:
+    """`cfg.device` as a torch.device; ValueError naming the option when this machine cannot train so.
+
+    Why bf16 is checked here: autocast refuses bfloat16 on a GPU without it, which would otherwise fail
+    at the first batch, after the minutes of data collection.
+    """
+    device = select_device(cfg.device)
+    if device.type == "cuda" and cfg.precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ValueError("--precision bf16: this GPU has no bfloat16 arithmetic; use --precision fp32")
+    return device
+
+
 def train_bc(cfg: BCConfig, log: Any = print) -> dict[str, Any]:
-    """The whole pipeline (module docstring); returns the metrics also written to metrics.json."""
+    """The whole pipeline (module docstring); returns the metrics also written to metrics.json.
+
+    Raises ValueError before any work when `cfg.device` or `cfg.tensorboard` cannot be used here.
+    """
+    device = training_device(cfg)
+    check_tensorboard(cfg.tensorboard)
+    with TensorBoardLog(cfg.tensorboard) as tb:
+        return _train_bc(cfg, log, device, tb)
+
+
+def _train_bc(cfg: BCConfig, log: Any, device: torch.device, tb: TensorBoardLog) -> dict[str, Any]:
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -666,7 +712,7 @@ def train_bc(cfg: BCConfig, log: Any = print) -> dict[str, Any]:
     collect_s = time.perf_counter() - t_start
 
     val_mask = split_episodes(data.episodes, cfg.val_fraction, rng)
-    model = PilotNet(cfg.color_space)
+    model = PilotNet(cfg.color_space).to(device)  # initialised on the CPU: the same weights on any device
     metrics: dict[str, Any] = {
         "command": cfg.command,
         "seed": cfg.seed,
@@ -681,6 +727,7 @@ def train_bc(cfg: BCConfig, log: Any = print) -> dict[str, Any]:
             "torch": torch.__version__,
             "threads": cfg.threads,
             "cpu": platform.processor() or platform.machine(),
+            "device": str(device),
         },
         "dagger_rounds": [],
         "looks": _looks_dict(cfg),
@@ -689,7 +736,11 @@ def train_bc(cfg: BCConfig, log: Any = print) -> dict[str, Any]:
     def save(trainer: Trainer) -> None:
         _save_model(out, trainer.model, cfg, metrics, data, time.perf_counter() - t_start, trainer.best_val)
 
-    trainer = Trainer(model, cfg, on_best=save)
+    def log_epoch(h: EpochLog) -> None:
+        losses = {"loss/train": h.train_loss, "loss/validation": h.val_loss}
+        tb.scalars({**losses, "train/lr": h.lr, "perf/epoch_seconds": h.seconds}, h.epoch)
+
+    trainer = Trainer(model, cfg, on_best=save, on_epoch=log_epoch)
     if cfg.max_minutes is not None:
         trainer.deadline = t_start + 60.0 * cfg.max_minutes
     t_train = time.perf_counter()
@@ -716,6 +767,7 @@ def train_bc(cfg: BCConfig, log: Any = print) -> dict[str, Any]:
                     f, lab, n, k, m = collect_dagger_episode(model, env, seed, cfg.augment, cfg.views, looks)
                     data.add_episode(f, lab, f"dagger{r}", n)
                     interventions, metres, states = interventions + k, metres + m, states + n
+                drive_s = time.perf_counter() - t_round
                 val_mask = np.concatenate([val_mask, np.zeros(data.episodes - len(val_mask), dtype=bool)])
                 del frames, labels, episode
                 frames, labels, episode = data.arrays()
@@ -733,6 +785,15 @@ def train_bc(cfg: BCConfig, log: Any = print) -> dict[str, Any]:
                     "seconds": time.perf_counter() - t_round,
                 }
                 metrics["dagger_rounds"].append(round_info)
+                tb.scalars(
+                    {
+                        "dagger/interventions": interventions,
+                        "dagger/learner_km": metres / 1000,
+                        "dagger/val_loss": trainer.best_val,
+                        "perf/dagger_env_steps_per_s": states / max(drive_s, 1e-9),
+                    },
+                    r,
+                )
                 metrics["data"] = _data_dict(data, val_mask, train_idx, val_idx)
                 log(
                     f"DAgger round {r}: learner drove {metres / 1000:.1f} km with {interventions} "
@@ -805,6 +866,7 @@ def _save_model(
                 "data_episodes": data.episodes,
                 "seconds": round(seconds, 1),
                 "val_loss": val_loss,
+                "device": metrics["machine"]["device"],
             },
         },
     )
@@ -854,6 +916,7 @@ def _config_dict(cfg: BCConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d["out"] = str(cfg.out)
     d["data"] = None if cfg.data is None else str(cfg.data)
+    d["tensorboard"] = None if cfg.tensorboard is None else str(cfg.tensorboard)
     return d
 
 
@@ -943,6 +1006,8 @@ def main(args: argparse.Namespace) -> int:
         randomize=args.randomize,
         looks=args.looks,
         default_look=args.default_look,
+        device=args.device,
+        tensorboard=None if args.tensorboard is None else Path(args.tensorboard),
         progress=not args.quiet,
         command=shlex.join(["camdrive", *sys.argv[1:]]),
     )
@@ -952,6 +1017,12 @@ def main(args: argparse.Namespace) -> int:
     problem = check_limits(cfg)
     if problem is None and cfg.data is not None:
         problem = _data_problem(cfg.data)
+    if problem is None:
+        try:
+            training_device(cfg)
+            check_tensorboard(cfg.tensorboard)
+        except ValueError as exc:
+            problem = str(exc)
     if problem is not None:
         print(f"camdrive train bc: error: {problem}", file=sys.stderr)
         return 2

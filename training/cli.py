@@ -19,6 +19,8 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 
+from agent.device import DEVICES
+
 PROG = "camdrive"
 
 # The type argparse's add_subparsers() returns (private in argparse, hence the alias).
@@ -100,11 +102,18 @@ def _add_export(subparsers: Subparsers) -> None:
         subparsers,
         "export",
         "copy recorded demonstrations into another format (Minari)",
-        "Export every complete episode in DIR to a Minari dataset (needs pip install -e '.[minari]').",
+        "Export every complete episode in DIR to a Minari dataset (needs pip install -e '.[minari]'). "
+        "The camera frames are stored exactly as recorded, unlike Minari's own default (JPEG).",
     )
     parser.add_argument("directory", metavar="DIR", help="directory of camdrive demonstrations")
     parser.add_argument("--minari", required=True, metavar="DATASET_ID", help="e.g. camdrive/lane-expert-v0")
     parser.add_argument("--root", metavar="PATH", help="Minari datasets folder (default: Minari's own)")
+    parser.add_argument(
+        "--jpeg",
+        action="store_true",
+        help="store the camera frames JPEG-encoded (Minari's default): a smaller dataset, but LOSSY, its "
+        "frames differ from the recording and no longer re-simulate (default: lossless raw frames)",
+    )
     parser.set_defaults(run="training.export:main")
 
 
@@ -277,14 +286,26 @@ def _add_replay(subparsers: Subparsers) -> None:
     parser = _add_parser(
         subparsers,
         "replay",
-        "replay a recorded episode in the viewer, or verify that it re-simulates exactly",
-        "Re-create the episode's environment from its env_id and options, reset it with its reset_seed "
-        "and execute its recorded actions, shown in the viewer (R restarts, Esc quits). With --verify, "
-        "no window: check that every re-simulated observation equals the recorded frame exactly; exit "
-        "code 0 when it does, 1 when not.",
+        "replay recorded episodes in the viewer, or verify that they re-simulate exactly",
+        "Re-create each episode's environment from its env_id and options, reset it with its reset_seed "
+        "and execute its recorded actions. In the viewer the files play one after another, the next "
+        "starting a moment after a replay ends (R restarts the current one, Esc quits); exit code 1 if a "
+        "file could not be played. With --verify, no window: check that every re-simulated observation "
+        "equals the recorded frame exactly, printing one line per file and, for several, a summary line; "
+        "exit code 0 when all match, 1 when one does not, 2 when a file could not be checked (unreadable, "
+        "not a camdrive episode, or its env cannot be made), even if another one mismatched. A bad file "
+        "does not stop the run: it is reported on stderr in one line naming it, and the other files are "
+        "still checked or played.",
     )
-    parser.add_argument("file", metavar="FILE", help="an episode file (.npz) written by play or record")
-    parser.add_argument("--verify", action="store_true", help="headless exact re-simulation check")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="episode files (.npz) written by play or record, or directories: their finished episodes",
+    )
+    parser.add_argument(
+        "--verify", action="store_true", help="headless exact re-simulation check of every file"
+    )
     _add_view_arguments(parser)
     parser.set_defaults(run="training.play:replay_main")
 
@@ -387,9 +408,10 @@ def _add_train(subparsers: Subparsers) -> None:
         "bc",
         help="PilotNet by behaviour cloning (+ viewpoint augmentation, optional DAgger)",
         description="Collect expert driving in LaneKeep-v0 (or load demos with --data), add PilotNet's "
-        "shifted/rotated viewpoint views, train PilotNet on CPU and write MODEL plus loss.csv, loss.png and "
-        "metrics.json beside it. Training env seeds are SEED*10000 + i; evaluation seeds >= 1000000 are "
-        "never used. The defaults go from nothing to a lane-keeping model in well under 15 minutes.",
+        "shifted/rotated viewpoint views, train PilotNet (on a GPU when torch sees one, see --device) and "
+        "write MODEL plus loss.csv, loss.png and metrics.json beside it. Training env seeds are "
+        "SEED*10000 + i; evaluation seeds >= 1000000 are never used. The defaults go from nothing to a "
+        "lane-keeping model in well under 15 minutes.",
     )
     bc.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
     bc.add_argument("--data", metavar="DIR", help="train on demonstrations recorded by `camdrive record`")
@@ -506,6 +528,9 @@ def _add_train(subparsers: Subparsers) -> None:
         metavar="P",
         help="probability that a training frame is drawn in the default look (default: %(default)s)",
     )
+    _add_device_and_tensorboard(
+        bc, "network, batches and optimiser", "train and validation loss, learning rate, DAgger rounds"
+    )
     bc.add_argument("--quiet", action="store_true", help="no progress bars")
     bc.set_defaults(run="training.bc:main")
     _add_train_dqn(train_commands)
@@ -559,8 +584,31 @@ def _add_train_dqn(train_commands: Subparsers) -> None:
         metavar="KEY=VALUE",
         help="any other DQNConfig field (training/dqn.py), e.g. lr=1e-4 (repeatable)",
     )
+    _add_device_and_tensorboard(
+        dqn,
+        "networks, sampled batches and optimiser (the replay buffer stays in CPU memory)",
+        "TD loss, mean Q, epsilon, training and validation scores, env steps/s",
+    )
     dqn.add_argument("--quiet", action="store_true", help="no progress bar")
     dqn.set_defaults(run="training.dqn:main")
+
+
+def _add_device_and_tensorboard(parser: argparse.ArgumentParser, on_device: str, scalars: str) -> None:
+    """--device and --tensorboard, shared by the trainers; `on_device` and `scalars` say what each
+    trainer puts on the device and writes to TensorBoard."""
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help=f"torch device of the {on_device}: auto = cuda when torch sees a GPU, else cpu; cuda "
+        "without one is refused before any work (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help=f"also write TensorBoard scalars ({scalars}) to DIR, for `tensorboard --logdir DIR`; needs "
+        "the tensorboard package (pip install tensorboard)",
+    )
 
 
 SUBCOMMANDS: list[Callable[[Subparsers], None]] = [

@@ -18,6 +18,12 @@ Files written (MODEL = --out):
   epsilon-greedy steps before updates restart.
   Envs restart from new episodes (seeds advanced by the resume count).
 - MODEL stem + `.csv` (log), `.png` (learning curve), `.metrics.json` (summary).
+- With `--tensorboard DIR`: the CSV's losses, epsilon, scores and steps/s as TensorBoard scalars
+  (`TENSORBOARD_TAGS`), at each CSV row.
+
+Device (`--device`, default auto: CUDA when torch sees a GPU): the networks, Adam's state and each
+sampled batch live there; the replay buffer stays in CPU memory (numpy) and the training state is
+always written from CPU copies, so a run can resume on another device.
 
 Seeds: training env seeds are SEED * 10000 + 100 * resume + i (< 1_000_000); evaluation uses seeds
 from 1_000_000 (never used in training), with the DeepTraffic score (median of per-run mean speed,
@@ -40,6 +46,7 @@ scaled once for both networks (`QNet.scale`), no acting forward when every env e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -59,9 +66,11 @@ import torch
 import torch.nn.functional as F
 
 import sim  # noqa: F401  (registers the envs)
+from agent.device import DEVICES, select_device
 from agent.qnet import ARCH, DQNDriver, QNet, param_count
 from sim.validation import check_at_least, check_choice, check_range
 from training.replay import ReplayBuffer
+from training.tensorboard_log import TensorBoardLog, check_tensorboard
 
 TRAFFIC_ID = "camdrive/Traffic-v0"
 SEED_STRIDE = 10_000
@@ -156,6 +165,10 @@ class DQNConfig:
     updates without this."""
     resume: bool = False
     """Continue from the training state beside `out` (FileNotFoundError when there is none)."""
+    device: str = "auto"
+    """Torch device of networks, batches and Adam ("auto": CUDA when available); replay stays on the CPU."""
+    tensorboard: str | None = None
+    """Directory for TensorBoard scalars (TD loss, mean Q, epsilon, scores, steps/s); None: none written."""
     progress: bool = True
     """tqdm progress bar."""
     command: str = ""
@@ -176,6 +189,9 @@ class DQNConfig:
         _check_text("env", self.env)
         check_choice("action_mode", self.action_mode, ("steer", "lane"))
         check_choice("vector", self.vector, ("sync", "async"))
+        check_choice("device", self.device, DEVICES)
+        if self.tensorboard is not None:
+            _check_text("tensorboard", self.tensorboard)
         _check_text("command", self.command, allow_empty=True)
         counts = ("steps", "envs", "frames", "hidden", "buffer_size", "batch_size", "n_step", "train_every")
         for name in (*counts, "target_update", "eval_runs", "checkpoint_every", "log_every", "threads"):
@@ -279,21 +295,25 @@ def _convert(kind: object, value: object) -> object:
     return value
 
 
-def check_ready(cfg: DQNConfig) -> None:
-    """`cfg.validate()` (ValueError), and with `cfg.resume` the training state it continues from
-    (FileNotFoundError when there is none): everything a run can be refused for before it starts.
+def check_ready(cfg: DQNConfig) -> torch.device:
+    """`cfg.validate()`, a device and TensorBoard directory this machine can use (ValueError), and with
+    `cfg.resume` the training state it continues from (FileNotFoundError when there is none):
+    everything a run can be refused for before it starts. Returns the device the run trains on.
 
     Why a missing state is an error: `--resume` means "continue the run that was killed". Starting from
     scratch instead would silently train again from step 0 (and overwrite MODEL), e.g. after a typo in
     --out.
     """
     cfg.validate()
+    device = select_device(cfg.device)
+    check_tensorboard(cfg.tensorboard)
     path = cfg.path(".train.safetensors")
     if cfg.resume and not path.is_file():
         raise FileNotFoundError(
             f"cannot resume: no training state {path} (a run writes it every checkpoint_every env "
             "steps beside its model); start without --resume (resume=False) for a new run"
         )
+    return device
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -413,12 +433,19 @@ def save_training_state(
     cfg: DQNConfig,
     rng: np.random.Generator,
 ) -> None:
-    """Networks, Adam state, counters, RNG states and config in one safetensors file (no pickle)."""
-    tensors = {f"q.{k}": v.detach().clone().contiguous() for k, v in q.state_dict().items()}
-    tensors.update({f"target.{k}": v.detach().clone().contiguous() for k, v in target.state_dict().items()})
+    """Networks, Adam state, counters, RNG states and config in one safetensors file (no pickle).
+
+    Always CPU copies, whatever device the run trains on, so the file resumes on any machine.
+    """
+
+    def cpu_copy(value: Any) -> torch.Tensor:
+        return torch.as_tensor(value).detach().to("cpu", copy=True).contiguous()
+
+    tensors = {f"q.{k}": cpu_copy(v) for k, v in q.state_dict().items()}
+    tensors.update({f"target.{k}": cpu_copy(v) for k, v in target.state_dict().items()})
     for i, state in opt.state_dict()["state"].items():
         for key, value in state.items():
-            tensors[f"opt.{i}.{key}"] = torch.as_tensor(value).detach().clone().contiguous()
+            tensors[f"opt.{i}.{key}"] = cpu_copy(value)
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"counters": counters, "config": asdict(cfg), "numpy_rng": rng.bit_generator.state}
     _atomic_save(path, tensors, meta)
@@ -427,11 +454,15 @@ def save_training_state(
 def load_training_state(
     path: Path, q: QNet, target: QNet, opt: torch.optim.Optimizer, rng: np.random.Generator
 ) -> dict[str, Any]:
-    """Restore what `save_training_state` wrote into fresh objects; returns the counters."""
+    """Restore what `save_training_state` wrote into fresh objects; returns the counters.
+
+    The tensors are read onto the CPU (map_location) and copied to the devices of `q`, `target` and
+    `opt`'s parameters by `load_state_dict`, so a state written on one device resumes on another.
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    tensors = load_file(str(path))
+    tensors = load_file(str(path), device="cpu")
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["camdrive_train"])
     q.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("q.")})
@@ -518,10 +549,22 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
     """Run DQN as configured; returns the summary also written to the metrics JSON.
 
     `on_step(global_step)` is called after every vector step (tests use it to simulate a kill).
-    Raises ValueError for a bad setting and FileNotFoundError when `cfg.resume` finds no training
-    state (`check_ready`), both before anything is built or written.
+    Raises ValueError for a bad setting (or a device or TensorBoard directory this machine cannot use)
+    and FileNotFoundError when `cfg.resume` finds no training state (`check_ready`), both before
+    anything is built or written. The TensorBoard writer is closed however the run ends.
     """
-    check_ready(cfg)
+    device = check_ready(cfg)
+    with contextlib.ExitStack() as closing:
+        return _train(cfg, device, closing, on_step)
+
+
+def _train(
+    cfg: DQNConfig,
+    device: torch.device,
+    closing: contextlib.ExitStack,
+    on_step: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    """`train` once the run is accepted; what needs closing at any exit goes on `closing`."""
     torch.set_num_threads(cfg.threads)
     torch.set_flush_denormal(cfg.flush_denormal)
     state_path = cfg.path(".train.safetensors")
@@ -534,8 +577,9 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
     h, w = probe.observation_space.shape[:2]
     n_actions = int(probe.action_space.n)
     probe.close()
-    q = QNet(n_actions, cfg.frames, h, w, cfg.hidden, cfg.dueling)
-    target = QNet(n_actions, cfg.frames, h, w, cfg.hidden, cfg.dueling)
+    # Initialised on the CPU, then moved: the same starting weights on every device.
+    q = QNet(n_actions, cfg.frames, h, w, cfg.hidden, cfg.dueling).to(device)
+    target = QNet(n_actions, cfg.frames, h, w, cfg.hidden, cfg.dueling).to(device)
     target.load_state_dict(q.state_dict())
     opt = make_optimizer(cfg, list(q.parameters()))
     counters: dict[str, Any] = {
@@ -561,6 +605,9 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
                 for r in csv.DictReader(f)
                 if float(r["step"]) <= resumed_from
             ]
+    # A resumed run hides what the killed one logged after its checkpoint, as the CSV drops those rows.
+    purge = None if resumed_from is None else resumed_from + 1
+    tb = closing.enter_context(TensorBoardLog(cfg.tensorboard, purge_step=purge))
 
     # Envs and replay. Training seeds stay below 1_000_000 (evaluation's range).
     envs = make_vector_env(cfg)
@@ -617,7 +664,7 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
         actions = rng.integers(0, n_actions, cfg.envs)
         if not explore.all():
             with torch.inference_mode():
-                greedy = q(torch.from_numpy(window)).argmax(dim=1).numpy()
+                greedy = q(torch.from_numpy(window).to(device)).argmax(dim=1).cpu().numpy()
             actions = np.where(explore, actions, greedy)
         next_obs, rewards, terms, truncs, infos = envs.step(actions)
 
@@ -651,17 +698,17 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
             next_train += cfg.train_every
             if collected_since_start < cfg.learning_starts:
                 continue
-            b = buffer.sample(cfg.batch_size)
+            b = buffer.sample(cfg.batch_size)  # numpy in CPU memory; only the batch goes to the device
+            obs_t, actions_t, returns_t, discounts_t, next_obs_t = (
+                torch.from_numpy(a).to(device) for a in (b.obs, b.actions, b.returns, b.discounts, b.next_obs)
+            )
             with torch.no_grad():
-                next_x = QNet.scale(torch.from_numpy(b.next_obs))  # scaled once, read by both networks
+                next_x = QNet.scale(next_obs_t)  # scaled once, read by both networks
                 y = double_dqn_target(
-                    torch.from_numpy(b.returns),
-                    torch.from_numpy(b.discounts),
-                    q.forward_scaled(next_x),
-                    target.forward_scaled(next_x),
+                    returns_t, discounts_t, q.forward_scaled(next_x), target.forward_scaled(next_x)
                 )
-            q_all = q(torch.from_numpy(b.obs))
-            q_taken = q_all.gather(1, torch.from_numpy(b.actions)[:, None]).squeeze(1)
+            q_all = q(obs_t)
+            q_taken = q_all.gather(1, actions_t[:, None]).squeeze(1)
             loss = F.smooth_l1_loss(q_taken, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -681,7 +728,9 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
             last_eval = evaluate(cfg, q, cfg.eval_runs)
             if _is_better(last_eval, counters):
                 _set_best(last_eval, step, counters)
-                save_model(cfg, q, Path(cfg.out), {"best_step": step, "eval": last_eval})
+                save_model(
+                    cfg, q, Path(cfg.out), {"best_step": step, "eval": last_eval, "device": str(device)}
+                )
             row = {}
         if step >= next_log or row is not None:
             next_log = max(next_log, (step // cfg.log_every + 1) * cfg.log_every)
@@ -702,6 +751,7 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
             }
             rows.append(row)
             _write_csv(cfg.path(".csv"), rows)
+            _log_row(tb, row)
         if step >= next_ckpt:
             next_ckpt += cfg.checkpoint_every
             checkpoint()
@@ -726,7 +776,7 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
     final = evaluate(cfg, q, cfg.eval_runs)
     if _is_better(final, counters) or not Path(cfg.out).exists():
         _set_best(final, step, counters)
-        save_model(cfg, q, Path(cfg.out), {"best_step": step, "eval": final})
+        save_model(cfg, q, Path(cfg.out), {"best_step": step, "eval": final, "device": str(device)})
     checkpoint()
     rows.append(
         {
@@ -745,6 +795,7 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
         }
     )
     _write_csv(cfg.path(".csv"), rows)
+    _log_row(tb, rows[-1])
     if bar is not None:
         bar.close()
     envs.close()
@@ -767,6 +818,7 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
         "resumed_from": resumed_from,
         "resumes": counters["resumes"],
         "steps_per_s_this_session": loop_steps_per_s,
+        "device_this_session": str(device),
         "train_seconds_total": counters["train_seconds"],
         "param_count": param_count(q),
         "config": asdict(cfg),
@@ -786,6 +838,25 @@ def _set_best(result: dict[str, Any], step: int, counters: dict[str, Any]) -> No
     counters["best_score"] = score_of(result)
     counters["best_failures"] = failures_of(result)
     counters["best_step"] = step
+
+
+TENSORBOARD_TAGS = {
+    "loss": "train/td_loss",
+    "mean_q": "train/mean_q",
+    "epsilon": "train/epsilon",
+    "train_score": "train/episode_score",
+    "steps_per_s": "perf/env_steps_per_s",
+    "eval_score": "eval/score",
+    "eval_collisions": "eval/collisions",
+    "eval_offroad": "eval/offroad",
+}
+"""The CSV columns also written to TensorBoard (`--tensorboard`), and their tags. The learning rate is
+constant in a DQN run, so it is not logged."""
+
+
+def _log_row(tb: TensorBoardLog, row: dict[str, Any]) -> None:
+    """A CSV row's values as TensorBoard scalars at its step (empty cells, not measured yet, skipped)."""
+    tb.scalars({tag: row[column] for column, tag in TENSORBOARD_TAGS.items()}, row["step"])
 
 
 def _number(text: str) -> float | int | str:
@@ -824,6 +895,8 @@ def main(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         resume=args.resume,
         threads=args.threads,
+        device=args.device,
+        tensorboard=args.tensorboard,
         progress=not args.quiet,
         command=shlex.join(["camdrive", *sys.argv[1:]]),
     )

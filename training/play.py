@@ -17,7 +17,9 @@ when quitting, which waits for the last episode to be written).
 
 replay re-creates the env from the file's env_id and env_options, resets it with the file's reset_seed
 and executes the recorded actions. The simulator is deterministic, so the observations must equal the
-recorded frames bit for bit; `--verify` checks exactly that without opening a window.
+recorded frames bit for bit; `--verify` checks exactly that without opening a window. It takes several
+files (a shell glob of a directory's episodes, or the directory itself): the viewer plays them one after
+another in one window, --verify prints a line per file and a summary.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 import sim  # noqa: F401  (registers the camdrive environments)
+
+if TYPE_CHECKING:
+    from training.demos import DemoError
 
 ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "lane": ("camdrive/LaneKeep-v0", {"action_type": "steer_throttle"}),
@@ -292,16 +297,26 @@ def _run_viewer(viewer: Any, args: argparse.Namespace, prog: str) -> int:
         print(f"{prog}: {e}. {display_problem(prog) or 'Is a display available?'}", file=sys.stderr)
         return 1
     stats = viewer.run(max_frames=args.frames, max_seconds=args.seconds)
+    _save_screenshot(viewer, args)
+    _print_stats(stats, args)
+    return 0
+
+
+def _save_screenshot(viewer: Any, args: argparse.Namespace) -> None:
+    """--screenshot: save what the window shows now."""
     if args.screenshot:
         Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
         viewer.save_screenshot(args.screenshot)
         print(f"screenshot saved to {args.screenshot}")
+
+
+def _print_stats(stats: Any, args: argparse.Namespace) -> None:
+    """The closing line of a viewer session: frames, frame rate, env steps, episodes."""
     size = f"{args.width}x{args.height}"
     print(
         f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps at {size}), "
         f"{stats.steps} env steps, {stats.episodes} episode(s)"
     )
-    return 0
 
 
 def play_main(args: argparse.Namespace, *, script: Iterable[tuple[int, Any]] = ()) -> int:
@@ -349,25 +364,121 @@ def play_main(args: argparse.Namespace, *, script: Iterable[tuple[int, Any]] = (
 
 
 def replay_main(args: argparse.Namespace) -> int:
-    """`camdrive replay FILE [--verify]`."""
+    """`camdrive replay FILE... [--verify]`.
+
+    Several files, because a shell glob such as data/lane/episode_*.npz is how a directory's episodes
+    are named. A file that cannot be used does not stop the run: it is reported on stderr (one line
+    naming it) and the other files are still checked or played, so one bad file among hundreds never
+    hides the state of the rest.
+    """
+    prog = "camdrive replay"
+    items = _replay_items(args.files)
+    if args.verify:
+        return _verify_files(items, prog)
+    return _play_files(items, args, prog)
+
+
+def _replay_items(arguments: list[str]) -> list[str | DemoError]:
+    """The files to replay, in order: each FILE as given (so messages name it as the user wrote it), and
+    for a directory its finished episodes as `camdrive data info` counts them (partial ones left out).
+    A directory that cannot be listed or holds no finished episode is a DemoError in its place."""
+    from training.demos import DemoError, list_files
+
+    items: list[str | DemoError] = []
+    for argument in arguments:
+        if not Path(argument).is_dir():
+            items.append(argument)
+            continue
+        episodes = [str(path) for path in list_files(argument).episodes]
+        items.extend(episodes or [DemoError(argument, "no finished episode files")])
+    return items
+
+
+def _verify_files(items: list[str | DemoError], prog: str) -> int:
+    """`--verify` of every item: an OK or MISMATCH line per file, a summary line when there are several.
+
+    Exit code as cmp and diff have it: 0 all match, 1 a mismatch, 2 trouble (a file could not be
+    checked), which wins over 1 because then not everything was compared.
+    """
     from training.demos import DemoError, load_episode
 
-    prog = "camdrive replay"
-    try:
-        episode = load_episode(args.file)
-    except DemoError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
-    meta = episode.meta
-    if args.verify:
+    ok = mismatched = unchecked = 0
+    for item in items:
         try:
-            result = verify_episode(episode)
+            if isinstance(item, DemoError):
+                raise item
+            result = verify_episode(load_episode(item))
+        except DemoError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
+            unchecked += 1
+            continue
+        if result.ok:
+            ok += 1
+        else:
+            mismatched += 1
+        # Flushed: each file takes seconds, so progress shows even through a pipe (| tee log).
+        print(f"{'OK' if result.ok else 'MISMATCH'}: {item}: {result.message}", flush=True)
+    if len(items) > 1:
+        print(f"{len(items)} files: {ok} OK, {mismatched} MISMATCH, {unchecked} could not be checked")
+    return 2 if unchecked else 1 if mismatched else 0
+
+
+class _NextFile(Exception):  # noqa: N818  (a signal to move on, not an error)
+    """Raised by `_EndOfFile` from the viewer's after_frame hook to leave `Viewer.run` for the next file."""
+
+
+class _EndOfFile:
+    """after_frame hook of a replay that has a next file: once the replay has run out and its last
+    picture has been shown for END_HOLD_SECONDS of viewer time (paused and help time not counted), move on.
+
+    Viewer time, not wall time: a frame counts 1/fps (one control period when unpaced, as the viewer's
+    own clock counts it), so an unpaced run moves on after a fixed number of frames.
+    """
+
+    def __init__(self, driver: ReplayDriver, frame_seconds: float) -> None:
+        self.driver, self.frame_seconds = driver, frame_seconds
+        self.shown = 0.0
+
+    def __call__(self, viewer: Any) -> None:
+        from sim.viewer import END_HOLD_SECONDS
+
+        if not self.driver.finished:  # still playing, or restarted with R
+            self.shown = 0.0
+        elif not (viewer.paused or viewer.show_help):
+            self.shown += self.frame_seconds
+            if self.shown >= END_HOLD_SECONDS:
+                raise _NextFile
+
+
+def _play_files(items: list[str | DemoError], args: argparse.Namespace, prog: str) -> int:
+    """Show the replays one after another in one window; 1 if any file could not be played.
+
+    Every file is loaded (without frames) and checked before the window opens, so most problems are
+    reported at once; an env that cannot be made is found when its turn comes and skipped. Each file
+    gets its own Viewer (files may differ in env and options) on the same window.
+    """
+    from sim.viewer import DisplayUnavailableError, Viewer, ViewerStats
+    from training.demos import DemoError, load_episode
+
+    failed = False
+    episodes = []
+    for item in items:
+        try:
+            if isinstance(item, DemoError):
+                raise item
+            # Without frames: the viewer re-simulates them, and all files' frames could fill the memory.
+            episode = load_episode(item, frames=False)
         except DemoError as e:
             print(f"{prog}: error: {e}", file=sys.stderr)
-            return 1
-        status = "OK" if result.ok else "MISMATCH"
-        print(f"{status}: {args.file}: {result.message}")
-        return 0 if result.ok else 1
+            failed = True
+            continue
+        if episode.meta.get("reset_seed") is None:
+            print(f"{prog}: error: {item} has no reset_seed; its episode cannot be rebuilt", file=sys.stderr)
+            failed = True
+            continue
+        episodes.append((item, episode))
+    if not episodes:
+        return 1
     problem = _check_view_args(args)
     if problem:
         print(f"{prog}: error: {problem}", file=sys.stderr)
@@ -376,29 +487,69 @@ def replay_main(args: argparse.Namespace) -> int:
     if problem:
         print(f"{prog}: {problem}", file=sys.stderr)
         return 1
-    if meta.get("reset_seed") is None:
-        print(f"{prog}: error: {args.file} has no reset_seed; its episode cannot be rebuilt", file=sys.stderr)
-        return 1
-    from sim.viewer import Viewer
 
+    viewer: Viewer | None = None
+    env: gym.Env | None = None
+    frames = steps = replays = 0
+    start = time.perf_counter()
     try:
-        env = make_env(meta, args.file)
-    except DemoError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
-    viewer = Viewer(
-        env,
-        ReplayDriver(episode.actions),
-        size=(args.width, args.height),
-        fps=args.fps,
-        seed=int(meta["reset_seed"]),
-        same_seed=True,
-        label="REPLAY",
-        at_episode_end="hold",
-        title=f"camdrive replay - {Path(args.file).name} ({meta['driver']})",
-    )
-    try:
-        return _run_viewer(viewer, args, prog)
+        for i, (name, episode) in enumerate(episodes):
+            meta = episode.meta
+            try:
+                next_env = make_env(meta, name)
+            except DemoError as e:
+                print(f"{prog}: error: {e}", file=sys.stderr)
+                failed = True
+                continue
+            if env is not None:
+                # The window stays open: the next Viewer's open() gets pygame's one display back.
+                env.close()
+            env = next_env
+            driver = ReplayDriver(episode.actions)
+            position = f"file {i + 1} of {len(episodes)}: {Path(name).name}"
+            viewer = Viewer(
+                env,
+                driver,
+                size=(args.width, args.height),
+                fps=args.fps,
+                seed=int(meta["reset_seed"]),
+                same_seed=True,
+                label="REPLAY",
+                at_episode_end="hold",
+                title=f"camdrive replay - {Path(name).name} ({meta['driver']})",
+                hud_extra=(lambda position=position: [position]) if len(episodes) > 1 else None,
+            )
+            try:
+                viewer.open()
+            except DisplayUnavailableError as e:
+                print(f"{prog}: {e}. {display_problem(prog) or 'Is a display available?'}", file=sys.stderr)
+                return 1
+            last = i == len(episodes) - 1
+            frame_seconds = 1.0 / args.fps if args.fps > 0 else viewer.period
+            elapsed = time.perf_counter() - start
+            try:
+                viewer.run(
+                    max_frames=None if args.frames is None else args.frames - frames,
+                    max_seconds=None if args.seconds is None else args.seconds - elapsed,
+                    after_frame=None if last else _EndOfFile(driver, frame_seconds),
+                )
+                stopped = True  # Esc, Q, the window closed, or --frames / --seconds used up
+            except _NextFile:
+                stopped = False
+            frames, steps, replays = (
+                frames + viewer.frames,
+                steps + viewer.total_steps,
+                replays + viewer.episodes,
+            )
+            if stopped:
+                break
+        if viewer is None:
+            return 1
+        _save_screenshot(viewer, args)
     finally:
-        viewer.close()
-        env.close()
+        if viewer is not None:
+            viewer.close()
+        if env is not None:
+            env.close()
+    _print_stats(ViewerStats(frames, steps, episodes=replays, seconds=time.perf_counter() - start), args)
+    return 1 if failed else 0
