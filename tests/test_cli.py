@@ -212,6 +212,7 @@ def test_run_bench_skips_unregistered_ids(fake_env_id):
     assert fake_env_id in text and "n/a" in text and "skipped camdrive_test/Missing-v0" in text
 
 
+@pytest.mark.integration
 def test_run_bench_with_carracing_reference(fake_env_id):
     pytest.importorskip("Box2D")
     report = bench.run_bench([fake_env_id], steps=3, resets=2, reference=True)

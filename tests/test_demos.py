@@ -586,6 +586,7 @@ def test_export_of_a_missing_directory_is_a_one_line_error(tmp_path, capsys):
     assert "Traceback" not in captured.out + captured.err
 
 
+@pytest.mark.integration
 def test_export_keeps_takeover_episodes_without_a_reset_seed(tmp_path, monkeypatch):
     """`camdrive watch --record` saves takeovers with reset_seed None; Minari stores them unseeded."""
     write_episode(tmp_path / "demos", steps=4, seed=1)
@@ -613,6 +614,7 @@ def test_export_keeps_takeover_episodes_without_a_reset_seed(tmp_path, monkeypat
     assert dataset.total_episodes == 2 and seeds[0] == 1 and seeds[1] is None
 
 
+@pytest.mark.integration
 def test_export_to_minari_stores_the_recorded_frames_unless_asked_for_jpeg(tmp_path, monkeypatch, capsys):
     """Minari JPEG-encodes image observations by default (nearly every pixel changes); ours are lossless.
 
@@ -657,6 +659,7 @@ def test_export_to_minari_stores_the_recorded_frames_unless_asked_for_jpeg(tmp_p
     assert not np.array_equal(lossy.observations, recorded[0].frames)
 
 
+@pytest.mark.integration
 def test_export_refuses_a_minari_that_cannot_be_told_how_to_store_images(tmp_path, monkeypatch, capsys):
     """A Minari without the jpeg_encoding switch might JPEG-encode the frames; no silent lossy export."""
     minari = pytest.importorskip("minari")

@@ -60,6 +60,7 @@ def test_expert_has_full_autonomy():
     assert result["distance_km"] > 1.0
 
 
+@pytest.mark.integration
 def test_export_to_minari(tmp_path, monkeypatch):
     pytest.importorskip("minari")
     pytest.importorskip("h5py")
