@@ -1,6 +1,6 @@
 """Stable-Baselines3's DQN next to camdrive's on the same env, network and budget (dev-only script).
 
-    pip install --no-deps stable-baselines3   # dev only; not a camdrive dependency
+    pip install -e '.[sb3]'   # an optional extra; not a camdrive dependency
     python -m training.sb3_compare --steps 20000 --action-mode lane
 
 Both learners get: Traffic-v0 with 33x100 grayscale frames, 4 stacked frames, 4 envs, the same
