@@ -67,7 +67,7 @@ class CamDriveVectorEnv(VectorEnv):
     None) gives each its own; `seed=None` leaves them unseeded (a fresh random seed the first time).
 
     ## Info
-    Gymnasium's vector format, built by `VectorEnv._add_info` from each sub-env's info dict: every key
+    Gymnasium's vector format, as `VectorEnv._add_info` builds it from each sub-env's info dict: every key
     of the single env's info (x, y, speed, ..., collision, off_road, seed) maps to an array over the
     sub-envs, with a boolean mask under "_key".
 
@@ -129,10 +129,9 @@ class CamDriveVectorEnv(VectorEnv):
         seeds = self._seeds(seed)
         if options:
             raise ValueError(f"camdrive envs take no reset options, got {sorted(options)}")
-        infos: dict[str, Any] = {}
-        for i, (env, env_seed) in enumerate(zip(self.envs, seeds, strict=True)):
+        for env, env_seed in zip(self.envs, seeds, strict=True):
             env._new_episode(env_seed)
-            infos = self._add_info(infos, env.current_info(), i)
+        infos = self._batched_infos()
         self._observe_all(self._observations)
         self._rewards[:] = 0.0
         self._terminations[:] = False
@@ -146,7 +145,6 @@ class CamDriveVectorEnv(VectorEnv):
         if self._needs_reset:
             raise ResetNeeded("Cannot call step() before calling reset()")  # as gymnasium.make's envs
         actions = self._checked_actions(actions)
-        infos: dict[str, Any] = {}
         for i, env in enumerate(self.envs):
             if self._autoreset[i]:
                 env._new_episode(None)
@@ -156,7 +154,7 @@ class CamDriveVectorEnv(VectorEnv):
                 if self.step_limit is not None and env.steps >= self.step_limit:
                     truncated = True  # TimeLimit truncates even an episode that also terminated
                 self._rewards[i], self._terminations[i], self._truncations[i] = reward, terminated, truncated
-            infos = self._add_info(infos, env.current_info(), i)
+        infos = self._batched_infos()
         self._observe_all(self._observations)
         self._autoreset = self._terminations | self._truncations
         return (
@@ -175,6 +173,20 @@ class CamDriveVectorEnv(VectorEnv):
         """
         for i, env in enumerate(self.envs):
             out[i] = env.observe()
+
+    def _batched_infos(self) -> dict[str, Any]:
+        """The sub-envs' infos in Gymnasium's vector format, as `VectorEnv._add_info` builds it.
+
+        Every camdrive info has the same keys with plain values (int, float, bool) in every sub-env,
+        so each key is one array of the first sub-env's value type and its "_key" mask is all True:
+        one array per key instead of `_add_info`'s per-sub-env, per-key updates (a tenth of a step).
+        """
+        rows = [env.current_info() for env in self.envs]
+        infos: dict[str, Any] = {}
+        for key, first in rows[0].items():
+            infos[key] = np.array([row[key] for row in rows], dtype=type(first))
+            infos[f"_{key}"] = np.ones(self.num_envs, dtype=np.bool_)
+        return infos
 
     def _batch(self) -> np.ndarray:
         return self._observations.copy() if self.copy else self._observations
