@@ -337,6 +337,14 @@ def test_measure_vector_env_uses_camdrive_native_vector_env():
     assert phases == ["camdrive/Traffic-v0 vector x3"]
 
 
+def test_measure_vector_env_with_worker_processes(monkeypatch):
+    made = []
+    real_make_vec = gym.make_vec
+    monkeypatch.setattr(gym, "make_vec", lambda *a, **kw: made.append(kw) or real_make_vec(*a, **kw))
+    r = bench.measure_vector_env("camdrive/Traffic-v0", 2, steps=4, options={"obs_type": "grid"}, workers=2)
+    assert made[0]["workers"] == 2 and r["workers"] == 2 and r["steps_per_s"] > 0
+
+
 def test_bench_command_measures_vector_envs(fake_env_id, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(bench, "CAMDRIVE_ENV_IDS", (fake_env_id,))
     out = tmp_path / "bench.json"

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import inspect
+import os
+import signal
+from multiprocessing.shared_memory import SharedMemory
 
 import gymnasium as gym
 import numpy as np
@@ -280,3 +283,45 @@ def test_close_closes_the_sub_envs(make_vec) -> None:
     assert all(env._view is not None for env in envs.envs)
     envs.close()
     assert envs.closed and all(env._view is None for env in envs.envs)
+
+
+# ------------------------------------------------------------------------------ worker processes
+
+
+@pytest.mark.parametrize(("env_id", "options", "crash"), EQUIVALENCE_CASES.values(), ids=EQUIVALENCE_CASES)
+def test_worker_processes_give_the_same_results(make_vec, env_id: str, options: dict, crash) -> None:
+    """Sub-envs stepped in two worker processes (frames in shared memory) equal those stepped here."""
+    workers = make_vec(env_id, num_envs=5, workers=2, **options)
+    here = make_vec(env_id, num_envs=5, **options)
+    assert workers.unwrapped.workers == 2
+    assert data_equivalence(workers.reset(seed=11), here.reset(seed=11), exact=True)
+    workers.action_space.seed(5)
+    for k in range(60):
+        actions = crashing_actions(workers, crash)
+        assert data_equivalence(workers.step(actions), here.step(actions), exact=True), f"step {k}"
+
+
+def test_workers_render_and_close_cleanly(make_vec) -> None:
+    envs = make_vec(LANE_KEEP, num_envs=3, workers=2, render_mode="rgb_array", **SMALL)
+    envs.reset(seed=0)
+    frames = envs.render()
+    assert len(frames) == 3 and all(f.ndim == 3 and f.dtype == np.uint8 for f in frames)
+    blocks = envs.unwrapped._blocks
+    processes, memory = list(blocks._processes), blocks._memory.name
+    envs.close()
+    assert not any(p.is_alive() for p in processes)
+    with pytest.raises(FileNotFoundError):
+        SharedMemory(name=memory)  # freed
+
+
+def test_an_error_in_a_worker_is_raised_in_the_caller(make_vec, monkeypatch) -> None:
+    envs = make_vec(LANE_KEEP, num_envs=2, workers=2, **SMALL)
+    envs.reset(seed=0)
+    os.kill(envs.unwrapped._blocks._processes[1].pid, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match="vector env worker 1 died"):
+        envs.step(np.zeros((2, 1), dtype=np.float32))
+
+
+def test_workers_must_be_a_positive_integer() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        gym.make_vec(LANE_KEEP, num_envs=2, workers=0)

@@ -168,16 +168,19 @@ def measure_vector_env(
     seed: int = 0,
     on_phase: PhaseHook | None = None,
     options: Mapping[str, Any] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """`time_vector_steps` of the environment's native vector env (its registered vector_entry_point)
-    with `num_envs` sub-envs made with `options`."""
+    with `num_envs` sub-envs made with `options`, stepped by `workers` processes (1: this one)."""
     if on_phase is not None:
         on_phase(f"{env_id} vector x{num_envs}")
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **(options or {}))
+    vector_options: dict[str, Any] = {**(options or {}), **({"workers": workers} if workers > 1 else {})}
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **vector_options)
     try:
         result: dict[str, Any] = {
             "env_id": env_id,
             "num_envs": num_envs,
+            "workers": workers,
             "vector_env": type(envs).__name__,
             "observation_space": str(envs.observation_space),
             "action_space": str(envs.action_space),
@@ -293,10 +296,12 @@ def run_bench(
     options: Mapping[str, Any] | None = None,
     vector: Sequence[int] = (),
     first_step: bool = False,
+    vector_workers: int = 1,
 ) -> dict[str, Any]:
     """Measure `env_ids` (made with `options`) and (if `reference` and Box2D is importable)
     CarRacing-v3 (always with its defaults); then each of `env_ids` as a native vector env of each size
-    in `vector`, under "vector_results"; with `first_step`, `measure_first_step` under "first_step".
+    in `vector` (stepped by `vector_workers` processes), under "vector_results"; with `first_step`,
+    `measure_first_step` under "first_step".
 
     Ids that are not registered are listed under "skipped" with the reason, not measured.
     """
@@ -322,7 +327,9 @@ def run_bench(
 
     single_rates = {r["env_id"]: r["steps_per_s"] for r in results}
     vector_results = [
-        measure_vector_env(env_id, n, steps, seed=seed, on_phase=on_phase, options=options)
+        measure_vector_env(
+            env_id, n, steps, seed=seed, on_phase=on_phase, options=options, workers=vector_workers
+        )
         for env_id in env_ids
         if env_id in single_rates
         for n in vector
@@ -342,6 +349,7 @@ def run_bench(
             "warmup_steps": WARMUP_STEPS,
             "options": dict(options or {}),
             "vector": list(vector),
+            "vector_workers": vector_workers,
             "vector_min_calls": VECTOR_MIN_CALLS,
         },
         "reference": REFERENCE_ENV_ID,
@@ -379,6 +387,7 @@ def _vector_table(report: dict[str, Any]) -> list[str]:
         (
             r["env_id"],
             str(r["num_envs"]),
+            str(r["workers"]),
             _number(r["steps_per_s"], ".1f"),
             _times(r["ratio_vs_reference"]),
             _times(r["ratio_vs_single_env"]),
@@ -387,7 +396,7 @@ def _vector_table(report: dict[str, Any]) -> list[str]:
     ]
     if not rows:
         return []
-    header = ("vector env", "N", "env-steps/s", f"vs {report['reference']}", "vs single env")
+    header = ("vector env", "N", "workers", "env-steps/s", f"vs {report['reference']}", "vs single env")
     return ["", *_table(header, rows)]
 
 
@@ -484,6 +493,7 @@ def main(args: argparse.Namespace) -> int:
             options=options,
             vector=sizes,
             first_step=args.first_step,
+            vector_workers=args.workers,
         )
     except ValueError as error:  # a bad --option: the env names the option and its allowed range
         print(f"camdrive bench: {error}", file=sys.stderr)

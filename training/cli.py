@@ -89,6 +89,14 @@ def _add_bench(subparsers: Subparsers) -> None:
         "for each N (a comma list, or repeat the option), e.g. --vector 1,4,16,64",
     )
     parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="processes stepping each vector env's sub-envs, for --vector (default: %(default)s, the bench's "
+        "own process; the vector env's workers= option)",
+    )
+    parser.add_argument(
         "--first-step",
         action="store_true",
         help="also time a new process's first step, with an empty and with a warm cache of numba's "

@@ -1,15 +1,15 @@
 """Native vector environments: N worlds of one camdrive environment, stepped by one object.
 
 `gymnasium.make_vec("camdrive/LaneKeep-v0", num_envs=N)` builds a `LaneKeepVectorEnv` (Traffic-v0 a
-`TrafficVectorEnv`) through the ids' `vector_entry_point`. A step first moves every world, then renders
-all N observations in one method, `_observe_all`. Everything else is the single environments' own code
-(their action parsing, physics, reward and info), which is why the results equal, bit for bit, those
-of a `gymnasium.vector.SyncVectorEnv` of `gymnasium.make` environments seeded and driven the same way.
+`TrafficVectorEnv`) through the ids' `vector_entry_point`. Everything is the single environments' own
+code (their action parsing, physics, reward, info and renderer), which is why the results equal, bit
+for bit, those of a `gymnasium.vector.SyncVectorEnv` of `gymnasium.make` environments seeded and
+driven the same way.
 
-Today it saves the wrappers' and the sync vector env's per-step Python, not more: the world steps
-are Python (GIL-bound), so drawing frames on a second thread meanwhile was measured slower (the
-render thread waits for the interpreter), and a batched render over both cores would win only the
-kernels' share of a step. Stepping many worlds per call in compiled code is the next step.
+The world step is Python, which holds the interpreter: one process steps one world at a time (a
+render thread beside it was measured slower). So `workers=K` splits the sub-envs into K blocks, each
+stepped by a worker process of its own, frames written into shared memory (`sim.envs.blocks`): on a
+K-core machine K worlds step at once. With `workers=1` (the default) the blocks are stepped here.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, create_empty_array
 
 from sim.envs.base import CamDriveEnv
+from sim.envs.blocks import EnvBlock, WorkerBlocks
 from sim.envs.lane_keep import LaneKeepEnv
 from sim.envs.traffic import TrafficEnv
 from sim.validation import check_at_least
@@ -79,6 +80,8 @@ class CamDriveVectorEnv(VectorEnv):
     - `max_episode_steps`: as `gymnasium.make`'s TimeLimit: truncate after that many steps (None or -1:
       no limit beyond the env's own `episode_seconds`).
     - `copy`: whether observations are returned as copies (default True, like `SyncVectorEnv`).
+    - `workers`: processes stepping the sub-envs (default 1: this one; at most num_envs). Each worker
+      takes a second or two to start (a fresh interpreter) and uses one core.
 
     ## Version History
     - v0: initial release.
@@ -93,33 +96,47 @@ class CamDriveVectorEnv(VectorEnv):
         render_mode: str | None = None,
         max_episode_steps: int | None = None,
         copy: bool = True,
+        workers: int = 1,
         **options: Any,
     ) -> None:
         check_at_least("num_envs", num_envs, 1, integer=True)
+        check_at_least("workers", workers, 1, integer=True)
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}")
         if not isinstance(copy, bool):
             raise ValueError(f"copy must be True or False, got {copy!r}")
         self.step_limit = _step_limit(max_episode_steps)
         self.copy = copy
-        self.envs = [self.env_class(render_mode=render_mode, **options) for _ in range(num_envs)]
-        first = self.envs[0]
+        probe = self.env_class(**options)  # checks the options here, before any worker starts
+        probe.close()
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.metadata = {
             "render_modes": RENDER_MODES,
-            "render_fps": first.metadata["render_fps"],
+            "render_fps": probe.metadata["render_fps"],
             "autoreset_mode": AutoresetMode.NEXT_STEP,
         }
-        self.single_observation_space = first.observation_space
-        self.observation_space = batch_space(first.observation_space, num_envs)
-        self.single_action_space = first.action_space
-        self.action_space = batch_space(first.action_space, num_envs)
-        self._observations: np.ndarray = create_empty_array(self.single_observation_space, num_envs)
+        self.single_observation_space = probe.observation_space
+        self.observation_space = batch_space(probe.observation_space, num_envs)
+        self.single_action_space = probe.action_space
+        self.action_space = batch_space(probe.action_space, num_envs)
+        self.workers = min(workers, num_envs)
+        self._blocks: EnvBlock | WorkerBlocks
+        if self.workers == 1:
+            observations = create_empty_array(self.single_observation_space, num_envs)
+            self._blocks = EnvBlock(
+                self.env_class, num_envs, render_mode, options, self.step_limit, observations
+            )
+        else:
+            space = self.single_observation_space
+            self._blocks = WorkerBlocks(
+                self.env_class, num_envs, self.workers, render_mode, options, self.step_limit,
+                space.shape, space.dtype,
+            )  # fmt: skip
+        self._observations: np.ndarray = self._blocks.observations
         self._rewards = np.zeros(num_envs, dtype=np.float64)
         self._terminations = np.zeros(num_envs, dtype=np.bool_)
         self._truncations = np.zeros(num_envs, dtype=np.bool_)
-        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
         self._needs_reset = True
 
     def reset(
@@ -129,14 +146,10 @@ class CamDriveVectorEnv(VectorEnv):
         seeds = self._seeds(seed)
         if options:
             raise ValueError(f"camdrive envs take no reset options, got {sorted(options)}")
-        for env, env_seed in zip(self.envs, seeds, strict=True):
-            env._new_episode(env_seed)
-        infos = self._batched_infos()
-        self._observe_all(self._observations)
+        infos = self._batched_infos(self._blocks.reset(seeds))
         self._rewards[:] = 0.0
         self._terminations[:] = False
         self._truncations[:] = False
-        self._autoreset[:] = False
         self._needs_reset = False
         return self._batch(), infos
 
@@ -145,43 +158,29 @@ class CamDriveVectorEnv(VectorEnv):
         if self._needs_reset:
             raise ResetNeeded("Cannot call step() before calling reset()")  # as gymnasium.make's envs
         actions = self._checked_actions(actions)
-        for i, env in enumerate(self.envs):
-            if self._autoreset[i]:
-                env._new_episode(None)
-                self._rewards[i], self._terminations[i], self._truncations[i] = 0.0, False, False
-            else:
-                reward, terminated, truncated = env._advance(actions[i])
-                if self.step_limit is not None and env.steps >= self.step_limit:
-                    truncated = True  # TimeLimit truncates even an episode that also terminated
-                self._rewards[i], self._terminations[i], self._truncations[i] = reward, terminated, truncated
-        infos = self._batched_infos()
-        self._observe_all(self._observations)
-        self._autoreset = self._terminations | self._truncations
+        rows = self._blocks.step(actions, self._rewards, self._terminations, self._truncations)
         return (
             self._batch(),
             self._rewards.copy(),
             self._terminations.copy(),
             self._truncations.copy(),
-            infos,
+            self._batched_infos(rows),
         )
 
-    def _observe_all(self, out: np.ndarray) -> None:
-        """Render every sub-env's current observation into `out[i]`.
+    @property
+    def envs(self) -> list[CamDriveEnv]:
+        """The sub-envs themselves, when they live in this process (workers=1)."""
+        if not isinstance(self._blocks, EnvBlock):
+            raise AttributeError("the sub-envs live in worker processes (workers > 1)")
+        return self._blocks.envs
 
-        The only place the N observations are made, so that one batched (compiled) renderer call can
-        replace this loop; the worlds have all been moved before it runs.
-        """
-        for i, env in enumerate(self.envs):
-            out[i] = env.observe()
-
-    def _batched_infos(self) -> dict[str, Any]:
-        """The sub-envs' infos in Gymnasium's vector format, as `VectorEnv._add_info` builds it.
+    def _batched_infos(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The sub-envs' info dicts `rows` in Gymnasium's vector format, as `VectorEnv._add_info` builds it.
 
         Every camdrive info has the same keys with plain values (int, float, bool) in every sub-env,
         so each key is one array of the first sub-env's value type and its "_key" mask is all True:
         one array per key instead of `_add_info`'s per-sub-env, per-key updates (a tenth of a step).
         """
-        rows = [env.current_info() for env in self.envs]
         infos: dict[str, Any] = {}
         for key, first in rows[0].items():
             infos[key] = np.array([row[key] for row in rows], dtype=type(first))
@@ -230,11 +229,10 @@ class CamDriveVectorEnv(VectorEnv):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
-        return tuple(env.render() for env in self.envs)
+        return tuple(self._blocks.render())
 
     def close_extras(self, **kwargs: Any) -> None:
-        for env in self.envs:
-            env.close()
+        self._blocks.close()
 
 
 def _check_discrete(actions: np.ndarray, space: spaces.Discrete) -> None:
