@@ -356,8 +356,9 @@ def _driver_run(driver: Any, observation: Any) -> tuple[nn.Module, Callable[[], 
     """
     from agent.pilotnet import PilotNetDriver
     from agent.qnet import DQNDriver, to_gray_frame
+    from agent.rllib_policy import RLlibDriver
 
-    if isinstance(driver, PilotNetDriver):
+    if isinstance(driver, PilotNetDriver | RLlibDriver):
         return driver.model, lambda: driver.act(observation)
     if isinstance(driver, DQNDriver):
         window = driver.window
@@ -368,7 +369,9 @@ def _driver_run(driver: Any, observation: Any) -> tuple[nn.Module, Callable[[], 
             shadow.window = deque(window, maxlen=window.maxlen)
             stacked = shadow.stack(observation)
         return driver.model, _forward(driver.model, torch.from_numpy(stacked)[None])
-    raise TypeError(f"cannot explain a {type(driver).__name__}: only PilotNetDriver and DQNDriver")
+    raise TypeError(
+        f"cannot explain a {type(driver).__name__}: only PilotNetDriver, DQNDriver and RLlibDriver"
+    )
 
 
 def explain(driver: Any, observation: Any) -> Explanation:

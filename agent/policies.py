@@ -28,7 +28,11 @@ def load_policy_driver(path: str | os.PathLike[str]) -> Driver:
         from agent.pilotnet import PilotNetDriver
 
         return PilotNetDriver.from_checkpoint(path)
-    raise CheckpointError(path, f"architecture {arch!r} has no driver (known: dqn, pilotnet)")
+    if arch == "rllib-cnn":
+        from agent.rllib_policy import RLlibDriver
+
+        return RLlibDriver.from_checkpoint(path)
+    raise CheckpointError(path, f"architecture {arch!r} has no driver (known: dqn, pilotnet, rllib-cnn)")
 
 
 def policy_env_options(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -232,7 +232,9 @@ class CamDriveVectorEnv(VectorEnv):
         return tuple(self._blocks.render())
 
     def close_extras(self, **kwargs: Any) -> None:
-        self._blocks.close()
+        blocks = getattr(self, "_blocks", None)  # None when __init__ failed (a bad option)
+        if blocks is not None:
+            blocks.close()
 
 
 def _check_discrete(actions: np.ndarray, space: spaces.Discrete) -> None:
