@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,25 @@ def load_into(path: str | os.PathLike[str], model: nn.Module, tensors: dict[str,
     model.load_state_dict(tensors, strict=True)
 
 
+def load_model(
+    path: str | os.PathLike[str],
+    expected_arch: str,
+    build: Callable[[dict[str, Any]], nn.Module],
+    device: str | torch.device = "cpu",
+) -> tuple[Any, dict[str, Any]]:
+    """The network `build(metadata)` makes (eval mode, on `device`), loaded with the file's weights,
+    and the metadata; CheckpointError on any mismatch. `build` may raise KeyError, TypeError or
+    ValueError for a description it cannot use: the file's metadata is data, never code."""
+    tensors, meta = load_checkpoint(path, expected_arch=expected_arch, device=device)
+    try:
+        model = build(meta)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(path, f"network config unusable ({exc})") from None
+    model.to(device)
+    load_into(path, model, tensors)
+    return model.eval(), meta
+
+
 def load_pilotnet(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[Any, dict[str, Any]]:
@@ -179,12 +199,7 @@ def load_pilotnet(
     CheckpointError on any mismatch."""
     from agent.pilotnet import ARCH, PilotNet
 
-    tensors, meta = load_checkpoint(path, expected_arch=ARCH, device=device)
-    color = meta.get("observation", {}).get("color_space", "rgb")
-    try:
-        model = PilotNet(color_space=color)
-    except ValueError as exc:
-        raise CheckpointError(path, str(exc)) from None
-    model.to(device)
-    load_into(path, model, tensors)
-    return model.eval(), meta
+    def build(meta: dict[str, Any]) -> nn.Module:
+        return PilotNet(color_space=meta.get("observation", {}).get("color_space", "rgb"))
+
+    return load_model(path, ARCH, build, device)

@@ -136,16 +136,9 @@ def load_qnet(
     `device` is where the weights are loaded (torch.load's map_location): a file written by a run on
     a GPU holds CPU tensors like any other and loads on a machine without one.
     """
-    from agent.checkpoint import CheckpointError, load_checkpoint, load_into
+    from agent.checkpoint import load_model
 
-    tensors, meta = load_checkpoint(path, expected_arch=ARCH, device=device)
-    try:
-        model = QNet(**meta["network"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(path, f"network config unusable ({exc})") from None
-    model.to(device)
-    load_into(path, model, tensors)
-    return model.eval(), meta
+    return load_model(path, ARCH, lambda meta: QNet(**meta["network"]), device)
 
 
 class DQNDriver:

@@ -122,19 +122,13 @@ def load_rllib_policy(
 ) -> tuple[RLlibPolicyNet, dict[str, Any]]:
     """The network (eval mode, on `device`) and metadata of an exported RLlib policy; CheckpointError on
     any mismatch (the description is data: a bad one is an error, never code run)."""
-    from agent.checkpoint import CheckpointError, load_checkpoint, load_into
+    from agent.checkpoint import CheckpointError, load_model
 
-    tensors, meta = load_checkpoint(path, expected_arch=ARCH, device=device)
+    model, meta = load_model(path, ARCH, lambda meta: RLlibPolicyNet(**meta["network"]), device)
     action = meta.get("action")
     if not isinstance(action, dict) or action.get("type") not in ("discrete", "continuous"):
         raise CheckpointError(path, f"metadata 'action' must say discrete or continuous, got {action!r}")
-    try:
-        model = RLlibPolicyNet(**meta["network"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(path, f"network config unusable ({exc})") from None
-    model.to(device)
-    load_into(path, model, tensors)
-    return model.eval(), meta
+    return model, meta
 
 
 class RLlibDriver:
