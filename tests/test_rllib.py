@@ -82,6 +82,7 @@ def test_argument_errors_exit_2(argv, monkeypatch, tmp_path, capsys):
         (["--option", "camera_width=-3"], "--option:"),
         (["--resume", "--force"], "give one"),
         (["--resume"], "no checkpoint"),
+        (["--tensorboard", "/dev/null"], "--tensorboard /dev/null: /dev/null is an existing file"),
     ],
 )
 def test_bad_runs_are_refused_before_ray_in_one_line(extra, message, monkeypatch, tmp_path, capsys):
@@ -191,8 +192,14 @@ def test_ppo_on_lanekeep_with_two_env_runners_trains_checkpoints_resumes_and_exp
     pytest.importorskip("ray")
     out = tmp_path / "ppo"
     args = ["--algo", "PPO", "--env", "lane", "--workers", "2", *SHORT_EPISODES, *TINY_PPO]
-    done = train(tmp_path, out, *args, "--iterations", "2")
+    board = tmp_path / "tb"
+    done = train(tmp_path, out, *args, "--iterations", "2", "--tensorboard", str(board))
     assert done.returncode == 0, done.stderr[-3000:]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(board))
+    events.Reload()
+    assert {"rllib/episode_return_mean", "perf/env_steps_per_s"} <= set(events.Tags()["scalars"])
     printed = [line for line in done.stdout.splitlines() if line.startswith("iter")]
     assert len(printed) == 2 and "env_steps/s" in printed[0]
     metrics = read_metrics(out)

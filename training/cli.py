@@ -645,6 +645,12 @@ def _add_train_rllib(train_commands: Subparsers) -> None:
         help="device of the learner: auto = a GPU when the Ray cluster has one, else the CPU; cuda "
         "without one is refused (default: %(default)s)",
     )
+    rllib.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write TensorBoard scalars (episode return mean, env steps/s) to DIR, for `tensorboard "
+        "--logdir DIR`; needs the tensorboard package (pip install tensorboard)",
+    )
     rllib.add_argument("--resume", action="store_true", help="continue from the last checkpoint in DIR")
     rllib.add_argument("--force", action="store_true", help="replace the run in a non-empty DIR")
     rllib.add_argument(

@@ -56,6 +56,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from training.tensorboard_log import TensorBoardLog, check_tensorboard
+
 PROG = "camdrive train rllib"
 MISSING_RAY = f"{PROG}: Ray RLlib is not installed: pip install -e '.[rllib]'"
 ARG_ERROR, RUN_ERROR = 2, 1
@@ -109,6 +111,10 @@ def check_args(args: argparse.Namespace) -> None:
     """Refuse what cannot work before Ray starts: the wrong action space, --out, bad env options."""
     if args.algo == "DQN" and args.env == "lane":
         raise ArgError("DQN needs discrete actions; LaneKeep-v0 steers continuously: use PPO or APPO")
+    try:
+        check_tensorboard(args.tensorboard)
+    except ValueError as e:
+        raise ArgError(str(e)) from None
     if args.resume and args.force:
         raise ArgError("--resume continues the run in --out, --force replaces it: give one")
     out = Path(args.out)
@@ -327,7 +333,8 @@ def train(args: argparse.Namespace) -> int:
         if args.resume:
             algo.restore(str((out / "checkpoint").resolve()))
         steps = int(state.get("env_steps", 0))
-        with (out / "metrics.jsonl").open("a") as log:
+        purge = steps if args.resume else None  # a resumed run drops what the killed one logged after
+        with (out / "metrics.jsonl").open("a") as log, TensorBoardLog(args.tensorboard, purge) as board:
             while not done(args, state["iteration"], steps):
                 start = time.perf_counter()
                 result = algo.train()
@@ -336,6 +343,13 @@ def train(args: argparse.Namespace) -> int:
                 state.update(iteration=state["iteration"] + 1, env_steps=steps)
                 metrics = {"iteration": state["iteration"], **metrics}
                 print(format_metrics(metrics), flush=True)
+                board.scalars(
+                    {
+                        "rllib/episode_return_mean": metrics["episode_return_mean"],
+                        "perf/env_steps_per_s": metrics["env_steps_per_s"],
+                    },
+                    steps,
+                )
                 log.write(json.dumps(metrics) + "\n")
                 log.flush()
                 save_checkpoint(algo, out, state)
