@@ -2,7 +2,7 @@
 
 1. A precomputed background holds the sky gradient and the haze band below the horizon.
 2. Every ground pixel is mapped to road coordinates (s, d) and coloured from the road's layers,
-   box-filtered to the footprint of its row (`ground.GroundPainter`, one compiled pass).
+   box-filtered to the pixel's footprint on the road (`ground.GroundPainter`, one compiled pass).
 3. Cars are drawn per image column (`cars.CarPainter`).
 4. Optional sensor noise, then optional conversion to grayscale.
 
@@ -44,13 +44,19 @@ class FrontCameraRenderer:
         along = np.abs(np.gradient(self.forward)) if self.forward.size > 1 else t / self.camera.focal
         lengthwise = np.abs(self.right) * (along / self.forward)[:, None]
         across = (t / self.camera.focal)[:, None] + lengthwise
-        self.ground = GroundPainter(road, self.forward, self.right, along, across, haze_m=self.forward)
-        self.set_look(palette, wear_seed)
+        self.ground = GroundPainter(
+            road, self.forward, self.right, along, across, self.forward, palette, wear_seed
+        )
+        self._set_sky_cars_and_noise(palette, wear_seed)
 
     def set_look(self, palette: Palette, wear_seed: int = 0) -> None:
         """Draw from now on with `palette`, paint worn and sensor noise drawn from `wear_seed`."""
-        self.palette = palette
         self.ground.set_look(palette, wear_seed)
+        self._set_sky_cars_and_noise(palette, wear_seed)
+
+    def _set_sky_cars_and_noise(self, palette: Palette, wear_seed: int) -> None:
+        """The parts of a look other than the ground's: sky, cars' colours, sensor noise."""
+        self.palette = palette
         self.background = self._background(palette)
         self.cars = CarPainter(self.camera, palette)
         self._noise_rng = np.random.default_rng(wear_seed)

@@ -225,6 +225,7 @@ class AcrossLevels:
         slot = np.arange(group.size) - np.repeat(starts, np.diff(np.r_[starts, group.size]))
         layer[lvl, j, slot] = t
         weight[lvl, j, slot] = dense[lvl, t, j]
+        layer.flags.writeable = weight.flags.writeable = False  # shared by every painter of this layout
         return AcrossLevels(layer, weight)
 
 
@@ -235,8 +236,9 @@ class GroundPainter:
     and `right` (rows, cols) float32 metres to the right. A pixel covers `along_m` (rows,) metres
     of road lengthwise and `across_m` (rows, cols) crosswise (wider off-centre in a camera: a far
     pixel's lengthwise extent is seen at an angle), and fades by the haze of distance `haze_m`
-    (rows,), or not at all with None (the top-down map). `set_look` changes palette and paint wear
-    cheaply; the layout-dependent tables are built once per layout and footprint.
+    (rows,), or not at all with None (the top-down map). It starts in `palette`'s look with the paint
+    wear of `wear_seed`; `set_look` changes them cheaply, while the layout-dependent tables are built
+    once per layout and footprint.
     """
 
     def __init__(
@@ -247,6 +249,8 @@ class GroundPainter:
         along_m: np.ndarray,
         across_m: np.ndarray,
         haze_m: np.ndarray | None,
+        palette: Palette,
+        wear_seed: int = 0,
     ) -> None:
         self.layers = RoadLayers.of(road)
         self.forward = np.asarray(forward, dtype=np.float64)
@@ -255,9 +259,7 @@ class GroundPainter:
         self.along_widths, self.along_level = footprint_levels(np.asarray(along_m) / TEXEL_S_M)
         across_widths, self.across_level = footprint_levels(np.asarray(across_m) / TEXEL_D_M)
         self.across = AcrossLevels.of(self.layers, tuple(int(w) for w in across_widths))
-        self.look: AlongLevels | None = None
-        self.keep = np.ones(len(self.forward), dtype=np.float32)
-        self.add = np.full((len(self.forward), 3), 0.5, dtype=np.float32)
+        self.set_look(palette, wear_seed)
 
     def set_look(self, palette: Palette, wear_seed: int = 0) -> None:
         """Colour the road with `palette`, its paint worn as drawn from `wear_seed`."""
@@ -270,7 +272,6 @@ class GroundPainter:
 
     def draw(self, road: Road, x: float, y: float, yaw: float, s_near: float, out: np.ndarray) -> None:
         """Colour `out` (the ground rows of the frame) for a viewer at (x, y, yaw), arc length s_near."""
-        assert self.look is not None, "call set_look() first"
         s_row, lat_row, cos_row, sin_row = row_frames(road, x, y, yaw, s_near, self.forward)
         kernels.paint_ground(
             out, self.right, s_row, lat_row, cos_row, sin_row, self.layers.d_min, 1.0 / TEXEL_D_M,
@@ -284,7 +285,6 @@ class GroundPainter:
         `s` and `d` are (rows, cols) Frenet coordinates of this painter's pixels. The tests hold the
         compiled kernel to this sum, computed in float64.
         """
-        assert self.look is not None
         column = np.clip((d - self.layers.d_min) / TEXEL_D_M, 0, self.layers.n_d - 1).astype(np.int64)
         texel = np.floor(s / TEXEL_S_M).astype(np.int64) & (N_S - 1)
         layer = self.across.layer[self.across_level, column]  # (rows, cols, k)

@@ -38,8 +38,7 @@ class TopDownRenderer:
         self.right = np.repeat(cols[None, :], height, axis=0).astype(np.float32)
         self.car_row, self.car_col = car_row, width / 2
         along, across = np.full(height, metres_per_pixel), np.full((height, width), metres_per_pixel)
-        self.ground = GroundPainter(road, self.forward, self.right, along, across, haze_m=None)
-        self.ground.set_look(palette)
+        self.ground = GroundPainter(road, self.forward, self.right, along, across, None, palette)
         self.colors = np.array(palette.car_colors, dtype=np.uint8)
 
     def render(
