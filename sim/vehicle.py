@@ -61,10 +61,7 @@ class VehicleParams:
 
     def max_wheel_angle(self, speed: float) -> float:
         """Largest front-wheel angle (rad) that full steering input gives at `speed` (m/s)."""
-        if speed < 1e-3:
-            return self.max_steer_angle
-        limit = math.atan(self.wheelbase * self.max_lateral_accel / (speed * speed))
-        return min(self.max_steer_angle, limit)
+        return _max_wheel_angle(speed, self.max_steer_angle, self.wheelbase, self.max_lateral_accel)
 
 
 class Vehicle:
@@ -96,6 +93,16 @@ class Vehicle:
             p.wheelbase, p.max_steer_angle, p.max_lateral_accel, p.steer_rate, p.max_accel, p.max_brake,
             p.max_speed,
         )  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True)
+def _max_wheel_angle(
+    speed: float, max_steer_angle: float, wheelbase: float, max_lateral_accel: float
+) -> float:
+    """`VehicleParams.max_wheel_angle`, compiled so that `_bicycle_steps` calls it too."""
+    if speed < 1e-3:
+        return max_steer_angle
+    return min(max_steer_angle, math.atan(wheelbase * max_lateral_accel / (speed * speed)))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -132,11 +139,7 @@ def _bicycle_steps(
             # towards zero without reaching it (1e-40 m/s) reads as "faster than the stopped car
             # behind", and the traffic lets a follower creep into a car that is really standing.
             speed = 0.0
-        # VehicleParams.max_wheel_angle(speed):
-        wheel = max_steer_angle
-        if speed >= 1e-3:
-            wheel = min(max_steer_angle, math.atan(wheelbase * max_lateral_accel / (speed * speed)))
-        delta = -steer * wheel
+        delta = -steer * _max_wheel_angle(speed, max_steer_angle, wheelbase, max_lateral_accel)
         # Kinematic bicycle about the body centre (rear axle half a wheelbase behind it).
         tan_delta = math.tan(delta)
         beta = math.atan(0.5 * tan_delta)
