@@ -645,12 +645,7 @@ def _add_train_rllib(train_commands: Subparsers) -> None:
         help="device of the learner: auto = a GPU when the Ray cluster has one, else the CPU; cuda "
         "without one is refused (default: %(default)s)",
     )
-    rllib.add_argument(
-        "--tensorboard",
-        metavar="DIR",
-        help="also write TensorBoard scalars (episode return mean, env steps/s) to DIR, for `tensorboard "
-        "--logdir DIR`; needs the tensorboard package (pip install tensorboard)",
-    )
+    _add_tensorboard(rllib, "episode return mean, env steps/s")
     rllib.add_argument("--resume", action="store_true", help="continue from the last checkpoint in DIR")
     rllib.add_argument("--force", action="store_true", help="replace the run in a non-empty DIR")
     rllib.add_argument(
@@ -672,7 +667,7 @@ def _add_train_rllib(train_commands: Subparsers) -> None:
 
 
 def _add_device_and_tensorboard(parser: argparse.ArgumentParser, on_device: str, scalars: str) -> None:
-    """--device and --tensorboard, shared by the trainers; `on_device` and `scalars` say what each
+    """--device and --tensorboard of the torch trainers; `on_device` and `scalars` say what each
     trainer puts on the device and writes to TensorBoard."""
     parser.add_argument(
         "--device",
@@ -681,6 +676,11 @@ def _add_device_and_tensorboard(parser: argparse.ArgumentParser, on_device: str,
         help=f"torch device of the {on_device}: auto = cuda when torch sees a GPU, else cpu; cuda "
         "without one is refused before any work (default: %(default)s)",
     )
+    _add_tensorboard(parser, scalars)
+
+
+def _add_tensorboard(parser: argparse.ArgumentParser, scalars: str) -> None:
+    """--tensorboard, shared by every trainer; `scalars` says what it writes."""
     parser.add_argument(
         "--tensorboard",
         metavar="DIR",
