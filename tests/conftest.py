@@ -40,3 +40,31 @@ def tensorboard_scalars():
         return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
     return read
+
+
+UNUSABLE_TRAINER_OPTIONS = {
+    "cuda": (["--device", "cuda"], "--device cuda: torch "),
+    "file": (["--tensorboard", "FILE"], "is an existing file, not a directory"),
+    "under-a-file": (["--tensorboard", "FILE/runs"], "is an existing file, not a directory"),
+    "no-package": (
+        ["--tensorboard", "DIR"],
+        "--tensorboard needs the tensorboard package, which is not installed: pip install tensorboard",
+    ),
+}
+
+
+@pytest.fixture(params=UNUSABLE_TRAINER_OPTIONS.values(), ids=UNUSABLE_TRAINER_OPTIONS)
+def unusable_trainer_option(request, tmp_path, monkeypatch) -> tuple[list[str], str]:
+    """(arguments, message): a --device or --tensorboard every trainer must refuse before any work, on
+    a machine arranged for it (no GPU; tmp_path/FILE a file; the tensorboard package missing for DIR),
+    paths under tmp_path."""
+    import sys
+
+    import torch
+
+    option, message = request.param
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if option[1] == "DIR":  # the package missing: its import fails
+        monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    (tmp_path / "FILE").write_text("not a directory")
+    return [str(tmp_path / a) if "FILE" in a or a == "DIR" else a for a in option], message

@@ -431,25 +431,12 @@ def test_bc_device_and_tensorboard_options_reach_the_config(tmp_path, monkeypatc
     assert (calls[1].device, calls[1].tensorboard) == ("cpu", tmp_path / "tb")
 
 
-@pytest.mark.parametrize(
-    ("option", "message"),
-    [
-        (["--device", "cuda"], "--device cuda: torch "),
-        (["--tensorboard", "FILE"], "is an existing file, not a directory"),
-        (["--tensorboard", "DIR"], "--tensorboard needs the tensorboard package, which is not installed: "
-         "pip install tensorboard"),
-    ],
-)  # fmt: skip
 def test_bc_refuses_an_unusable_device_or_tensorboard_before_any_work(
-    tmp_path, capsys, monkeypatch, option, message
+    tmp_path, capsys, monkeypatch, unusable_trainer_option
 ):
     import training.bc as bc
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    if option[1] == "DIR":  # the package missing: its import fails
-        monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    (tmp_path / "FILE").write_text("not a directory")
-    option = [str(tmp_path / a) if a in ("FILE", "DIR") else a for a in option]
+    option, message = unusable_trainer_option
     monkeypatch.setattr(bc, "train_bc", lambda *_: pytest.fail("train_bc started"))
     out = tmp_path / "run" / "m.safetensors"
     assert run_cli(["train", "bc", "--out", str(out), "--quiet", *option]) == 2

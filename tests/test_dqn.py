@@ -511,28 +511,12 @@ def test_device_and_tensorboard_options_reach_the_config(tmp_path, monkeypatch):
     assert (seen[1].device, seen[1].tensorboard) == ("cpu", str(tmp_path / "tb"))
 
 
-@pytest.mark.parametrize(
-    ("option", "message"),
-    [
-        (["--device", "cuda"], "--device cuda: torch "),
-        (["--tensorboard", "FILE"], "is an existing file, not a directory"),
-        (["--tensorboard", "FILE/runs"], "is an existing file, not a directory"),
-        (["--tensorboard", "DIR"], "--tensorboard needs the tensorboard package, which is not installed: "
-         "pip install tensorboard"),
-    ],
-)  # fmt: skip
 def test_an_unusable_device_or_tensorboard_exits_2_before_any_work(
-    tmp_path, capsys, monkeypatch, option, message
+    tmp_path, capsys, monkeypatch, unusable_trainer_option
 ):
-    import sys
-
     import training.dqn
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    if option[1] == "DIR":  # the package missing: its import fails
-        monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    (tmp_path / "FILE").write_text("not a directory")
-    option = [str(tmp_path / a) if "FILE" in a or a == "DIR" else a for a in option]
+    option, message = unusable_trainer_option
     monkeypatch.setattr(training.dqn, "train", lambda cfg: pytest.fail("training started"))
     assert cli.main(train_dqn_argv(tmp_path, *option)) == 2
     err = capsys.readouterr().err

@@ -136,14 +136,7 @@ def test_an_exported_policy_file_drives_without_ray(task, make_env, tmp_path):
         np.testing.assert_allclose(
             driver.model(torch.from_numpy(frame)[None]), net(torch.from_numpy(frame)[None])
         )
-    obs, info = env.reset(seed=3)
-    driver.reset(env)
-    for _ in range(20):
-        a = driver.act(obs, info)
-        assert env.action_space.contains(a)
-        obs, _, terminated, truncated, info = env.step(a)
-        if terminated or truncated:
-            break
+    drive(path, env.spec.id, **(TRAFFIC_OPTIONS if task == "traffic" else {}))
     assert (
         run_cli(
             ["eval", "--env", task, "--model", str(path), "--episodes", "1", "--quiet", "--no-baselines"]
