@@ -682,13 +682,20 @@ def training_device(cfg: BCConfig) -> torch.device:
     return device
 
 
+def check_ready(cfg: BCConfig) -> torch.device:
+    """The device to train on; ValueError naming the option when `cfg.device` or `cfg.tensorboard`
+    cannot be used here (the command line calls it before its other work, `train_bc` again)."""
+    device = training_device(cfg)
+    check_tensorboard(cfg.tensorboard)
+    return device
+
+
 def train_bc(cfg: BCConfig, log: Any = print) -> dict[str, Any]:
     """The whole pipeline (module docstring); returns the metrics also written to metrics.json.
 
     Raises ValueError before any work when `cfg.device` or `cfg.tensorboard` cannot be used here.
     """
-    device = training_device(cfg)
-    check_tensorboard(cfg.tensorboard)
+    device = check_ready(cfg)
     with TensorBoardLog(cfg.tensorboard) as tb:
         return _train_bc(cfg, log, device, tb)
 
@@ -1019,8 +1026,7 @@ def main(args: argparse.Namespace) -> int:
         problem = _data_problem(cfg.data)
     if problem is None:
         try:
-            training_device(cfg)
-            check_tensorboard(cfg.tensorboard)
+            check_ready(cfg)
         except ValueError as exc:
             problem = str(exc)
     if problem is not None:
