@@ -12,15 +12,19 @@ Why this format:
 - Written to a temporary file in the same directory and renamed over the target, so an interrupted
   save leaves the previous model intact.
 
-Loading never trusts the file: any problem (not a safetensors file, no or unreadable metadata, another
-format version, the wrong architecture, missing, extra or mis-shaped tensors) is a `CheckpointError`
-whose message names the file and the problem.
+Loading never trusts the file: any problem (not a regular file, not a safetensors file, no or unreadable
+metadata, fields of the wrong type, another format version, the wrong architecture, missing, extra,
+mis-shaped, mistyped or non-finite tensors) is a `CheckpointError` whose message names the file and the
+problem. The network a file describes is first built on torch's "meta" device, which allocates nothing,
+and compared with the file's tensors: a description asking for billions of parameters is refused before
+any memory is spent on it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -92,8 +96,7 @@ def read_metadata(path: str | os.PathLike[str], expected_arch: str | None = None
     from safetensors import safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "no such file")
+    check_regular_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
@@ -102,18 +105,70 @@ def read_metadata(path: str | os.PathLike[str], expected_arch: str | None = None
     return _check_metadata(path, raw, expected_arch)
 
 
+def check_regular_file(path: Path) -> None:
+    """CheckpointError unless `path` is a regular file (following symlinks).
+
+    Only regular files are opened: a named pipe would block the reader until someone writes to it, and
+    a device such as /dev/zero never ends.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise CheckpointError(path, "no such file") from None
+    except OSError as e:  # a symlink loop, a permission denied on the way...
+        raise CheckpointError(path, f"cannot read the file ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode) else "a device"
+        raise CheckpointError(path, f"not a regular file ({kind})")
+
+
+def _parse_json(path: Path, text: str) -> dict[str, Any]:
+    """The metadata document: a JSON object, or CheckpointError.
+
+    Besides malformed JSON, Python's parser raises ValueError for a number of more than 4300 digits and
+    RecursionError for arrays nested thousands deep: both are just bad metadata.
+    """
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(
+            path, f"metadata is not valid JSON ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(path, "metadata is not a JSON object")
+    return meta
+
+
+def _check_fields(path: Path, meta: dict[str, Any]) -> None:
+    """The fields readers use are of the types they expect: a wrong type is refused here, naming the
+    field, instead of failing later wherever the field is first used."""
+    from agent.env_spec import check_env_options
+
+    for key in ("observation", "action", "network", "env_options"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise CheckpointError(
+                path, f"metadata field {key!r} must be a JSON object, got {meta[key]!r:.80}"
+            )
+    try:
+        check_env_options(meta.get("env_options", {}))
+    except ValueError as e:
+        raise CheckpointError(path, str(e)) from None
+    shape = meta.get("observation", {}).get("shape")
+    if shape is not None and not (
+        isinstance(shape, list)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+    ):
+        raise CheckpointError(path, f"metadata observation shape must be a list of sizes, got {shape!r:.80}")
+
+
 def _check_metadata(path: Path, raw: dict[str, str], expected_arch: str | None) -> dict[str, Any]:
     if METADATA_KEY not in raw:
         raise CheckpointError(path, f"no '{METADATA_KEY}' metadata: not a camdrive model file")
-    try:
-        meta = json.loads(raw[METADATA_KEY])
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(path, f"metadata is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(path, "metadata is not a JSON object")
+    meta = _parse_json(path, raw[METADATA_KEY])
     if meta.get("format") != FORMAT:
         raise CheckpointError(path, f"format is {meta.get('format')!r}, expected {FORMAT!r}")
-    if meta.get("format_version") not in SUPPORTED_VERSIONS:
+    version = meta.get("format_version")
+    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
         raise CheckpointError(
             path,
             f"format_version {meta.get('format_version')!r} is not one this camdrive reads "
@@ -129,6 +184,7 @@ def _check_metadata(path: Path, raw: dict[str, str], expected_arch: str | None) 
             check_env_id(meta["env_id"])  # it is passed to gymnasium.make, which could import a module
         except ValueError as e:
             raise CheckpointError(path, str(e)) from None
+    _check_fields(path, meta)
     return meta
 
 
@@ -152,14 +208,20 @@ def load_checkpoint(
     return tensors, meta
 
 
-def load_into(path: str | os.PathLike[str], model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    """Copy `tensors` into `model`, requiring exactly its parameter names and shapes."""
-    expected = model.state_dict()
+def check_tensors(
+    path: str | os.PathLike[str], expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]
+) -> None:
+    """CheckpointError unless `tensors` has exactly the names, shapes and dtypes of `expected` (a state
+    dict, possibly on the meta device) and only finite values.
+
+    The dtype too: load_state_dict would silently cast float64 or integer weights, so a file that is not
+    what its metadata says would still load.
+    """
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
         raise CheckpointError(
-            path, f"tensor names do not match the model: missing {missing}, unexpected {extra}"
+            path, f"tensor names do not match the model: missing {missing[:5]}, unexpected {extra[:5]}"
         )
     for name, value in expected.items():
         if tuple(tensors[name].shape) != tuple(value.shape):
@@ -168,9 +230,32 @@ def load_into(path: str | os.PathLike[str], model: nn.Module, tensors: dict[str,
                 f"tensor {name!r} has shape {tuple(tensors[name].shape)}, "
                 f"the model needs {tuple(value.shape)}",
             )
+        if tensors[name].dtype != value.dtype:
+            raise CheckpointError(
+                path, f"tensor {name!r} is {tensors[name].dtype}, the model needs {value.dtype}"
+            )
         if not torch.isfinite(tensors[name]).all():
             raise CheckpointError(path, f"tensor {name!r} holds non-finite values")
+
+
+def load_into(path: str | os.PathLike[str], model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Copy `tensors` into `model`, requiring exactly its parameter names, shapes and dtypes."""
+    check_tensors(path, model.state_dict(), tensors)
     model.load_state_dict(tensors, strict=True)
+
+
+BUILD_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, OverflowError, AttributeError, IndexError)
+"""What building a network from a bad description can raise (`int(inf)` is an OverflowError, a list
+where a dict belongs an AttributeError or TypeError, a kernel larger than the frame a RuntimeError)."""
+
+
+def _build(path: Path, build: Callable[[dict[str, Any]], nn.Module], meta: dict[str, Any]) -> nn.Module:
+    try:
+        return build(meta)
+    except BUILD_ERRORS as exc:
+        raise CheckpointError(
+            path, f"network config unusable ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
 
 
 def load_model(
@@ -180,15 +265,19 @@ def load_model(
     device: str | torch.device = "cpu",
 ) -> tuple[Any, dict[str, Any]]:
     """The network `build(metadata)` makes (eval mode, on `device`), loaded with the file's weights,
-    and the metadata; CheckpointError on any mismatch. `build` may raise KeyError, TypeError or
-    ValueError for a description it cannot use: the file's metadata is data, never code."""
+    and the metadata; CheckpointError on any mismatch. `build` may raise any of BUILD_ERRORS for a
+    description it cannot use: the file's metadata is data, never code.
+
+    The network is built twice: first on the meta device (shapes without memory) to check the file's
+    tensors against it, then for real once they match, so its size is bounded by the file's.
+    """
+    path = Path(path)
     tensors, meta = load_checkpoint(path, expected_arch=expected_arch, device=device)
-    try:
-        model = build(meta)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(path, f"network config unusable ({exc})") from None
-    model.to(device)
-    load_into(path, model, tensors)
+    with torch.device("meta"):
+        skeleton = _build(path, build, meta)
+    check_tensors(path, skeleton.state_dict(), tensors)
+    model = _build(path, build, meta).to(device)
+    model.load_state_dict(tensors, strict=True)
     return model.eval(), meta
 
 

@@ -121,9 +121,16 @@ class PilotNetDriver:
 
     def reset(self, env: gym.Env) -> None:
         """PilotNet is memoryless: nothing to reset. Checks the frames will be the size it was trained on."""
-        shape = tuple(env.observation_space.shape or ())
+        self.check_spaces(env.observation_space, env.action_space)
+
+    @staticmethod
+    def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
+        """ValueError unless an env with these spaces gives PilotNet's frames and takes one steering value."""
+        shape = tuple(observation_space.shape or ())
         if shape != INPUT_SHAPE:
             raise ValueError(f"PilotNet needs {INPUT_SHAPE} RGB frames, the env gives {shape}")
+        if not isinstance(action_space, gym.spaces.Box) or action_space.shape != (1,):
+            raise ValueError(f"PilotNet steers (one value in -1 .. 1), the env's actions are {action_space}")
 
     def act(self, observation: Any, info: dict[str, Any] | None = None) -> np.ndarray:
         """Steering for one frame, as the env's action: float32 array (1,) clipped to [-1, 1]."""

@@ -170,11 +170,18 @@ class DQNDriver:
         self.window.clear()
         self.q_values = None
         if env is not None:
-            shape = tuple(env.observation_space.shape or ())
-            if shape[:2] != (self.model.height, self.model.width):
-                raise ValueError(
-                    f"this DQN needs {self.model.height}x{self.model.width} frames, the env gives {shape}"
-                )
+            self.check_spaces(env.observation_space, env.action_space)
+
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        """ValueError unless an env with these spaces gives frames this DQN takes (its height and width,
+        grayscale or RGB: `to_gray_frame`) and has its number of discrete actions."""
+        shape = tuple(observation_space.shape or ())
+        if len(shape) != 3 or shape[:2] != (self.model.height, self.model.width) or shape[2] not in (1, 3):
+            raise ValueError(
+                f"this DQN needs {self.model.height}x{self.model.width} frames, the env gives {shape}"
+            )
+        if not isinstance(action_space, gym.spaces.Discrete) or int(action_space.n) != self.model.n_actions:
+            raise ValueError(f"this DQN has {self.model.n_actions} discrete actions, the env {action_space}")
 
     def stack(self, observation: Any) -> np.ndarray:
         """Push a frame and return the (frames, H, W) window, the first frame repeated at episode start."""

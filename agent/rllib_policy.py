@@ -19,6 +19,7 @@ This module imports torch, never ray; `sim` never imports it.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ import torch
 from torch import nn
 
 ARCH = "rllib-cnn"
+MAX_LAYERS = 64
+"""Most convolutions, and most fully connected layers, a description may ask for: RLlib's CNNs have a
+handful, and a description of 100,000 layers would take minutes to build just to be refused."""
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "silu": nn.SiLU}
 """Activations a network description may name (RLlib's choices for its CNN and MLP layers)."""
 
@@ -54,7 +58,11 @@ class RLlibPolicyNet(nn.Module):
     ) -> None:
         super().__init__()
         if len(input_shape) != 3 or not conv:
-            raise ValueError(f"need an (H, W, C) input shape and convolutions, got {input_shape} and {conv}")
+            raise ValueError(
+                f"need an (H, W, C) input shape and convolutions, got {input_shape!r:.80} and {conv!r:.80}"
+            )
+        if len(conv) > MAX_LAYERS or len(hidden) > MAX_LAYERS:
+            raise ValueError(f"at most {MAX_LAYERS} convolutions and {MAX_LAYERS} hidden layers")
         if flatten not in ("chw", "hwc"):
             raise ValueError(f"flatten must be 'chw' or 'hwc', got {flatten!r}")
         for name in (conv_activation, hidden_activation):
@@ -83,9 +91,7 @@ class RLlibPolicyNet(nn.Module):
             layers.append(ACTIVATIONS[conv_activation]())
             channels = c["out"]
         self.features = nn.Sequential(*layers)
-        h, w, c = self.input_shape
-        with torch.no_grad():
-            n_features = int(self.features(torch.zeros(1, c, h, w)).numel())
+        n_features = feature_count(self.input_shape, self.conv_spec)
         head: list[nn.Module] = []
         for size in self.hidden:
             head += [nn.Linear(n_features, size), ACTIVATIONS[hidden_activation]()]
@@ -117,6 +123,25 @@ class RLlibPolicyNet(nn.Module):
         return self.head(maps.reshape(maps.shape[0], -1))
 
 
+def feature_count(input_shape: list[int], conv: list[dict[str, Any]]) -> int:
+    """Size of the flattened feature map of "valid" convolutions `conv` over (H, W, C) frames.
+
+    Computed, not measured by running the convolutions on a zero frame: a description's frame size is
+    data from a file, and a zero frame of 100,000 x 100,000 pixels would be 40 GB.
+    """
+    h, w, c = input_shape
+    if min(h, w, c) < 1:
+        raise ValueError(f"input shape must be positive, got {input_shape}")
+    for layer in conv:
+        (kh, kw), (sh, sw) = layer["kernel"], layer["stride"]
+        if min(kh, kw, sh, sw, layer["out"]) < 1:
+            raise ValueError(f"kernel, stride and channels must be positive, got {layer}")
+        h, w, c = (h - kh) // sh + 1, (w - kw) // sw + 1, layer["out"]
+        if h < 1 or w < 1:
+            raise ValueError(f"the convolutions shrink {input_shape[:2]} frames to nothing")
+    return h * w * c
+
+
 def load_rllib_policy(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[RLlibPolicyNet, dict[str, Any]]:
@@ -125,10 +150,38 @@ def load_rllib_policy(
     from agent.checkpoint import CheckpointError, load_model
 
     model, meta = load_model(path, ARCH, lambda meta: RLlibPolicyNet(**meta["network"]), device)
-    action = meta.get("action")
-    if not isinstance(action, dict) or action.get("type") not in ("discrete", "continuous"):
-        raise CheckpointError(path, f"metadata 'action' must say discrete or continuous, got {action!r}")
+    problem = action_problem(meta.get("action"), model.outputs)
+    if problem:
+        raise CheckpointError(path, f"metadata 'action': {problem}")
     return model, meta
+
+
+def action_problem(action: object, outputs: int) -> str | None:
+    """Why the metadata's action description cannot drive (`RLlibDriver.act` reads it), or None.
+
+    Discrete: "n" actions, at most one per network output. Continuous: "low" and "high" bounds of equal
+    length, finite, whose means are the network's first outputs.
+    """
+    if not isinstance(action, dict) or action.get("type") not in ("discrete", "continuous"):
+        return f"must say discrete or continuous, got {action!r:.80}"
+    if action["type"] == "discrete":
+        n = action.get("n")
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= outputs:
+            return f"discrete actions need a count n in 1 .. {outputs} (the network's outputs), got {n!r:.80}"
+        return None
+    low, high = action.get("low"), action.get("high")
+    bounds = [low, high]
+    if not all(isinstance(b, list) and b and all(_finite_number(x) for x in b) for b in bounds):
+        return f"continuous actions need lists of finite low and high bounds, got {low!r:.40}, {high!r:.40}"
+    if len(low) != len(high) or len(low) > outputs:
+        return (
+            f"low and high must have one bound per action (at most {outputs}), got {len(low)} and {len(high)}"
+        )
+    return None
+
+
+def _finite_number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 class RLlibDriver:
@@ -155,12 +208,26 @@ class RLlibDriver:
 
     def reset(self, env: gym.Env) -> None:
         """Memoryless: nothing to forget. Checks the env gives the frames and actions it was trained on."""
-        shape = list(env.observation_space.shape or ())
+        self.check_spaces(env.observation_space, env.action_space)
+
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        """ValueError unless an env with these spaces gives this policy's frames and takes its actions:
+        as many discrete actions, or continuous ones of the same size."""
+        shape = list(observation_space.shape or ())
         if shape != self.model.input_shape:
             raise ValueError(f"this policy needs {self.model.input_shape} frames, the env gives {shape}")
-        discrete = isinstance(env.action_space, gym.spaces.Discrete)
-        if discrete != (self.action["type"] == "discrete"):
-            raise ValueError(f"this policy has {self.action['type']} actions, the env {env.action_space}")
+        if isinstance(action_space, gym.spaces.Discrete):
+            fits = self.action["type"] == "discrete" and int(action_space.n) == self.action["n"]
+        else:
+            size = len(self.action.get("low", []))
+            fits = self.action["type"] == "continuous" and tuple(action_space.shape or ()) == (size,)
+        if not fits:
+            mine = (
+                f"{self.action['n']} discrete actions"
+                if self.action["type"] == "discrete"
+                else f"continuous actions of size {len(self.action['low'])}"
+            )
+            raise ValueError(f"this policy has {mine}, the env {action_space}")
 
     def act(self, observation: Any, info: dict[str, Any] | None = None) -> Any:
         frame = torch.from_numpy(np.ascontiguousarray(observation, dtype=np.uint8))[None].to(self.device)
