@@ -3,8 +3,8 @@
 `noop` keeps its lane and lets the safety system brake (DeepTraffic's do-nothing baseline; in
 camdrive's `steer` mode "keeping the lane" needs steering, so it uses the expert's lane keeping and
 never touches the speed);
-`random` samples the action space; `expert` is the privileged expert; anything else is a path to a
-saved model, dispatched on the architecture recorded in its metadata.
+`random` samples the action space; `expert` is the privileged expert; `oracle` the privileged planner
+that searches ahead in copies of the env (`agent.oracle`); anything else is a path to a saved model, dispatched on the architecture recorded in its metadata.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from agent.driver import Driver
 from agent.expert import Expert
 from sim.actions import LEFT, NOOP, RIGHT
 
-BUILTIN = ("expert", "noop", "random")
+BUILTIN = ("expert", "noop", "random", "oracle")
 
 
 class NoopDriver:
@@ -62,9 +62,13 @@ class RandomDriver:
 
 
 def load_driver(spec: str) -> Driver:
-    """`expert`, `noop`, `random`, or a model file (PilotNet or DQN, told apart by its metadata)."""
+    """`expert`, `noop`, `random`, `oracle`, or a model file (PilotNet or DQN, told apart by its metadata)."""
     if spec == "expert":
         return Expert()
+    if spec == "oracle":
+        from agent.oracle import Oracle
+
+        return Oracle()
     if spec == "noop":
         return NoopDriver()
     if spec == "random":

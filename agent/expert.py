@@ -29,6 +29,8 @@ LANE_GAIN_MPS = 1.5
 """Change lane only if the neighbour lane is expected to be this much faster."""
 LOOK_AHEAD_M = 70.0
 """Cars further ahead than this do not limit a lane's expected speed."""
+HEADWAY_S = 1.6
+"""Time gap the expert keeps to the car ahead, on top of the safety margin and 2 m."""
 
 
 class Expert:
@@ -36,8 +38,9 @@ class Expert:
 
     name = "expert"
 
-    def __init__(self, change_lanes: bool = True) -> None:
+    def __init__(self, change_lanes: bool = True, headway_s: float = HEADWAY_S) -> None:
         self.change_lanes = change_lanes
+        self.headway_s = headway_s
         self._env: Any = None
         self.target_lane = 0
         self._residual = 0.0
@@ -83,7 +86,7 @@ class Expert:
         gap, lead_speed = self._gap_ahead(w.d)
         if gap == np.inf:
             return limit
-        desired_gap = w.safety.margin_m + 2.0 + 1.6 * w.ego.speed
+        desired_gap = w.safety.margin_m + 2.0 + self.headway_s * w.ego.speed
         # Proportional on the gap error around the leader's speed: closes or opens the gap in ~2 s.
         return float(np.clip(lead_speed + 0.5 * (gap - desired_gap), 0.0, limit))
 
