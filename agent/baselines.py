@@ -4,7 +4,8 @@
 camdrive's `steer` mode "keeping the lane" needs steering, so it uses the expert's lane keeping and
 never touches the speed);
 `random` samples the action space; `expert` is the privileged expert; `oracle` the privileged planner
-that searches ahead in copies of the env (`agent.oracle`); anything else is a path to a saved model, dispatched on the architecture recorded in its metadata.
+that searches ahead in copies of the env (`agent.oracle`); anything else is a path to a saved model,
+dispatched on the architecture recorded in its metadata.
 """
 
 from __future__ import annotations
