@@ -4,8 +4,9 @@
 camdrive's `steer` mode "keeping the lane" needs steering, so it uses the expert's lane keeping and
 never touches the speed);
 `random` samples the action space; `expert` is the privileged expert; `oracle` the privileged planner
-that searches ahead in copies of the env (`agent.oracle`); anything else is a path to a saved model,
-dispatched on the architecture recorded in its metadata.
+that searches ahead in copies of the env (`agent.oracle`); `imperfect` a late, keyboard-steering,
+sometimes inattentive person (`agent.imperfect`, the demonstrator of geometric view labels); anything
+else is a path to a saved model, dispatched on the architecture recorded in its metadata.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from agent.driver import Driver
 from agent.expert import Expert
 from sim.actions import LEFT, NOOP, RIGHT
 
-BUILTIN = ("expert", "noop", "random", "oracle")
+BUILTIN = ("expert", "noop", "random", "oracle", "imperfect")
 
 
 class NoopDriver:
@@ -63,7 +64,8 @@ class RandomDriver:
 
 
 def load_driver(spec: str) -> Driver:
-    """`expert`, `noop`, `random`, `oracle`, or a model file (PilotNet or DQN, told apart by its metadata)."""
+    """`expert`, `noop`, `random`, `oracle`, `imperfect`, or a model file (PilotNet or DQN, told apart by
+    its metadata)."""
     if spec == "expert":
         return Expert()
     if spec == "oracle":
@@ -74,6 +76,10 @@ def load_driver(spec: str) -> Driver:
         return NoopDriver()
     if spec == "random":
         return RandomDriver()
+    if spec == "imperfect":
+        from agent.imperfect import ImperfectDriver
+
+        return ImperfectDriver()
     from agent.policies import load_policy_driver
 
     return load_policy_driver(spec)

@@ -46,8 +46,8 @@ class CheckpointError(Exception):
 
     def __init__(self, path: str | os.PathLike[str], what: str) -> None:
         self.path = Path(path)
-        self.what = what
-        super().__init__(f"{self.path}: {what}")
+        self.what = " ".join(what.splitlines())  # one line, even when it quotes a multi-line message
+        super().__init__(f"{self.path}: {self.what}")
 
 
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, metadata: dict[str, Any]) -> Path:
@@ -168,7 +168,7 @@ def _check_metadata(path: Path, raw: dict[str, str], expected_arch: str | None) 
     if meta.get("format") != FORMAT:
         raise CheckpointError(path, f"format is {meta.get('format')!r}, expected {FORMAT!r}")
     version = meta.get("format_version")
-    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
         raise CheckpointError(
             path,
             f"format_version {meta.get('format_version')!r} is not one this camdrive reads "

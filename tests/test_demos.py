@@ -330,7 +330,7 @@ def test_loading_never_unpickles(tmp_path):
     arrays["actions"] = np.array([Evil()] * 4, dtype=object)
     with open(path, "wb") as f:
         np.savez(f, **arrays)
-    with pytest.raises(DemoError, match="'actions' is unreadable"):
+    with pytest.raises(DemoError, match="'actions' holds Python objects, which only pickle could load"):
         load_episode(path)
     assert not marker.exists()
 
@@ -445,14 +445,19 @@ def test_data_info_prints_the_counts(tmp_path, capsys):
         write_episode(tmp_path, steps=4, seed=seed)
     writer = EpisodeWriter(tmp_path, LANE_ID, {}, 9, "human")
     writer.start(np.zeros((6, 8, 3), np.uint8), fake_info(0))  # an unfinished recording
-    (tmp_path / "episode_bad.npz").write_text("not a demo")
-    assert exit_code(["data", "info", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    bad = tmp_path / "episode_bad.npz"
+    bad.write_text("not a demo")
+    assert exit_code(["data", "info", str(tmp_path)]) == 1  # the check found a bad file
+    out, err = capsys.readouterr()
+    assert (
+        err == f"camdrive data info: error: {bad}: not an npz archive (no zip header): not a camdrive demo\n"
+    )
     assert "episodes    3" in out and "frames      15" in out
     assert "hours       0.000" in out and "kilometres  0.12" in out and "drivers     expert 3" in out
     assert "partial     1" in out and writer.partial_path.name in out
     assert "bad         1" in out and "episode_bad.npz: not an npz archive" in out
 
+    bad.unlink()
     assert exit_code(["data", "info", str(tmp_path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["episodes"] == 3 and doc["frames"] == 15 and doc["hours"] == pytest.approx(15 / 10 / 3600)
@@ -460,7 +465,7 @@ def test_data_info_prints_the_counts(tmp_path, capsys):
 
 
 def test_data_info_fails_on_missing_or_empty_directories(tmp_path, capsys):
-    assert exit_code(["data", "info", str(tmp_path / "nope")]) == 1
+    assert exit_code(["data", "info", str(tmp_path / "nope")]) == 2  # refused before any work
     assert "no such directory" in capsys.readouterr().err
     assert exit_code(["data", "info", str(tmp_path)]) == 1
     assert "no readable episodes" in capsys.readouterr().err
@@ -472,7 +477,7 @@ def test_data_info_reports_a_zero_control_rate_as_a_bad_file(tmp_path, capsys):
     good, _ = write_episode(tmp_path, steps=4, seed=1)
     bad, _ = write_episode(tmp_path, steps=4, seed=2)
     _set_meta(control_hz=0)(bad)
-    assert exit_code(["data", "info", str(tmp_path)]) == 0
+    assert exit_code(["data", "info", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "episodes    1" in out and "bad         1" in out
     assert f"{bad}: meta field 'control_hz' must be a finite number > 0, got 0" in out

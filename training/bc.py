@@ -14,7 +14,12 @@ Pipeline (each step is a function below, so tests and notebooks can run pieces o
    checked against the recorded states and augmentation stops for an episode that diverges).
 2. Viewpoint augmentation (`training.augment`): for every visited state, `--augment K` extra frames
    rendered from the car displaced sideways (up to +-0.9 m) and turned (up to +-6 degrees), labelled
-   with the expert controller's steering from the displaced pose.
+   with the expert controller's steering from the displaced pose (`--view-labels expert`, the
+   default), or without the expert (`--view-labels geometric`, `training.augment.geometric_label`):
+   NVIDIA's steering back onto the recorded path in 2 s, from the state's recorded steering (the
+   expert's clean steering, or a demo's label or action) and the view's displacement alone. The
+   car's own frames keep the recorded steering as label either way. DAgger asks the expert, so it
+   is refused with geometric labels.
    Domain randomisation (`--randomize`, `--looks`, `--default-look`; `training.augment.LookPool`):
    every frame, the car's own and each extra view, is drawn in a look picked for it alone: the
    default look (25 %) or one of 96 palettes drawn by `Palette.randomised` from the run seed. The env
@@ -236,6 +241,8 @@ def check_limits(cfg: BCConfig) -> str | None:
         return f"--dagger must be at most {MAX_DAGGER_ROUNDS} rounds, got {cfg.dagger}"
     if cfg.dagger_episodes > MAX_DAGGER_EPISODES:
         return f"--dagger-episodes must be at most {MAX_DAGGER_EPISODES}, got {cfg.dagger_episodes}"
+    if cfg.dagger and cfg.views.labels == "geometric":
+        return "--dagger labels with the expert, which --view-labels geometric does without: use one"
     return None
 
 
@@ -266,12 +273,22 @@ def _views(
     cfg: ViewConfig,
     rng: np.random.Generator,
     looks: LookPicker | None = None,
+    recorded_steer: float | None = None,
 ):
-    """`k` extra views of the current state: in `renderer`'s look, or each in a look picked from `looks`."""
+    """`k` extra views of the current state: in `renderer`'s look, or each in a look picked from `looks`.
+
+    Labelled as `cfg.labels` says: the expert's controller toward `lane`'s centre, or the geometric
+    label from `recorded_steer` (the state's own label) when `cfg.labels` is "geometric".
+    """
     deltas = cfg.sample(rng, k)
     if looks is not None and looks.enabled:
         renderer = looks.pick(k)
-    return render_views(world, renderer, target_offset(world, lane), deltas, cfg.lookahead_s)
+    recorded = recorded_steer if cfg.labels == "geometric" else None
+    if cfg.labels == "geometric" and recorded is None:
+        raise ValueError("geometric view labels need the state's recorded steering")
+    return render_views(
+        world, renderer, target_offset(world, lane), deltas, cfg.lookahead_s, recorded, cfg.return_s
+    )
 
 
 def _label_state(
@@ -298,7 +315,7 @@ def _label_state(
     frames.append(obs[None])
     labels.append(np.array([clean], dtype=np.float32))
     if augment:
-        f, lab = _views(u.world, u.obs_type.renderer, expert.target_lane, augment, views, rng, looks)
+        f, lab = _views(u.world, u.obs_type.renderer, expert.target_lane, augment, views, rng, looks, clean)
         frames.append(f)
         labels.append(lab)
     return clean
@@ -453,6 +470,7 @@ def replay_views(
         )
         return None
     rng = np.random.default_rng([int(meta["reset_seed"]), 12])
+    recorded, _ = steering_labels(ep)
     frames, labels, centres = [], [], []
     try:
         env.reset(seed=int(meta["reset_seed"]))
@@ -472,7 +490,10 @@ def replay_views(
                 (r,) = picker.pick()
                 centres.append(render_state(r, w)[None])
             if cfg.augment:
-                f, lab = _views(w, u.obs_type.renderer, w.state().lane, cfg.augment, cfg.views, rng, picker)
+                steer = None if recorded is None else float(recorded[t])
+                f, lab = _views(
+                    w, u.obs_type.renderer, w.state().lane, cfg.augment, cfg.views, rng, picker, steer
+                )
                 frames.append(f)
                 labels.append(lab)
             env.step(ep.actions[t])
@@ -865,6 +886,7 @@ def _save_model(
             "env_options": {},
             "training": {
                 "method": "behaviour cloning" + (f" + DAgger x{cfg.dagger}" if cfg.dagger else ""),
+                "view_labels": cfg.views.labels if cfg.augment else "none",
                 "command": cfg.command,
                 "seed": cfg.seed,
                 "env_seeds": metrics["training_env_seeds"],
@@ -1014,6 +1036,7 @@ def main(args: argparse.Namespace) -> int:
         looks=args.looks,
         default_look=args.default_look,
         device=args.device,
+        views=ViewConfig(labels=args.view_labels),
         tensorboard=None if args.tensorboard is None else Path(args.tensorboard),
         progress=not args.quiet,
         command=shlex.join(["camdrive", *sys.argv[1:]]),

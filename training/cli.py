@@ -450,6 +450,14 @@ def _add_train(subparsers: Subparsers) -> None:
         "(default: %(default)s)",
     )
     bc.add_argument(
+        "--view-labels",
+        choices=("expert", "geometric"),
+        default="expert",
+        help="label of the extra views: expert = the expert's controller from the displaced pose; "
+        "geometric = NVIDIA's steering back onto the recorded path in 2 s, from the recorded steering "
+        "and the view's displacement alone, no expert (default: %(default)s)",
+    )
+    bc.add_argument(
         "--seed",
         type=_non_negative_int,
         default=0,

@@ -4,9 +4,12 @@ Why this format:
 
 - One file per episode, so a crash, a bad disk block or a bug can spoil at most one episode, datasets are
   merged by copying files, and readers stream episode by episode instead of loading a whole dataset.
-- Plain `.npz` (a zip of `.npy` arrays) read with `np.load(path, allow_pickle=False)`: loading a file
+- Plain `.npz` (a zip of `.npy` arrays) whose arrays are read with `allow_pickle=False`: loading a file
   never executes code, whoever made it. Every array is a plain numeric array; the metadata is JSON in a
-  0-d unicode array.
+  0-d unicode array. Reading trusts nothing: only regular files are opened (a named pipe would block),
+  every array's declared shape and dtype must match the bytes its zip member really holds, and those
+  what its compressed size can give, before any array is allocated; meta fields, actions and labels
+  are checked against the env the meta names. Any problem is a DemoError naming the file, in one line.
 - Crash safety. Every write goes to a hidden temporary file in the same directory, is fsynced, then
   renamed over its target, so a reader sees either the old file or the new one, never half of one. While
   an episode is being recorded, `<name>.partial.npz` holds the episode so far (rewritten every
@@ -40,6 +43,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import sys
 import time
 import warnings
@@ -108,8 +112,8 @@ class DemoError(Exception):
 
     def __init__(self, path: str | os.PathLike[str], what: str) -> None:
         self.path = Path(path)
-        self.what = what
-        super().__init__(f"{self.path}: {what}")
+        self.what = " ".join(what.splitlines())  # one line, even when it quotes a multi-line message
+        super().__init__(f"{self.path}: {self.what}")
 
 
 @dataclass
@@ -454,37 +458,156 @@ class EpisodeWriter:
 
 
 # ------------------------------------------------------------------------------------------- reading
-def _read_npy_header(npz: Any, name: str) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of member `name` without reading its data (so summaries need not read frames)."""
-    with npz.zip.open(f"{name}.npy") as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
-    return tuple(int(n) for n in shape), np.dtype(dtype)
+MAX_DEFLATE_RATIO = 1032
+"""Deflate's largest possible expansion (a long run of one byte value). A zip member claiming to hold
+more bytes than this times its compressed size is lying, and none is read."""
+
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    RuntimeError,  # zipfile: an encrypted member (refused before reading, so only a race gets here)
+    NotImplementedError,  # zipfile: an unknown compression method (likewise)
+)
 
 
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
+@dataclass(frozen=True)
+class _Member:
+    """What a .npy member's headers say, checked against the bytes it holds (see `_check_member`)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    nbytes: int
 
 
-def _check_meta(path: Path, meta_array: np.ndarray) -> dict[str, Any]:
+def _open_regular(path: Path) -> Any:
+    """The file opened for reading, or DemoError unless it is a regular file.
+
+    Opened without blocking and checked on the open descriptor: a named pipe would otherwise block the
+    reader until a writer comes (forever), and a device such as /dev/zero never ends.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise DemoError(path, "no such file") from None
+    except OSError as e:
+        raise DemoError(path, f"cannot read the file ({e.strerror or e})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode) else "a device"
+        raise DemoError(path, f"not a regular file ({kind})")
+    return os.fdopen(fd, "rb")
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory, or None where the platform cannot tell."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
+
+
+def _read_header(stream: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(stream)
+    raise ValueError(f"unsupported .npy version {version}")
+
+
+def _check_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: int) -> _Member:
+    """Shape, dtype and size of a .npy member from its headers alone, or DemoError.
+
+    numpy allocates the whole array its header declares before reading a byte of it, so a 1 KB file
+    declaring 40 GB of frames would end in a MemoryError (or worse). Here the declared size must equal
+    the bytes the member holds, and those must be possible from its compressed size, before any array
+    is read. Object arrays, which only pickle can load, are refused by their header.
+    """
+    name = info.filename.removesuffix(".npy")
+    if info.flag_bits & 0x1:
+        raise DemoError(path, f"array {name!r} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        method = info.compress_type
+        raise DemoError(
+            path, f"array {name!r} uses zip method {method}, not stored or deflated as numpy writes"
+        )
+    if info.header_offset + info.compress_size > archive_size:
+        raise DemoError(path, f"array {name!r} runs past the end of the file (truncated?)")
+    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO
+    if info.file_size > info.compress_size * ratio + 64:
+        raise DemoError(
+            path,
+            f"array {name!r} claims {info.file_size} bytes from {info.compress_size} compressed ones, more "
+            "than zip compression can give (a corrupt or forged zip header)",
+        )
+    try:
+        with zf.open(info) as stream:
+            shape, _, dtype = _read_header(stream)
+            held = info.file_size - stream.tell()
+    except Exception as e:  # numpy parses the header text with tokenize and ast: SyntaxError, TokenError...
+        # (but it evaluates only literals, never code); whatever it raises, the header is the problem.
+        raise DemoError(
+            path, f"array {name!r} has no readable .npy header ({type(e).__name__}: {e})"
+        ) from None
+    if dtype.hasobject:
+        raise DemoError(path, f"array {name!r} holds Python objects, which only pickle could load: refused")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes != held:
+        raise DemoError(
+            path, f"array {name!r} declares {dtype} {tuple(shape)} ({nbytes} bytes) but holds {held} bytes"
+        )
+    return _Member(tuple(int(n) for n in shape), np.dtype(dtype), nbytes)
+
+
+def _check_members(path: Path, zf: zipfile.ZipFile, archive_size: int, frames: bool) -> dict[str, _Member]:
+    """Every .npy member checked by `_check_member`, by array name, and the arrays to be read must fit in
+    this machine's memory (a real 1000:1 deflate bomb has honest sizes)."""
+    members = {}
+    for info in zf.infolist():
+        if info.filename.endswith(".npy"):
+            members[info.filename.removesuffix(".npy")] = _check_member(path, zf, info, archive_size)
+    needed = sum(m.nbytes for name, m in members.items() if frames or name != "frames")
+    memory = _memory_bytes()
+    if memory is not None and needed > memory:
+        raise DemoError(
+            path,
+            f"its arrays would take {_size(needed)}, more than this machine's {_size(memory)} of memory",
+        )
+    return members
+
+
+def _parse_meta(path: Path, meta_array: np.ndarray) -> dict[str, Any]:
+    """The meta JSON object. Python's parser raises ValueError for a number of more than 4300 digits and
+    RecursionError for arrays nested thousands deep as well as JSONDecodeError: all bad meta."""
     if meta_array.shape != () or meta_array.dtype.kind != "U":
         raise DemoError(
             path, f"'meta' is not a JSON string (a 0-d unicode array): {meta_array.dtype} {meta_array.shape}"
         )
     try:
         meta = json.loads(str(meta_array[()]))
-    except json.JSONDecodeError as e:
-        raise DemoError(path, f"'meta' is not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:
+        raise DemoError(path, f"'meta' is not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(meta, dict):
         raise DemoError(path, "'meta' is not a JSON object")
+    return meta
+
+
+def _check_meta(path: Path, meta_array: np.ndarray) -> dict[str, Any]:
+    meta = _parse_meta(path, meta_array)
     if meta.get("format") != FORMAT:
         raise DemoError(path, f"not a camdrive demo (meta format is {meta.get('format')!r}, not {FORMAT!r})")
     version = meta.get("format_version")
-    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
         readable = ", ".join(str(v) for v in sorted(SUPPORTED_VERSIONS))
         raise DemoError(
             path,
@@ -498,7 +621,15 @@ def _check_meta(path: Path, meta_array: np.ndarray) -> dict[str, Any]:
         value = meta[key]
         wrong_bool = isinstance(value, bool) and types is not bool
         if not isinstance(value, types) or wrong_bool:
-            raise DemoError(path, f"meta field {key!r} has the wrong type ({value!r})")
+            raise DemoError(path, f"meta field {key!r} has the wrong type ({value!r:.80})")
+    _check_meta_values(path, meta)
+    return meta
+
+
+def _check_meta_values(path: Path, meta: dict[str, Any]) -> None:
+    """The meta fields that are used as numbers, seeds and env arguments hold values that work as such."""
+    from agent.env_spec import check_env_options
+
     # Durations are frames / control_hz (summaries, hours of data): 0 would divide by zero, and a
     # negative, NaN or infinite rate (JSON allows NaN and Infinity) would give nonsense totals.
     try:
@@ -507,11 +638,64 @@ def _check_meta(path: Path, meta_array: np.ndarray) -> dict[str, Any]:
         raise DemoError(
             path, f"meta field 'control_hz' must be a finite number > 0, got {meta['control_hz']!r}"
         ) from None
+    sigma = meta["noise_sigma"]
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise DemoError(path, f"meta field 'noise_sigma' must be a finite number >= 0, got {sigma!r}")
+    if meta["steps"] < 0:
+        raise DemoError(path, f"meta field 'steps' must be >= 0, got {meta['steps']}")
+    seed = meta.get("reset_seed")  # replay and train bc reset the env with it
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise DemoError(path, f"meta field 'reset_seed' must be an integer >= 0 or null, got {seed!r:.80}")
     try:
         check_env_id(meta["env_id"])  # it is passed to gymnasium.make, which could import a module
     except ValueError as e:
         raise DemoError(path, f"meta field 'env_id': {e}") from None
-    return meta
+    try:
+        check_env_options(meta["env_options"])
+    except ValueError as e:
+        raise DemoError(path, f"meta field {e}") from None
+
+
+def _action_problem(space: Any, actions: np.ndarray) -> str | None:
+    """Why the recorded `actions` (T, ...) are not actions of `space`, or None (also for spaces other
+    than Discrete and Box, which camdrive's envs do not have)."""
+    import gymnasium as gym
+
+    if len(actions) == 0:  # an episode stopped before its first step: no action, whatever its shape
+        return None
+    if isinstance(space, gym.spaces.Discrete):
+        low, high = int(space.start), int(space.start + space.n - 1)
+        if actions.ndim != 1 or actions.dtype.kind not in "iu":
+            return f"must be integers, one per step, for {space}; got {actions.dtype} {actions.shape}"
+        if actions.size and (actions.min() < low or actions.max() > high):
+            return f"must be in {low} .. {high} for {space}; got {actions.min()} .. {actions.max()}"
+    elif isinstance(space, gym.spaces.Box):
+        if actions.shape[1:] != space.shape:
+            return f"must have shape {space.shape} per step for {space}; got {actions.shape[1:]}"
+        if not np.isfinite(actions).all():
+            return "must be finite numbers"
+    return None
+
+
+def _check_actions(path: Path, meta: dict[str, Any], actions: np.ndarray, labels: np.ndarray | None) -> None:
+    """The actions (and labels: the expert's actions) are actions of the env the meta names, so that
+    replaying and training on them cannot fail half way. An env this camdrive cannot make any more
+    (an option since removed) leaves them unchecked: the frames and labels are still usable, and a
+    replay reports the env."""
+    from agent.env_spec import env_spaces
+
+    try:
+        _, space = env_spaces(meta["env_id"], meta["env_options"])
+    except ValueError:
+        space = None
+    for name, array in (("actions", actions), ("labels", labels)):
+        problem = None if array is None or space is None else _action_problem(space, array)
+        if problem:
+            raise DemoError(path, f"{name!r} {problem}")
+    if labels is not None and labels.shape[1:] != actions.shape[1:]:
+        raise DemoError(
+            path, f"'labels' have shape {labels.shape[1:]} per step, 'actions' {actions.shape[1:]}"
+        )
 
 
 def load_episode(path: str | os.PathLike[str], *, frames: bool = True) -> Episode:
@@ -519,96 +703,87 @@ def load_episode(path: str | os.PathLike[str], *, frames: bool = True) -> Episod
 
     With frames=False the frames are not read (only their shape), which makes summaries of large
     datasets fast; corruption inside the frame data then goes unnoticed until they are loaded.
-    Never executes code from the file: `np.load(..., allow_pickle=False)` and a zip-header check first.
+    Never executes code from the file (no pickle), opens only regular files and reads no array before
+    its declared size is checked against the bytes the file really holds (`_check_member`).
     """
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(_ZIP_MAGIC))
-    except FileNotFoundError:
-        raise DemoError(path, "no such file") from None
-    except OSError as e:
-        raise DemoError(path, f"cannot read the file ({e.strerror or e})") from None
-    if not head:
-        raise DemoError(path, "empty file")
-    if head != _ZIP_MAGIC:
-        raise DemoError(path, "not an npz archive (no zip header): not a camdrive demo")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except _READ_ERRORS as e:
-        raise DemoError(path, f"corrupt or truncated zip archive ({type(e).__name__}: {e})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - the zip header check rules it out
-        raise DemoError(path, "not an npz archive")
-    with npz:
-        names = set(npz.files)
+    with _open_regular(path) as f:
+        head = f.read(len(_ZIP_MAGIC))
+        if not head:
+            raise DemoError(path, "empty file")
+        if head != _ZIP_MAGIC:
+            raise DemoError(path, "not an npz archive (no zip header): not a camdrive demo")
+        f.seek(0)
+        try:
+            zf = zipfile.ZipFile(f)
+        except _READ_ERRORS as e:
+            raise DemoError(path, f"corrupt or truncated zip archive ({type(e).__name__}: {e})") from None
+        with zf:
+            members = _check_members(path, zf, os.fstat(f.fileno()).st_size, frames)
+            return _read_episode(path, zf, members, frames)
 
-        def read(name: str) -> np.ndarray:
-            try:
-                return npz[name]
-            except _READ_ERRORS as e:
-                raise DemoError(
-                    path, f"array {name!r} is unreadable, the file is corrupt ({type(e).__name__}: {e})"
-                ) from None
 
-        if "meta" not in names:
-            listed = ", ".join(sorted(names)) or "none"
-            raise DemoError(path, f"no 'meta' array: not a camdrive demo (arrays: {listed})")
-        meta = _check_meta(path, read("meta"))
-        required = ["frames", "actions", "rewards", *(f"state_{key}" for key in STATE_KEYS)]
-        missing = [name for name in required if name not in names]
-        if missing:
-            raise DemoError(path, f"missing array(s) {', '.join(missing)}")
+def _read_episode(path: Path, zf: zipfile.ZipFile, members: dict[str, _Member], frames: bool) -> Episode:
+    """The episode in `zf`, whose members `_check_members` has checked; DemoError for any problem."""
 
-        if frames:
-            frame_array: np.ndarray | None = read("frames")
-            frame_shape, frame_dtype = frame_array.shape, frame_array.dtype
-        else:
-            frame_array = None
-            try:
-                frame_shape, frame_dtype = _read_npy_header(npz, "frames")
-            except _READ_ERRORS as e:
-                raise DemoError(
-                    path, f"array 'frames' is unreadable, the file is corrupt ({type(e).__name__}: {e})"
-                ) from None
-        if frame_dtype != np.uint8 or len(frame_shape) != 4 or frame_shape[0] < 1:
+    def read(name: str) -> np.ndarray:
+        try:
+            with zf.open(f"{name}.npy") as stream:
+                return np.lib.format.read_array(stream, allow_pickle=False)
+        except _READ_ERRORS as e:
             raise DemoError(
-                path, f"frames must be uint8 (T+1, H, W, C) with T >= 0, got {frame_dtype} {frame_shape}"
-            )
-        steps = frame_shape[0] - 1
+                path, f"array {name!r} is unreadable, the file is corrupt ({type(e).__name__}: {e})"
+            ) from None
 
-        def rows(name: str, array: np.ndarray, expected: int, dtype: Any = None, kinds: str = "") -> None:
-            if array.ndim < 1 or array.shape[0] != expected:
-                got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} rows"
-                raise DemoError(
-                    path,
-                    f"length mismatch: {name!r} has {got}, expected {expected} "
-                    f"(frames has {steps + 1} = steps + 1)",
-                )
-            if dtype is not None and array.dtype != dtype:
-                raise DemoError(path, f"{name!r} must be {np.dtype(dtype)}, got {array.dtype}")
-            if kinds and array.dtype.kind not in kinds:
-                raise DemoError(path, f"{name!r} must be numeric, got {array.dtype}")
+    if "meta" not in members:
+        listed = ", ".join(sorted(members)) or "none"
+        raise DemoError(path, f"no 'meta' array: not a camdrive demo (arrays: {listed})")
+    meta = _check_meta(path, read("meta"))
+    required = ["frames", "actions", "rewards", *(f"state_{key}" for key in STATE_KEYS)]
+    missing = [name for name in required if name not in members]
+    if missing:
+        raise DemoError(path, f"missing array(s) {', '.join(missing)}")
 
-        actions = read("actions")
-        rows("actions", actions, steps, kinds=_NUMERIC_KINDS)
-        rewards = read("rewards")
-        rows("rewards", rewards, steps, dtype=np.float32)
-        if rewards.ndim != 1:
-            raise DemoError(path, f"'rewards' must be one-dimensional, got shape {rewards.shape}")
-        labels = read("labels") if "labels" in names else None
-        if labels is not None:
-            rows("labels", labels, steps, kinds=_NUMERIC_KINDS)
-        state: dict[str, np.ndarray] = {}
-        for key in STATE_KEYS:
-            array = read(f"state_{key}")
-            rows(f"state_{key}", array, steps + 1, dtype=np.float64)
-            if array.ndim != 1:
-                raise DemoError(path, f"'state_{key}' must be one-dimensional, got shape {array.shape}")
-            state[key] = array
-        if meta["steps"] != steps:
+    frame_shape, frame_dtype = members["frames"].shape, members["frames"].dtype
+    if frame_dtype != np.uint8 or len(frame_shape) != 4 or frame_shape[0] < 1:
+        raise DemoError(
+            path, f"frames must be uint8 (T+1, H, W, C) with T >= 0, got {frame_dtype} {frame_shape}"
+        )
+    steps = frame_shape[0] - 1
+
+    def rows(name: str, array: np.ndarray, expected: int, dtype: Any = None, kinds: str = "") -> None:
+        if array.ndim < 1 or array.shape[0] != expected:
+            got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} rows"
             raise DemoError(
-                path, f"length mismatch: meta says {meta['steps']} steps, the arrays hold {steps}"
+                path,
+                f"length mismatch: {name!r} has {got}, expected {expected} "
+                f"(frames has {steps + 1} = steps + 1)",
             )
+        if dtype is not None and array.dtype != dtype:
+            raise DemoError(path, f"{name!r} must be {np.dtype(dtype)}, got {array.dtype}")
+        if kinds and array.dtype.kind not in kinds:
+            raise DemoError(path, f"{name!r} must be numeric, got {array.dtype}")
+
+    if meta["steps"] != steps:
+        raise DemoError(path, f"length mismatch: meta says {meta['steps']} steps, the arrays hold {steps}")
+    actions = read("actions")
+    rows("actions", actions, steps, kinds=_NUMERIC_KINDS)
+    rewards = read("rewards")
+    rows("rewards", rewards, steps, dtype=np.float32)
+    if rewards.ndim != 1:
+        raise DemoError(path, f"'rewards' must be one-dimensional, got shape {rewards.shape}")
+    labels = read("labels") if "labels" in members else None
+    if labels is not None:
+        rows("labels", labels, steps, kinds=_NUMERIC_KINDS)
+    _check_actions(path, meta, actions, labels)
+    state: dict[str, np.ndarray] = {}
+    for key in STATE_KEYS:
+        array = read(f"state_{key}")
+        rows(f"state_{key}", array, steps + 1, dtype=np.float64)
+        if array.ndim != 1:
+            raise DemoError(path, f"'state_{key}' must be one-dimensional, got shape {array.shape}")
+        state[key] = array
+    frame_array = read("frames") if frames else None
     return Episode(
         path=path,
         meta=meta,
@@ -655,12 +830,14 @@ def list_files(directory: str | os.PathLike[str]) -> Listing:
             if name.endswith(TEMP_SUFFIX):
                 listing.temp.append(path)
             continue
-        if not path.is_file():
+        if not name.endswith(EPISODE_SUFFIX):
             continue
-        if name.endswith(PARTIAL_SUFFIX):
+        if name.endswith(PARTIAL_SUFFIX) and path.is_file():
             finished = name[: -len(PARTIAL_SUFFIX)] + EPISODE_SUFFIX
             (listing.stale if finished in names else listing.partial).append(path)
-        elif name.endswith(EPISODE_SUFFIX):
+        else:
+            # Also what only looks like an episode (a named pipe, a directory, a broken or looping
+            # symlink called *.npz): loading it reports it as a bad file instead of skipping it silently.
             listing.episodes.append(path)
     return listing
 
@@ -767,17 +944,24 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def info_main(args: argparse.Namespace) -> int:
-    """`camdrive data info DIR`: 0 when the directory holds readable episodes, 1 otherwise."""
+    """`camdrive data info DIR` (exit codes of `training.exit_codes`): 0 when the directory holds readable
+    episodes and no bad file, 1 when a file is bad (each named on stderr, in one line) or no episode is
+    readable, 2 when DIR itself cannot be read."""
+    from training import exit_codes
+
+    prog = "camdrive data info"
     try:
         summary = summarize(args.directory, verify=args.verify)
     except DemoError as e:
-        print(f"camdrive data info: {e}", file=sys.stderr)
-        return 1
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return exit_codes.BAD_INPUT
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(format_summary(summary))
+    for bad in summary["bad"]:
+        print(f"{prog}: error: {bad['path']}: {bad['error']}", file=sys.stderr)
     if summary["episodes"] == 0:
-        print(f"camdrive data info: no readable episodes in {args.directory}", file=sys.stderr)
-        return 1
-    return 0
+        print(f"{prog}: no readable episodes in {args.directory}", file=sys.stderr)
+        return exit_codes.FAILED
+    return exit_codes.FAILED if summary["bad"] else exit_codes.OK

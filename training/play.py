@@ -225,11 +225,12 @@ def make_env(meta: dict[str, Any], path: str | os.PathLike[str]) -> gym.Env:
     A file can hold options this camdrive no longer knows (renamed or removed since it was recorded)
     or values it now rejects: that is a problem of the file, reported like any other, not a crash.
     """
+    from agent.env_spec import make_env as make_checked_env
     from training.demos import DemoError
 
     try:
-        return gym.make(meta["env_id"], **meta["env_options"])
-    except (ValueError, gym.error.Error) as e:
+        return make_checked_env(meta["env_id"], meta["env_options"])
+    except ValueError as e:
         raise DemoError(path, f"cannot make {meta['env_id']} with the recorded env_options: {e}") from None
 
 

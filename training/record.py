@@ -29,7 +29,7 @@ from agent.driver import Driver
 from sim import ENV_IDS  # importing sim registers the camdrive environments
 from training.demos import DEFAULT_CHECKPOINT_SECONDS, EpisodeWriter
 
-DRIVERS: dict[str, str] = {"expert": "agent.expert:Expert"}
+DRIVERS: dict[str, str] = {"expert": "agent.expert:Expert", "imperfect": "agent.imperfect:ImperfectDriver"}
 """Driver names `--driver` accepts, and the class each one builds (imported only when chosen)."""
 LABELLED_DRIVERS = frozenset({"expert"})
 """Drivers whose clean actions are expert labels, stored even without noise."""
