@@ -450,6 +450,8 @@ def replay_views(
     another env, or a replay that leaves the recorded trajectory (then only the states before that are
     augmented).
     """
+    from agent.env_spec import make_env as make_checked_env
+
     meta = ep.meta
     if meta.get("reset_seed") is None or meta.get("env_id") != ENV_ID:
         warnings.warn(
@@ -459,8 +461,8 @@ def replay_views(
         )
         return None
     try:
-        env = gym.make(meta["env_id"], **meta.get("env_options", {}))
-    except (ValueError, gym.error.Error) as e:
+        env = make_checked_env(meta["env_id"], meta.get("env_options", {}))  # any failure a ValueError
+    except ValueError as e:
         # An option this camdrive no longer knows (or a value it rejects): the recorded frames and
         # labels are still usable, only the re-simulation for the views is not.
         warnings.warn(

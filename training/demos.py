@@ -7,8 +7,8 @@ Why this format:
 - Plain `.npz` (a zip of `.npy` arrays) whose arrays are read with `allow_pickle=False`: loading a file
   never executes code, whoever made it. Every array is a plain numeric array; the metadata is JSON in a
   0-d unicode array. Reading trusts nothing: only regular files are opened (a named pipe would block),
-  every array's declared shape and dtype must match the bytes its zip member really holds, and those
-  what its compressed size can give, before any array is allocated; meta fields, actions and labels
+  every array's declared shape and dtype must match the bytes its zip member really holds, which its
+  compressed size must be able to give, before any array is allocated; meta fields, actions and labels
   are checked against the env the meta names. Any problem is a DemoError naming the file, in one line.
 - Crash safety. Every write goes to a hidden temporary file in the same directory, is fsynced, then
   renamed over its target, so a reader sees either the old file or the new one, never half of one. While
