@@ -16,7 +16,7 @@ from sim.camera import CameraConfig
 from sim.render.palette import Palette
 from sim.road import RoadConfig
 from sim.traffic import TrafficConfig, TrafficDoesNotFitError
-from sim.validation import check_range
+from sim.validation import check_range, short_repr
 from sim.vehicle import VehicleParams
 from sim.view import EnvView
 from sim.world import SafetyConfig, World
@@ -45,10 +45,11 @@ class CommonOptions:
     """Domain randomisation strength, 0 (default look) to 1 (wide variety); drawn from the episode seed."""
 
     def check_common(self) -> None:
+        """Check the options every env has (`parse_options` has made numpy scalars Python values)."""
         if not isinstance(self.grayscale, bool):
-            raise ValueError(f"grayscale must be True or False, got {self.grayscale!r}")
+            raise ValueError(f"grayscale must be True or False, got {short_repr(self.grayscale)}")
         if not isinstance(self.safety, bool):
-            raise ValueError(f"safety must be True or False, got {self.safety!r}")
+            raise ValueError(f"safety must be True or False, got {short_repr(self.safety)}")
         check_range("traffic_cars", self.traffic_cars, 0, 60, integer=True)
         self.traffic().validate(prefix="traffic_")  # its messages then name these options
         check_range("control_hz", self.control_hz, 1.0, 50.0)
@@ -74,15 +75,32 @@ class CommonOptions:
 def parse_options(cls: type, kwargs: dict[str, Any]) -> Any:
     """Build the options dataclass `cls` from keywords, validated.
 
-    An unknown keyword is a ValueError that lists the valid ones.
+    An unknown keyword is a ValueError that lists the valid ones. A numpy scalar counts as its Python
+    value (np.int64(3) as 3, np.float32 as float, np.bool_ as bool, np.str_ as str) and is stored as one,
+    so options read back, printed or written to a model's metadata are plain Python values.
     """
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}")
-    options = cls(**kwargs)
+    options = cls(**{name: python_scalar(value) for name, value in kwargs.items()})
     options.validate()
     return options
+
+
+def python_scalar(value: object) -> object:
+    """`value` as the Python scalar it stands for if it is a numpy bool, integer, float or str scalar;
+    anything else unchanged (a timedelta64, which numpy files under integers, is no number: the option's
+    check refuses it)."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer) and not isinstance(value, np.timedelta64):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.str_):
+        return str(value)
+    return value
 
 
 class CamDriveEnv(gym.Env):
