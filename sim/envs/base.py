@@ -103,18 +103,37 @@ def python_scalar(value: object) -> object:
     return value
 
 
+class RenderModes(list):
+    """The render modes, as a list that refuses to be searched for anything but a str.
+
+    `gymnasium.make` looks a render_mode up in the class's `metadata["render_modes"]` before the env is
+    built, then calls str methods on a mode it did not find: `render_mode=3` ended in an AttributeError
+    inside gymnasium. That lookup is the first thing it does with the mode, so a mode that is no str is
+    refused here, with `check_render_mode`'s message. A str is left to gymnasium, which makes
+    "rgb_array_list" "rgb_array" in a wrapper, and then to `check_render_mode` in `CamDriveEnv.__init__`.
+    """
+
+    def __contains__(self, mode: object) -> bool:
+        if not isinstance(mode, str):
+            check_render_mode(mode, self)
+        return super().__contains__(mode)
+
+
+def check_render_mode(mode: object, modes: list[str]) -> None:
+    """ValueError listing `modes` unless `mode` is None or one of them."""
+    if mode is not None and (not isinstance(mode, str) or mode not in modes):
+        raise ValueError(f"render_mode must be one of {list(modes)} or None, got {short_repr(mode)}")
+
+
 class CamDriveEnv(gym.Env):
     """Base class; see LaneKeepEnv and TrafficEnv for the documented environments."""
 
-    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": RenderModes(["human", "rgb_array"]), "render_fps": 10}
 
     def __init__(self, options: Any, road: RoadConfig, render_mode: str | None) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.options = options
-        self.render_mode = render_mode
+        self.render_mode = None if render_mode is None else str(render_mode)
         self.metadata = {**self.metadata, "render_fps": options.control_hz}
         self.dt = 1.0 / options.control_hz
         self.max_steps = int(round(options.episode_seconds * options.control_hz))
