@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 
 from agent.device import DEVICES
+from training import exit_codes
+from training.interrupts import interruption, sigterm_as_ctrl_c
 
 PROG = "camdrive"
 
@@ -72,6 +74,7 @@ def _add_bench(subparsers: Subparsers) -> None:
         "--seed", type=int, default=0, help="seed of resets and random actions (default: %(default)s)"
     )
     parser.add_argument("--json", metavar="FILE", help="also write the numbers and machine info to FILE")
+    _add_force(parser, "--json FILE")
     parser.add_argument("--no-carracing", action="store_true", help="skip the CarRacing-v3 reference")
     parser.add_argument(
         "--option",
@@ -166,6 +169,7 @@ def _add_eval(subparsers: Subparsers) -> None:
         help="traffic: skip the noop/random/expert rows",
     )
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    _add_force(parser, "--json FILE")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run="training.evaluate:main")
 
@@ -369,6 +373,7 @@ def _add_watch(subparsers: Subparsers) -> None:
         metavar="FILE",
         help="render off screen to FILE (.mp4 or .gif) instead of a window, one frame per env step",
     )
+    _add_force(parser, "--video FILE and --screenshot PNG")
     _add_view_arguments(
         parser, seconds_help="stop after S seconds (wall clock; of driving with --video, default 30)"
     )
@@ -418,11 +423,13 @@ def _add_train(subparsers: Subparsers) -> None:
         help="PilotNet by behaviour cloning (+ viewpoint augmentation, optional DAgger)",
         description="Collect expert driving in LaneKeep-v0 (or load demos with --data), add PilotNet's "
         "shifted/rotated viewpoint views, train PilotNet (on a GPU when torch sees one, see --device) and "
-        "write MODEL plus loss.csv, loss.png and metrics.json beside it. Training env seeds are "
-        "SEED*10000 + i; evaluation seeds >= 1000000 are never used. The defaults go from nothing to a "
-        "lane-keeping model in well under 15 minutes.",
+        "write MODEL plus, named after it, .csv (losses per epoch), .png (their plot) and .metrics.json "
+        "beside it. Training env seeds are SEED*10000 + i; evaluation seeds >= 1000000 are never used. "
+        "The defaults go from nothing to a lane-keeping model in well under 15 minutes. A run that "
+        "completes no epoch (--max-minutes used up) fails with exit code 1 and writes no model.",
     )
     bc.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
+    _add_force(bc, "MODEL and its .csv, .png and .metrics.json")
     bc.add_argument("--data", metavar="DIR", help="train on demonstrations recorded by `camdrive record`")
     bc.add_argument(
         "--expert-episodes",
@@ -573,6 +580,12 @@ def _add_train_dqn(train_commands: Subparsers) -> None:
     dqn.add_argument("--vector", choices=["sync", "async"], default="sync", help="vector env (default: sync)")
     dqn.add_argument("--resume", action="store_true", help="continue from MODEL's training state")
     dqn.add_argument(
+        "--force",
+        action="store_true",
+        help="start a new run over MODEL, its training state and its .csv, .png and .metrics.json "
+        "(without it, an --out that has them is refused: continue it with --resume)",
+    )
+    dqn.add_argument(
         "--action-mode",
         choices=["steer", "lane"],
         default="steer",
@@ -674,6 +687,13 @@ def _add_train_rllib(train_commands: Subparsers) -> None:
     rllib.set_defaults(run="training.rllib:main")
 
 
+def _add_force(parser: argparse.ArgumentParser, what: str) -> None:
+    """--force: the only way a command replaces files that exist (`what` names them)."""
+    parser.add_argument(
+        "--force", action="store_true", help=f"replace {what} if already there (default: refuse to start)"
+    )
+
+
 def _add_device_and_tensorboard(parser: argparse.ArgumentParser, on_device: str, scalars: str) -> None:
     """--device and --tensorboard of the torch trainers; `on_device` and `scalars` say what each
     trainer puts on the device and writes to TensorBoard."""
@@ -710,10 +730,20 @@ SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
 ]
 
 
+EXIT_CODES_EPILOG = (
+    f"exit codes, the same for every command: {exit_codes.OK} ok; {exit_codes.FAILED} the work ran and "
+    f"failed (a check failed, a run trained nothing); {exit_codes.BAD_INPUT} refused before any work (a bad "
+    f"option, path or file; one line on stderr names it); {exit_codes.INTERRUPTED} stopped by Ctrl-C or "
+    "SIGTERM, after keeping what was already written. No command replaces a file it did not make "
+    "without --force."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="camdrive: a camera-based driving simulator, its driving policies and tools.",
+        epilog=EXIT_CODES_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.set_defaults(run=None)
@@ -723,17 +753,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_name(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """The words that name the command in messages: "camdrive train bc" for argv ["train", "bc", ...]."""
+    words = [PROG]
+    for token in argv:
+        children = {
+            name: sub
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+            for name, sub in action.choices.items()
+        }
+        if token not in children:
+            break
+        words.append(token)
+        parser = children[token]
+    return " ".join(words)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `camdrive` console script. Returns the exit code."""
+    """Entry point of the `camdrive` console script. Returns the exit code (`training.exit_codes`).
+
+    Ctrl-C and SIGTERM end every command the same way: what it already wrote is kept (the commands'
+    own handlers say what), and one line `camdrive CMD: interrupted...` replaces the traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.run is None:
-        parser.print_help(sys.stderr)
-        return 2
-    module_name, function_name = args.run.split(":")
-    run = getattr(importlib.import_module(module_name), function_name)
-    code = run(args)
-    return 0 if code is None else int(code)
+    name = command_name(parser, argv)
+    with sigterm_as_ctrl_c():
+        try:
+            args = parser.parse_args(argv)
+            if args.run is None:
+                parser.print_help(sys.stderr)
+                return exit_codes.BAD_INPUT
+            module_name, function_name = args.run.split(":")
+            run = getattr(importlib.import_module(module_name), function_name)
+            code = run(args)
+        except BaseException as error:
+            stop = interruption(error)
+            if stop is None:
+                raise
+            detail = f"; {stop}" if str(stop) else ""
+            print(f"{name}: interrupted{detail}", file=sys.stderr, flush=True)
+            return exit_codes.INTERRUPTED
+    return exit_codes.OK if code is None else int(code)
 
 
 if __name__ == "__main__":
