@@ -1,8 +1,27 @@
 """Action types: how an agent's action becomes steering and acceleration. Chosen by name in each env.
 
 Every action type turns an action into a `Controls` (steering input -1 left .. +1 right, acceleration
-m/s^2). Continuous actions outside the space are clipped (documented in the envs); non-finite actions
-raise ValueError, so a NaN from a diverged policy never reaches the physics or the frame.
+m/s^2). What counts as an action is one rule per action space, checked here and nowhere else (the vector
+env checks a batch as a whole, then hands each sub-env its row):
+
+Box(-1, 1, (n,)) (LaneKeep-v0; n = 1 for "steer", 2 for "steer_throttle") accepts
+- a list or tuple of n numbers: Python int or float, or numpy integer or floating scalars;
+- a numpy array of shape (n,) with an integer or floating dtype, of any width;
+- any other array-like (an object with `__array__`: a torch tensor, a jax array), held to the array rule
+  after `np.asarray`.
+Each value is taken as a float64 and clipped to [-1, 1]. NaN, +-inf and an int too large for a float64
+are refused, so a NaN from a diverged policy never reaches the physics or the frame. A bare number is
+not an action of shape (1,): write [steer].
+
+Discrete(5) (Traffic-v0) accepts an integer in [0, 4]: a Python int (an IntEnum member is one), a numpy
+integer scalar, or a 0-d integer array (what `Discrete.sample()` and SB3's `predict` return, or an
+array-like that `np.asarray` makes one). A float, even 1.0, a list such as [1] and an array of shape (1,)
+are refused: they are what a batch or a continuous policy's output look like, not an action index.
+
+Bools are never numbers (np.bool_ neither; numpy's timedelta64, which numpy files under integers, is a
+duration, not one): True is not steering 1 or action 1. Anything else is a ValueError, in one line naming
+the env, its action space and the fault, raised before the world moves, so the env steps on as if the
+refused action had never been passed.
 """
 
 from __future__ import annotations
@@ -14,10 +33,12 @@ import numpy as np
 from gymnasium import spaces
 
 from sim.lane_control import steer_to_offset
+from sim.validation import short_repr
 from sim.world import World
 
 NOOP, ACCELERATE, DECELERATE, LEFT, RIGHT = range(5)
 DISCRETE_ACTION_NAMES = ("noop", "accelerate", "decelerate", "left", "right")
+_N_DISCRETE = len(DISCRETE_ACTION_NAMES)
 
 
 @dataclass(frozen=True)
@@ -26,20 +47,109 @@ class Controls:
     accel: float
 
 
-def _finite_values(action: object, shape: tuple[int, ...]) -> list[float]:
-    """The action's values (as many as `shape` holds) as floats, clipped to [-1, 1].
+_FLOAT_CHARS = "efd"
+"""dtype chars of float16, float32 and float64, whose `tolist` gives Python floats (longdouble's does not)."""
+_REAL_KINDS = "iuf"
+"""dtype kinds of real numbers: signed and unsigned integers, floats (not bool, complex, datetime, ...)."""
 
-    Raises ValueError if it does not hold exactly that many values or any is not finite. Plain floats:
-    the same IEEE doubles as the float64 array this used to return, without numpy's per-call cost.
+
+def _finite_values(action: object, shape: tuple[int, ...], where: str = "action") -> list[float]:
+    """The values of a Box(-1, 1, `shape`) action as floats clipped to [-1, 1], by the module's rule.
+
+    Raises ValueError starting with `where` (the env and its space) for anything else. Fast paths first,
+    for what agents pass every step (a float array of the right shape, a list of floats): this runs once
+    per step of a simulator doing thousands of steps a second.
     """
-    a = np.asarray(action, dtype=np.float64)
-    if a.size != math.prod(shape):
-        raise ValueError(f"action must have shape {shape}, got {np.asarray(action).shape}")
-    values = a.ravel().tolist()
+    kind = type(action)
+    if kind is np.ndarray and action.shape == shape and action.dtype.char in _FLOAT_CHARS:
+        values = action.tolist()  # the array's values exactly, as Python floats
+    elif kind is list and len(action) == shape[0] and all(type(v) is float for v in action):
+        values = action
+    else:
+        values = _box_floats(action, shape, where)
+    clipped = []
     for v in values:
-        if not math.isfinite(v):
-            raise ValueError(f"action must be finite, got {values}")
-    return [min(max(v, -1.0), 1.0) for v in values]
+        if v - v != 0.0:  # NaN or +-inf (inf - inf is NaN): math.isfinite without its lookup and call
+            raise ValueError(f"{where}: values must be finite numbers within float64, got {_show(action)}")
+        clipped.append(-1.0 if v < -1.0 else 1.0 if v > 1.0 else v)  # min/max's calls cost more
+    return clipped
+
+
+def _box_floats(action: object, shape: tuple[int, ...], where: str) -> list[float]:
+    """A Box action's values as floats (not yet checked finite or clipped), whatever form it came in."""
+    if isinstance(action, list | tuple):
+        if len(action) != shape[0]:
+            raise ValueError(f"{where}: must have shape {shape}, got {len(action)} values: {_show(action)}")
+        if not all(_is_real(v) for v in action):
+            raise ValueError(f"{where}: must hold int or float numbers (not bool), got {_show(action)}")
+        return [_as_float(v) for v in action]
+    array = _as_array(action, where, f"a list, tuple or array of shape {shape}")
+    if array.shape != shape:
+        raise ValueError(f"{where}: must have shape {shape}, got shape {array.shape}: {_show(action)}")
+    if array.dtype.kind not in _REAL_KINDS:
+        raise ValueError(f"{where}: must hold int or float numbers, not dtype {array.dtype}: {_show(action)}")
+    return [_as_float(v) for v in array.tolist()]
+
+
+def _discrete(action: object, where: str = "action") -> int:
+    """A Discrete(5) action as the int it stands for, by the module's rule; ValueError starting with
+    `where` for anything else. Fast paths first (a Python int, a numpy integer): this runs every step."""
+    if type(action) is int:
+        if 0 <= action < _N_DISCRETE:
+            return action
+    elif isinstance(action, np.integer) and type(action) is not np.timedelta64:
+        value = int(action)
+        if 0 <= value < _N_DISCRETE:
+            return value
+    return _discrete_general(action, where)
+
+
+def _discrete_general(action: object, where: str) -> int:
+    """`_discrete` for the forms agents rarely pass (an IntEnum, a 0-d array), and its refusals."""
+    last = _N_DISCRETE - 1
+    expected = f"an integer in [0, {last}] (an int or a numpy integer, not a bool, float or list)"
+    if isinstance(action, int) and not isinstance(action, bool):
+        value = int(action)
+    else:
+        array = _as_array(action, where, expected)
+        if array.shape != () or array.dtype.kind not in "iu":
+            raise ValueError(f"{where}: must be {expected}, got {_show(action)}")
+        value = int(array)
+    if not 0 <= value <= last:
+        raise ValueError(f"{where}: must be {expected}, got {_show(action)}")
+    return value
+
+
+def _is_real(value: object) -> bool:
+    """Whether `value` is an int or float number, Python's or numpy's, by the module's rule."""
+    if isinstance(value, bool | np.bool_ | np.timedelta64):
+        return False
+    return isinstance(value, int | float | np.integer | np.floating)
+
+
+def _as_float(value: object) -> float:
+    """`value` (a real number) as a float64: inf if it is too large for one, which is then refused as not
+    finite rather than an OverflowError."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf
+
+
+def _as_array(action: object, where: str, expected: str) -> np.ndarray:
+    """An array or array-like as numpy sees it; ValueError for anything else, or one numpy cannot read."""
+    if not hasattr(action, "__array__"):
+        raise ValueError(f"{where}: must be {expected}, got {_show(action)}")
+    try:
+        return np.asarray(action)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ValueError(f"{where}: must be {expected}, got {_show(action)} ({err})") from None
+
+
+def _show(action: object) -> str:
+    """An action for an error message: its short one-line repr and its type, which is what is wrong with
+    many hostile actions."""
+    return f"{short_repr(action)} ({type(action).__name__})"
 
 
 def cruise_accel(world: World, target_speed: float, gain: float = 1.0) -> float:
@@ -47,42 +157,55 @@ def cruise_accel(world: World, target_speed: float, gain: float = 1.0) -> float:
     return gain * (target_speed - world.ego.speed)
 
 
-class SteeringAction:
+class ActionType:
+    """What every action type has: its space, and the words its refusals start with."""
+
+    def __init__(self, space: spaces.Space) -> None:
+        self.space = space
+        self.where = f"action for {space}"  # how refusals begin; the env adds its name (`name_env`)
+
+    def name_env(self, env_id: str) -> None:
+        """Name the env in refusals ("camdrive/Traffic-v0 action for Discrete(5): ..."): an action is
+        refused deep inside `env.step`, and the message must say whose action space it missed."""
+        self.where = f"{env_id} action for {self.space}"
+
+
+class SteeringAction(ActionType):
     """Box(-1, 1, (1,)): steering only; a cruise controller holds `cruise_speed`."""
 
     name = "steer"
 
     def __init__(self, cruise_speed: float) -> None:
+        super().__init__(spaces.Box(-1.0, 1.0, (1,), dtype=np.float32))
         self.cruise_speed = cruise_speed
-        self.space = spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
 
     def reset(self, world: World) -> None:
         """Nothing to remember between steps."""
 
     def controls(self, action: object, world: World) -> Controls:
-        a = _finite_values(action, (1,))
+        a = _finite_values(action, (1,), self.where)
         return Controls(a[0], cruise_accel(world, self.cruise_speed))
 
 
-class SteeringThrottleAction:
+class SteeringThrottleAction(ActionType):
     """Box(-1, 1, (2,)): [steering, throttle]; throttle > 0 accelerates, < 0 brakes."""
 
     name = "steer_throttle"
 
     def __init__(self) -> None:
-        self.space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+        super().__init__(spaces.Box(-1.0, 1.0, (2,), dtype=np.float32))
 
     def reset(self, world: World) -> None:
         """Nothing to remember between steps."""
 
     def controls(self, action: object, world: World) -> Controls:
-        a = _finite_values(action, (2,))
+        a = _finite_values(action, (2,), self.where)
         p = world.ego.params
         accel = a[1] * (p.max_accel if a[1] >= 0 else p.max_brake)
         return Controls(a[0], accel)
 
 
-class DiscreteSteerAction:
+class DiscreteSteerAction(ActionType):
     """Discrete(5) noop/accelerate/decelerate/left/right, where left/right turn the wheel.
 
     The wheel is held at `steer_amount` left or right during the step and self-centres otherwise,
@@ -99,8 +222,8 @@ class DiscreteSteerAction:
     name = "steer"
 
     def __init__(self, steer_amount: float, accel_step: float, speed_limit: float) -> None:
+        super().__init__(spaces.Discrete(_N_DISCRETE))
         self.steer_amount, self.accel_step, self.speed_limit = steer_amount, accel_step, speed_limit
-        self.space = spaces.Discrete(5)
         self.target_speed = 0.0
 
     def reset(self, world: World) -> None:
@@ -116,7 +239,7 @@ class DiscreteSteerAction:
         return self.target_speed
 
     def controls(self, action: object, world: World) -> Controls:
-        a = _discrete(action)
+        a = _discrete(action, self.where)
         steer = 0.0
         if a in (LEFT, RIGHT):
             steer = (-1 if a == LEFT else 1) * self.steer_amount
@@ -156,7 +279,7 @@ class DiscreteLaneAction(DiscreteSteerAction):
         world.set_target_lane(self.target_lane)
 
     def controls(self, action: object, world: World) -> Controls:
-        a = _discrete(action)
+        a = _discrete(action, self.where)
         assert world.road is not None
         safety = world.safety.enabled
         here = world.state().lane
@@ -183,15 +306,3 @@ class DiscreteLaneAction(DiscreteSteerAction):
         d_target = world.lane_centre(self.target_lane)
         steer = steer_to_offset(world.road, world.ego.params, st.s, st.d, st.yaw, st.speed, d_target)
         return Controls(steer, cruise_accel(world, self._speed_target(a, world), gain=2.0))
-
-
-def _discrete(action: object) -> int:
-    # Fast path for what agents pass (a Python int or a numpy integer scalar); bool is not an int here.
-    if type(action) is int or isinstance(action, np.integer):
-        a = int(action)
-        if 0 <= a < 5:
-            return a
-    a = np.asarray(action)
-    if a.size != 1 or not np.issubdtype(a.dtype, np.integer) or not 0 <= int(a) < 5:
-        raise ValueError(f"action must be an integer in [0, 4], got {action!r}")
-    return int(a)

@@ -131,7 +131,8 @@ def test_finite_values_clip_and_reject_like_the_array_version() -> None:
     assert _finite_values(np.array([0.25], dtype=np.float32), (1,)) == [0.25]
     assert _finite_values([3.0, -0.0], (2,)) == [1.0, 0.0]
     assert math.copysign(1.0, _finite_values([-0.0], (1,))[0]) == -1.0
-    assert _finite_values(np.array([[-7.5]]), (1,)) == [-1.0]
+    with pytest.raises(ValueError, match="shape"):
+        _finite_values(np.array([[-7.5]]), (1,))  # shape (1, 1) is not (1,), though it holds one value
     with pytest.raises(ValueError, match="shape"):
         _finite_values([0.1, 0.2], (1,))
     with pytest.raises(ValueError, match="finite"):

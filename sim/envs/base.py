@@ -125,6 +125,13 @@ def check_render_mode(mode: object, modes: list[str]) -> None:
         raise ValueError(f"render_mode must be one of {list(modes)} or None, got {short_repr(mode)}")
 
 
+def registered_id(cls: type) -> str:
+    """The id `gymnasium.make` knows `cls` by, for messages (its class name if it is not registered)."""
+    entry_point = f"{cls.__module__}:{cls.__qualname__}"
+    ids = (spec.id for spec in gym.registry.values() if spec.entry_point == entry_point)
+    return next(ids, cls.__qualname__)
+
+
 class CamDriveEnv(gym.Env):
     """Base class; see LaneKeepEnv and TrafficEnv for the documented environments."""
 
@@ -141,6 +148,7 @@ class CamDriveEnv(gym.Env):
         self._check_traffic_fits()
         self.obs_type = self._make_observation()
         self.action_type = self._make_action()
+        self.action_type.name_env(registered_id(type(self)))
         self.observation_space = self.obs_type.space
         self.action_space = self.action_type.space
         self._view: EnvView | None = None
