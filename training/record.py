@@ -12,6 +12,8 @@ The episodes are written by `training.demos.EpisodeWriter` (crash-safe, one file
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import importlib
 import sys
 import time
@@ -27,7 +29,10 @@ from tqdm import tqdm
 
 from agent.driver import Driver
 from sim import ENV_IDS  # importing sim registers the camdrive environments
-from training.demos import DEFAULT_CHECKPOINT_SECONDS, EpisodeWriter
+from training import exit_codes
+from training.demos import DEFAULT_CHECKPOINT_SECONDS, EpisodeWriter, list_files
+from training.interrupts import saying_what_is_kept
+from training.outputs import OutputError, check_output_dir, process_alive
 
 DRIVERS: dict[str, str] = {"expert": "agent.expert:Expert", "imperfect": "agent.imperfect:ImperfectDriver"}
 """Driver names `--driver` accepts, and the class each one builds (imported only when chosen)."""
@@ -152,7 +157,8 @@ def record(
 
     Raises RecordError for options the env rejects (when it is made or first reset) or
     observations/actions that cannot be recorded.
-    A KeyboardInterrupt leaves the current episode as a `.partial.npz` file and propagates.
+    A KeyboardInterrupt (Ctrl-C, or SIGTERM under `camdrive`) leaves the current episode as a
+    `.partial.npz` file and propagates, its message saying what was kept.
     """
     if seed < 0:
         raise RecordError(f"--seed must be >= 0 (reset seeds are seed, seed+1, ...), got {seed}")
@@ -161,7 +167,10 @@ def record(
     except (ValueError, TypeError) as e:
         raise RecordError(f"bad environment option for {env_id}: {e}") from None
     results: list[EpisodeResult] = []
-    try:
+    with (
+        contextlib.closing(env),
+        saying_what_is_kept(lambda: f"kept {len(results)} finished episode(s) in {out}"),
+    ):
         space = env.observation_space
         if not (isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3):
             raise RecordError(f"demos store camera frames; {env_id} observes {space} with these options")
@@ -203,7 +212,7 @@ def record(
                 )
                 writer.start(obs, info)
                 terminated = truncated = False
-                with writer:
+                with writer, saying_what_is_kept(functools.partial(_kept_so_far, results, writer)):
                     while True:
                         clean = driver.act(obs, info)
                         action = executed_action(clean, env.action_space, noise, rng)
@@ -231,9 +240,37 @@ def record(
                         hz,
                     )
                 )
-    finally:
-        env.close()
     return results
+
+
+def _kept_so_far(results: Sequence[EpisodeResult], writer: EpisodeWriter) -> str:
+    """What an interruption leaves: the finished episodes, and the partial file the writer's exit
+    writes (its block encloses the one that asks, so the words come first, then the file)."""
+    return (
+        f"kept {len(results)} finished episode(s) and the episode so far ({writer.steps} steps) as "
+        f"{writer.partial_path}"
+    )
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Delete what killed recorders left in `out`; returns the files removed.
+
+    Temporary files (`.*.tmp`) of processes that no longer run are half-written checkpoints; partial
+    files whose finished episode exists duplicate it (the recorder stopped between the two). Unfinished
+    partial files are kept: they are the only copy of their episode.
+    """
+    if not out.is_dir():
+        return []
+    listing = list_files(out)
+    removed = []
+    for path in [*listing.temp, *listing.stale]:
+        parts = path.name.split(".")  # .STEM.PID.HEX.tmp (training.demos._write_temp)
+        if path in listing.temp and len(parts) == 5 and parts[2].isdigit() and process_alive(int(parts[2])):
+            continue  # a recorder running now is writing it
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def summary_line(
@@ -250,15 +287,15 @@ def summary_line(
 
 
 def main(args: argparse.Namespace) -> int:
-    """`camdrive record`: 0 on success, 2 for bad arguments or an unavailable driver, 130 on Ctrl-C."""
+    """`camdrive record`: 0 on success, 2 for bad arguments, --out or an unavailable driver. Ctrl-C and
+    SIGTERM keep the episode so far and end in `camdrive`'s one line and exit code 130."""
     env_id = ENV_IDS[args.env]
-    out = Path(args.out)
     start = time.perf_counter()
     try:
-        if out.exists() and not out.is_dir():
-            raise RecordError(f"--out {out} exists and is not a directory")
+        out = check_output_dir(args.out, "--out")
         options = env_options(args.env, args.option or [], args.action_mode)
         driver = load_driver(args.driver)
+        remove_leftovers(out)
         results = record(
             env_id,
             options,
@@ -271,18 +308,12 @@ def main(args: argparse.Namespace) -> int:
             checkpoint_seconds=args.checkpoint_seconds,
             progress=not args.quiet,
         )
-    except RecordError as e:
+    except (RecordError, OutputError) as e:
         print(f"camdrive record: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            f"camdrive record: interrupted; finished episodes and a .partial.npz are in {out}",
-            file=sys.stderr,
-        )
-        return 130
+        return exit_codes.BAD_INPUT
     name = str(getattr(driver, "name", args.driver))
     print(summary_line(results, name, env_id, out, time.perf_counter() - start))
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":
