@@ -49,8 +49,15 @@ class LaneKeepEnv(CamDriveEnv):
     ## Action Space
     `Box(-1, 1, (1,), float32)`: steering, -1 full left, +1 full right (as in CarRacing). Steering is
     speed-sensitive (see `sim.vehicle`) and rate-limited. With `action_type="steer_throttle"`,
-    `Box(-1, 1, (2,))`: [steering, throttle], throttle < 0 brakes. Values outside [-1, 1] are
-    clipped; non-finite values raise ValueError.
+    `Box(-1, 1, (2,))`: [steering, throttle], throttle < 0 brakes.
+
+    Accepted: a list or tuple of 1 (2) numbers, Python's or numpy's ints and floats; a numpy array of
+    shape (1,) ((2,)) with an integer or floating dtype; another array-like (a torch tensor) that
+    `np.asarray` makes such an array. Each value is taken as a float64 and clipped to [-1, 1]. Refused
+    with a ValueError naming the env and the space, before the car moves (the env steps on as if it had
+    not been passed): NaN, +-inf and ints too large for a float64; bools (True is no steering); strings,
+    bytes, None, dicts; complex, datetime, object or string dtypes; any other shape, a bare number
+    included (write `[steer]`). The rule, one for both spaces, is written out in `sim.actions`.
 
     ## Observation Space
     `Box(0, 255, (66, 200, 3), uint8)`: the camera frame at PilotNet's input size (configurable,
@@ -72,6 +79,9 @@ class LaneKeepEnv(CamDriveEnv):
     `gymnasium.make("camdrive/LaneKeep-v0", **options)`; every field of `LaneKeepOptions` and
     `CommonOptions` (camera size and pose, lanes, curviness, traffic, speeds, control rate,
     domain randomisation), validated: a bad value raises ValueError naming the option and range.
+    numpy scalars count as their Python values (`lanes=np.int64(3)`, `curviness=np.float32(0.5)`); a
+    bool is no number and a float no integer (see `sim.validation`). `render_mode`: None, "human" or
+    "rgb_array"; anything else is a ValueError listing them.
 
     ## Info
     Privileged state: x, y, yaw, speed (m/s), steer, s, d, lane, lateral_offset (m),

@@ -79,6 +79,14 @@ class TrafficEnv(CamDriveEnv):
     ask a built-in controller to change lane (DeepTraffic's meaning). Accelerate/decelerate move
     the target speed by `accel_step` m/s (capped at the speed limit).
 
+    Accepted: an integer in [0, 4], as a Python int (an IntEnum member is one), a numpy integer
+    scalar or a 0-d integer array (what `action_space.sample()` and SB3's `predict` return; an
+    array-like that `np.asarray` makes one too). Refused with a ValueError naming the env and the
+    space, before the car moves (the env steps on as if it had not been passed): integers out of
+    range, bools (True is not action 1), floats even when whole (1.0), strings, None, and lists or
+    arrays such as [1] (pass `1`: a batch of one is not an action). The rule is written out in
+    `sim.actions`.
+
     ## Observation Space
     `Box(0, 255, (66, 200, 3), uint8)` camera frames (configurable), or with `obs_type="grid"`
     DeepTraffic's occupancy grid `Box(0, 1, (ahead + behind, 2 * lanes_side + 1), float32)`.
@@ -96,7 +104,10 @@ class TrafficEnv(CamDriveEnv):
 
     ## Arguments
     `gymnasium.make("camdrive/Traffic-v0", **options)`: every field of `TrafficOptions` and
-    `CommonOptions`, validated (ValueError naming the option and its range).
+    `CommonOptions`, validated (ValueError naming the option and its range). numpy scalars count as
+    their Python values (`lanes=np.int64(5)`); a bool is no number and a float no integer (see
+    `sim.validation`). `render_mode`: None, "human" or "rgb_array"; anything else is a ValueError
+    listing them.
 
     ## Info
     As LaneKeep-v0: the privileged state plus collision, off_road, safety_brakes, safety_refusals.
