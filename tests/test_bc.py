@@ -175,8 +175,8 @@ def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
         )
         metrics = train_bc(cfg, log=lambda _: None)
         assert metrics["data"]["frames"] == 2 * 20 * 2
-        assert (tmp_path / name / "loss.csv").is_file() and (tmp_path / name / "loss.png").is_file()
-        assert (tmp_path / name / "metrics.json").is_file()
+        assert (tmp_path / name / "m.csv").is_file() and (tmp_path / name / "m.png").is_file()
+        assert (tmp_path / name / "m.metrics.json").is_file()
         return load_checkpoint(cfg.out, expected_arch="pilotnet")[0]
 
     a, b, c = run("a", 0), run("b", 0), run("c", 1)
@@ -356,7 +356,7 @@ def test_bc_trains_without_views_on_demos_whose_env_options_are_gone(demo_files,
         str(old) in m and "rejects the recorded env_options" in m and "unknown option(s) old_option" in m
         for m in messages
     )
-    metrics = json.loads((out.parent / "metrics.json").read_text())
+    metrics = json.loads((out.parent / "m.metrics.json").read_text())
     assert metrics["data"]["episodes"] == 1 and metrics["data"]["frames"] == metrics["data"]["states"] == 20
 
 
@@ -387,7 +387,7 @@ def test_bc_device_cpu_and_tensorboard_change_no_number_and_log_the_losses(
     (a, meta), (b, _) = load_checkpoint(plain.out), load_checkpoint(logged.out)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert metrics["machine"]["device"] == meta["training"]["device"] == "cpu"
-    assert json.loads((tmp_path / "logged" / "metrics.json").read_text())["config"]["tensorboard"] == str(
+    assert json.loads((tmp_path / "logged" / "m.metrics.json").read_text())["config"]["tensorboard"] == str(
         tmp_path / "tb"
     )
     assert not list(tmp_path.glob("plain/**/events.out.tfevents.*"))
@@ -412,11 +412,12 @@ def test_bc_device_cpu_and_tensorboard_change_no_number_and_log_the_losses(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(bc, "write_loss_csv", ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
-        train_bc(
-            tiny_bc(tmp_path / "cut" / "m.safetensors", tensorboard=tmp_path / "tb_cut"), log=lambda _: None
-        )
+    cut = tmp_path / "cut" / "m.safetensors"
+    with pytest.raises(KeyboardInterrupt, match=f"the best model so far .* is in {cut}, without its logs"):
+        train_bc(tiny_bc(cut, tensorboard=tmp_path / "tb_cut"), log=lambda _: None)
     assert len(closed) == 1 and set(tensorboard_scalars(tmp_path / "tb_cut")) == set(scalars)
+    assert load_checkpoint(cut)[1]["training"]["val_loss"] > 0  # the best model so far, kept
+    assert sorted(p.name for p in cut.parent.iterdir()) == ["m.safetensors"]  # and nothing half-written
 
 
 def test_bc_device_and_tensorboard_options_reach_the_config(tmp_path, monkeypatch):
@@ -448,3 +449,66 @@ def test_bc_refuses_an_unusable_device_or_tensorboard_before_any_work(
     with pytest.raises(ValueError, match=message.split(":")[0]):
         train_bc(tiny_bc(out, **{option[0][2:]: value}))
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------ outputs: never clobbered
+def bc_files(folder: Path) -> dict[str, bytes]:
+    """Every file in `folder`, by name, with its bytes."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def one_error_line(err: str) -> str:
+    """The run's single `camdrive train bc: error:` line (its progress log also goes to stderr)."""
+    (line,) = [line for line in err.splitlines() if line.startswith("camdrive train bc: error: ")]
+    assert "Traceback" not in err
+    return line
+
+
+def test_two_models_in_one_folder_keep_their_own_logs(demo_files, tmp_path):
+    """The logs are named after the model: a second model beside the first changes none of its files."""
+    folder = tmp_path / "models"
+    assert run_cli(small_bc_args(demo_files["lane"].parent, folder / "a.safetensors")) == 0
+    first = bc_files(folder)
+    assert set(first) == {"a.safetensors", "a.csv", "a.png", "a.metrics.json"}
+    assert run_cli([*small_bc_args(demo_files["lane"].parent, folder / "b.safetensors"), "--seed", "1"]) == 0
+    after = bc_files(folder)
+    assert set(after) == set(first) | {"b.safetensors", "b.csv", "b.png", "b.metrics.json"}
+    assert {name: after[name] for name in first} == first
+    assert json.loads(after["b.metrics.json"])["model_file"] == "b.safetensors"
+
+
+@pytest.mark.parametrize("existing", ["m.safetensors", "m.csv", "m.png", "m.metrics.json"])
+def test_bc_replaces_no_file_without_force(existing, demo_files, tmp_path, capsys, monkeypatch):
+    """A model file (or anything under its name) and each of its logs: refused before any work, in one
+    line naming it, the file untouched."""
+    import training.bc as bc
+
+    monkeypatch.setattr(bc, "train_bc", lambda *_, **__: pytest.fail("train_bc started"))
+    (tmp_path / existing).write_bytes(b"the user's own file")
+    assert run_cli(small_bc_args(demo_files["lane"].parent, tmp_path / "m.safetensors")) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and str(tmp_path / existing) in err and "--force" in err, err
+    assert bc_files(tmp_path) == {existing: b"the user's own file"}
+
+
+def test_bc_force_replaces_the_model_and_its_logs(demo_files, tmp_path):
+    for name in ("m.safetensors", "m.csv", "m.png", "m.metrics.json"):
+        (tmp_path / name).write_bytes(b"an earlier run")
+    assert run_cli([*small_bc_args(demo_files["lane"].parent, tmp_path / "m.safetensors"), "--force"]) == 0
+    files = bc_files(tmp_path)
+    assert set(files) == {"m.safetensors", "m.csv", "m.png", "m.metrics.json"}
+    assert b"an earlier run" not in files.values()
+    assert load_checkpoint(tmp_path / "m.safetensors", expected_arch="pilotnet")
+
+
+def test_a_run_that_completes_no_epoch_fails_and_writes_nothing(demo_files, tmp_path, capsys):
+    """--max-minutes used up before the first epoch: exit code 1, one error line, no model, no logs;
+    with --force an earlier model stays, since nothing replaced it."""
+    argv = [*small_bc_args(demo_files["lane"].parent, tmp_path / "m.safetensors"), "--max-minutes", "1e-6"]
+    assert run_cli(argv) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "no epoch completed" in line and "no model written" in line
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "m.safetensors").write_bytes(b"an earlier model")
+    assert run_cli([*argv, "--force"]) == 1
+    assert bc_files(tmp_path) == {"m.safetensors": b"an earlier model"}

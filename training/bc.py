@@ -39,9 +39,12 @@ Pipeline (each step is a function below, so tests and notebooks can run pieces o
    visited state with the expert's steering (plus the K extra views), aggregating, and retraining
    from the current weights.
 
-Outputs beside the model: `loss.csv`, `loss.png` and `metrics.json` (command line, seed, data size,
-timings, losses, DAgger rounds, device), the model card's raw numbers. With `--tensorboard DIR` the
-same per-epoch losses and learning rate, and the DAgger rounds, also go to TensorBoard event files.
+Outputs beside the model, named after it as the DQN trainer names its own (`m.safetensors` ->
+`m.csv`, the losses per epoch; `m.png`, their plot; `m.metrics.json`: command line, seed, data size,
+timings, losses, DAgger rounds, device), the model card's raw numbers; two models in one folder keep
+their own. With `--tensorboard DIR` the same per-epoch losses and learning rate, and the DAgger rounds,
+also go to TensorBoard event files. Existing files are never replaced without `--force`; a run that
+completes no epoch fails and writes nothing; Ctrl-C or SIGTERM keeps the best model saved so far.
 
 Device (`--device`, default auto: CUDA when torch sees a GPU): the network, each batch and the
 optimiser live there; the data set stays in CPU memory, and the initial weights and the jitter are
@@ -83,6 +86,7 @@ from agent.checkpoint import save_checkpoint
 from agent.device import select_device
 from agent.expert import Expert
 from agent.pilotnet import ARCH, INPUT_SHAPE, PilotNet, param_count
+from training import exit_codes
 from training.augment import (
     JitterConfig,
     LookConfig,
@@ -93,6 +97,15 @@ from training.augment import (
     render_state,
     render_views,
     target_offset,
+)
+from training.interrupts import saying_what_is_kept
+from training.outputs import (
+    check_output_file,
+    refuse_existing,
+    remove_stale_temps,
+    replacing,
+    sidecar,
+    write_text,
 )
 from training.tensorboard_log import TensorBoardLog, check_tensorboard
 
@@ -111,6 +124,12 @@ EVAL_SEED_START = 1_000_000
 INTERVENTION_M = 1.0
 """|lateral offset| beyond which the safety driver (the expert) takes over while collecting DAgger data."""
 HANDBACK_M = 0.3
+SIDECARS = (".csv", ".png", ".metrics.json")
+"""What each run writes beside its model, named after it (`training.outputs.sidecar`)."""
+
+
+class NothingTrainedError(RuntimeError):
+    """The run completed no epoch (its time cap ran out first): no model was written. Exit code 1."""
 
 
 @dataclass
@@ -132,7 +151,7 @@ class BCConfig:
     max_minutes: float | None = 14.0
     """Wall-clock cap of the whole run: no epoch or DAgger round starts that would end past it. The
     defaults need far less (see the module docstring); the cap only bites on a badly overloaded machine,
-    and a run it cut short says so in metrics.json (`stopped_by_time_cap`) and is not repeatable."""
+    and a run it cut short says so in its .metrics.json (`stopped_by_time_cap`) and is not repeatable."""
     val_fraction: float = 0.1
     noise: float = 0.15
     noise_tau_s: float = 1.0
@@ -150,6 +169,8 @@ class BCConfig:
     """Torch device of the network, batches and optimiser (`agent.device.DEVICES`); data stays on the CPU."""
     tensorboard: Path | None = None
     """Directory for TensorBoard scalars (losses, learning rate, DAgger rounds); None: nothing written."""
+    force: bool = False
+    """Replace an existing model and its sidecars (otherwise `check_ready` refuses them)."""
     progress: bool = True
     command: str = ""
     views: ViewConfig = field(default_factory=ViewConfig)
@@ -706,24 +727,51 @@ def training_device(cfg: BCConfig) -> torch.device:
 
 
 def check_ready(cfg: BCConfig) -> torch.device:
-    """The device to train on; ValueError naming the option when `cfg.device` or `cfg.tensorboard`
-    cannot be used here (the command line calls it before its other work, `train_bc` again)."""
+    """The device to train on; ValueError naming the option when `cfg.device`, `cfg.tensorboard` or
+    `cfg.out` cannot be used here (the command line calls it before its other work, `train_bc` again).
+
+    Why `cfg.out` here: a model that cannot be written, or one that would silently replace a file the
+    user has (another model, its logs), is found before the minutes of data collection, not after.
+    """
     device = training_device(cfg)
     check_tensorboard(cfg.tensorboard)
+    check_outputs(cfg)
     return device
 
 
-def train_bc(cfg: BCConfig, log: Any = print) -> dict[str, Any]:
-    """The whole pipeline (module docstring); returns the metrics also written to metrics.json.
+def output_paths(cfg: BCConfig) -> list[Path]:
+    """The model and its sidecars, the files a run writes."""
+    return [Path(cfg.out), *(sidecar(cfg.out, suffix) for suffix in SIDECARS)]
 
-    Raises ValueError before any work when `cfg.device` or `cfg.tensorboard` cannot be used here.
+
+def check_outputs(cfg: BCConfig) -> None:
+    """OutputError when a file of the run cannot be written, or exists and `cfg.force` is off."""
+    model, *logs = output_paths(cfg)
+    check_output_file(model, "--out", force=cfg.force)
+    for path in logs:
+        check_output_file(path, f"--out {model}, log", force=True)
+    if not cfg.force:
+        refuse_existing(logs, "--out", model)
+
+
+def train_bc(cfg: BCConfig, log: Any = print) -> dict[str, Any]:
+    """The whole pipeline (module docstring); returns the metrics also written to MODEL.metrics.json.
+
+    Raises ValueError before any work when `cfg.device`, `cfg.tensorboard` or `cfg.out` cannot be
+    used here (OutputError, a ValueError, for the last), NothingTrainedError when no epoch completed.
+    A KeyboardInterrupt propagates with a message saying what it kept.
     """
     device = check_ready(cfg)
-    with TensorBoardLog(cfg.tensorboard) as tb:
-        return _train_bc(cfg, log, device, tb)
+    for path in output_paths(cfg):
+        remove_stale_temps(path)
+    saved: list[float] = []  # validation losses of the models written so far
+    with TensorBoardLog(cfg.tensorboard) as tb, saying_what_is_kept(lambda: _kept(cfg.out, saved)):
+        return _train_bc(cfg, log, device, tb, saved)
 
 
-def _train_bc(cfg: BCConfig, log: Any, device: torch.device, tb: TensorBoardLog) -> dict[str, Any]:
+def _train_bc(
+    cfg: BCConfig, log: Any, device: torch.device, tb: TensorBoardLog, saved: list[float]
+) -> dict[str, Any]:
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -764,7 +812,11 @@ def _train_bc(cfg: BCConfig, log: Any, device: torch.device, tb: TensorBoardLog)
     }
 
     def save(trainer: Trainer) -> None:
+        if not saved and cfg.force:
+            for path in output_paths(cfg)[1:]:  # the replaced model's logs would describe the wrong model
+                path.unlink(missing_ok=True)
         _save_model(out, trainer.model, cfg, metrics, data, time.perf_counter() - t_start, trainer.best_val)
+        saved.append(trainer.best_val)
 
     def log_epoch(h: EpochLog) -> None:
         losses = {"loss/train": h.train_loss, "loss/validation": h.val_loss}
@@ -780,6 +832,11 @@ def _train_bc(cfg: BCConfig, log: Any, device: torch.device, tb: TensorBoardLog)
     metrics["data"] = _data_dict(data, val_mask, train_idx, val_idx)
     log(f"training on {len(train_idx)} frames, validating on {len(val_idx)} ({int(val_mask.sum())} episodes)")
     trainer.fit(frames, labels, train_idx, val_idx, cfg.epochs, "bc", rng)
+    if not trainer.history:
+        raise NothingTrainedError(
+            f"no epoch completed: --max-minutes {cfg.max_minutes or 0:g} ran out after {collect_s:.0f} s of "
+            "data collection; no model written"
+        )
     log(f"behaviour cloning: best validation MSE {trainer.best_val:.5f}")
 
     if cfg.dagger:
@@ -846,11 +903,19 @@ def _train_bc(cfg: BCConfig, log: Any, device: torch.device, tb: TensorBoardLog)
         model_file=out.name,
     )
     _save_model(out, model, cfg, metrics, data, total_s, trainer.best_val)
-    write_loss_csv(out.parent / "loss.csv", trainer.history)
-    plot_losses(out.parent / "loss.png", trainer.history)
-    (out.parent / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2) + "\n")
+    losses_csv, losses_png, metrics_json = output_paths(cfg)[1:]
+    write_loss_csv(losses_csv, trainer.history)
+    plot_losses(losses_png, trainer.history)
+    write_text(metrics_json, json.dumps(_jsonable(metrics), indent=2) + "\n")
     log(f"wrote {out} ({total_s:.0f} s total: {collect_s:.0f} s data, {train_s:.0f} s training)")
     return metrics
+
+
+def _kept(out: Path | str, saved: Sequence[float]) -> str:
+    """What an interrupted run leaves: the last model it saved (the best so far), or nothing."""
+    if not saved:
+        return "no epoch completed, no model written"
+    return f"the best model so far (validation MSE {saved[-1]:.5f}) is in {out}, without its logs"
 
 
 def _save_model(
@@ -964,7 +1029,8 @@ def _jsonable(x: Any) -> Any:
 
 
 def write_loss_csv(path: Path, history: Sequence[EpochLog]) -> None:
-    with open(path, "w", newline="") as f:
+    """The losses per epoch as CSV, written atomically (`training.outputs.replacing`)."""
+    with replacing(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["epoch", "stage", "train_loss", "val_loss", "seconds", "lr"])
         for h in history:
@@ -1002,7 +1068,8 @@ def plot_losses(path: Path, history: Sequence[EpochLog]) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
 
 
@@ -1040,12 +1107,13 @@ def main(args: argparse.Namespace) -> int:
         device=args.device,
         views=ViewConfig(labels=args.view_labels),
         tensorboard=None if args.tensorboard is None else Path(args.tensorboard),
+        force=args.force,
         progress=not args.quiet,
         command=shlex.join(["camdrive", *sys.argv[1:]]),
     )
     if not 0.0 <= cfg.randomize <= 1.0 or not 0.0 <= cfg.default_look <= 1.0:
         print("camdrive train bc: error: --randomize and --default-look must be in 0..1", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     problem = check_limits(cfg)
     if problem is None and cfg.data is not None:
         problem = _data_problem(cfg.data)
@@ -1056,6 +1124,10 @@ def main(args: argparse.Namespace) -> int:
             problem = str(exc)
     if problem is not None:
         print(f"camdrive train bc: error: {problem}", file=sys.stderr)
-        return 2
-    train_bc(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    return 0
+        return exit_codes.BAD_INPUT
+    try:
+        train_bc(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except NothingTrainedError as exc:
+        print(f"camdrive train bc: error: {exc}", file=sys.stderr)
+        return exit_codes.FAILED
+    return exit_codes.OK
