@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -15,6 +16,7 @@ from agent.qnet import DQNDriver, QNet, load_qnet
 from training import cli
 from training.dqn import (
     DQNConfig,
+    NothingTrainedError,
     double_dqn_target,
     epsilon,
     load_training_state,
@@ -171,9 +173,11 @@ def test_resume_after_a_kill_restores_counters_and_weights(tmp_path):
     assert summary["global_step"] == 400
     # The replay buffer is refilled (learning_starts = 100 steps, 200 -> 300), then ~100 more updates.
     assert 95 <= summary["updates"] - counters["updates"] <= 105
-    # Resuming with another network would silently train something else: refused.
-    with pytest.raises(SystemExit, match="hidden"):
+    # Resuming with another network would silently train something else: refused before any work.
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match="cannot resume with different settings .*hidden"):
         train(pick_config(tmp_path, steps=500, hidden=32, resume=True))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 EVAL_KEYS = {"score_mph", "mean_speed_kmh", "collisions", "offroad", "runs"}
@@ -192,7 +196,7 @@ def test_eval_reports_the_documented_keys_for_baselines_and_a_dqn(tmp_path):
     cfg = DQNConfig(out=str(tmp_path / "dqn.safetensors"), action_mode="lane")
     save_model(cfg, QNet(5, 4, 33, 100), tmp_path / "dqn.safetensors", {})
     argv = ["eval", "--env", "traffic", "--model", cfg.out, "--episodes", "1", "--run-seconds", "2"]
-    assert cli.main([*argv, "--no-baselines", "--quiet", "--json", str(out)]) == 0
+    assert cli.main([*argv, "--no-baselines", "--quiet", "--json", str(out), "--force"]) == 0
     assert set(json.loads(out.read_text())) >= EVAL_KEYS
 
 
@@ -219,13 +223,13 @@ def test_traffic_eval_runs_the_baselines_in_the_models_action_mode(tmp_path):
     assert {r["action_mode"] for r in rows.values()} == {"lane"}
     # Built-in drivers alone: --action-mode chooses; the default stays steer.
     argv = ["eval", "--env", "traffic", "--model", "noop", "--episodes", "1", "--run-seconds", "1"]
-    assert cli.main([*argv, "--action-mode", "lane", "--quiet", "--json", str(out)]) == 0
+    assert cli.main([*argv, "--action-mode", "lane", "--quiet", "--json", str(out), "--force"]) == 0
     assert {r["action_mode"] for r in json.loads(out.read_text()).values()} == {"lane"}
-    assert cli.main([*argv, "--quiet", "--json", str(out)]) == 0
+    assert cli.main([*argv, "--quiet", "--json", str(out), "--force"]) == 0
     assert {r["action_mode"] for r in json.loads(out.read_text()).values()} == {"steer"}
-    # A mode that contradicts the model's own is an error, not a silent mismatch.
-    with pytest.raises(SystemExit, match="lane"):
-        cli.main(["eval", "--env", "traffic", "--model", cfg.out, "--action-mode", "steer", "--quiet"])
+    # A mode that contradicts the model's own is refused before driving, not a silent mismatch.
+    argv = ["eval", "--env", "traffic", "--model", cfg.out, "--action-mode", "steer", "--quiet"]
+    assert cli.main(argv) == 2
 
 
 def test_driver_keeps_its_window_and_exposes_q_values():
@@ -271,7 +275,7 @@ def test_checkpoints_are_picked_on_validation_seeds_apart_from_the_test_seeds(tm
 def train_dqn_argv(tmp_path, *extra: str) -> list[str]:
     """A `camdrive train dqn` command line that would be short if it ever started training."""
     out = tmp_path / "run" / "m.safetensors"
-    return ["train", "dqn", "--out", str(out), "--steps", "8", "--envs", "1", "--quiet", *extra]
+    return ["train", "dqn", "--out", str(out), "--steps", "8000", "--envs", "1", "--quiet", *extra]
 
 
 @pytest.mark.parametrize(
@@ -527,3 +531,78 @@ def test_an_unusable_device_or_tensorboard_exits_2_before_any_work(
     with pytest.raises(ValueError, match=message.split(":")[0]):
         train(pick_config(tmp_path / "lib", **{option[0][2:]: option[1]}))
     assert not (tmp_path / "lib").exists()
+
+
+# --- --out: an earlier run is never replaced silently -------------------------------------------------
+
+
+def files_in(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("existing", "extra", "message"),
+    [
+        ("m.train.safetensors", [], "holds the training state of an earlier run; continue it with --resume"),
+        ("m.safetensors", [], "m.safetensors: already exists; pass --force"),
+        ("m.csv", [], "m.csv already exists; pass --force"),
+        ("m.metrics.json", [], "m.metrics.json already exists; pass --force"),
+        ("m.train.safetensors", ["--resume", "--force"], "--resume continues the run in --out, --force"),
+        ("m.train.safetensors", ["--resume"], "cannot resume: not a readable training state"),
+        ("m.safetensors", ["--set", "learning_starts=8000"], "no gradient step would run"),
+    ],
+)
+def test_an_out_holding_an_earlier_run_is_refused_without_resume_or_force(
+    existing, extra, message, tmp_path, capsys, monkeypatch
+):
+    """A 20,000-step run's state must not be lost to a new 1,000-step one: one line, exit code 2, every
+    file as it was; --resume and --force exclude each other; a run that could never learn is refused."""
+    import training.dqn
+
+    monkeypatch.setattr(training.dqn, "train", lambda cfg: pytest.fail("training started"))
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / existing).write_bytes(b"an earlier run")
+    force = ["--force"] if "learning_starts" in " ".join(extra) else []
+    assert cli.main(train_dqn_argv(tmp_path, *extra, *force)) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert files_in(folder) == {existing: b"an earlier run"}
+
+
+def test_force_starts_a_new_run_with_nothing_of_the_old_one(tmp_path):
+    """--force removes the earlier run's model, state and logs first: a kill of the new run can never
+    leave the old state to be resumed into it."""
+    cfg = pick_config(tmp_path, steps=300, learning_starts=100, eval_runs=2, checkpoint_every=200)
+    for suffix in (".safetensors", ".train.safetensors", ".csv", ".png", ".metrics.json"):
+        cfg.path(suffix).write_bytes(b"an earlier run")
+
+    def kill_at_100(step: int) -> None:
+        if step >= 100:
+            raise SimulatedKillError
+
+    cfg.force = True
+    with pytest.raises(SimulatedKillError):
+        train(cfg, on_step=kill_at_100)
+    assert list(tmp_path.iterdir()) == []  # killed before its first log row and state: nothing older
+
+
+def test_a_run_that_made_no_gradient_step_fails_and_writes_no_model(tmp_path):
+    cfg = pick_config(tmp_path, steps=40, learning_starts=0, train_every=1000, eval_runs=1)
+    with pytest.raises(NothingTrainedError, match="no gradient step ran in 40 env steps"):
+        train(cfg)
+    assert not cfg.path(".safetensors").exists()
+
+
+def test_an_interrupted_run_says_what_resume_continues_from(tmp_path):
+    """Ctrl-C or SIGTERM (KeyboardInterrupt under `camdrive`) keeps the last training state and names
+    the step --resume continues from, for the one line `camdrive` prints."""
+    cfg = pick_config(tmp_path, steps=600, checkpoint_every=200, learning_starts=100)
+
+    def ctrl_c_at_300(step: int) -> None:
+        if step >= 300:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt, match=r"at step 300; .* --resume continues from step 200"):
+        train(cfg, on_step=ctrl_c_at_300)
+    assert not list(tmp_path.glob(".*tmp*")) and not list(tmp_path.glob("*.tmp"))

@@ -17,7 +17,14 @@ Files written (MODEL = --out):
   NOT saved (100k frames = 330 MB): on resume it is refilled with `learning_starts` fresh
   epsilon-greedy steps before updates restart.
   Envs restart from new episodes (seeds advanced by the resume count).
-- MODEL stem + `.csv` (log), `.png` (learning curve), `.metrics.json` (summary).
+- MODEL stem + `.csv` (log), `.png` (learning curve), `.metrics.json` (summary), as
+  `training.outputs.sidecar` names them for every trainer.
+
+An --out that holds any of these is refused unless `--resume` continues its run or `--force` starts a
+new one over it (removing the old files first, so no old training state can be resumed into the new
+run). A run whose settings allow no gradient step (`learning_starts` >= `steps`) is refused before it
+starts; one that still made none fails (exit code 1) and writes no model. Ctrl-C or SIGTERM stops it with
+what was written kept: the best model so far and the last training state, which `--resume` continues.
 - With `--tensorboard DIR`: the CSV's losses, epsilon, scores and steps/s as TensorBoard scalars
   (`TENSORBOARD_TAGS`), at each CSV row.
 
@@ -50,7 +57,6 @@ import contextlib
 import csv
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -69,6 +75,17 @@ import sim  # noqa: F401  (registers the envs)
 from agent.device import DEVICES, select_device
 from agent.qnet import ARCH, DQNDriver, QNet, param_count
 from sim.validation import check_at_least, check_choice, check_range
+from training import exit_codes
+from training.interrupts import saying_what_is_kept
+from training.outputs import (
+    OutputError,
+    check_output_file,
+    refuse_existing,
+    remove_stale_temps,
+    replacing,
+    sidecar,
+    write_text,
+)
 from training.replay import ReplayBuffer
 from training.tensorboard_log import TensorBoardLog, check_tensorboard
 
@@ -86,6 +103,14 @@ MAX_FRAME_SIDE = 4096
 """Largest camera width/height the simulator renders (sim.camera.CameraConfig)."""
 MAX_SEED = 2**32 - 1
 """Largest --seed: numpy and torch take it, with room for the resume offsets added to it."""
+
+
+SIDECARS = (".train.safetensors", ".csv", ".png", ".metrics.json")
+"""What a run writes beside its model, named after it (`training.outputs.sidecar`); the state first."""
+
+
+class NothingTrainedError(RuntimeError):
+    """The run made no gradient step: no model was written. Exit code 1."""
 
 
 @dataclass
@@ -165,6 +190,8 @@ class DQNConfig:
     updates without this."""
     resume: bool = False
     """Continue from the training state beside `out` (FileNotFoundError when there is none)."""
+    force: bool = False
+    """Start a new run over the files of an earlier one at `out` (refused otherwise, unless `resume`)."""
     device: str = "auto"
     """Torch device of networks, batches and Adam ("auto": CUDA when available); replay stays on the CPU."""
     tensorboard: str | None = None
@@ -205,7 +232,7 @@ class DQNConfig:
             check_at_least(name, getattr(self, name), 0, strict=True)
         for name in ("gamma", "eps_start", "eps_end", "eps_fraction"):
             check_range(name, getattr(self, name), 0.0, 1.0)
-        for name in ("dueling", "flush_denormal", "resume", "progress"):
+        for name in ("dueling", "flush_denormal", "resume", "force", "progress"):
             _check_bool(name, getattr(self, name))
         # The replay keeps a ring per env that must hold a whole window plus an n-step return.
         smallest = self.envs * (self.frames + self.n_step + 1)
@@ -218,8 +245,12 @@ class DQNConfig:
 
     # ------------------------------------------------------------------------------ derived paths
     def path(self, suffix: str) -> Path:
-        out = Path(self.out)
-        return out.with_name(out.name.removesuffix(".safetensors") + suffix)
+        """A file of the run beside the model, named after it."""
+        return sidecar(self.out, suffix)
+
+    def output_paths(self) -> list[Path]:
+        """Every file a run writes: the model, its training state and its logs."""
+        return [Path(self.out), *(self.path(suffix) for suffix in SIDECARS)]
 
     def env_options(self) -> dict[str, Any]:
         """Options a model needs at evaluation too (recorded in its metadata)."""
@@ -296,9 +327,10 @@ def _convert(kind: object, value: object) -> object:
 
 
 def check_ready(cfg: DQNConfig) -> torch.device:
-    """`cfg.validate()`, a device and TensorBoard directory this machine can use (ValueError), and with
-    `cfg.resume` the training state it continues from (FileNotFoundError when there is none):
-    everything a run can be refused for before it starts. Returns the device the run trains on.
+    """`cfg.validate()`, a device and TensorBoard directory this machine can use and an --out it may
+    write (ValueError; `check_outputs`), and with `cfg.resume` the training state it continues from
+    (FileNotFoundError when there is none): everything a run can be refused for before it starts.
+    Returns the device the run trains on.
 
     Why a missing state is an error: `--resume` means "continue the run that was killed". Starting from
     scratch instead would silently train again from step 0 (and overwrite MODEL), e.g. after a typo in
@@ -307,13 +339,43 @@ def check_ready(cfg: DQNConfig) -> torch.device:
     cfg.validate()
     device = select_device(cfg.device)
     check_tensorboard(cfg.tensorboard)
-    path = cfg.path(".train.safetensors")
-    if cfg.resume and not path.is_file():
+    check_outputs(cfg)
+    return device
+
+
+def check_outputs(cfg: DQNConfig) -> None:
+    """Refuse an --out whose files cannot be written, or that holds a run `cfg` would replace silently.
+
+    Why a training state is special: it is what a 20,000-step run can be resumed from, and a new
+    1,000-step run would overwrite it within minutes. Without --resume or --force, any file of an
+    earlier run (model, state, logs) is refused; --resume needs the state; the two are exclusive.
+    """
+    model, state, *logs = cfg.output_paths()
+    if cfg.resume and cfg.force:
+        raise ValueError("--resume continues the run in --out, --force replaces it: give one")
+    check_output_file(model, "--out", force=True)
+    for path in (state, *logs):
+        check_output_file(path, f"--out {model}, file", force=True)
+    if cfg.resume and not state.is_file():
         raise FileNotFoundError(
-            f"cannot resume: no training state {path} (a run writes it every checkpoint_every env "
+            f"cannot resume: no training state {state} (a run writes it every checkpoint_every env "
             "steps beside its model); start without --resume (resume=False) for a new run"
         )
-    return device
+    if cfg.resume:
+        _check_resume_config(state, cfg)
+        return
+    if not cfg.force and state.exists():
+        raise OutputError(
+            f"--out {model}: {state} holds the training state of an earlier run; continue it with "
+            "--resume or replace it with --force"
+        )
+    if not cfg.force:
+        refuse_existing([model, *logs], "--out", model)
+    if cfg.learning_starts >= cfg.steps:
+        raise ValueError(
+            f"no gradient step would run: learning_starts ({cfg.learning_starts}) collection steps come "
+            f"first, and the run has {cfg.steps} steps; give more --steps or --set learning_starts=N"
+        )
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -487,15 +549,20 @@ def _check_resume_config(path: Path, cfg: DQNConfig) -> None:
     """Refuse to resume a run with a different task or network (it would silently train something else)."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        saved = json.loads(f.metadata()["camdrive_train"])["config"]
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            saved = json.loads(f.metadata()["camdrive_train"])["config"]
+    except Exception as e:  # safetensors raises its own errors for a corrupt file
+        raise ValueError(f"{path}: cannot resume: not a readable training state ({e})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: cannot resume: its config is not a JSON object")
     diff = [
         f"{k}: saved {saved.get(k)!r}, now {getattr(cfg, k)!r}"
         for k in RESUME_MUST_MATCH
         if saved.get(k) != getattr(cfg, k)
     ]
     if diff:
-        raise SystemExit(f"{path}: cannot resume with different settings ({'; '.join(diff)})")
+        raise ValueError(f"{path}: cannot resume with different settings ({'; '.join(diff)})")
 
 
 def save_model(cfg: DQNConfig, q: QNet, path: Path, extra: dict[str, Any]) -> None:
@@ -540,7 +607,8 @@ def plot_curve(cfg: DQNConfig, rows: list[dict[str, Any]], baselines: dict[str, 
     ax.set_title(f"DQN {cfg.env} {cfg.action_mode}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(cfg.path(".png"), dpi=100)
+    with replacing(cfg.path(".png")) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -549,13 +617,31 @@ def train(cfg: DQNConfig, on_step: Callable[[int], None] | None = None) -> dict[
     """Run DQN as configured; returns the summary also written to the metrics JSON.
 
     `on_step(global_step)` is called after every vector step (tests use it to simulate a kill).
-    Raises ValueError for a bad setting (or a device or TensorBoard directory this machine cannot use)
-    and FileNotFoundError when `cfg.resume` finds no training state (`check_ready`), both before
-    anything is built or written. The TensorBoard writer is closed however the run ends.
+    Raises ValueError for a bad setting (or a device, TensorBoard directory or --out this machine cannot
+    use, or an --out holding an earlier run) and FileNotFoundError when `cfg.resume` finds no training
+    state (`check_ready`), both before anything is built or written; NothingTrainedError when no
+    gradient step ran (no model is written then). The TensorBoard writer and the envs are closed however
+    the run ends; a KeyboardInterrupt propagates with a message saying what it kept.
     """
     device = check_ready(cfg)
-    with contextlib.ExitStack() as closing:
-        return _train(cfg, device, closing, on_step)
+    for path in cfg.output_paths():
+        remove_stale_temps(path)
+        if cfg.force:  # a new run: nothing of the old one may be resumed into it or mistaken for it
+            path.unlink(missing_ok=True)
+    progress: dict[str, Any] = {"step": 0, "state_step": None}
+    with contextlib.ExitStack() as closing, saying_what_is_kept(lambda: _kept(cfg, progress)):
+        return _train(cfg, device, closing, on_step, progress)
+
+
+def _kept(cfg: DQNConfig, progress: dict[str, Any]) -> str:
+    """What an interrupted run leaves behind, for the one line `camdrive` prints."""
+    model = f"the best model so far is in {cfg.out}" if Path(cfg.out).exists() else "no model written yet"
+    if progress["state_step"] is None:
+        return f"at step {progress['step']}; {model}; no training state written yet, nothing to resume"
+    return (
+        f"at step {progress['step']}; {model}; --resume continues from step {progress['state_step']} "
+        f"({cfg.path('.train.safetensors')})"
+    )
 
 
 def _train(
@@ -563,8 +649,10 @@ def _train(
     device: torch.device,
     closing: contextlib.ExitStack,
     on_step: Callable[[int], None] | None,
+    progress: dict[str, Any],
 ) -> dict[str, Any]:
-    """`train` once the run is accepted; what needs closing at any exit goes on `closing`."""
+    """`train` once the run is accepted; what needs closing at any exit goes on `closing`. `progress`
+    tells the caller the step reached and the step of the last training state written."""
     torch.set_num_threads(cfg.threads)
     torch.set_flush_denormal(cfg.flush_denormal)
     state_path = cfg.path(".train.safetensors")
@@ -592,11 +680,11 @@ def _train(
         "train_seconds": 0.0,
     }
     resumed_from = None
-    if cfg.resume:  # the state file exists: checked above
-        _check_resume_config(state_path, cfg)
+    if cfg.resume:  # the state file exists and matches cfg: checked above
         counters = load_training_state(state_path, q, target, opt, rng)
         counters["resumes"] += 1
         resumed_from = counters["global_step"]
+        progress["state_step"] = resumed_from
     rows: list[dict[str, Any]] = []
     if resumed_from is not None and cfg.path(".csv").exists():
         with open(cfg.path(".csv")) as f:
@@ -611,6 +699,7 @@ def _train(
 
     # Envs and replay. Training seeds stay below 1_000_000 (evaluation's range).
     envs = make_vector_env(cfg)
+    closing.callback(envs.close)  # also when Ctrl-C or SIGTERM stops the run: no worker left behind
     buffer = ReplayBuffer(
         cfg.buffer_size,
         (h, w),
@@ -653,6 +742,7 @@ def _train(
         counters["train_seconds"] += time.time() - checkpoint.mark
         checkpoint.mark = time.time()
         save_training_state(state_path, q, target, opt, counters, cfg, rng)
+        progress["state_step"] = counters["global_step"]
 
     checkpoint.mark = time.time()
 
@@ -691,7 +781,7 @@ def _train(
                 episode_speed[e], episode_return[e] = [], 0.0
             counters["global_step"] += 1
             collected_since_start += 1
-        step = counters["global_step"]
+        step = progress["step"] = counters["global_step"]
 
         # 3. Learn: Double DQN on a replay batch, Huber loss, clipped gradients.
         while step >= next_train:
@@ -726,7 +816,7 @@ def _train(
         if next_eval is not None and step >= next_eval:
             next_eval += cfg.eval_every
             last_eval = evaluate(cfg, q, cfg.eval_runs)
-            if _is_better(last_eval, counters):
+            if counters["updates"] and _is_better(last_eval, counters):  # an untrained net is no model
                 _set_best(last_eval, step, counters)
                 save_model(
                     cfg, q, Path(cfg.out), {"best_step": step, "eval": last_eval, "device": str(device)}
@@ -772,6 +862,11 @@ def _train(
     step = counters["global_step"]
     loop_steps_per_s = (step - step0) / max(time.time() - t0, 1e-9)
 
+    if not counters["updates"]:
+        raise NothingTrainedError(
+            f"no gradient step ran in {step} env steps (learning_starts {cfg.learning_starts}, "
+            f"train_every {cfg.train_every}); no model written"
+        )
     # Final evaluation, model, state, log, curve, metrics.
     final = evaluate(cfg, q, cfg.eval_runs)
     if _is_better(final, counters) or not Path(cfg.out).exists():
@@ -823,8 +918,7 @@ def _train(
         "param_count": param_count(q),
         "config": asdict(cfg),
     }
-    with open(cfg.path(".metrics.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
+    write_text(cfg.path(".metrics.json"), json.dumps(summary, indent=2, default=str))
     return summary
 
 
@@ -868,21 +962,21 @@ def _number(text: str) -> float | int | str:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The log so far, rewritten atomically (`training.outputs.replacing`) at every row."""
     keys = list(rows[0].keys())
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with replacing(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def main(args: argparse.Namespace) -> int:
     """`camdrive train dqn`.
 
-    Settings are applied and checked before anything runs: a bad value, an unknown key, or --resume
-    with no training state prints one line to stderr and exits 2 (argparse's code for bad usage),
-    without a traceback and before the minutes-long baseline evaluation.
+    Settings are applied and checked before anything runs: a bad value, an unknown key, an --out that
+    cannot be written or holds an earlier run, or --resume with no training state prints one line to
+    stderr and exits 2 (argparse's code for bad usage), without a traceback and before the minutes-long
+    baseline evaluation. A run that made no gradient step exits 1.
     """
     cfg = DQNConfig(
         out=args.out,
@@ -894,6 +988,7 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         eval_every=args.eval_every,
         resume=args.resume,
+        force=args.force,
         threads=args.threads,
         device=args.device,
         tensorboard=args.tensorboard,
@@ -905,9 +1000,13 @@ def main(args: argparse.Namespace) -> int:
         check_ready(cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"camdrive train dqn: {exc}", file=sys.stderr)
-        return 2
-    summary = train(cfg)
+        return exit_codes.BAD_INPUT
+    try:
+        summary = train(cfg)
+    except NothingTrainedError as exc:
+        print(f"camdrive train dqn: error: {exc}", file=sys.stderr)
+        return exit_codes.FAILED
     print(
         json.dumps({k: summary[k] for k in ("out", "global_step", "best_score", "final_eval")}, default=str)
     )
-    return 0
+    return exit_codes.OK
