@@ -233,6 +233,17 @@ def test_bench_command_writes_json(fake_env_id, monkeypatch, tmp_path, capsys):
     assert {"python", "numpy", "platform", "cpu_count"} <= set(doc["machine"])
     assert doc["results"][0]["env_id"] == fake_env_id
     assert doc["vector_results"] == [] and doc["settings"]["vector"] == []
+    # A second run does not replace the numbers without --force (refused before measuring), then does.
+    argv = ["bench", "--steps", "2", "--no-carracing", "--json", str(out)]
+    before = out.read_bytes()
+    assert exit_code(argv) == 2 and out.read_bytes() == before
+    assert (
+        capsys.readouterr().err
+        == f"camdrive bench: --json {out}: already exists; pass --force to replace it\n"
+    )
+    assert exit_code([*argv, "--force"]) == 0
+    assert json.loads(out.read_text())["settings"]["steps"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # no temporary file left
 
 
 @pytest.fixture

@@ -124,8 +124,8 @@ def eval_cli(argv: list[str]) -> int:
 
 
 def assert_refused(argv: list[str], capsys, *needles: str) -> str:
-    """`camdrive eval argv` fails with exit code 1 and one stderr line holding every needle."""
-    assert eval_cli(argv) == 1
+    """`camdrive eval argv` is refused (exit code 2) with one stderr line holding every needle."""
+    assert eval_cli(argv) == 2
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert "Traceback" not in err
@@ -211,8 +211,24 @@ def test_models_in_their_own_env_and_built_in_drivers_in_both_are_accepted(tmp_p
         (["--km", "inf"], "--km must be a finite distance > 0, got inf"),
         (["--km", "nan"], "--km must be a finite distance > 0, got nan"),
         (["--seed", "-1"], "--seed must be >= 0"),
-        (["--json", "/no/such/dir/eval.json"], "--json /no/such/dir/eval.json: no such directory"),
+        (
+            ["--json", "/proc/no/such/eval.json"],
+            "--json /proc/no/such/eval.json: cannot create /proc/no/such",
+        ),
+        (["--json", "/proc/eval.json"], "--json /proc/eval.json: cannot write in /proc"),
     ],
 )
 def test_out_of_range_numbers_are_refused_before_driving(argv, message, capsys):
     assert_refused(["--episodes", "1", *argv], capsys, message)
+
+
+def test_an_existing_json_file_is_replaced_only_with_force(tmp_path, capsys):
+    """Refused before driving, the file untouched; with --force replaced by the results."""
+    out = tmp_path / "eval.json"
+    out.write_bytes(b"earlier results\n")
+    argv = ["--model", "noop", "--env", "lane", "--km", "0.01", "--json", str(out)]
+    assert_refused(argv, capsys, f"--json {out}: already exists; pass --force")
+    assert out.read_bytes() == b"earlier results\n"
+    assert eval_cli([*argv, "--force"]) == 0
+    assert json.loads(out.read_text())["driver"] == "noop"
+    assert [p.name for p in tmp_path.iterdir()] == ["eval.json"]  # no temporary file left

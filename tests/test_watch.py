@@ -307,3 +307,56 @@ def test_dqn_shows_its_q_values(tmp_path, capsys):
     greedy_green = [60, 200, 90]
     assert (dqn[panel][..., :3] == greedy_green).all(axis=-1).sum() > 100
     assert (expert[panel][..., :3] == greedy_green).all(axis=-1).sum() == 0
+
+
+# ------------------------------------------------------------------------------ outputs and stopping
+SMALL = ["--width", "320", "--height", "200"]
+
+
+def test_an_existing_video_or_screenshot_is_replaced_only_with_force(tmp_path, capsys):
+    for option, name in (("--video", "clip.mp4"), ("--screenshot", "shot.png")):
+        target = tmp_path / name
+        target.write_bytes(b"the user's own file")
+        argv = ["watch", "--model", "expert", "--frames", "3", "--fps", "0", *SMALL, option, str(target)]
+        assert run_cli(argv) == 2
+        err = capsys.readouterr().err
+        assert (
+            err == f"camdrive watch: error: {option} {target}: already exists; pass --force to replace it\n"
+        )
+        assert target.read_bytes() == b"the user's own file"
+        assert run_cli([*argv, "--force"]) == 0
+        assert target.read_bytes() != b"the user's own file"
+    assert iio.imread(tmp_path / "clip.mp4").shape[0] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "shot.png"]  # no temporary file
+
+
+def test_without_a_screen_the_video_never_replaces_a_file(monkeypatch, tmp_path, capsys):
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("training.play.sys.platform", "linux")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "camdrive-watch.mp4").write_bytes(b"an earlier video")
+    assert run_cli(["watch", "--model", "expert", "--frames", "2", *SMALL]) == 0
+    assert "writing a video to camdrive-watch-2.mp4" in capsys.readouterr().err
+    assert (tmp_path / "camdrive-watch.mp4").read_bytes() == b"an earlier video"
+    assert iio.imread(tmp_path / "camdrive-watch-2.mp4").shape[0] == 2
+
+
+def test_sigterm_while_writing_a_video_keeps_the_frames_so_far(monkeypatch, tmp_path, capsys):
+    """SIGTERM (as `kill` sends it) at the 5th frame: exit code 130, one line, a playable 5-frame video."""
+    import os
+    import signal
+
+    add = watch.VideoWriter.add
+
+    def add_then_sigterm(writer, frame):
+        add(writer, frame)
+        if writer.frames == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(watch.VideoWriter, "add", add_then_sigterm)
+    video = tmp_path / "clip.mp4"
+    assert run_cli(["watch", "--model", "expert", "--frames", "50", *SMALL, "--video", str(video)]) == 130
+    assert capsys.readouterr().err == f"camdrive watch: interrupted; kept the 5 frames so far as {video}\n"
+    assert iio.imread(video).shape[0] == 5
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]

@@ -38,6 +38,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from training import exit_codes
+from training.outputs import OutputError, check_output_file, remove_stale_temps, write_text
+
 CAMDRIVE_ENV_IDS: tuple[str, ...] = ("camdrive/LaneKeep-v0", "camdrive/Traffic-v0")
 REFERENCE_ENV_ID = "CarRacing-v3"
 RESETS = 20
@@ -472,14 +475,17 @@ def _progress_bar(total: int) -> tuple[PhaseHook, Callable[[], None]]:
 
 
 def main(args: argparse.Namespace) -> int:
-    """`camdrive bench`. Exit code 1 if a camdrive environment is not registered."""
+    """`camdrive bench`. Exit code 1 if a camdrive environment is not registered, 2 for a bad option or
+    --json path (refused before measuring, not after minutes of it)."""
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     importlib.import_module("sim")  # registers the camdrive/* environments
     try:
         sizes = parse_vector_sizes(args.vector)
-    except ValueError as error:
+        if args.json:
+            check_output_file(args.json, "--json", force=getattr(args, "force", False))
+    except (ValueError, OutputError) as error:
         print(f"camdrive bench: {error}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     phases = (3 + len(sizes)) * len(CAMDRIVE_ENV_IDS) + (0 if args.no_carracing else 3) + args.first_step
     options = dict(args.option or [])
     hook, close = _progress_bar(phases)
@@ -497,7 +503,7 @@ def main(args: argparse.Namespace) -> int:
         )
     except ValueError as error:  # a bad --option: the env names the option and its allowed range
         print(f"camdrive bench: {error}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     finally:
         close()
     print(format_report(report))
@@ -510,8 +516,7 @@ def main(args: argparse.Namespace) -> int:
             "machine": machine_info(),
             **report,
         }
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=2, default=repr)
-            f.write("\n")
+        remove_stale_temps(args.json)
+        write_text(args.json, json.dumps(document, indent=2, default=repr) + "\n")
     missing = [s["env_id"] for s in report["skipped"] if s["env_id"] in CAMDRIVE_ENV_IDS]
-    return 1 if missing else 0
+    return exit_codes.FAILED if missing else exit_codes.OK

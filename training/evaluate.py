@@ -30,15 +30,17 @@ import numpy as np
 from agent.baselines import BUILTIN, load_driver, model_env_options
 from agent.driver import Driver
 from sim import ENV_IDS  # importing sim registers the camdrive environments
+from training import exit_codes
+from training.outputs import OutputError, check_output_file, remove_stale_temps, write_text
 
 INTERVENTION_OFFSET_M = 1.0
 INTERVENTION_COST_S = 6.0
 """NVIDIA's assumption: each intervention costs six seconds of human driving."""
 MPH = 2.2369363
 PROG = "camdrive eval"
-ERROR_EXIT = 1
-"""Exit code of a bad argument or model file: the code the --action-mode check's SystemExit has always
-given, so every refusal of `camdrive eval` exits the same way."""
+ERROR_EXIT = exit_codes.BAD_INPUT
+"""Exit code of a bad argument, output path or model file, refused before any driving (the convention
+of every command, `training.exit_codes`)."""
 
 
 class EvalError(Exception):
@@ -201,7 +203,7 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         return run(args)
-    except (EvalError, CheckpointError) as e:
+    except (EvalError, CheckpointError, OutputError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return ERROR_EXIT
 
@@ -224,8 +226,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise EvalError(f"--km must be a finite distance > 0, got {args.km:g}")
     if args.seed < 0:
         raise EvalError(f"--seed must be >= 0 (gymnasium seeds are non-negative), got {args.seed}")
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise EvalError(f"--json {args.json}: no such directory {Path(args.json).resolve().parent}")
+    if args.json:  # checked now, not after the whole evaluation has run
+        check_output_file(args.json, "--json", force=getattr(args, "force", False))
 
 
 def env_option_problem(option: str, value: object) -> str | None:
@@ -282,8 +284,8 @@ def run(args: argparse.Namespace) -> int:
     action_mode = getattr(args, "action_mode", None)
     trained_mode = model_options.get("action_mode")
     if action_mode is not None and trained_mode is not None and trained_mode != action_mode:
-        raise SystemExit(
-            f"{PROG}: error: --action-mode {action_mode} contradicts {args.model}, which was trained in "
+        raise EvalError(
+            f"--action-mode {action_mode} contradicts {args.model}, which was trained in "
             f"{trained_mode!r} mode"
         )
     rows = []
@@ -334,9 +336,9 @@ def run(args: argparse.Namespace) -> int:
     print(_table(rows, keys))
     if args.json:
         payload = rows[0][1] if len(rows) == 1 else {name: r for name, r in rows}
-        with open(args.json, "w") as f:
-            json.dump(payload, f, indent=2)
-    return 0
+        remove_stale_temps(args.json)
+        write_text(args.json, json.dumps(payload, indent=2))
+    return exit_codes.OK
 
 
 def baseline_env_options(model_options: dict[str, Any], action_mode: str | None = None) -> dict[str, Any]:

@@ -26,7 +26,9 @@ import gymnasium as gym
 import numpy as np
 
 import sim  # noqa: F401  (registers the envs, so Minari can record the env spec)
+from training import exit_codes
 from training.demos import DemoError, iter_episodes, list_files
+from training.outputs import OutputError, check_output_dir
 
 
 def export_minari(directory: Path, dataset_id: str, root: Path | None = None, *, jpeg: bool = False) -> int:
@@ -116,17 +118,32 @@ def reset_seed(meta: dict[str, Any]) -> int | None:
     return None if seed is None else int(seed)
 
 
+def check_ready(args: argparse.Namespace) -> Path | None:
+    """The --root to export to; DemoError, OutputError or ImportError for what makes the export
+    impossible (no such DIR, a --root that cannot be written, no Minari), before any file is read."""
+    root = check_output_dir(args.root, "--root") if args.root else None
+    list_files(Path(args.directory))
+    import minari  # noqa: F401
+
+    return root
+
+
 def main(args: argparse.Namespace) -> int:
-    """`camdrive export`: 0 on success, 1 with a one-line message on stderr otherwise."""
+    """`camdrive export`: 0 on success; 2 when refused before any work (no Minari, no such DIR, a bad
+    --root), 1 when the export itself failed; a one-line message on stderr either way."""
     try:
-        root = Path(args.root) if args.root else None
-        n = export_minari(Path(args.directory), args.minari, root, jpeg=args.jpeg)
+        root = check_ready(args)
     except ImportError:
         print("camdrive export: error: Minari is not installed: pip install -e '.[minari]'", file=sys.stderr)
-        return 1
+        return exit_codes.BAD_INPUT
+    except (DemoError, OutputError) as err:
+        print(f"camdrive export: error: {err}", file=sys.stderr)
+        return exit_codes.BAD_INPUT
+    try:
+        n = export_minari(Path(args.directory), args.minari, root, jpeg=args.jpeg)
     except (ValueError, DemoError) as err:
         print(f"camdrive export: error: {err}", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     how = "JPEG-encoded frames (lossy)" if args.jpeg else "frames as recorded (lossless)"
     print(f"exported {n} episodes to Minari dataset {args.minari}, {how}")
-    return 0
+    return exit_codes.OK

@@ -56,11 +56,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from training import exit_codes
+from training.interrupts import saying_what_is_kept
+from training.outputs import OutputError, check_output_dir, write_text
 from training.tensorboard_log import TensorBoardLog, check_tensorboard
 
 PROG = "camdrive train rllib"
 MISSING_RAY = f"{PROG}: Ray RLlib is not installed: pip install -e '.[rllib]'"
-ARG_ERROR, RUN_ERROR = 2, 1
+ARG_ERROR, RUN_ERROR = exit_codes.BAD_INPUT, exit_codes.FAILED
 ENV_NAME = "camdrive-rllib"
 """Name the envs are registered under with Ray (one creator for both, the env id in its env_config)."""
 TRAFFIC_OPTIONS: dict[str, Any] = {"camera_width": 100, "camera_height": 33, "grayscale": True}
@@ -117,9 +120,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise ArgError(str(e)) from None
     if args.resume and args.force:
         raise ArgError("--resume continues the run in --out, --force replaces it: give one")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ArgError(f"--out {out}: not a directory")
+    try:
+        out = check_output_dir(args.out, "--out")
+    except OutputError as e:
+        raise ArgError(str(e)) from None
     if args.resume:
         state = read_state(out)
         for key in ("algo", "env"):
@@ -222,7 +226,7 @@ def save_checkpoint(algo: Any, out: Path, state: dict[str, Any]) -> None:
         current.rename(old)
     new.rename(current)
     shutil.rmtree(old, ignore_errors=True)
-    (out / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+    write_text(out / "state.json", json.dumps(state, indent=2) + "\n")
 
 
 def export_policy(algo: Any, args: argparse.Namespace, path: Path, env_steps: int) -> Path:
@@ -334,7 +338,11 @@ def train(args: argparse.Namespace) -> int:
             algo.restore(str((out / "checkpoint").resolve()))
         steps = int(state.get("env_steps", 0))
         purge = steps if args.resume else None  # a resumed run drops what the killed one logged after
-        with (out / "metrics.jsonl").open("a") as log, TensorBoardLog(args.tensorboard, purge) as board:
+        with (
+            (out / "metrics.jsonl").open("a") as log,
+            TensorBoardLog(args.tensorboard, purge) as board,
+            saying_what_is_kept(lambda: _kept(out)),
+        ):
             while not done(args, state["iteration"], steps):
                 start = time.perf_counter()
                 result = algo.train()
@@ -359,6 +367,18 @@ def train(args: argparse.Namespace) -> int:
     finally:
         ray.shutdown()
     return 0
+
+
+def _kept(out: Path) -> str:
+    """What an interrupted run leaves for --resume: the iteration of the state.json on disk, which is
+    written after its checkpoint."""
+    try:
+        iteration = json.loads((out / "state.json").read_text())["iteration"]
+    except (OSError, ValueError, KeyError, TypeError):
+        iteration = None
+    if not iteration:
+        return "no iteration completed, no checkpoint written"
+    return f"--resume continues from the checkpoint of iteration {iteration} in {out}"
 
 
 def done(args: argparse.Namespace, iteration: int, env_steps: int) -> bool:

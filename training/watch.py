@@ -23,12 +23,16 @@ a centred horizontal band of the window's camera view, and the saliency is drawn
 DQN the Q-value of each action is shown as bars.
 
 Video. `--video FILE` renders without a window (SDL's dummy driver) and writes every displayed frame,
-overlays included: one env step per frame, so the video plays in real time at the control rate.
+overlays included: one env step per frame, so the video plays in real time at the control rate. The
+file appears only when complete (written beside it, then renamed); an existing one is replaced only
+with `--force`, and without a screen and without `--video` the video gets a name no file has. Ctrl-C
+or SIGTERM ends the video early: the frames so far are kept as FILE.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -39,7 +43,17 @@ import gymnasium as gym
 import numpy as np
 
 from sim import ENV_IDS  # importing sim registers the camdrive environments
+from training import exit_codes
 from training.evaluate import autonomy_pct, env_option_problem
+from training.interrupts import interruption
+from training.outputs import (
+    OutputError,
+    check_output_dir,
+    check_output_file,
+    remove_stale_temps,
+    replacing,
+    temp_path,
+)
 from training.play import MIN_SIZE, display_problem
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -304,6 +318,11 @@ class TakeoverRecorder:
         if self._writer is not None:
             self._close(terminated, truncated)
 
+    def interrupted(self) -> None:
+        """Ctrl-C or SIGTERM: save the stretch being driven so far as a partial file."""
+        if self._writer is not None:
+            self._writer.checkpoint()
+
     def _open(self) -> None:
         from training.demos import EpisodeWriter
 
@@ -330,20 +349,26 @@ class TakeoverRecorder:
 
 # ------------------------------------------------------------------------------------------ video
 class VideoWriter:
-    """Frames to an mp4 (H.264 through imageio-ffmpeg's bundled ffmpeg) or a GIF, at a fixed rate."""
+    """Frames to an mp4 (H.264 through imageio-ffmpeg's bundled ffmpeg) or a GIF, at a fixed rate.
+
+    The frames go to a hidden file beside `path` that `close` renames to `path`: a video that is
+    being written, or whose writing failed, never stands where a finished one is expected.
+    """
 
     def __init__(self, path: str | os.PathLike[str], fps: float) -> None:
         import imageio.v2 as imageio
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path)
+        self._tmp = temp_path(self.path)  # keeps the suffix, from which imageio picks the format
         self.frames = 0
         if self.path.suffix.lower() == ".gif":
-            self._writer = imageio.get_writer(self.path, mode="I", duration=1000.0 / fps, loop=0)
+            self._writer = imageio.get_writer(self._tmp, mode="I", duration=1000.0 / fps, loop=0)
         else:
             # macro_block_size 8: 960x600 (600 = 75 * 8) is encoded as it is, not padded to 16.
             self._writer = imageio.get_writer(
-                self.path, fps=fps, codec="libx264", quality=7, macro_block_size=8, pixelformat="yuv420p"
+                self._tmp, fps=fps, codec="libx264", quality=7, macro_block_size=8, pixelformat="yuv420p"
             )
 
     def add(self, frame: np.ndarray) -> None:
@@ -351,7 +376,32 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> None:
-        self._writer.close()
+        """Finish the file and put it at `path`."""
+        try:
+            self._writer.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+
+    def discard(self) -> None:
+        """Stop writing and leave no file."""
+        try:
+            with contextlib.suppress(Exception):  # an encoder already gone: the file is dropped anyway
+                self._writer.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def keep_partial(self) -> str:
+        """After Ctrl-C or SIGTERM: keep the frames written so far as the video; says what was kept."""
+        if not self.frames:
+            self.discard()
+            return "no video written"
+        try:
+            self.close()
+        except Exception as e:  # the encoder died with the signal (a whole process group was stopped)
+            return f"the video could not be finished ({type(e).__name__}); none written"
+        return f"kept the {self.frames} frames so far as {self.path}"
 
 
 # ------------------------------------------------------------------------------------------ command
@@ -381,6 +431,31 @@ def check_args(args: argparse.Namespace) -> None:
         raise WatchError(f"--seed must be >= 0 (gymnasium seeds are non-negative), got {args.seed}")
     if args.seconds is not None and not args.seconds > 0:
         raise WatchError(f"--seconds must be > 0, got {args.seconds}")
+    check_outputs(args)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """OutputError for a --video, --screenshot or --record that cannot be written, or for an existing
+    video or screenshot without --force: found before a model is loaded, not after the drive."""
+    force = getattr(args, "force", False)
+    if args.video:
+        check_output_file(args.video, "--video", force=force)
+    if args.screenshot:
+        check_output_file(args.screenshot, "--screenshot", force=force)
+    if args.record:
+        check_output_dir(args.record, "--record")
+
+
+def default_video(force: bool) -> str:
+    """The video to write when there is no screen and no --video: DEFAULT_VIDEO, or with a number
+    added when that name is taken (replaced only with --force: the user never named that file)."""
+    path = Path(DEFAULT_VIDEO)
+    n = 1
+    while not force and (path.exists() or path.is_symlink()):
+        n += 1
+        path = Path(f"{Path(DEFAULT_VIDEO).stem}-{n}{Path(DEFAULT_VIDEO).suffix}")
+    check_output_file(path, "the video", force=force)
+    return str(path)
 
 
 def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
@@ -390,15 +465,15 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
         check_args(args)
         spec = resolve_model(args.model)
         env_id, options, has_memory = model_env(spec, args.env)
-    except WatchError as e:
+        video = args.video
+        if video is None:
+            problem = display_problem("camdrive watch")
+            if problem:
+                video = default_video(getattr(args, "force", False))
+                print(f"{prog}: {problem}\n{prog}: writing a video to {video} instead", file=sys.stderr)
+    except (WatchError, OutputError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    video = args.video
-    if video is None:
-        problem = display_problem("camdrive watch")
-        if problem:
-            video = DEFAULT_VIDEO
-            print(f"{prog}: {problem}\n{prog}: writing a video to {video} instead", file=sys.stderr)
+        return exit_codes.BAD_INPUT
     if video is not None:
         os.environ["SDL_VIDEODRIVER"] = "dummy"  # render off screen; nothing is shown
 
@@ -418,7 +493,7 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
         env = gym.make(env_id, **{**options, "control_hz": hz})
     except (CheckpointError, ValueError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     human = HumanInput(env.action_space)
     driver = TakeoverDriver(model, human, quiet_seconds=args.quiet)
     learned = model if hasattr(model, "model") else None
@@ -465,24 +540,31 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
             viewer.open()
         except DisplayUnavailableError as e:
             print(f"{prog}: {e}. {display_problem(prog) or 'Is a display available?'}", file=sys.stderr)
-            return 1
+            return exit_codes.FAILED
         max_frames = args.frames
-        if video is not None:
-            writer = VideoWriter(video, hz)
-            seconds = args.seconds if args.seconds is not None else DEFAULT_VIDEO_SECONDS
-            max_frames = max_frames or max(1, int(round(seconds * hz)))
-            start = time.perf_counter()
-            stats = viewer.run(max_frames=max_frames, after_frame=lambda v: writer.add(v.frame_rgb()))
-            writer.close()
-            print(
-                f"wrote {video}: {writer.frames} frames at {hz:g} fps "
-                f"({writer.frames / hz:.1f} s of driving) in {time.perf_counter() - start:.1f} s"
-            )
-        else:
-            stats = viewer.run(max_frames=max_frames, max_seconds=args.seconds)
+        try:
+            if video is not None:
+                writer = VideoWriter(video, hz)
+                seconds = args.seconds if args.seconds is not None else DEFAULT_VIDEO_SECONDS
+                max_frames = max_frames or max(1, int(round(seconds * hz)))
+                start = time.perf_counter()
+                stats = viewer.run(max_frames=max_frames, after_frame=lambda v: writer.add(v.frame_rgb()))
+                writer.close()
+                print(
+                    f"wrote {video}: {writer.frames} frames at {hz:g} fps "
+                    f"({writer.frames / hz:.1f} s of driving) in {time.perf_counter() - start:.1f} s"
+                )
+            else:
+                stats = viewer.run(max_frames=max_frames, max_seconds=args.seconds)
+        except BaseException as error:
+            if interruption(error) is not None:
+                raise KeyboardInterrupt(_keep_partial(writer, recorder)) from None
+            if writer is not None:
+                writer.discard()
+            raise
         if args.screenshot:
-            Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
-            viewer.save_screenshot(args.screenshot)
+            with replacing(args.screenshot) as tmp:
+                viewer.save_screenshot(tmp)
             print(f"screenshot saved to {args.screenshot}")
     finally:
         viewer.close()
@@ -497,6 +579,18 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
     if recorder is not None:
         print(f"{len(recorder.saved)} takeover(s) recorded in {args.record}")
     return 0
+
+
+def _keep_partial(writer: VideoWriter | None, recorder: TakeoverRecorder | None) -> str:
+    """Ctrl-C or SIGTERM during the drive: keep the video so far and the stretch being driven; the
+    words say what was kept, for the one line `camdrive` prints."""
+    kept = []
+    if writer is not None:
+        kept.append(writer.keep_partial())
+    if recorder is not None:
+        recorder.interrupted()
+        kept.append(f"{len(recorder.saved)} takeover(s) recorded in {recorder.directory}")
+    return "; ".join(kept)
 
 
 def describe_action(action: Any) -> str:
