@@ -39,6 +39,9 @@ METADATA_KEY = "camdrive"
 FORMAT = "camdrive-model"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
+MAX_METADATA_CHARS = 1_000_000
+"""A model's metadata is a few kB; parsing megabytes of JSON (every command reads it several times)
+takes seconds and serves no model."""
 
 
 class CheckpointError(Exception):
@@ -128,6 +131,10 @@ def _parse_json(path: Path, text: str) -> dict[str, Any]:
     Besides malformed JSON, Python's parser raises ValueError for a number of more than 4300 digits and
     RecursionError for arrays nested thousands deep: both are just bad metadata.
     """
+    if len(text) > MAX_METADATA_CHARS:
+        raise CheckpointError(
+            path, f"metadata is {len(text)} characters long, more than {MAX_METADATA_CHARS}"
+        )
     try:
         meta = json.loads(text)
     except (ValueError, RecursionError) as exc:

@@ -62,8 +62,9 @@ class QNet(nn.Module):
             nn.ReLU(),
             nn.Flatten(),
         )
-        with torch.no_grad():
-            n_features = int(self.features(torch.zeros(1, frames, height, width)).shape[1])
+        n_features = 32 * _conv_out(_conv_out(height, 8, 4), 4, 2) * _conv_out(_conv_out(width, 8, 4), 4, 2)
+        if n_features < 1:
+            raise ValueError(f"{height}x{width} frames are too small for the convolutions (20x20 at least)")
         self.n_features = n_features
         if dueling:
             self.value = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
@@ -109,6 +110,16 @@ class QNet(nn.Module):
             a = self.advantage(x)
             return self.value(x) + a - a.mean(dim=1, keepdim=True)
         return self.head(x)
+
+
+def _conv_out(size: int, kernel: int, stride: int) -> int:
+    """Output size of a "valid" convolution along one axis (0 when the input is smaller than the kernel).
+
+    Computed rather than measured on a zero frame: the frame size comes from a model file's metadata, and
+    running the convolutions on torch's meta device (where a model file's network is first built, see
+    `agent.checkpoint.load_model`) costs seconds of first-use set-up.
+    """
+    return max((size - kernel) // stride + 1, 0)
 
 
 def param_count(model: nn.Module) -> int:
