@@ -39,6 +39,9 @@ from sim.world import World
 NOOP, ACCELERATE, DECELERATE, LEFT, RIGHT = range(5)
 DISCRETE_ACTION_NAMES = ("noop", "accelerate", "decelerate", "left", "right")
 _N_DISCRETE = len(DISCRETE_ACTION_NAMES)
+_NUMPY_INTS = frozenset(np.dtype(code).type for code in np.typecodes["AllInteger"])
+"""numpy's integer scalar types (not its bool, nor timedelta64, which it files under integers): one set
+lookup on `_discrete`'s fast path instead of isinstance checks."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +97,11 @@ def _box_floats(action: object, shape: tuple[int, ...], where: str) -> list[floa
 def _discrete(action: object, where: str = "action") -> int:
     """A Discrete(5) action as the int it stands for, by the module's rule; ValueError starting with
     `where` for anything else. Fast paths first (a Python int, a numpy integer): this runs every step."""
-    if type(action) is int:
+    kind = type(action)
+    if kind is int:
         if 0 <= action < _N_DISCRETE:
             return action
-    elif isinstance(action, np.integer) and type(action) is not np.timedelta64:
+    elif kind in _NUMPY_INTS:
         value = int(action)
         if 0 <= value < _N_DISCRETE:
             return value
