@@ -585,7 +585,7 @@ def test_record_refuses_a_driver_that_is_not_a_class_without_calling_it(tmp_path
 # ----------------------------------------------------------------------------------------- export
 def test_export_of_a_missing_directory_is_a_one_line_error(tmp_path, capsys):
     missing = tmp_path / "nope"
-    assert exit_code(["export", str(missing), "--minari", "camdrive/test-v0"]) == 1
+    assert exit_code(["export", str(missing), "--minari", "camdrive/test-v0"]) == 2  # refused before any work
     captured = capsys.readouterr()
     assert captured.err == f"camdrive export: error: {missing}: no such directory\n"
     assert "Traceback" not in captured.out + captured.err
