@@ -360,3 +360,16 @@ def test_sigterm_while_writing_a_video_keeps_the_frames_so_far(monkeypatch, tmp_
     assert capsys.readouterr().err == f"camdrive watch: interrupted; kept the 5 frames so far as {video}\n"
     assert iio.imread(video).shape[0] == 5
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+def test_watch_record_removes_what_a_killed_run_left(tmp_path):
+    """A dead process's temporary file in the --record folder goes at the next start."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    stale = tmp_path / f".episode_unseeded_20260101T000000.{int(dead.stdout)}.0123abcd.tmp"
+    stale.write_bytes(b"half an episode")
+    argv = ["watch", "--model", "expert", "--frames", "2", "--fps", "0", *SMALL, "--record", str(tmp_path)]
+    assert run_cli(argv) == 0
+    assert not stale.exists()

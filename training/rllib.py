@@ -58,7 +58,7 @@ import numpy as np
 
 from training import exit_codes
 from training.interrupts import saying_what_is_kept
-from training.outputs import OutputError, check_output_dir, write_text
+from training.outputs import OutputError, check_output_dir, remove_stale_temps, write_text
 from training.tensorboard_log import TensorBoardLog, check_tensorboard
 
 PROG = "camdrive train rllib"
@@ -322,6 +322,7 @@ def train(args: argparse.Namespace) -> int:
         else {"algo": args.algo, "env": args.env, "options": env_options(args), "iteration": 0}
     )
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out / "state.json")  # a killed run's half-written state
     if args.address:
         ray.init(address=args.address, log_to_driver=False)
     else:

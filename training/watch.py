@@ -516,6 +516,10 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
     if args.seed is None:
         print(f"seed {seed} (--seed {seed} shows this road again)")
     recorder = TakeoverRecorder(args.record, driver, model_name, hz) if args.record else None
+    if args.record:
+        from training.record import remove_leftovers
+
+        remove_leftovers(Path(args.record))  # what a killed `watch --record` or recorder left there
     viewer = Viewer(
         env,
         driver,
