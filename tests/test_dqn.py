@@ -606,3 +606,13 @@ def test_an_interrupted_run_says_what_resume_continues_from(tmp_path):
     with pytest.raises(KeyboardInterrupt, match=r"at step 300; .* --resume continues from step 200"):
         train(cfg, on_step=ctrl_c_at_300)
     assert not list(tmp_path.glob(".*tmp*")) and not list(tmp_path.glob("*.tmp"))
+
+
+def test_training_leaves_ieee_floats_to_the_caller(tmp_path):
+    """flush_denormal is process-wide: after a run (even one that stops with an error) subnormal floats
+    exist again, for the code that runs next in the same process."""
+    tiny = np.array(1e-40, dtype=np.float32)
+    cfg = pick_config(tmp_path, steps=40, learning_starts=0, train_every=1000, eval_runs=1)
+    with pytest.raises(NothingTrainedError):
+        train(cfg)
+    assert float(torch.from_numpy(tiny) * 1) != 0.0

@@ -655,6 +655,8 @@ def _train(
     tells the caller the step reached and the step of the last training state written."""
     torch.set_num_threads(cfg.threads)
     torch.set_flush_denormal(cfg.flush_denormal)
+    # Process-wide: give the caller back IEEE floats (torch's default) however the run ends.
+    closing.callback(torch.set_flush_denormal, False)
     state_path = cfg.path(".train.safetensors")
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
 
