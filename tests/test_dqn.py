@@ -17,9 +17,12 @@ from training import cli
 from training.dqn import (
     DQNConfig,
     NothingTrainedError,
+    check_ready,
     double_dqn_target,
     epsilon,
+    initial_weights,
     load_training_state,
+    make_vector_env,
     save_model,
     selection_key,
     train,
@@ -188,7 +191,7 @@ def test_eval_reports_the_documented_keys_for_baselines_and_a_dqn(tmp_path):
     argv = ["eval", "--env", "traffic", "--model", "noop", "--episodes", "2", "--run-seconds", "2"]
     assert cli.main([*argv, "--quiet", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert set(rows) == {"noop", "random", "expert"}
+    assert set(rows) == {"noop", "random", "expert", "oracle"}
     for result in rows.values():
         assert set(result) >= EVAL_KEYS and result["runs"] == 2
 
@@ -197,7 +200,8 @@ def test_eval_reports_the_documented_keys_for_baselines_and_a_dqn(tmp_path):
     save_model(cfg, QNet(5, 4, 33, 100), tmp_path / "dqn.safetensors", {})
     argv = ["eval", "--env", "traffic", "--model", cfg.out, "--episodes", "1", "--run-seconds", "2"]
     assert cli.main([*argv, "--no-baselines", "--quiet", "--json", str(out), "--force"]) == 0
-    assert set(json.loads(out.read_text())) >= EVAL_KEYS
+    rows = json.loads(out.read_text())  # the model's row and the oracle's, the reference of the % column
+    assert set(rows) == {cfg.out, "oracle"} and set(rows[cfg.out]) >= EVAL_KEYS
 
 
 def test_checkpoint_selection_puts_crash_free_evaluations_first():
@@ -219,7 +223,7 @@ def test_traffic_eval_runs_the_baselines_in_the_models_action_mode(tmp_path):
     argv = ["eval", "--env", "traffic", "--model", cfg.out, "--episodes", "1", "--run-seconds", "1"]
     assert cli.main([*argv, "--quiet", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert set(rows) == {cfg.out, "noop", "random", "expert"}
+    assert set(rows) == {cfg.out, "noop", "random", "expert", "oracle"}
     assert {r["action_mode"] for r in rows.values()} == {"lane"}
     # Built-in drivers alone: --action-mode chooses; the default stays steer.
     argv = ["eval", "--env", "traffic", "--model", "noop", "--episodes", "1", "--run-seconds", "1"]
@@ -616,3 +620,67 @@ def test_training_leaves_ieee_floats_to_the_caller(tmp_path):
     with pytest.raises(NothingTrainedError):
         train(cfg)
     assert float(torch.from_numpy(tiny) * 1) != 0.0
+
+
+CLIFF_ID = "camdrive_test/Cliff-v0"
+
+
+class CliffEnv(gym.Env):
+    """Action 0 pays 1.2 at once and ends the episode (a crash); action 1 pays 0.5 a step for 10 steps.
+
+    DeepTraffic-like temptation: with gamma 0.5 grabbing the 1.2 is worth more than driving on
+    (0.5 + 0.5 * 1.2 = 1.1), unless a crash costs extra."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0, 255, (24, 40, 1), dtype=np.uint8)
+        self.action_space = spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.full((24, 40, 1), 100, dtype=np.uint8), {}
+
+    def step(self, action):
+        self.t += 1
+        frame = np.full((24, 40, 1), 100, dtype=np.uint8)
+        if int(action) == 0:
+            return frame, 1.2, True, False, {}
+        return frame, 0.5, False, self.t >= 10, {}
+
+
+if CLIFF_ID not in gym.registry:
+    gym.register(CLIFF_ID, entry_point=CliffEnv)
+
+
+@pytest.mark.parametrize(("penalty", "expected_return"), [(0.0, 1.2), (5.0, 5.0)])
+def test_a_crash_penalty_teaches_to_forgo_a_tempting_crash(tmp_path, penalty, expected_return):
+    cfg = pick_config(tmp_path, env=CLIFF_ID, crash_penalty=penalty)
+    summary = train(cfg)
+    # Evaluation reports the env's own reward: the penalty only shapes what the network learns.
+    assert summary["final_eval"]["score"] == pytest.approx(expected_return)
+
+
+def test_init_from_starts_the_run_from_a_models_weights_and_refuses_another_network(tmp_path):
+    cfg = pick_config(tmp_path)
+    start = QNet(5, cfg.frames, 24, 40, cfg.hidden, cfg.dueling)
+    save_model(cfg, start, tmp_path / "start.safetensors", {})
+    run = pick_config(
+        tmp_path, out=str(tmp_path / "run.safetensors"), init_from=str(tmp_path / "start.safetensors")
+    )
+    fresh = QNet(5, cfg.frames, 24, 40, cfg.hidden, cfg.dueling)
+    for name, tensor in initial_weights(run, fresh).items():
+        assert torch.equal(tensor, start.state_dict()[name])
+    wider = pick_config(tmp_path, out=str(tmp_path / "wide.safetensors"), hidden=128, init_from=run.init_from)
+    with pytest.raises(ValueError, match="init_from: .*start.safetensors has the network"):
+        check_ready(wider)
+
+
+def test_safety_off_reaches_the_training_envs_but_not_the_models_env_options(tmp_path):
+    cfg = DQNConfig(out=str(tmp_path / "dqn.safetensors"), envs=1, safety=False)
+    envs = make_vector_env(cfg)
+    try:
+        assert envs.envs[0].unwrapped.options.safety is False
+    finally:
+        envs.close()
+    assert "safety" not in cfg.env_options()  # evaluation decides: camdrive eval --safety

@@ -10,6 +10,7 @@ import pytest
 
 import sim  # noqa: F401
 from agent.expert import Expert
+from training import cli
 from training.evaluate import INTERVENTION_COST_S, evaluate_lane
 
 SMALL = {"camera_width": 32, "camera_height": 16, "traffic_cars": 0}
@@ -232,3 +233,36 @@ def test_an_existing_json_file_is_replaced_only_with_force(tmp_path, capsys):
     assert eval_cli([*argv, "--force"]) == 0
     assert json.loads(out.read_text())["driver"] == "noop"
     assert [p.name for p in tmp_path.iterdir()] == ["eval.json"]  # no temporary file left
+
+
+def test_traffic_tables_rate_every_driver_against_the_oracle_with_the_safety_system_as_chosen(tmp_path):
+    out = tmp_path / "eval.json"
+    argv = [
+        "eval",
+        "--env",
+        "traffic",
+        "--model",
+        "expert",
+        "--episodes",
+        "2",
+        "--run-seconds",
+        "8",
+        "--quiet",
+    ]
+    for safety in ("off", "on"):
+        assert cli.main([*argv, "--safety", safety, "--json", str(out), "--force"]) == 0
+        rows = json.loads(out.read_text())
+        assert set(rows) == {"expert", "noop", "random", "oracle"}
+        assert {r["safety"] for r in rows.values()} == {safety == "on"}
+        assert rows["oracle"]["pct_of_oracle"] == 100.0
+        for result in rows.values():
+            assert result["pct_of_oracle"] == pytest.approx(
+                100.0 * result["score_mph"] / rows["oracle"]["score_mph"]
+            )
+            assert result["mean_abs_offset_m"] >= 0.0
+        if safety == "on":  # DeepTraffic's safety system keeps even random driving crash-free
+            assert all(r["collisions"] == 0 for r in rows.values())
+        assert rows["oracle"]["collisions"] == 0
+    # Without baselines the oracle still drives: the % column needs it.
+    assert cli.main([*argv, "--no-baselines", "--json", str(out), "--force"]) == 0
+    assert set(json.loads(out.read_text())) == {"expert", "oracle"}

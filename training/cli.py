@@ -141,7 +141,7 @@ def _add_eval(subparsers: Subparsers) -> None:
         "training never uses.",
     )
     parser.add_argument(
-        "--model", default="expert", help="model file, or expert|noop|random (default: %(default)s)"
+        "--model", default="expert", help="model file, or expert|noop|random|oracle (default: %(default)s)"
     )
     parser.add_argument("--env", choices=["lane", "traffic"], default="lane", help="task (default: lane)")
     parser.add_argument("--episodes", type=positive_int, default=10, help="episodes / runs (default: 10)")
@@ -166,7 +166,16 @@ def _add_eval(subparsers: Subparsers) -> None:
         "--no-baselines",
         dest="baselines",
         action="store_false",
-        help="traffic: skip the noop/random/expert rows",
+        help="traffic: skip the noop/random/expert rows (the oracle, the reference of the %% column, "
+        "always drives)",
+    )
+    parser.add_argument(
+        "--safety",
+        choices=["on", "off"],
+        default="on",
+        help="the simulator's safety system (DeepTraffic's brake, lane-change check and, in steer mode, "
+        "lane-keeping assist) for every row: on (default, DeepTraffic's rules) or off, where a driver "
+        "must avoid crashes itself",
     )
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     _add_force(parser, "--json FILE")

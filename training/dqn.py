@@ -137,6 +137,18 @@ class DQNConfig:
     """Camera frame height: the default 66 halved."""
     episode_seconds: float = 60.0
     """Training episode length (truncation; not treated as termination)."""
+    safety: bool = True
+    """Traffic-v0's safety system (DeepTraffic's brake, lane-change check and lane-keeping assist) in
+    the training envs and in the evaluations that choose MODEL. False: the network alone must keep
+    from crashing; `camdrive eval --safety on|off` then tests it either way."""
+    crash_penalty: float = 0.0
+    """Subtracted from the reward of a step that ends the episode (terminated: in Traffic-v0 a collision
+    or an off-road exit). 0 keeps DeepTraffic's reward, speed alone, where a crash only costs the speed
+    that would have followed; a penalty makes it cost more than any short gain from tailgating."""
+    init_from: str = ""
+    """A DQN model file whose Q-network starts the run (a curriculum: say the model trained with the
+    safety system on, then trained on without it); "" starts from random weights. Its network and
+    frames must match this run's."""
     frames: int = 4
     """Frames in the temporal window (stacked on channels)."""
     hidden: int = 256
@@ -232,7 +244,9 @@ class DQNConfig:
             check_at_least(name, getattr(self, name), 0, strict=True)
         for name in ("gamma", "eps_start", "eps_end", "eps_fraction"):
             check_range(name, getattr(self, name), 0.0, 1.0)
-        for name in ("dueling", "flush_denormal", "resume", "force", "progress"):
+        _check_text("init_from", self.init_from, allow_empty=True)
+        check_at_least("crash_penalty", self.crash_penalty, 0)
+        for name in ("safety", "dueling", "flush_denormal", "resume", "force", "progress"):
             _check_bool(name, getattr(self, name))
         # The replay keeps a ring per env that must hold a whole window plus an n-step return.
         smallest = self.envs * (self.frames + self.n_step + 1)
@@ -262,6 +276,13 @@ class DQNConfig:
             "grayscale": True,
             "action_mode": self.action_mode,
         }
+
+    def training_env_options(self) -> dict[str, Any]:
+        """`env_options` plus what holds while training and choosing MODEL but is not the model's to
+        impose on its users: whether the safety system is on (evaluation chooses, `eval --safety`)."""
+        if self.env != "traffic":
+            return {}
+        return {**self.env_options(), "safety": self.safety}
 
     def env_id(self) -> str:
         return TRAFFIC_ID if self.env == "traffic" else self.env
@@ -340,7 +361,25 @@ def check_ready(cfg: DQNConfig) -> torch.device:
     device = select_device(cfg.device)
     check_tensorboard(cfg.tensorboard)
     check_outputs(cfg)
+    if cfg.init_from and not cfg.resume:
+        _check_init_from(cfg)
     return device
+
+
+def _check_init_from(cfg: DQNConfig) -> None:
+    """Refuse an `init_from` model that is unreadable or whose network this run cannot continue."""
+    from agent.checkpoint import CheckpointError
+    from agent.qnet import load_qnet
+
+    try:
+        start, _ = load_qnet(cfg.init_from)
+    except CheckpointError as e:
+        raise ValueError(f"init_from: {e}") from None
+    wanted = {"frames": cfg.frames, "height": cfg.camera_height, "width": cfg.camera_width}
+    wanted.update(hidden=cfg.hidden, dueling=cfg.dueling)
+    found = {k: start.config()[k] for k in wanted}
+    if found != wanted:
+        raise ValueError(f"init_from: {cfg.init_from} has the network {found}, this run builds {wanted}")
 
 
 def check_outputs(cfg: DQNConfig) -> None:
@@ -407,7 +446,7 @@ def make_optimizer(cfg: DQNConfig, params: list[torch.nn.Parameter]) -> torch.op
 
 
 def make_vector_env(cfg: DQNConfig) -> gym.vector.VectorEnv:
-    options = {**cfg.env_options()}
+    options = {**cfg.training_env_options()}
     if cfg.env == "traffic":
         options["episode_seconds"] = cfg.episode_seconds
     fns = [lambda: gym.make(cfg.env_id(), **options) for _ in range(cfg.envs)]
@@ -424,7 +463,7 @@ def evaluate(cfg: DQNConfig, net: QNet, runs: int, seed: int = VALIDATION_SEED_S
     if cfg.env == "traffic":
         from training.evaluate import evaluate_traffic
 
-        env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.env_options())
+        env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.training_env_options())
         result = evaluate_traffic(driver, env, runs, seed)
         env.close()
         return result
@@ -473,7 +512,7 @@ def baseline_scores(cfg: DQNConfig, runs: int) -> dict[str, float]:
 
     out = {}
     for name in ("noop", "expert"):
-        env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.env_options())
+        env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.training_env_options())
         out[name] = evaluate_traffic(load_driver(name), env, runs, VALIDATION_SEED_START)["score_mph"]
         env.close()
     return out
@@ -542,7 +581,26 @@ def load_training_state(
     return meta["counters"]
 
 
-RESUME_MUST_MATCH = ("env", "action_mode", "camera_width", "camera_height", "frames", "hidden", "dueling")
+RESUME_MUST_MATCH = (
+    "env", "action_mode", "camera_width", "camera_height", "frames", "hidden", "dueling", "safety",
+    "crash_penalty",
+)  # fmt: skip
+
+
+def initial_weights(cfg: DQNConfig, q: QNet) -> dict[str, torch.Tensor]:
+    """The Q-network weights of `cfg.init_from`, checked to fit `q` (ValueError naming the file)."""
+    from agent.checkpoint import CheckpointError
+    from agent.qnet import load_qnet
+
+    try:
+        start, _ = load_qnet(cfg.init_from)
+    except CheckpointError as e:
+        raise ValueError(f"init_from: {e}") from None
+    if start.config() != q.config():
+        raise ValueError(
+            f"init_from: {cfg.init_from} has the network {start.config()}, this run builds {q.config()}"
+        )
+    return start.state_dict()
 
 
 def _check_resume_config(path: Path, cfg: DQNConfig) -> None:
@@ -556,10 +614,11 @@ def _check_resume_config(path: Path, cfg: DQNConfig) -> None:
         raise ValueError(f"{path}: cannot resume: not a readable training state ({e})") from None
     if not isinstance(saved, dict):
         raise ValueError(f"{path}: cannot resume: its config is not a JSON object")
+    defaults = DQNConfig()  # a state written before a setting existed ran with its default
     diff = [
-        f"{k}: saved {saved.get(k)!r}, now {getattr(cfg, k)!r}"
+        f"{k}: saved {saved.get(k, getattr(defaults, k))!r}, now {getattr(cfg, k)!r}"
         for k in RESUME_MUST_MATCH
-        if saved.get(k) != getattr(cfg, k)
+        if saved.get(k, getattr(defaults, k)) != getattr(cfg, k)
     ]
     if diff:
         raise ValueError(f"{path}: cannot resume with different settings ({'; '.join(diff)})")
@@ -670,6 +729,8 @@ def _train(
     # Initialised on the CPU, then moved: the same starting weights on every device.
     q = QNet(n_actions, cfg.frames, h, w, cfg.hidden, cfg.dueling).to(device)
     target = QNet(n_actions, cfg.frames, h, w, cfg.hidden, cfg.dueling).to(device)
+    if cfg.init_from:
+        q.load_state_dict(initial_weights(cfg, q))
     target.load_state_dict(q.state_dict())
     opt = make_optimizer(cfg, list(q.parameters()))
     counters: dict[str, Any] = {
@@ -768,7 +829,8 @@ def _train(
                 window[e] = frame
                 needs_start[e] = False
                 continue
-            buffer.add_step(e, int(actions[e]), float(rewards[e]), bool(terms[e]), bool(truncs[e]), frame)
+            reward = float(rewards[e]) - (cfg.crash_penalty if terms[e] else 0.0)
+            buffer.add_step(e, int(actions[e]), reward, bool(terms[e]), bool(truncs[e]), frame)
             window[e] = np.concatenate([window[e, 1:], frame[None]])
             episode_return[e] += rewards[e]
             if "speed" in infos:

@@ -6,9 +6,14 @@
   autonomy = (1 - interventions * 6 s / elapsed s) * 100.
 - Traffic-v0: MIT DeepTraffic's score: each run lasts a fixed stretch of simulated time, and the
   score is the median over runs of each run's average speed (mph). Collisions, off-road exits and
-  safety-system actions are counted per 100 runs. The baselines (noop, random, expert) drive in the
-  same action mode as the model being evaluated (`baseline_env_options`): a lane-mode model is
-  compared with lane-mode baselines, not with the steer-mode ones.
+  safety-system actions are counted per 100 runs, and the mean distance from the lane centre is
+  reported. The baselines (noop, random, expert) drive in the same action mode as the model being
+  evaluated (`baseline_env_options`): a lane-mode model is compared with lane-mode baselines, not with
+  the steer-mode ones. The oracle (`agent.oracle`, a planner that searches ahead with the true
+  traffic) drives every traffic table too, and each score is also given as % of the oracle's: how
+  much of what the traffic allows a driver takes.
+- `--safety on|off` (default on, DeepTraffic's rules) switches the simulator's safety system for every
+  row; off, a driver must avoid crashes itself.
 
 Evaluation seeds are the caller's; the shipped models are evaluated on seeds >= 1_000_000, which
 training never uses.
@@ -141,7 +146,7 @@ def evaluate_traffic(
     driver: Driver, env: gym.Env, runs: int, seed: int, progress: bool = False
 ) -> dict[str, Any]:
     """DeepTraffic score over `runs` runs of `env`'s episode length on seeds seed, seed+1, ..."""
-    speeds, collisions, offroad, brakes, refusals = [], 0, 0, 0, 0
+    speeds, collisions, offroad, brakes, refusals, offsets = [], 0, 0, 0, 0, []
     bar = _bar(progress, total=runs, unit="run")
     for run in range(runs):
         obs, info = env.reset(seed=seed + run)
@@ -150,6 +155,7 @@ def evaluate_traffic(
         while True:
             obs, _, terminated, truncated, info = env.step(driver.act(obs, info))
             run_speeds.append(info["speed"])
+            offsets.append(abs(info["lateral_offset"]))
             if terminated or truncated:
                 break
         speeds.append(float(np.mean(run_speeds)))
@@ -173,6 +179,7 @@ def evaluate_traffic(
         "collisions_per_100_runs": collisions / runs * 100,
         "safety_brakes_per_run": brakes / runs,
         "safety_refusals_per_run": refusals / runs,
+        "mean_abs_offset_m": float(np.mean(offsets)),
     }
 
 
@@ -186,12 +193,13 @@ def _bar(enabled: bool, total: float | None, unit: str):
 
 def _table(rows: list[tuple[str, dict[str, Any]]], keys: list[str]) -> str:
     width = max(len(name) for name, _ in rows)
-    lines = [f"{'driver':<{width}}  " + "  ".join(f"{k:>16}" for k in keys)]
+    widths = [max(16, len(k)) for k in keys]
+    lines = [f"{'driver':<{width}}  " + "  ".join(f"{k:>{w}}" for k, w in zip(keys, widths, strict=True))]
     for name, result in rows:
         cells = []
-        for k in keys:
+        for k, w in zip(keys, widths, strict=True):
             v = result[k]
-            cells.append(f"{v:>16.3f}" if isinstance(v, float) else f"{v:>16}")
+            cells.append(f"{v:>{w}.3f}" if isinstance(v, float) else f"{v:>{w}}")
         lines.append(f"{name:<{width}}  " + "  ".join(cells))
     return "\n".join(lines)
 
@@ -257,10 +265,11 @@ def check_model_env(spec: str, env: str) -> None:
     """
     if spec in BUILTIN:
         return
-    from agent.checkpoint import read_metadata
+    from agent.checkpoint import check_regular_file, read_metadata
 
-    if not Path(spec).is_file():
+    if not Path(spec).exists():
         raise EvalError(f"--model: no such file {spec!r} (or use {', '.join(BUILTIN)})")
+    check_regular_file(Path(spec))  # a directory or a named pipe: said so, in one line
     trained = str(read_metadata(spec).get("env_id", ENV_IDS["lane"]))  # an id of ENV_IDS: checked there
     wanted = ENV_IDS[env]
     if trained != wanted:
@@ -277,9 +286,13 @@ def run(args: argparse.Namespace) -> int:
     check_model_env(args.model, args.env)
     env_id = ENV_IDS[args.env]
     options: dict[str, Any] = {"randomize": args.randomize} if args.randomize else {}
+    if getattr(args, "safety", "on") == "off":
+        options["safety"] = False
+    models = [args.model]
     if args.env == "traffic":
         options["episode_seconds"] = args.run_seconds
-    models = [args.model] + (["noop", "random", "expert"] if args.env == "traffic" and args.baselines else [])
+        models += ["noop", "random", "expert"] if args.baselines else []
+        models.append("oracle")  # every traffic table says how much of what the traffic allows each takes
     model_options = model_env_options(args.model)
     action_mode = getattr(args, "action_mode", None)
     trained_mode = model_options.get("action_mode")
@@ -306,11 +319,15 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate_lane(driver, env, args.episodes, args.seed, args.km, progress=not args.quiet)
         else:
             result = evaluate_traffic(driver, env, args.episodes, args.seed, progress=not args.quiet)
-        result.update(driver=spec, env=env_id, seed=args.seed)
+        result.update(driver=spec, env=env_id, seed=args.seed, safety=bool(env.unwrapped.options.safety))
         if args.env == "traffic":
             result["action_mode"] = env.unwrapped.options.action_mode
         rows.append((spec, result))
         env.close()
+    if args.env == "traffic":
+        oracle = dict(rows)["oracle"]["score_mph"]
+        for _, result in rows:
+            result["pct_of_oracle"] = 100.0 * result["score_mph"] / oracle if oracle > 0 else math.nan
     keys = (
         [
             "autonomy_pct",
@@ -325,14 +342,16 @@ def run(args: argparse.Namespace) -> int:
         if args.env == "lane"
         else [
             "score_mph",
-            "score_kmh",
+            "pct_of_oracle",
             "mean_speed_kmh",
             "collisions",
             "offroad",
             "runs",
+            "mean_abs_offset_m",
             "safety_brakes_per_run",
         ]
     )
+    print(f"safety system {'on' if rows[0][1]['safety'] else 'off'} (--safety)")
     print(_table(rows, keys))
     if args.json:
         payload = rows[0][1] if len(rows) == 1 else {name: r for name, r in rows}
