@@ -73,6 +73,7 @@ def hostile_dirs(place: Path) -> dict[str, str]:
 
 
 WATCH = ["watch", "--model", "expert", "--frames", "1"]
+REPLAY = ["replay", "episode.npz", "--frames", "1"]  # the screenshot is checked before the file is read
 FILE_OUTPUTS = {
     # command words, the option, the suffix, the work that must not start
     "train bc": (["train", "bc", "--quiet"], "--out", ".safetensors", "training.bc.train_bc"),
@@ -81,10 +82,13 @@ FILE_OUTPUTS = {
     "bench": (["bench", "--steps", "1", "--no-carracing"], "--json", ".json", "training.bench.run_bench"),
     "watch --video": (WATCH, "--video", ".mp4", "sim.viewer.Viewer"),
     "watch --screenshot": (WATCH, "--screenshot", ".png", "sim.viewer.Viewer"),
+    "play --screenshot": (["play", "--frames", "1"], "--screenshot", ".png", "sim.viewer.Viewer"),
+    "replay --screenshot": (REPLAY, "--screenshot", ".png", "sim.viewer.Viewer"),
 }
 DIR_OUTPUTS = {
     "record": (["record", "--quiet"], "--out", "training.record.record"),
     "watch --record": (WATCH, "--record", "sim.viewer.Viewer"),
+    "play --record": (["play", "--frames", "1"], "--record", "sim.viewer.Viewer"),
     "export --root": (["export", "DEMOS", "--minari", "a/b-v0"], "--root", "training.export.export_minari"),
     "train rllib": (["train", "rllib", "--iterations", "1"], "--out", "training.rllib.train"),
 }

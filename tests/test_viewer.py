@@ -204,6 +204,43 @@ def test_replay_runs_in_the_viewer(recorded, capsys):
     assert "70 frames" in capsys.readouterr().out
 
 
+SMALL_WINDOW = ["--fps", "0", "--frames", "3", "--width", "320", "--height", "200"]
+
+
+@pytest.mark.parametrize("command", ["play", "replay"])
+def test_a_screenshot_replaces_a_file_only_with_force(command, recorded, tmp_path, capsys):
+    """An existing --screenshot is refused before the window opens (exit code 2, one line naming it),
+    replaced with --force, and no temporary file stays beside it."""
+    shot = tmp_path / "shot.png"
+    shot.write_bytes(b"the user's picture")
+    argv = [command, *([str(recorded[0])] if command == "replay" else []), *SMALL_WINDOW]
+    argv += ["--screenshot", str(shot)]
+    assert run_cli(argv) == 2
+    expected = f"camdrive {command}: error: --screenshot {shot}: already exists; pass --force to replace it"
+    assert capsys.readouterr().err == expected + "\n"
+    assert shot.read_bytes() == b"the user's picture"
+    assert run_cli([*argv, "--force"]) == 0
+    assert pygame.image.load(str(shot)).get_size() == (320, 200)
+    assert [p.name for p in tmp_path.iterdir()] == ["shot.png"]
+
+
+def test_a_screenshot_cut_short_leaves_the_old_file(monkeypatch, tmp_path, capsys):
+    """The screenshot goes through the atomic writer: a save interrupted half-way (Ctrl-C, SIGTERM)
+    leaves the previous picture whole and no temporary file."""
+
+    def half_a_save(viewer, path) -> None:
+        Path(path).write_bytes(b"half a pic")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sim.viewer.Viewer.save_screenshot", half_a_save)
+    shot = tmp_path / "shot.png"
+    shot.write_bytes(b"the previous picture")
+    assert run_cli(["play", *SMALL_WINDOW, "--screenshot", str(shot), "--force"]) == 130
+    assert "camdrive play: interrupted" in capsys.readouterr().err
+    assert shot.read_bytes() == b"the previous picture"
+    assert [p.name for p in tmp_path.iterdir()] == ["shot.png"]
+
+
 def test_play_without_a_display_exits_1(monkeypatch, capsys):
     for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
         monkeypatch.delenv(name, raising=False)

@@ -294,6 +294,7 @@ def _add_play(subparsers: Subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="reset seed of the first episode (default: 0)")
     parser.add_argument("--record", metavar="DIR", help="save every episode to DIR as a demonstration")
     _add_view_arguments(parser)
+    _add_force(parser, "--screenshot PNG")
     parser.add_argument(
         "--hz",
         type=non_negative_float,
@@ -328,6 +329,7 @@ def _add_replay(subparsers: Subparsers) -> None:
         "--verify", action="store_true", help="headless exact re-simulation check of every file"
     )
     _add_view_arguments(parser)
+    _add_force(parser, "--screenshot PNG")
     parser.set_defaults(run="training.play:replay_main")
 
 

@@ -15,6 +15,11 @@ thread: while a write runs, new steps wait in a list and are handed to the write
 the writer is never touched by two threads at once and the viewer never blocks on the disk (except
 when quitting, which waits for the last episode to be written).
 
+Outputs. `--record DIR` and `--screenshot PNG` are checked before the window opens (`training.outputs`):
+a drive of minutes must not end in an error about a path. An existing screenshot is replaced only with
+`--force`, and the picture is written atomically, so a stop half-way keeps the old file. A new
+`--record` start removes what killed recorders left in DIR (`training.record.remove_leftovers`).
+
 replay re-creates the env from the file's env_id and env_options, resets it with the file's reset_seed
 and executes the recorded actions. The simulator is deterministic, so the observations must equal the
 recorded frames bit for bit; `--verify` checks exactly that without opening a window. It takes several
@@ -39,6 +44,8 @@ import gymnasium as gym
 import numpy as np
 
 import sim  # noqa: F401  (registers the camdrive environments)
+from training import exit_codes
+from training.outputs import OutputError, check_output_dir, check_output_file, remove_stale_temps, replacing
 
 if TYPE_CHECKING:
     from training.demos import DemoError
@@ -303,11 +310,21 @@ def _run_viewer(viewer: Any, args: argparse.Namespace, prog: str) -> int:
     return 0
 
 
-def _save_screenshot(viewer: Any, args: argparse.Namespace) -> None:
-    """--screenshot: save what the window shows now."""
+def _check_outputs(args: argparse.Namespace) -> None:
+    """OutputError for a --screenshot or --record that cannot be written, or an existing screenshot
+    without --force: found before the window opens, not when the person quits after a drive."""
     if args.screenshot:
-        Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
-        viewer.save_screenshot(args.screenshot)
+        check_output_file(args.screenshot, "--screenshot", force=args.force)
+        remove_stale_temps(args.screenshot)
+    if getattr(args, "record", None):
+        check_output_dir(args.record, "--record")
+
+
+def _save_screenshot(viewer: Any, args: argparse.Namespace) -> None:
+    """--screenshot: save what the window shows now, atomically (a stop half-way keeps the old file)."""
+    if args.screenshot:
+        with replacing(args.screenshot) as tmp:
+            viewer.save_screenshot(tmp)
         print(f"screenshot saved to {args.screenshot}")
 
 
@@ -324,9 +341,14 @@ def play_main(args: argparse.Namespace, *, script: Iterable[tuple[int, Any]] = (
     """`camdrive play`. `script` ((frame, pygame event) pairs) drives it from code: tests, demos."""
     prog = "camdrive play"
     problem = _check_view_args(args)
+    if problem is None:
+        try:
+            _check_outputs(args)
+        except OutputError as e:
+            problem = str(e)
     if problem:
         print(f"{prog}: error: {problem}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     problem = display_problem()
     if problem:
         print(f"{prog}: {problem}", file=sys.stderr)
@@ -342,7 +364,12 @@ def play_main(args: argparse.Namespace, *, script: Iterable[tuple[int, Any]] = (
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     driver = HumanInput(env.action_space)
-    recorder = Recorder(args.record, env_id, options, driver.name, float(args.hz)) if args.record else None
+    recorder = None
+    if args.record:
+        from training.record import remove_leftovers
+
+        remove_leftovers(Path(args.record))  # what a killed `play --record` or recorder left there
+        recorder = Recorder(args.record, env_id, options, driver.name, float(args.hz))
     viewer = Viewer(
         env,
         driver,
@@ -373,6 +400,12 @@ def replay_main(args: argparse.Namespace) -> int:
     hides the state of the rest.
     """
     prog = "camdrive replay"
+    if not args.verify:  # --verify opens no window: it takes no screenshot
+        try:
+            _check_outputs(args)
+        except OutputError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return exit_codes.BAD_INPUT
     items = _replay_items(args.files)
     if args.verify:
         return _verify_files(items, prog)
