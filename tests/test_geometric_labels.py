@@ -78,6 +78,12 @@ def test_dagger_is_refused_with_geometric_labels(tmp_path):
     assert check_limits(BCConfig(out=tmp_path / "m.safetensors", dagger=1)) is None
 
 
+def test_a_return_time_of_zero_is_refused(tmp_path):
+    cfg = BCConfig(out=tmp_path / "m.safetensors", views=ViewConfig(labels="geometric", return_s=0.0))
+    assert "--view-return-s must be above 0" in (check_limits(cfg) or "")
+    assert check_limits(BCConfig(out=tmp_path / "m.safetensors", views=ViewConfig(return_s=1.0))) is None
+
+
 @pytest.fixture(scope="module")
 def imperfect_demo(tmp_path_factory):
     """One 6 s LaneKeep-v0 episode recorded with `--driver imperfect`."""

@@ -16,10 +16,10 @@ Pipeline (each step is a function below, so tests and notebooks can run pieces o
    rendered from the car displaced sideways (up to +-0.9 m) and turned (up to +-6 degrees), labelled
    with the expert controller's steering from the displaced pose (`--view-labels expert`, the
    default), or without the expert (`--view-labels geometric`, `training.augment.geometric_label`):
-   NVIDIA's steering back onto the recorded path in 2 s, from the state's recorded steering (the
-   expert's clean steering, or a demo's label or action) and the view's displacement alone. The
-   car's own frames keep the recorded steering as label either way. DAgger asks the expert, so it
-   is refused with geometric labels.
+   NVIDIA's steering back onto the recorded path in 2 s (`--view-return-s`), from the state's
+   recorded steering (the expert's clean steering, or a demo's label or action) and the view's
+   displacement alone. The car's own frames keep the recorded steering as label either way. DAgger
+   asks the expert, so it is refused with geometric labels.
    Domain randomisation (`--randomize`, `--looks`, `--default-look`; `training.augment.LookPool`):
    every frame, the car's own and each extra view, is drawn in a look picked for it alone: the
    default look (25 %) or one of 96 palettes drawn by `Palette.randomised` from the run seed. The env
@@ -264,6 +264,8 @@ def check_limits(cfg: BCConfig) -> str | None:
         return f"--dagger-episodes must be at most {MAX_DAGGER_EPISODES}, got {cfg.dagger_episodes}"
     if cfg.dagger and cfg.views.labels == "geometric":
         return "--dagger labels with the expert, which --view-labels geometric does without: use one"
+    if cfg.views.return_s <= 0:
+        return f"--view-return-s must be above 0, got {cfg.views.return_s:g}"
     return None
 
 
@@ -1105,7 +1107,7 @@ def main(args: argparse.Namespace) -> int:
         looks=args.looks,
         default_look=args.default_look,
         device=args.device,
-        views=ViewConfig(labels=args.view_labels),
+        views=ViewConfig(labels=args.view_labels, return_s=args.view_return_s),
         tensorboard=None if args.tensorboard is None else Path(args.tensorboard),
         force=args.force,
         progress=not args.quiet,

@@ -457,6 +457,22 @@ def _add_train(subparsers: Subparsers) -> None:
         help="extra shifted/rotated views per state (default: %(default)s)",
     )
     bc.add_argument(
+        "--view-labels",
+        choices=("expert", "geometric"),
+        default="expert",
+        help="label of the extra views: expert = the expert's controller from the displaced pose; "
+        "geometric = NVIDIA's steering back onto the recorded path in 2 s, from the recorded steering "
+        "and the view's displacement alone, no expert (default: %(default)s)",
+    )
+    bc.add_argument(
+        "--view-return-s",
+        type=non_negative_float,
+        default=2.0,
+        metavar="T",
+        help="geometric view labels: seconds in which they bring a view back onto the recorded path; "
+        "NVIDIA used 2, a shorter time asks for a firmer correction (default: %(default)s)",
+    )
+    bc.add_argument(
         "--epochs", type=positive_int, default=6, metavar="E", help="training epochs (default: %(default)s)"
     )
     bc.add_argument(
@@ -466,14 +482,6 @@ def _add_train(subparsers: Subparsers) -> None:
         metavar="B",
         help="frames (viewpoint views included) per Adam step; an epoch drops its ragged last batch "
         "(default: %(default)s)",
-    )
-    bc.add_argument(
-        "--view-labels",
-        choices=("expert", "geometric"),
-        default="expert",
-        help="label of the extra views: expert = the expert's controller from the displaced pose; "
-        "geometric = NVIDIA's steering back onto the recorded path in 2 s, from the recorded steering "
-        "and the view's displacement alone, no expert (default: %(default)s)",
     )
     bc.add_argument(
         "--seed",
