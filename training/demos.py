@@ -59,6 +59,7 @@ import numpy as np
 
 from sim import check_env_id
 from sim.validation import check_at_least
+from training.outputs import fsync_dir
 
 FORMAT = "camdrive-demo"
 FORMAT_VERSION = 1
@@ -171,16 +172,6 @@ def _camdrive_version() -> str:
     return package_version()
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (POSIX); silently impossible on some platforms."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _write_temp(directory: Path, stem: str, arrays: dict[str, np.ndarray], compress: bool) -> Path:
     """Write `arrays` as an npz to a new hidden temp file in `directory`, fsynced; returns its path.
 
@@ -231,7 +222,7 @@ def _publish(tmp: Path, target: Path, *, exclusive: bool) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _state_value(info: dict[str, Any], key: str) -> float:
@@ -439,7 +430,7 @@ class EpisodeWriter:
         self._closed = True
         with contextlib.suppress(FileNotFoundError):
             self.partial_path.unlink()
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return final
 
     def __enter__(self) -> EpisodeWriter:

@@ -161,7 +161,7 @@ def replacing(target: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def write_text(target: str | os.PathLike[str], text: str) -> None:
@@ -170,7 +170,7 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a rename durable (POSIX); silently impossible on some platforms."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
