@@ -184,10 +184,8 @@ def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path):
+def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path, capsys):
     """--data: the episode is re-simulated from its seed and actions (no divergence warning) for the views."""
-    import warnings
-
     from training.bc import Dataset, load_demos
     from training.demos import load_episode
     from training.record import record
@@ -196,9 +194,8 @@ def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path):
     record(LANE_KEEP, {"episode_seconds": 2.0}, Expert(), 1, demos, noise=0.2, seed=7, progress=False)
     cfg = BCConfig(out=tmp_path / "m.safetensors", data=demos, augment=2, randomize=0.0, progress=False)
     data = Dataset()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        load_demos(cfg, data, log=lambda _: None)
+    load_demos(cfg, data, log=lambda _: None)
+    assert capsys.readouterr().err == ""
     episode = load_episode(next(demos.glob("*.npz")))
     assert data.states == episode.steps == 20 and data.size == 3 * 20
     assert episode.labels is not None
@@ -263,7 +260,7 @@ def small_bc_args(data: Path, out: Path) -> list[str]:
             "--augment", "1", "--randomize", "0", "--quiet"]  # fmt: skip
 
 
-def test_bc_refuses_demos_of_another_env_or_without_steering(demo_files, tmp_path):
+def test_bc_refuses_demos_of_another_env_or_without_steering(demo_files, tmp_path, capsys):
     """Traffic-v0 frames pass the shape check, but its action numbers 0..4 are no steering labels."""
     import shutil
 
@@ -285,22 +282,52 @@ def test_bc_refuses_demos_of_another_env_or_without_steering(demo_files, tmp_pat
 
     cfg = BCConfig(out=tmp_path / "m.safetensors", data=data_dir, augment=0, randomize=0.0, progress=False)
     data = Dataset()
-    with pytest.warns(UserWarning) as caught:
-        load_demos(cfg, data, log=lambda _: None)
-    messages = [str(w.message) for w in caught]
-    assert any(
-        str(traffic_copy) in m and "camdrive/Traffic-v0, not camdrive/LaneKeep-v0" in m for m in messages
-    )
-    assert any(str(int_labels) in m and "int64 numbers, not continuous steering" in m for m in messages)
+    load_demos(cfg, data, log=lambda _: None)
+    assert capsys.readouterr().err.splitlines() == [
+        f"camdrive train bc: warning: {traffic_copy}: recorded in camdrive/Traffic-v0, not "
+        "camdrive/LaneKeep-v0: its actions are not camdrive/LaneKeep-v0 steering; skipped",
+        f"camdrive train bc: warning: {int_labels}: its labels are int64 numbers, not continuous steering; "
+        "skipped",
+    ]
     assert data.episodes == 1 and data.sources == ["demo"]
     np.testing.assert_array_equal(data.labels[0], lane.labels[:, 0])
 
-    # Only refused episodes: the command fails instead of training on nothing.
+    # Only refused episodes: bad input, refused before training on nothing.
     only_traffic = demo_files["traffic"].parent
-    with pytest.warns(UserWarning, match="camdrive/Traffic-v0, not camdrive/LaneKeep-v0"):
-        code = run_cli(small_bc_args(only_traffic, tmp_path / "t" / "m.safetensors"))
-    assert code == 1
-    assert not (tmp_path / "t" / "m.safetensors").exists()
+    assert run_cli(small_bc_args(only_traffic, tmp_path / "t" / "m.safetensors")) == 2
+    err = capsys.readouterr().err
+    assert "camdrive/Traffic-v0, not camdrive/LaneKeep-v0" in err
+    assert one_error_line(err) == (
+        f"camdrive train bc: error: --data {only_traffic}: no usable episodes (1 file(s) skipped)"
+    )
+    assert not (tmp_path / "t").exists()
+
+
+def test_each_skipped_demo_is_one_line_and_none_usable_is_bad_input(demo_files, tmp_path):
+    """The real command, as a user sees it: one stderr line per skipped file (a Python warning takes
+    two, the second a line of camdrive's code), then one error line and exit code 2."""
+    import shutil
+    import subprocess
+
+    data = tmp_path / "refused"
+    data.mkdir()
+    traffic = Path(shutil.copy(demo_files["traffic"], data / "episode_a.npz"))
+    garbage = data / "episode_b.npz"
+    garbage.write_bytes(b"not a zip")
+    lane_labels = np.load(demo_files["lane"])["labels"]
+    int_labels = _rewrite(demo_files["lane"], data / "episode_c.npz", labels=lane_labels.astype(np.int64))
+    argv = [sys.executable, "-m", "training.cli", *small_bc_args(data, tmp_path / "m.safetensors")]
+    run = subprocess.run(argv, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
+    lines = run.stderr.splitlines()
+    assert run.returncode == 2, run.stderr
+    assert [line.split(": ", 2)[1:] for line in lines[:3]] == [
+        ["warning", f"{traffic}: recorded in camdrive/Traffic-v0, not camdrive/LaneKeep-v0: its actions "
+         "are not camdrive/LaneKeep-v0 steering; skipped"],
+        ["warning", f"{garbage}: not an npz archive (no zip header): not a camdrive demo; skipped"],
+        ["warning", f"{int_labels}: its labels are int64 numbers, not continuous steering; skipped"],
+    ]  # fmt: skip
+    assert lines[3:] == [f"camdrive train bc: error: --data {data}: no usable episodes (3 file(s) skipped)"]
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 @pytest.mark.parametrize(
@@ -342,20 +369,17 @@ def test_bc_accepts_the_largest_allowed_run(tmp_path, monkeypatch):
         bc.dagger_seeds(0, 51, 1)
 
 
-def test_bc_trains_without_views_on_demos_whose_env_options_are_gone(demo_files, tmp_path):
-    """An option this camdrive no longer knows: no re-simulation (a warning naming the file), but the
+def test_bc_trains_without_views_on_demos_whose_env_options_are_gone(demo_files, tmp_path, capsys):
+    """An option this camdrive no longer knows: no re-simulation (one line naming the file), but the
     recorded frames and labels are still trained on."""
     old = _rewrite(
         demo_files["lane"], tmp_path / "old" / "episode_old.npz", meta_env_options={"old_option": 1}
     )
     out = tmp_path / "model" / "m.safetensors"
-    with pytest.warns(UserWarning) as caught:
-        assert run_cli(small_bc_args(old.parent, out)) == 0
-    messages = [str(w.message) for w in caught]
-    assert any(
-        str(old) in m and "rejects the recorded env_options" in m and "unknown option(s) old_option" in m
-        for m in messages
-    )
+    assert run_cli(small_bc_args(old.parent, out)) == 0
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert line.startswith(f"camdrive train bc: warning: {old}: cannot re-simulate")
+    assert "rejects the recorded env_options" in line and "unknown option(s) old_option" in line
     metrics = json.loads((out.parent / "m.metrics.json").read_text())
     assert metrics["data"]["episodes"] == 1 and metrics["data"]["frames"] == metrics["data"]["states"] == 20
 

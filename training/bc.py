@@ -9,9 +9,9 @@ Pipeline (each step is a function below, so tests and notebooks can run pieces o
    (Ornstein-Uhlenbeck) noise, so the car drifts and the expert's clean labels show how to recover
    (DART-style). With `--data DIR`: LaneKeep-v0 demonstrations recorded by `camdrive record` (labels
    when the file has them, else the executed actions; episodes of another env or without continuous
-   steering are skipped with a warning naming the file); the extra views need world states, so each
-   episode is re-simulated from its reset seed and actions (the env is deterministic; the replay is
-   checked against the recorded states and augmentation stops for an episode that diverges).
+   steering are skipped, each in one stderr line naming the file); the extra views need world states,
+   so each episode is re-simulated from its reset seed and actions (the env is deterministic; the
+   replay is checked against the recorded states and augmentation stops for an episode that diverges).
 2. Viewpoint augmentation (`training.augment`): for every visited state, `--augment K` extra frames
    rendered from the car displaced sideways (up to +-0.9 m) and turned (up to +-6 degrees), labelled
    with the expert controller's steering from the displaced pose (`--view-labels expert`, the
@@ -70,7 +70,6 @@ import platform
 import shlex
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -130,6 +129,21 @@ SIDECARS = (".csv", ".png", ".metrics.json")
 
 class NothingTrainedError(RuntimeError):
     """The run completed no epoch (its time cap ran out first): no model was written. Exit code 1."""
+
+
+class NoUsableDemosError(ValueError):
+    """`--data` holds no episode to learn from: bad input, found before any training, so `camdrive
+    train bc` reports it in one line with exit code 2, as it does a bad option."""
+
+
+def warn_line(message: str) -> None:
+    """One line on stderr about a `--data` file (skipped, or used without its extra views).
+
+    Why not `warnings.warn`: it prints the line of camdrive's code under each message, two lines a
+    file, which a directory of hundreds of files turns into a log nobody reads.
+    """
+    text = " ".join(message.splitlines())
+    print(f"camdrive train bc: warning: {text}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -396,22 +410,26 @@ def load_demos(cfg: BCConfig, data: Dataset, log: Any, looks: LookPool | None = 
     """Demonstrations from `cfg.data`, with the extra views rendered by re-simulating each episode.
 
     With training looks (`cfg.randomize` > 0) the re-simulated states are also redrawn in looks picked
-    per frame, recorded frames included, so that a frame's look says nothing about its label.
+    per frame, recorded frames included, so that a frame's look says nothing about its label. A file
+    that cannot be used is skipped in one `warn_line`; NoUsableDemosError when no file is left.
     """
     from training.demos import iter_episodes
 
     assert cfg.data is not None
-    for ep in iter_episodes(cfg.data):
+    skipped: list[str] = []
+
+    def skip(message: str) -> None:
+        skipped.append(message)
+        warn_line(f"{message}; skipped")
+
+    for ep in iter_episodes(cfg.data, on_error=lambda error: skip(str(error))):
         assert ep.frames is not None
         if ep.frames.shape[1:] != INPUT_SHAPE:
-            warnings.warn(
-                f"{ep.path}: frames {ep.frames.shape[1:]} are not PilotNet's {INPUT_SHAPE}; skipped",
-                stacklevel=2,
-            )
+            skip(f"{ep.path}: frames {ep.frames.shape[1:]} are not PilotNet's {INPUT_SHAPE}")
             continue
         labels, problem = steering_labels(ep)
         if labels is None:
-            warnings.warn(f"{ep.path}: {problem}; skipped", stacklevel=2)
+            skip(f"{ep.path}: {problem}")
             continue
         frames = ep.frames[: ep.steps]
         if cfg.augment or cfg.look_config().enabled:
@@ -425,7 +443,8 @@ def load_demos(cfg: BCConfig, data: Dataset, log: Any, looks: LookPool | None = 
                 labels = np.concatenate([labels, view_labels])
         data.add_episode(frames, labels, "demo", ep.steps)
     if data.episodes == 0:
-        raise SystemExit(f"camdrive train bc: error: no usable episodes in {cfg.data}")
+        why = f"{len(skipped)} file(s) skipped" if skipped else "no finished episode files"
+        raise NoUsableDemosError(f"--data {cfg.data}: no usable episodes ({why})")
     log(f"demo data: {data.episodes} episodes, {data.states} states, {data.size} frames (with views)")
 
 
@@ -469,7 +488,7 @@ def replay_views(
     """Re-simulate a recorded episode from its seed and actions and render the extra views of each state.
 
     Returns (views, their labels, the replayed states' own frames redrawn in picked looks or None when
-    the looks are off), or None (with a warning) when the episode cannot be replayed: no reset seed,
+    the looks are off), or None (with a `warn_line`) when the episode cannot be replayed: no reset seed,
     another env, or a replay that leaves the recorded trajectory (then only the states before that are
     augmented).
     """
@@ -477,10 +496,9 @@ def replay_views(
 
     meta = ep.meta
     if meta.get("reset_seed") is None or meta.get("env_id") != ENV_ID:
-        warnings.warn(
+        warn_line(
             f"{ep.path}: cannot re-simulate (env {meta.get('env_id')}, seed "
-            f"{meta.get('reset_seed')}); no extra views",
-            stacklevel=2,
+            f"{meta.get('reset_seed')}); no extra views"
         )
         return None
     try:
@@ -488,10 +506,9 @@ def replay_views(
     except ValueError as e:
         # An option this camdrive no longer knows (or a value it rejects): the recorded frames and
         # labels are still usable, only the re-simulation for the views is not.
-        warnings.warn(
+        warn_line(
             f"{ep.path}: cannot re-simulate, {meta['env_id']} rejects the recorded env_options "
-            f"({type(e).__name__}: {e}); no extra views",
-            stacklevel=2,
+            f"({type(e).__name__}: {e}); no extra views"
         )
         return None
     rng = np.random.default_rng([int(meta["reset_seed"]), 12])
@@ -505,10 +522,7 @@ def replay_views(
         picker = looks.picker(int(meta["reset_seed"]), 15)
         for t in range(ep.steps):
             if not _matches(u.world, ep.state, t):
-                warnings.warn(
-                    f"{ep.path}: replay diverges from the recording at step {t}; views stop there",
-                    stacklevel=2,
-                )
+                warn_line(f"{ep.path}: replay diverges from the recording at step {t}; views stop there")
                 break
             w = u.world
             if picker.enabled:
@@ -760,7 +774,8 @@ def train_bc(cfg: BCConfig, log: Any = print) -> dict[str, Any]:
     """The whole pipeline (module docstring); returns the metrics also written to MODEL.metrics.json.
 
     Raises ValueError before any work when `cfg.device`, `cfg.tensorboard` or `cfg.out` cannot be
-    used here (OutputError, a ValueError, for the last), NothingTrainedError when no epoch completed.
+    used here (OutputError, a ValueError, for the last), NoUsableDemosError (a ValueError too) when
+    `cfg.data` holds no usable episode, NothingTrainedError when no epoch completed.
     A KeyboardInterrupt propagates with a message saying what it kept.
     """
     device = check_ready(cfg)
@@ -779,7 +794,6 @@ def _train_bc(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, 3])
     out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
 
     data = Dataset()
     env = gym.make(ENV_ID, **cfg.env_options())
@@ -790,6 +804,7 @@ def _train_bc(
     else:
         collect_expert(cfg, data, log, looks)
     collect_s = time.perf_counter() - t_start
+    out.parent.mkdir(parents=True, exist_ok=True)  # only now: --data refused leaves no trace
 
     val_mask = split_episodes(data.episodes, cfg.val_fraction, rng)
     model = PilotNet(cfg.color_space).to(device)  # initialised on the CPU: the same weights on any device
@@ -1129,6 +1144,9 @@ def main(args: argparse.Namespace) -> int:
         return exit_codes.BAD_INPUT
     try:
         train_bc(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except NoUsableDemosError as exc:
+        print(f"camdrive train bc: error: {exc}", file=sys.stderr)
+        return exit_codes.BAD_INPUT
     except NothingTrainedError as exc:
         print(f"camdrive train bc: error: {exc}", file=sys.stderr)
         return exit_codes.FAILED
