@@ -472,6 +472,40 @@ def test_data_info_fails_on_missing_or_empty_directories(tmp_path, capsys):
     assert exit_code(["data"]) == 2
 
 
+def test_data_info_help_states_the_exit_codes_it_returns(capsys):
+    """The codes the tests above see (0 all readable; 1 a bad file, or none readable; 2 no DIR to read),
+    as `camdrive data info --help` states them: a script that checks them relies on the help."""
+    assert exit_code(["data", "info", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "Exit code 0 when every episode file is readable, 1 when a file is bad (each named on stderr) or "
+        "none is readable, 2 when DIR cannot be read (missing, not a directory, not listable)." in text
+    )
+
+
+def test_data_info_refuses_a_directory_it_cannot_read_in_one_line(tmp_path, capsys, monkeypatch):
+    """Exit code 2, the help's "DIR cannot be read", for every reason: a name too long for the file
+    system (Path.is_dir raised it as a traceback), a loop of links, and one this user may not list."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    unlisted = tmp_path / "unlisted"
+    unlisted.mkdir()
+    iterdir = Path.iterdir
+
+    def no_permission(path: Path):
+        if path == unlisted:  # as for a user without read permission (the tests may run as root)
+            raise PermissionError(13, "Permission denied", str(path))
+        return iterdir(path)
+
+    monkeypatch.setattr(Path, "iterdir", no_permission)
+    cases = {tmp_path / ("d" * 300): "too long", loop: "symbolic links", unlisted: "Permission denied"}
+    for directory, what in cases.items():
+        assert exit_code(["data", "info", str(directory)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"camdrive data info: error: {directory}: ") and err.count("\n") == 1, err
+        assert what in err
+
+
 def test_data_info_reports_a_zero_control_rate_as_a_bad_file(tmp_path, capsys):
     """frames / control_hz once crashed `data info` with ZeroDivisionError; now the file is listed as bad."""
     good, _ = write_episode(tmp_path, steps=4, seed=1)

@@ -245,7 +245,9 @@ def _add_data(subparsers: Subparsers) -> None:
         "info",
         help="count the episodes, frames, hours and kilometres of a directory; list bad and partial files",
         description="Print the episodes, frames, hours, kilometres and drivers of a demo directory and "
-        "list its bad and partial files. Exit code 0 when it holds readable episodes, else 1.",
+        "list its bad and partial files. Exit code 0 when every episode file is readable, 1 when a file is "
+        "bad (each named on stderr) or none is readable, 2 when DIR cannot be read (missing, not a "
+        "directory, not listable).",
     )
     info.add_argument("directory", metavar="DIR", help="directory of episode files")
     info.add_argument("--verify", action="store_true", help="also read every frame (finds corrupt data)")

@@ -808,12 +808,14 @@ class Listing:
 
 def list_files(directory: str | os.PathLike[str]) -> Listing:
     """Sort the files of `directory` (not its subdirectories) into finished episodes, partial ones, stale
-    partial ones and leftover temp files. Raises DemoError when the directory does not exist."""
+    partial ones and leftover temp files. Raises DemoError when the directory cannot be read."""
     directory = Path(directory)
-    if not directory.is_dir():
-        raise DemoError(directory, "no such directory" if not directory.exists() else "not a directory")
+    _check_directory(directory)
     listing = Listing([], [], [], [])
-    paths = sorted(directory.iterdir(), key=_natural_key)
+    try:
+        paths = sorted(directory.iterdir(), key=_natural_key)
+    except OSError as e:  # no permission to list it
+        raise DemoError(directory, f"cannot list the directory ({e.strerror or e})") from None
     names = {path.name for path in paths}
     for path in paths:
         name = path.name
@@ -831,6 +833,19 @@ def list_files(directory: str | os.PathLike[str]) -> Listing:
             # symlink called *.npz): loading it reports it as a bad file instead of skipping it silently.
             listing.episodes.append(path)
     return listing
+
+
+def _check_directory(directory: Path) -> None:
+    """DemoError unless `directory` is a directory, for every reason it is not: `Path.is_dir` raises
+    for a name too long for the file system and would end a command in a traceback."""
+    try:
+        mode = directory.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise DemoError(directory, "no such directory") from None
+    except OSError as e:  # a name too long, a loop of symbolic links, no permission on the way
+        raise DemoError(directory, f"cannot read the directory ({e.strerror or e})") from None
+    if not stat.S_ISDIR(mode):
+        raise DemoError(directory, "not a directory")
 
 
 def iter_episodes(
