@@ -208,6 +208,29 @@ def test_bad_arguments_are_reported(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
+def test_a_model_path_that_is_no_regular_file_is_named_for_what_it_is(tmp_path, capsys):
+    """A directory, a named pipe, a device or a loop of links given as --model: one line saying which,
+    not "no such file"."""
+    import os
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    pipe = tmp_path / "pipe.safetensors"
+    os.mkfifo(pipe)
+    loop = tmp_path / "loop.safetensors"
+    loop.symlink_to(loop)
+    cases = {
+        folder: "not a regular file (a directory)",
+        pipe: "not a regular file (a named pipe)",
+        Path("/dev/null"): "not a regular file (a device)",
+        loop: "cannot read the file (Too many levels of symbolic links)",
+    }
+    for path, what in cases.items():
+        assert run_cli(["watch", "--model", str(path), "--frames", "1", "--fps", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"camdrive watch: error: --model {path}: {what}\n", err
+
+
 @pytest.mark.parametrize(
     "kind, message",
     [

@@ -83,7 +83,7 @@ class WatchError(Exception):
 
 # ------------------------------------------------------------------------------------------ set-up
 def resolve_model(spec: str) -> str:
-    """`bc` / `dqn` -> the shipped model file; `expert` stays; anything else must be an existing file."""
+    """`bc` / `dqn` -> the shipped model file; `expert` stays; anything else must be a regular file."""
     if spec in SHIPPED:
         path = SHIPPED[spec]
         if not path.is_file():
@@ -94,8 +94,13 @@ def resolve_model(spec: str) -> str:
         return str(path)
     if spec == "expert":
         return spec
-    if not Path(spec).is_file():
-        raise WatchError(f"--model: no such file {spec!r} (or use bc, dqn or expert)")
+    from agent.checkpoint import CheckpointError, check_regular_file
+
+    try:  # a directory or a named pipe is named as such, not as a missing file
+        check_regular_file(Path(spec))
+    except CheckpointError as e:
+        hint = " (or use bc, dqn or expert)" if e.what == "no such file" else ""
+        raise WatchError(f"--model {e}{hint}") from None
     return spec
 
 
