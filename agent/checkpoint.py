@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,24 +74,32 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, metadata: di
 def save_atomically(path: Path, tensors: dict, metadata: dict[str, str], private: bool = False) -> None:
     """Write a safetensors file via a temporary file and a rename, so a crash never leaves half a file.
 
-    `private` keeps mkstemp's owner-only permissions (training state); otherwise the file gets the
-    ordinary permissions of the umask, like any model file.
+    The temporary file is `.NAME.PID.HEX.tmp`, named like every atomic write's in `training.outputs`:
+    the writer's process id tells a killed run's leftover, which `training.outputs.remove_stale_temps`
+    removes when the next run starts, from a file a live run is still writing, which it keeps.
+    `private` makes it owner-only (training state); otherwise it gets the ordinary permissions of the
+    umask, like any model file.
     """
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        save_file(tensors, tmp, metadata=metadata)
-        if not private:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, _file_mode(private))  # safetensors writes every file owner-only
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _file_mode(private: bool) -> int:
+    """0o600 for a private file, else the mode the umask gives a new file (os.umask alone reads it)."""
+    if private:
+        return 0o600
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def read_metadata(path: str | os.PathLike[str], expected_arch: str | None = None) -> dict[str, Any]:

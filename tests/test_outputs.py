@@ -170,7 +170,7 @@ def test_stale_temporary_files_of_dead_runs_are_removed_and_live_ones_kept(tmp_p
     stale = [
         tmp_path / f".m.safetensors.{dead_pid}.0123abcd.tmp",  # training.outputs.temp_path
         tmp_path / f".m.safetensors.{dead_pid}.0123abcd.tmp.safetensors",
-        tmp_path / ".m.safetensors.k2j4h5g6.tmp",  # agent.checkpoint's mkstemp name
+        tmp_path / ".m.safetensors.k2j4h5g6.tmp",  # agent.checkpoint's former mkstemp name
         tmp_path / "m.safetensors.tmp",  # the DQN log writer's former name
     ]
     live = tmp_path / f".m.safetensors.{os.getppid()}.0123abcd.tmp"  # a running process is writing it
@@ -179,6 +179,48 @@ def test_stale_temporary_files_of_dead_runs_are_removed_and_live_ones_kept(tmp_p
         path.write_bytes(PRECIOUS)
     assert sorted(outputs.remove_stale_temps(target)) == sorted(stale)
     assert sorted(tmp_path.iterdir()) == sorted([live, *others])
+
+
+def test_a_model_being_written_survives_the_start_of_another_run(tmp_path, monkeypatch):
+    """A model file's temporary file carries its writer's process id, as every atomic write's does: a
+    run starting meanwhile (here a second process cleaning the model's leftovers, as train bc and
+    train dqn do at their start) removes dead runs' files only, never the one being written."""
+    import safetensors.torch
+    import torch
+
+    from agent.checkpoint import save_atomically
+
+    target = tmp_path / "m.safetensors"
+    save_file = safetensors.torch.save_file
+    written: list[str] = []
+
+    def save_while_another_run_starts(tensors, filename, metadata=None):
+        save_file(tensors, filename, metadata=metadata)
+        written.append(Path(filename).name)
+        clean = f"from training.outputs import remove_stale_temps; remove_stale_temps({str(target)!r})"
+        subprocess.run([sys.executable, "-c", clean], cwd=REPO, check=True)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", save_while_another_run_starts)
+    save_atomically(target, {"w": torch.ones(2)}, {"k": "v"})
+    (name,) = written
+    assert name.startswith(f".m.safetensors.{os.getpid()}.") and name.endswith(".tmp")
+    assert safetensors.torch.load_file(target)["w"].tolist() == [1.0, 1.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_model_files_get_the_umask_permissions_and_training_state_stays_private(tmp_path):
+    import torch
+
+    from agent.checkpoint import save_atomically
+
+    umask = os.umask(0o022)
+    try:
+        save_atomically(tmp_path / "m.safetensors", {"w": torch.ones(2)}, {})
+        save_atomically(tmp_path / "m.train.safetensors", {"w": torch.ones(2)}, {}, private=True)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "m.train.safetensors").stat().st_mode & 0o777 == 0o600
 
 
 # ---------------------------------------------------------------------------- exit-code convention

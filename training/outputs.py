@@ -184,8 +184,9 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary files a killed run left beside `target`; returns them.
 
     Matches `.NAME.*.tmp` and `.NAME.*.tmp.*`: this module's names and the model writer's
-    (`agent.checkpoint.save_atomically`, `.NAME.RANDOM.tmp`), plus the old `NAME.tmp`. A file whose name
-    holds the id of a live process is kept: that run may still be writing it.
+    (`agent.checkpoint.save_atomically`, `.NAME.PID.HEX.tmp`), plus the former ones without a process
+    id (the model writer's `.NAME.RANDOM.tmp`, the old `NAME.tmp`). A file whose name holds the id of a
+    live process is kept: that run may still be writing it.
     """
     target = Path(target)
     if not target.parent.is_dir():
