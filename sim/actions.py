@@ -2,7 +2,7 @@
 
 Every action type turns an action into a `Controls` (steering input -1 left .. +1 right, acceleration
 m/s^2). What counts as an action is one rule per action space, checked here and nowhere else (the vector
-env checks a batch as a whole, then hands each sub-env its row):
+env's batch is checked here too, `checked_batch`, row by row by the same rule, before any sub-env moves):
 
 Box(-1, 1, (n,)) (LaneKeep-v0; n = 1 for "steer", 2 for "steer_throttle") accepts
 - a list or tuple of n numbers: Python int or float, or numpy integer or floating scalars;
@@ -27,6 +27,7 @@ refused action had never been passed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +123,63 @@ def _discrete_general(action: object, where: str) -> int:
     if not 0 <= value <= last:
         raise ValueError(f"{where}: must be {expected}, got {_show(action)}")
     return value
+
+
+def checked_batch(actions: object, space: spaces.Space, num_envs: int, where: str) -> np.ndarray:
+    """A vector env's `actions` as an array of shape (num_envs, *space.shape), `space` being the single
+    env's; ValueError starting with `where` (the env and its batched space) for anything else.
+
+    Why row by row by the single env's rule: a vector env must accept exactly what `num_envs` single envs
+    would, no bool that `np.asarray` turns into 1.0 or 1. Fast path first, for what vector agents pass
+    every step: an array of the batch's shape whose dtype the rule takes as it is, checked whole by one or
+    two numpy reductions and returned unchanged. Anything else is parsed row by row (`_parsed_batch`).
+    """
+    discrete = isinstance(space, spaces.Discrete)
+    shape = (num_envs, *space.shape)
+    if type(actions) is np.ndarray and actions.shape == shape and _valid_as_is(actions, discrete):
+        return actions
+    return _parsed_batch(actions, space, num_envs, where)
+
+
+def _valid_as_is(batch: np.ndarray, discrete: bool) -> bool:
+    """Whether every row of an array of the batch's shape is an action as it is: integers in [0, 4]
+    (Discrete), or integers or finite float16/32/64 values (Box). False is no refusal: the batch then
+    goes row by row, which refuses or accepts it."""
+    if batch.dtype.kind in "iu":
+        if not discrete:
+            return True
+        low, high = np.minimum.reduce(batch, axis=None), np.maximum.reduce(batch, axis=None)
+        return bool(low >= 0 and high < _N_DISCRETE)
+    if discrete or batch.dtype.char not in _FLOAT_CHARS:
+        return False
+    return bool(np.isfinite(batch).all())
+
+
+def _parsed_batch(actions: object, space: spaces.Space, num_envs: int, where: str) -> np.ndarray:
+    """The batch parsed row by row by the single env's rule, into a float64 or int64 array; a refused
+    row is a ValueError naming its sub-env."""
+    rows = _batch_rows(actions, (num_envs, *space.shape), where)
+    if isinstance(space, spaces.Discrete):
+        return np.array([_discrete(row, f"{where}, sub-env {i}") for i, row in enumerate(rows)], np.int64)
+    values = [_finite_values(row, space.shape, f"{where}, sub-env {i}") for i, row in enumerate(rows)]
+    return np.array(values, dtype=np.float64)
+
+
+def _batch_rows(actions: object, shape: tuple[int, ...], where: str) -> Sequence[object]:
+    """The rows of a batch: a list's or tuple's items, an array's (or array-like's) rows; ValueError for
+    anything else, for an array of another shape and for another number of rows than sub-envs."""
+    if isinstance(actions, list | tuple):
+        rows: Sequence[object] = actions
+    else:
+        rows = _as_array(actions, where, f"a list, tuple or array of shape {shape}")
+        if rows.shape != shape:
+            raise ValueError(
+                f"{where}: must have shape {shape} (num_envs, *action shape), got shape {rows.shape}: "
+                f"{_show(actions)}"
+            )
+    if len(rows) != shape[0]:
+        raise ValueError(f"{where}: must hold {shape[0]} actions, one per sub-env, got {_show(actions)}")
+    return rows
 
 
 def _is_real(value: object) -> bool:

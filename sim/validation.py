@@ -69,6 +69,19 @@ def check_at_least(
         raise ValueError(f"{name} must be {kind} {'>' if strict else '>='} {low}, got {short_repr(value)}")
 
 
+def check_seed(seed: object, name: str = "seed") -> int | None:
+    """`seed` as a Python int (None stays None: a fresh random seed), else ValueError naming `name`.
+
+    A seed is a number by the rule above: an int or a numpy integer, >= 0. gymnasium alone took True as
+    seed 1 and refused np.int64(3) with its own error type; `reset` of the single and the vector envs
+    applies this rule first.
+    """
+    if seed is None:
+        return None
+    check_at_least(name, seed, 0, integer=True)
+    return int(seed)  # type: ignore[call-overload]
+
+
 def check_choice(name: str, value: object, choices: Iterable[object]) -> None:
     """Raise ValueError naming `name` and its allowed values unless value is one of `choices`.
 

@@ -235,14 +235,14 @@ def test_bad_options_are_value_errors_naming_them(options: dict, named: str) -> 
 BAD_ACTIONS = {
     "lane_wrong_shape": (LANE_KEEP, np.zeros((3, 2), np.float32), r"shape \(3, 1\)"),
     "lane_too_few": (LANE_KEEP, np.zeros((2, 1), np.float32), r"shape \(3, 1\)"),
-    "lane_nan": (LANE_KEEP, np.array([[0.0], [0.1], [np.nan]], np.float32), r"finite; sub-env\(s\) \[2\]"),
-    "lane_inf": (LANE_KEEP, np.array([[np.inf], [0.1], [0.0]]), r"finite; sub-env\(s\) \[0\]"),
-    "lane_text": (LANE_KEEP, np.array([["a"], ["b"], ["c"]]), "real numbers"),
-    "lane_ragged": (LANE_KEEP, [[0.0], [0.1, 0.2], [0.0]], "actions must be"),
-    "traffic_out_of_range": (TRAFFIC, np.array([0, 5, 1]), r"\[0, 4\]; sub-env\(s\) \[1\]"),
-    "traffic_negative": (TRAFFIC, np.array([-1, 0, 1]), r"\[0, 4\]; sub-env\(s\) \[0\]"),
-    "traffic_float": (TRAFFIC, np.array([0.0, 1.0, 2.0]), "integers"),
-    "traffic_bool": (TRAFFIC, np.array([True, False, True]), "integers"),
+    "lane_nan": (LANE_KEEP, np.array([[0.0], [0.1], [np.nan]], np.float32), "sub-env 2: values must be"),
+    "lane_inf": (LANE_KEEP, np.array([[np.inf], [0.1], [0.0]]), "sub-env 0: values must be finite"),
+    "lane_text": (LANE_KEEP, np.array([["a"], ["b"], ["c"]]), "sub-env 0: must hold int or float numbers"),
+    "lane_ragged": (LANE_KEEP, [[0.0], [0.1, 0.2], [0.0]], r"sub-env 1: must have shape \(1,\)"),
+    "traffic_out_of_range": (TRAFFIC, np.array([0, 5, 1]), r"sub-env 1: must be an integer in \[0, 4\]"),
+    "traffic_negative": (TRAFFIC, np.array([-1, 0, 1]), r"sub-env 0: must be an integer in \[0, 4\]"),
+    "traffic_float": (TRAFFIC, np.array([0.0, 1.0, 2.0]), "sub-env 0: must be an integer"),
+    "traffic_bool": (TRAFFIC, np.array([True, False, True]), "sub-env 0: must be an integer"),
     "traffic_wrong_shape": (TRAFFIC, np.array([[0, 1, 2]]), r"shape \(3,\)"),
 }
 

@@ -16,7 +16,7 @@ from sim.camera import CameraConfig
 from sim.render.palette import Palette
 from sim.road import RoadConfig
 from sim.traffic import TrafficConfig, TrafficDoesNotFitError
-from sim.validation import check_range, short_repr
+from sim.validation import check_range, check_seed, short_repr
 from sim.vehicle import VehicleParams
 from sim.view import EnvView
 from sim.world import SafetyConfig, World
@@ -200,7 +200,7 @@ class CamDriveEnv(gym.Env):
     # worlds and then renders all the observations in one call.
     def _new_episode(self, seed: int | None) -> None:
         """Start an episode (seeding the env's generator when `seed` is not None), without observing."""
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))
         self.episode_seed = int(self.np_random.integers(0, 2**31 - 1))
         lane, speed = self._start()
         self.world.reset(self.episode_seed, lane, speed)

@@ -19,16 +19,16 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, create_empty_array
 
-from sim.envs.base import CamDriveEnv
+from sim.actions import checked_batch
+from sim.envs.base import CamDriveEnv, registered_id
 from sim.envs.blocks import EnvBlock, WorkerBlocks
 from sim.envs.lane_keep import LaneKeepEnv
 from sim.envs.traffic import TrafficEnv
-from sim.validation import check_at_least
+from sim.validation import check_at_least, check_seed, short_repr
 
 RENDER_MODES = ["rgb_array"]
 """A vector env has no window of its own; "rgb_array" returns every sub-env's frame."""
@@ -53,9 +53,11 @@ class CamDriveVectorEnv(VectorEnv):
     ## Action Space
     The single env's space batched by `gymnasium.vector.utils.batch_space`: LaneKeep-v0
     `Box(-1, 1, (N, 1), float32)` (`(N, 2)` with `action_type="steer_throttle"`), Traffic-v0
-    `MultiDiscrete([5] * N)`. Continuous values outside [-1, 1] are clipped, as by the single env. A batch
-    of another shape, with a non-finite value, or with a discrete action outside 0..4 is a ValueError
-    raised before any world moves.
+    `MultiDiscrete([5] * N)`. A batch is an array of that shape, or a list or tuple of N actions, each
+    row held to the single env's rule (`sim.actions`): a bool is no action (not steering 1.0, not
+    action 1), nor is a string, a float for Discrete, NaN or inf. Continuous values outside [-1, 1] are
+    clipped, as by the single env. Anything else is a ValueError naming the env, the batched space and
+    the sub-env, raised before any world moves.
 
     ## Autoreset
     `AutoresetMode.NEXT_STEP` (also in `metadata["autoreset_mode"]`), Gymnasium's default: on the step
@@ -65,7 +67,8 @@ class CamDriveVectorEnv(VectorEnv):
 
     ## Seeding
     `reset(seed=s)` resets sub-env i with seed s + i, as `SyncVectorEnv` does; a list of N seeds (ints or
-    None) gives each its own; `seed=None` leaves them unseeded (a fresh random seed the first time).
+    None) gives each its own; `seed=None` leaves them unseeded (a fresh random seed the first time). A
+    seed is the single env's: an int or a numpy integer >= 0, never a bool (`sim.validation.check_seed`).
 
     ## Info
     Gymnasium's vector format, as `VectorEnv._add_info` builds it from each sub-env's info dict: every key
@@ -120,6 +123,9 @@ class CamDriveVectorEnv(VectorEnv):
         self.observation_space = batch_space(probe.observation_space, num_envs)
         self.single_action_space = probe.action_space
         self.action_space = batch_space(probe.action_space, num_envs)
+        space = " ".join(str(self.action_space).split())  # numpy's repr of a long MultiDiscrete wraps
+        self._action_where = f"{registered_id(self.env_class)} actions for {space}"
+        """How refusals of a batch begin: they must say whose batched action space it missed."""
         self.workers = min(workers, num_envs)
         self._blocks: EnvBlock | WorkerBlocks
         if self.workers == 1:
@@ -191,38 +197,25 @@ class CamDriveVectorEnv(VectorEnv):
         return self._observations.copy() if self.copy else self._observations
 
     def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
-        """One seed per sub-env, as `SyncVectorEnv.reset` derives them, all checked before any reset."""
+        """One seed per sub-env, as `SyncVectorEnv.reset` derives them, all checked (by the single env's
+        rule) before any reset."""
         if seed is None:
             return [None] * self.num_envs
-        if isinstance(seed, int | np.integer):
-            seeds: list[Any] = [int(seed) + i for i in range(self.num_envs)]
-        elif isinstance(seed, Sequence) and not isinstance(seed, str) and len(seed) == self.num_envs:
-            seeds = list(seed)
-        else:
-            raise ValueError(f"seed must be an int, None or a list of {self.num_envs} seeds, got {seed!r}")
-        for s in seeds:
-            if s is not None and not (isinstance(s, int) and s >= 0):
-                raise ValueError(f"seeds must be None or integers >= 0, got {seed!r}")
-        return seeds
+        if not (isinstance(seed, list | tuple) or (isinstance(seed, np.ndarray) and seed.ndim == 1)):
+            first = check_seed(seed)
+            assert first is not None
+            return [first + i for i in range(self.num_envs)]
+        if len(seed) != self.num_envs:
+            raise ValueError(f"seed must be an int, None or {self.num_envs} seeds, got {short_repr(seed)}")
+        return [check_seed(s, f"seed[{i}]") for i, s in enumerate(seed)]
 
     def _checked_actions(self, actions: Any) -> np.ndarray:
         """`actions` as an array of the batched action space's shape, or ValueError naming what is wrong.
 
-        Checked as a whole before any world moves, so a bad action of one sub-env never leaves the others
-        stepped and it unstepped. Each env's own action parsing still converts its row.
+        Checked as a whole before any world moves (`sim.actions.checked_batch`, the single env's rule
+        for each row), so a bad action of one sub-env never leaves the others stepped and it unstepped.
         """
-        shape = self.action_space.shape
-        try:
-            array = np.asarray(actions)
-        except ValueError:  # ragged nested lists
-            raise ValueError(f"actions must be an array of shape {shape}, got {actions!r}") from None
-        if array.shape != shape:
-            raise ValueError(f"actions must have shape {shape} (num_envs, *action shape), got {array.shape}")
-        if isinstance(self.single_action_space, spaces.Discrete):
-            _check_discrete(array, self.single_action_space)
-        else:
-            _check_finite(array)
-        return array
+        return checked_batch(actions, self.single_action_space, self.num_envs, self._action_where)
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """Each sub-env's `render()` frame, in a tuple, as `SyncVectorEnv.render` returns them."""
@@ -235,30 +228,6 @@ class CamDriveVectorEnv(VectorEnv):
         blocks = getattr(self, "_blocks", None)  # None when __init__ failed (a bad option)
         if blocks is not None:
             blocks.close()
-
-
-def _check_discrete(actions: np.ndarray, space: spaces.Discrete) -> None:
-    """ValueError naming the sub-envs unless every action is an integer of `space` (bools are not)."""
-    low, high = int(space.start), int(space.start + space.n - 1)
-    if not np.issubdtype(actions.dtype, np.integer):
-        raise ValueError(f"actions must be integers in [{low}, {high}], got dtype {actions.dtype}")
-    bad = np.flatnonzero((actions < low) | (actions > high))
-    if bad.size:
-        raise ValueError(
-            f"actions must be integers in [{low}, {high}]; sub-env(s) {bad.tolist()} "
-            f"got {actions[bad].tolist()}"
-        )
-
-
-def _check_finite(actions: np.ndarray) -> None:
-    """ValueError naming the sub-envs unless every value is a finite real number (out of range is fine:
-    the envs clip it, as documented)."""
-    if not np.issubdtype(actions.dtype, np.number) or np.issubdtype(actions.dtype, np.complexfloating):
-        raise ValueError(f"actions must be real numbers, got dtype {actions.dtype}")
-    finite = np.isfinite(actions).reshape(len(actions), -1).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise ValueError(f"actions must be finite; sub-env(s) {bad.tolist()} got {actions[bad].tolist()}")
 
 
 def _step_limit(max_episode_steps: object) -> int | None:
