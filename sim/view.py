@@ -1,8 +1,9 @@
 """The env's `render()` picture: a large camera view, a top-down minimap and a text HUD.
 
 The camera view is rendered at full size by the same renderer as the observation (not an upscaled
-66x200 frame). Text uses pygame's font module, which works without a display; a window is opened
-only for render_mode="human".
+66x200 frame). Text is `sim.text`'s (pygame.freetype, which works without a display); a window is
+opened only for render_mode="human". The minimap marks the ego car as the viewer's does (white in a
+red border, `TopDownRenderer`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sim.render.frontcam import FrontCameraRenderer
 from sim.render.palette import Palette
 from sim.render.topdown import TopDownRenderer
 from sim.road import RoadConfig
+from sim.text import hud_font
 from sim.world import World
 
 VIEW_SIZE = (400, 640)
@@ -53,7 +55,6 @@ class EnvView:
             forward_offset=camera.forward_offset,
         )
         self.set_palette(Palette())
-        self._font = None
         self._window = None
         self._clock = None
 
@@ -79,12 +80,10 @@ class EnvView:
     def draw_text(self, frame: np.ndarray, lines: list[str], at: tuple[int, int], size: int = 18) -> None:
         """Write `lines` onto `frame` in place, white on a translucent dark box."""
         pygame = _pygame()
-        if self._font is None or self._font.get_height() != pygame.font.Font(None, size).get_height():
-            pygame.font.init()
-            self._font = pygame.font.Font(None, size)
+        font = hud_font(size)
         x, y = at
         for line in lines:
-            surf = self._font.render(line, True, (255, 255, 255))
+            surf = font.render(line, (255, 255, 255))
             text = pygame.surfarray.pixels3d(surf).swapaxes(0, 1)
             alpha = pygame.surfarray.pixels_alpha(surf).swapaxes(0, 1)[..., None] / 255.0
             h, w = text.shape[:2]

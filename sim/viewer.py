@@ -2,8 +2,16 @@
 
 What it shows: the front camera rendered at *window* resolution by the same renderer as the
 observation (`FrontCameraRenderer`, not an upscaled 66x200 frame), a top-down minimap with the traffic
-(`TopDownRenderer`), and a HUD: speed (km/h and mph), steering and throttle bars, lane, reward, distance,
-frame rate, who drives (HUMAN / AUTOPILOT / REPLAY), a red recording light, PAUSED, and a help overlay.
+(`TopDownRenderer`, the ego car white in a red border), and a HUD: speed (km/h and mph), steering and
+pedal bars, lane, reward, distance, frame rate, who drives (HUMAN / AUTOPILOT / REPLAY), a red
+recording light, PAUSED, and a help overlay (its key, H, in a box beside the driver badge, where no
+panel covers it).
+
+The pedal bar says who works the pedal. Steering-only and discrete actions leave the speed to a cruise
+control (the person or model only sets the speed it holds, shown as "cruise 90 km/h"), so its row reads
+"cruise throttle 0.20"; when the safety system overrides whoever drives, the row reads "safety brake
+0.45" in amber and shows the brake it applied (`World.applied_accel`), not what was asked for. Only
+with steering-and-throttle actions is it the driver's own pedal ("throttle 0.20").
 
 Frame pacing. The env steps at its control rate (`control_hz`: 10 Hz by default, `camdrive play` asks
 for 30 Hz so the picture moves smoothly) while the window redraws at up to `fps` (60) frames per
@@ -59,6 +67,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
 from sim.render.palette import Palette  # noqa: E402
+from sim.text import HudFont, hud_font  # noqa: E402
 from sim.view import EnvView  # noqa: E402
 
 DEFAULT_SIZE = (960, 600)
@@ -171,6 +180,7 @@ class Viewer:
         hud_extra: Callable[[], list[str]] | None = None,
         overlays: Sequence[Overlay] = (),
         help_rows: Sequence[tuple[str, str]] = (),
+        video_fps: float | None = None,
     ) -> None:
         """Episodes are reset with `seed`, `seed + 1`, ... (or always `seed` with `same_seed`, for replays).
 
@@ -178,7 +188,8 @@ class Viewer:
         `HumanInput`), it gets the drive keys and a smoothing tick per frame. `at_episode_end` is
         "reset" (show why it ended, then start the next episode) or "hold" (keep the last picture until
         R or quit: replays). `script` is a list of (frame index, event) posted before that frame's
-        events are read.
+        events are read. `video_fps`: the frames become a video played at this rate, so the HUD shows how
+        fast simulated time runs in it instead of the rate the frames were rendered at.
         """
         if at_episode_end not in ("reset", "hold"):
             raise ValueError(f"at_episode_end must be 'reset' or 'hold', got {at_episode_end!r}")
@@ -191,6 +202,7 @@ class Viewer:
         self.hud_extra, self.overlays = hud_extra, list(overlays)
         self.help_rows = list(help_rows)
         """Extra (keys, what they do) rows for the help overlay."""
+        self.video_fps = video_fps
         self.at_episode_end = at_episode_end
         self._script: dict[int, list[pygame.event.Event]] = {}
         for frame, event in script:
@@ -236,7 +248,6 @@ class Viewer:
         self._sim_debt = 0.0
         self._window: pygame.Surface | None = None
         self._clock: pygame.time.Clock | None = None
-        self._fonts: dict[int, pygame.font.Font] = {}
         self._scene: pygame.Surface | None = None
         self._minimap: pygame.Surface | None = None
         self._scene_arrays: tuple[np.ndarray, np.ndarray] | None = None
@@ -460,11 +471,12 @@ class Viewer:
         mx, my = self.size[0] - mw - int(10 * s), int(10 * s)
         pygame.draw.rect(win, (20, 20, 20), (mx - 2, my - 2, mw + 4, mh + 4))
         win.blit(self._minimap, (mx, my))
-        self._mark_ego(mx, my)
         self._draw_hud()
         for overlay in self.overlays:
             overlay.draw(win, s)
-        self._draw_badge()
+        badge = self._draw_badge()
+        if not self.show_help:
+            self._draw_help_key(badge)
         if self.show_help:
             self._draw_help()
         elif self.paused:
@@ -472,8 +484,6 @@ class Viewer:
         elif self._ended:
             hint = "R to replay again, Esc to quit" if self.at_episode_end == "hold" else "next episode..."
             self._banner(self._end_reason, RED if self._end_reason != "TIME UP" else WHITE, hint)
-        if not self.show_help:
-            self._text("H  help", int(16 * s), GREY, (int(10 * s), self.size[1] - int(22 * s)))
 
     def _render_scene(self) -> None:
         world = self.world
@@ -490,25 +500,14 @@ class Viewer:
         self._minimap = pygame.image.frombuffer(mini, (mini.shape[1], mini.shape[0]), "RGB")
         self._scene_dirty = False
 
-    def _mark_ego(self, mx: int, my: int) -> None:
-        """Outline the ego car on the minimap: the top-down renderer paints it white, like some traffic."""
-        assert self._window is not None
-        mini, p = self.view.minimap, self.world.ego.params
-        w, h = p.width / mini.mpp + 4, p.length / mini.mpp + 4
-        rect = pygame.Rect(0, 0, int(round(w)), int(round(h)))
-        rect.center = (mx + int(mini.car_col), my + int(mini.car_row))
-        pygame.draw.rect(self._window, RED, rect, width=2)
-
-    def _font(self, size: int) -> pygame.font.Font:
-        if size not in self._fonts:
-            self._fonts[size] = pygame.font.Font(None, size)
-        return self._fonts[size]
+    def _font(self, size: int) -> HudFont:
+        return hud_font(size)
 
     def _text(
         self, text: str, size: int, color: tuple[int, int, int], at: tuple[int, int], anchor: str = "topleft"
     ) -> pygame.Rect:
         assert self._window is not None
-        surf = self._font(size).render(text, True, color)
+        surf = self._font(size).render(text, color)
         rect = surf.get_rect(**{anchor: at})
         self._window.blit(surf, rect)
         return rect
@@ -532,25 +531,67 @@ class Viewer:
             pygame.draw.rect(self._window, pos if v > 0 else neg, (left, y, fill, h))
         pygame.draw.line(self._window, WHITE, (mid, y - 2), (mid, y + h + 1))
 
-    def controls(self) -> tuple[float, float]:
-        """(steering, throttle) to show, -1..1: the human's input, else what the car was last commanded."""
-        if hasattr(self.driver, "steer") and hasattr(self.driver, "throttle") and not self.discrete:
-            return float(self.driver.steer), float(self.driver.throttle)
-        steer, accel = self.env.unwrapped.last_controls
+    def _has_human_controls(self) -> bool:
+        """A person's analogue inputs drive (they show as they move, before the next env step)."""
+        return hasattr(self.driver, "steer") and hasattr(self.driver, "throttle") and not self.discrete
+
+    def steering(self) -> float:
+        """Steering to show, -1..1: the person's input, else what the car was last commanded."""
+        if self._has_human_controls():
+            return float(self.driver.steer)
+        return float(self.env.unwrapped.last_controls[0])
+
+    def cruise_speed(self) -> float | None:
+        """The speed (m/s) a cruise control holds for the driver, None when the driver works the pedals.
+
+        Steering-only actions cruise at a fixed speed; discrete actions move the speed it holds up and
+        down (accelerate / decelerate).
+        """
+        action_type = self.env.unwrapped.action_type
+        for name in ("target_speed", "cruise_speed"):
+            value = getattr(action_type, name, None)
+            if value is not None:
+                return float(value)
+        return None
+
+    def pedal(self) -> tuple[str, float]:
+        """(who, pedal -1..1, > 0 throttle): who worked the pedal in the last step and how hard.
+
+        "safety" when the safety system's brake overrode the driver, "cruise" when a cruise control
+        turned the driver's chosen speed into throttle or brake, else "" (the driver's own pedal).
+        The safety system's and the cruise control's pedal is what the car got (`applied_accel`).
+        """
+        if self._braking:
+            return "safety", self._pedal_of(self.world.applied_accel)
+        if self.cruise_speed() is not None:
+            return "cruise", self._pedal_of(self.world.applied_accel)
+        if self._has_human_controls():
+            return "", float(self.driver.throttle)
+        return "", self._pedal_of(self.world.applied_accel)
+
+    def _pedal_of(self, accel: float) -> float:
+        """An acceleration (m/s^2) as a pedal position: a share of full throttle or of full braking."""
         p = self.world.ego.params
-        return float(steer), float(accel / p.max_accel if accel >= 0 else accel / p.max_brake)
+        return float(np.clip(accel / p.max_accel if accel >= 0 else accel / p.max_brake, -1.0, 1.0))
 
     def hud_lines(self) -> list[str]:
         """The HUD's text lines below the speed (also handy for tests and logs)."""
         st = self.world.state()
         lanes = self.world.road_config.lanes
-        fps = self._clock.get_fps() if self._clock is not None else 0.0
         return [
             f"lane {st.lane + 1}/{lanes}   offset {st.lateral_offset:+.2f} m",
             f"reward {self.last_reward:+.2f}   return {self.episode_return:.1f}",
             f"distance {st.distance / 1000:.2f} km   time {self.episode_steps * self.period:.1f} s",
-            f"{fps:.0f} fps   sim {self.control_hz:g} Hz   seed {self.episode_seed}",
+            f"{self._rate()}   sim {self.control_hz:g} Hz   seed {self.episode_seed}",
         ]
+
+    def _rate(self) -> str:
+        """Frames per second in a window. In a video the render rate says nothing (the frames are
+        played at `video_fps`, one env step each), so: how fast simulated time runs when it plays."""
+        if self.video_fps is not None:
+            return f"{self.video_fps * self.period:.1f}x real time"
+        fps = self._clock.get_fps() if self._clock is not None else 0.0
+        return f"{fps:.0f} fps"
 
     def _draw_hud(self) -> None:
         s = self.scale
@@ -564,24 +605,27 @@ class Viewer:
         r = self._text(f"{speed * 3.6:3.0f}", int(56 * s), WHITE, (x, y))
         r = self._text("km/h", int(24 * s), WHITE, (r.right + int(6 * s), r.bottom - int(30 * s)))
         self._text(f"{speed * 2.23694:3.0f} mph", int(24 * s), GREY, (r.right + int(16 * s), r.top))
-        if self._braking:
-            self._text("SAFETY BRAKE", int(20 * s), AMBER, (x0 + width - pad, y + int(4 * s)), "topright")
+        cruise = self.cruise_speed()
+        if cruise is not None:
+            at = (x0 + width - pad, y + int(4 * s))
+            self._text(f"cruise {cruise * 3.6:.0f} km/h", int(20 * s), GREY, at, "topright")
         y += int(56 * s)
-        steer, throttle = self.controls()
-        bar_x, bar_w, bar_h = x + int(110 * s), width - int(130 * s), int(12 * s)
+        steer = self.steering()
+        bar_x, bar_w, bar_h = x + int(165 * s), width - int(185 * s), int(12 * s)
         self._text(f"steer {steer:+.2f}", int(20 * s), WHITE, (x, y))
         self._bar(bar_x, y + int(2 * s), bar_w, bar_h, steer, BLUE, BLUE)
         y += line
-        name = "throttle" if throttle >= 0 else "brake"
-        self._text(f"{name} {abs(throttle):.2f}", int(20 * s), WHITE, (x, y))
-        self._bar(bar_x, y + int(2 * s), bar_w, bar_h, throttle, GREEN, RED)
+        who, pedal = self.pedal()
+        name = " ".join(filter(None, (who, "throttle" if pedal >= 0 else "brake")))
+        self._text(f"{name} {abs(pedal):.2f}", int(20 * s), AMBER if who == "safety" else WHITE, (x, y))
+        self._bar(bar_x, y + int(2 * s), bar_w, bar_h, pedal, GREEN, RED)
         y += line
         for text in lines:
             self._text(text, int(20 * s), WHITE, (x, y))
             y += line
 
-    def _draw_badge(self) -> None:
-        """Who drives, top centre, and the recording light next to it."""
+    def _draw_badge(self) -> pygame.Rect:
+        """Who drives, top centre, and the recording light next to it; returns the badge's box."""
         s = self.scale
         recording = bool(self.sink is not None and getattr(self.sink, "recording", False))
         font = self._font(int(28 * s))
@@ -597,6 +641,21 @@ class Viewer:
             cx, cy = x + tw + int(32 * s), y + h // 2
             pygame.draw.circle(self._window, RED, (cx, cy), int(8 * s))
             self._text("REC", int(24 * s), RED, (cx + int(12 * s), cy), "midleft")
+        return pygame.Rect(x, y, w, h)
+
+    def _draw_help_key(self, badge: pygame.Rect) -> None:
+        """The help key on its own dark box right of the badge: the top row between the HUD and the
+        minimap is the one place no panel of play or watch covers, and a box keeps it readable over
+        the sky, the road's yellow edge line or a saliency highlight."""
+        s = self.scale
+        size = int(20 * s)
+        key_w = self._font(size).size("H")[0]
+        w, h = key_w + self._font(size).size("  help")[0] + int(16 * s), badge.height
+        x = badge.right + int(8 * s)
+        self._panel((x, badge.y, w, h))
+        y = badge.centery
+        self._text("H", size, AMBER, (x + int(8 * s), y), "midleft")
+        self._text("  help", size, WHITE, (x + int(8 * s) + key_w, y), "midleft")
 
     def _banner(self, title: str, color: tuple[int, int, int], hint: str) -> None:
         s = self.scale

@@ -125,6 +125,9 @@ class World:
         self.collided = False
         self.safety_brakes = 0
         self.safety_refusals = 0
+        self.applied_accel = 0.0
+        """Acceleration (m/s^2) the last step gave the car: the driver's, or the safety brake's when it
+        overrode it. Displays read it; what the driver asked for can differ."""
         self.target_d: float | None = None
         """Lateral offset (m) the lane-change controller is steering to, or None (steer mode)."""
         self._start_s = 0.0
@@ -149,6 +152,7 @@ class World:
         self.collided = False
         self.safety_brakes = 0
         self.safety_refusals = 0
+        self.applied_accel = 0.0
         self.target_d = None
         self.traffic = Traffic(self.road, self.traffic_config, rng)
         self.traffic.reset(self.s, self.d, speed)
@@ -163,6 +167,7 @@ class World:
         p = self.ego.params
         if self.safety.enabled:
             accel = self._safety_brake(accel)
+        self.applied_accel = accel
         n_sub = max(1, round(dt / PHYSICS_DT))
         self.ego.step(steer, accel, dt / n_sub, substeps=n_sub)
         self.s, self.d = self.road.frenet(self.ego.x, self.ego.y, self.s)

@@ -1,11 +1,14 @@
 """Bird's-eye view of the same world, centred on the ego car and rotated so it points up.
 
-Used for debugging and as the viewer's minimap. The ground uses the same road layers and Frenet
-mapping as the front camera (each image row is a line across the road at one forward distance);
-cars are filled as rotated rectangles.
+Used as the minimap of the viewer and of the env's `render()`. The ground uses the same road layers
+and Frenet mapping as the front camera (each image row is a line across the road at one forward
+distance); cars are filled as rotated rectangles. The ego car is white inside a red border, one
+marker for every picture that shows the minimap: the traffic has white and grey cars too.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -16,6 +19,9 @@ from sim.render.palette import Palette
 from sim.road import Road, RoadConfig
 
 EGO_RGB = (250, 250, 250)
+EGO_BORDER_RGB = (230, 40, 40)
+EGO_BORDER_PX = 2
+"""Width of the ego's red border, px (whatever the scale, so it stays visible on a small map)."""
 
 
 class TopDownRenderer:
@@ -55,8 +61,15 @@ class TopDownRenderer:
         self.ground.draw(road, x, y, yaw, s, frame)
         self._fill_boxes(frame, x, y, yaw, cars, None)
         if ego is not None:
-            self._fill_boxes(frame, x, y, yaw, ego, np.array(EGO_RGB, dtype=np.uint8))
+            self._mark_ego(frame, x, y, yaw, ego)
         return frame
+
+    def _mark_ego(self, frame: np.ndarray, x: float, y: float, yaw: float, ego: CarBoxes) -> None:
+        """The ego car: a red box EGO_BORDER_PX larger on every side, the white car inside it."""
+        grow = 2 * EGO_BORDER_PX * self.mpp
+        border = dataclasses.replace(ego, length=ego.length + grow, width=ego.width + grow)
+        self._fill_boxes(frame, x, y, yaw, border, np.array(EGO_BORDER_RGB, dtype=np.uint8))
+        self._fill_boxes(frame, x, y, yaw, ego, np.array(EGO_RGB, dtype=np.uint8))
 
     def _fill_boxes(
         self, frame: np.ndarray, x: float, y: float, yaw: float, cars: CarBoxes, color: np.ndarray | None
