@@ -148,7 +148,9 @@ def test_video_export_writes_every_frame(tmp_path, capsys):
     frames = iio.imread(video)
     assert frames.shape == (round(1.5 * HZ), 200, 320, 3)
     assert frames.std() > 10, "a picture, not a blank frame"
-    assert f"{round(1.5 * HZ)} frames at 30 fps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{round(1.5 * HZ)} frames at 30 fps (1.5 s of driving" in out
+    assert len([line for line in out.splitlines() if "frames" in line]) == 1, "one summary of one run"
 
 
 def test_gif_export(tmp_path):
@@ -328,6 +330,28 @@ def test_dqn_shows_its_q_values(tmp_path, capsys):
     greedy_green = [60, 200, 90]
     assert (dqn[panel][..., :3] == greedy_green).all(axis=-1).sum() > 100
     assert (expert[panel][..., :3] == greedy_green).all(axis=-1).sum() == 0
+
+
+def test_q_bars_are_advantages_on_a_round_scale():
+    advantage, end = watch.q_bars(np.array([68.32, 67.72, 68.02, 68.0, 68.04]))
+    assert advantage.sum() == pytest.approx(0.0, abs=1e-9) and advantage[0] == pytest.approx(0.3)
+    assert end == 1.0, "a 0.6 spread is 0.6 of one step's reward, not empty against full"
+    assert [watch.round_scale(v) for v in (0.2, 1.0, 1.5, 3.0, 7.0, 12.0, 400.0)] == [1, 1, 2, 5, 10, 20, 500]
+    assert watch.round_scale(float("nan")) == 1.0
+
+
+def test_q_panel_keeps_its_numbers_inside_and_scales_the_bars():
+    pygame.font.init()
+    window = pygame.Surface((960, 600))
+    view = watch.CnnView(lambda: None, None)
+    view._draw_q(window, 1.0, np.array([68.32, 67.72, 68.02, 68.0, 68.04]))
+    shown = pygame.surfarray.array3d(window).swapaxes(0, 1).astype(int)
+    drawn = np.nonzero(shown.sum(axis=-1))
+    assert drawn[1].max() < 950 and drawn[0].max() < 590, "panel, values included, inside the window margin"
+    green = (shown == watch.GREEDY_RGB).all(axis=-1)
+    rows = np.nonzero(green.any(axis=1))[0]
+    width = green[rows[len(rows) // 2]].sum()
+    assert width == pytest.approx(0.3 * 75, abs=1.5), "advantage 0.3 on a +-1 scale: 30 % of a 75 px half-bar"
 
 
 # ------------------------------------------------------------------------------ outputs and stopping

@@ -16,14 +16,18 @@ with elapsed the simulated time watched. With `--record DIR` every stretch the p
 a demonstration file (the frames the person saw and the person's actions; `camdrive train bc --data DIR`
 learns from them).
 
-What the CNN sees (`agent.explain`). V overlays VisualBackProp saliency on the camera view, F shows the
-feature maps of every convolution layer as tiles, both for the observation the car is about to act on.
-The observation is a smaller picture from the same camera (same field of view and pose), so it covers
-a centred horizontal band of the window's camera view, and the saliency is drawn exactly there. For a
-DQN the Q-value of each action is shown as bars.
+What the CNN sees (`agent.explain`). V overlays guided-backprop saliency on the camera view, F shows
+the feature maps of every convolution layer as tiles, both for the observation the car is about to act
+on. The observation is a smaller picture from the same camera (same field of view and pose), so it
+covers a centred horizontal band of the window's camera view, and the saliency is drawn exactly there:
+the most salient 10 % of its pixels in red to yellow, the next 10 % fading out, the rest of the scene
+untouched. For a DQN each action's Q-value minus the mean of all of them (its advantage: what the
+choice depends on) is a bar on a fixed, round scale (+-1, one step's reward at 80 mph, or the next of
+2, 5, 10, ... that holds every bar), with the scale and the values printed in the panel.
 
 Video. `--video FILE` renders without a window (SDL's dummy driver) and writes every displayed frame,
-overlays included: one env step per frame, so the video plays in real time at the control rate. The
+overlays included: one env step per frame, so the video plays in real time at the control rate (the
+HUD says "1.0x real time" where a window shows its frame rate). The
 file appears only when complete (written beside it, then renamed); an existing one is replaced only
 with `--force`, and without a screen and without `--video` the video gets a name no file has. Ctrl-C
 or SIGTERM ends the video early: the frames so far are kept as FILE.
@@ -35,7 +39,6 @@ import argparse
 import contextlib
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +76,9 @@ HUD_BOTTOM = 282
 """Where the viewer's HUD ends (at 600 px window height) with watch's two extra lines."""
 TILE_ROW_BOX = (384.0, 52.0)
 """Space for one layer's tiles in the feature-map panel (at 600 px window height)."""
-SALIENCY_ALPHA = 0.7
-"""Strongest blend of the saliency heat over the camera view."""
+PANEL_TEXT = (230, 230, 230)
+GREEDY_RGB = (60, 200, 90)
+OTHER_RGB = (90, 160, 255)
 
 
 class WatchError(Exception):
@@ -178,6 +182,8 @@ class CnnView:
         """Each conv layer's maps, one row per layer, in a panel down the left below the HUD."""
         import pygame
 
+        from sim.text import hud_font
+
         h = window.get_size()[1]
         x0, y0 = int(10 * scale), int(HUD_BOTTOM * scale)
         width, height = int(440 * scale), h - y0 - int(30 * scale)
@@ -185,12 +191,12 @@ class CnnView:
         panel = pygame.Surface((width, height), pygame.SRCALPHA)
         panel.fill((0, 0, 0, 170))
         window.blit(panel, (x0, y0))
-        font = pygame.font.Font(None, int(18 * scale))
+        font = hud_font(int(18 * scale))
         label_w = int(50 * scale)
         box = (width - label_w - int(6 * scale), row_h - int(4 * scale))
         for i, (name, image) in enumerate(self._tiles):
             y = y0 + i * row_h
-            window.blit(font.render(name, True, (230, 230, 230)), (x0 + int(6 * scale), y + int(6 * scale)))
+            window.blit(font.render(name, PANEL_TEXT), (x0 + int(6 * scale), y + int(6 * scale)))
             ih, iw = image.shape[:2]
             fit = min(box[0] / iw, box[1] / ih)
             surf = pygame.image.frombuffer(np.ascontiguousarray(image), (iw, ih), "RGB")
@@ -198,53 +204,92 @@ class CnnView:
             window.blit(pygame.transform.scale(surf, size), (x0 + label_w, y + int(2 * scale)))
 
     def _draw_q(self, window: Any, scale: float, q: np.ndarray) -> None:
-        """One bar per action, the greedy one highlighted; bars span the Q-values' own range."""
+        """Each action's advantage (Q - mean Q) as a bar from the middle, on `q_bars`' round scale,
+        its value at the right; the greedy action in green. Bottom right, sized to its text."""
         import pygame
 
         from sim.actions import DISCRETE_ACTION_NAMES
+        from sim.text import hud_font
 
+        s = scale
+        font, small = hud_font(int(20 * s)), hud_font(int(16 * s))
+        advantage, end = q_bars(q)
+        names = [
+            DISCRETE_ACTION_NAMES[i] if i < len(DISCRETE_ACTION_NAMES) else str(i) for i in range(len(q))
+        ]
+        values = [f"{a:+.2f}" for a in advantage]
+        title, mean = "Q - mean Q", f"mean {float(q.mean()):.2f}"
+        pad, row, bar_w, bar_h = int(8 * s), int(20 * s), int(150 * s), int(12 * s)
+        name_w = max(font.size(n)[0] for n in names)
+        value_w = max(font.size(v)[0] for v in values)
+        inner = max(name_w + bar_w + value_w + 2 * pad, font.size(title)[0] + font.size(mean)[0] + 2 * pad)
+        width = inner + 2 * pad
+        height = 2 * pad + font.height + int(6 * s) + row * len(q) + small.height
         w, h = window.get_size()
-        bar_w, bar_h, gap = int(150 * scale), int(14 * scale), int(20 * scale)
-        x0 = w - bar_w - int(110 * scale)
-        y0 = h - gap * len(q) - int(40 * scale)
-        panel = pygame.Surface((bar_w + int(110 * scale), gap * len(q) + int(34 * scale)), pygame.SRCALPHA)
-        panel.fill((0, 0, 0, 160))
-        window.blit(panel, (x0 - int(100 * scale), y0 - int(26 * scale)))
-        font = pygame.font.Font(None, int(20 * scale))
-        window.blit(
-            font.render("Q-values", True, (230, 230, 230)), (x0 - int(94 * scale), y0 - int(22 * scale))
-        )
-        lo, hi = float(q.min()), float(q.max())
-        span = max(hi - lo, 1e-6)
-        best = int(q.argmax())
-        for i, value in enumerate(q):
-            y = y0 + i * gap
-            color = (60, 200, 90) if i == best else (90, 160, 255)
-            name = DISCRETE_ACTION_NAMES[i] if i < len(DISCRETE_ACTION_NAMES) else str(i)
-            window.blit(font.render(name, True, (230, 230, 230)), (x0 - int(94 * scale), y))
-            fill = int(round(bar_w * (0.15 + 0.85 * (value - lo) / span)))
-            pygame.draw.rect(window, (60, 60, 60), (x0, y, bar_w, bar_h))
-            pygame.draw.rect(window, color, (x0, y, fill, bar_h))
-            window.blit(font.render(f"{value:+.2f}", True, (230, 230, 230)), (x0 + bar_w + int(6 * scale), y))
+        x0, y0 = w - width - int(10 * s), h - height - int(10 * s)
+        panel = pygame.Surface((width, height), pygame.SRCALPHA)
+        panel.fill((0, 0, 0, 170))
+        window.blit(panel, (x0, y0))
+        window.blit(font.render(title, PANEL_TEXT), (x0 + pad, y0 + pad))
+        window.blit(font.render(mean, (170, 170, 170)), (x0 + width - pad - font.size(mean)[0], y0 + pad))
+        bar_x = x0 + pad + name_w + pad
+        mid = bar_x + bar_w // 2
+        y = y0 + pad + font.height + int(6 * s)
+        best = int(np.argmax(q))
+        for i, (name, a, text) in enumerate(zip(names, advantage, values, strict=True)):
+            color = GREEDY_RGB if i == best else OTHER_RGB
+            window.blit(font.render(name, PANEL_TEXT), (x0 + pad, y))
+            bar_y = y + (font.height - bar_h) // 2
+            pygame.draw.rect(window, (60, 60, 60), (bar_x, bar_y, bar_w, bar_h))
+            fill = int(round(min(abs(a) / end, 1.0) * (bar_w // 2)))
+            if fill:
+                pygame.draw.rect(window, color, (mid if a > 0 else mid - fill, bar_y, fill, bar_h))
+            window.blit(font.render(text, PANEL_TEXT), (x0 + width - pad - font.size(text)[0], y))
+            y += row
+        pygame.draw.line(window, (255, 255, 255), (mid, y0 + pad + font.height), (mid, y))
+        for label, x in ((f"-{end:g}", bar_x), ("0", mid - small.size("0")[0] // 2)):
+            window.blit(small.render(label, (170, 170, 170)), (x, y))
+        right = f"+{end:g}"
+        window.blit(small.render(right, (170, 170, 170)), (bar_x + bar_w - small.size(right)[0], y))
 
 
-def blend_saliency(picture: np.ndarray, saliency: np.ndarray, alpha: float = SALIENCY_ALPHA) -> None:
-    """Paint `saliency` (the observation's size) as heat on the band of `picture` that the observation
-    covers, in place: the colours of `agent.explain.overlay_saliency`, each pixel weighted by
-    alpha * saliency, but scaled and blended by pygame in C (measured about 5 ms for a 960x600 window
-    on the loaded development machine, against 17 ms for the numpy blend, which cut the viewer's frame
-    rate in half).
+def q_bars(q: np.ndarray) -> tuple[np.ndarray, float]:
+    """(advantages Q - mean Q, the bar's half-length in the same units).
+
+    Only differences between Q-values decide anything, so the bars show them from the middle. Scaled
+    to their own range, a 0.6 spread would fill one bar and empty another, like a strong preference;
+    on a fixed scale of 1 (one step's reward at 80 mph, the DQN's reward unit) it reads as 0.6 of a
+    step, and the frame-to-frame jitter (0.02-0.06 for the shipped DQN) stays a sliver. A larger
+    advantage picks the next round scale (2, 5, 10, ...), printed under the bars.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    advantage = q - q.mean()
+    largest = float(np.max(np.abs(advantage))) if advantage.size else 0.0
+    return advantage, round_scale(largest)
+
+
+def round_scale(value: float) -> float:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least `value` (1 for anything not above 1)."""
+    if not np.isfinite(value) or value <= 1.0:
+        return 1.0
+    decade = 10.0 ** np.floor(np.log10(value))
+    return float(next(m * decade for m in (1.0, 2.0, 5.0, 10.0) if m * decade >= value))
+
+
+def blend_saliency(picture: np.ndarray, saliency: np.ndarray) -> None:
+    """Paint `saliency` (the observation's size) on the band of `picture` that the observation covers,
+    in place: the colours and weights of `agent.explain.saliency_rgba` (the most salient tenth of the
+    pixels, the rest of the scene untouched), scaled and blended by pygame in C (measured about 5 ms
+    for a 960x600 window on the loaded development machine, against 17 ms for a numpy blend).
     """
     import pygame
 
-    from agent.explain import heat_colors
+    from agent.explain import saliency_rgba
 
     ph, pw = picture.shape[:2]
     top, height = observation_band(saliency.shape, (ph, pw))
-    s = np.clip(saliency, 0.0, 1.0)
-    rgba = np.concatenate([heat_colors(s) * 255.0, (alpha * 255.0 * s)[:, :, None]], axis=2)
-    rgba = np.ascontiguousarray(np.clip(rgba + 0.5, 0, 255).astype(np.uint8))
-    heat = pygame.image.frombuffer(rgba, (s.shape[1], s.shape[0]), "RGBA")
+    rgba = np.ascontiguousarray(np.clip(saliency_rgba(saliency) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    heat = pygame.image.frombuffer(rgba, (saliency.shape[1], saliency.shape[0]), "RGBA")
     target = pygame.image.frombuffer(picture, (pw, ph), "RGB")  # shares the picture's memory
     target.blit(pygame.transform.smoothscale(heat, (pw, height)), (0, top))
 
@@ -536,10 +581,11 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
         title=f"camdrive watch - {model_name} in {env_id}",
         hud_extra=hud_extra,
         overlays=[cnn],
+        video_fps=hz if video is not None else None,
         help_rows=[
             ("any drive key / pad", "take over (counts an intervention)"),
             ("Enter / Tab", "give the car back to the model"),
-            ("V", "saliency: where the CNN looks (VisualBackProp)"),
+            ("V", "saliency: its most salient tenth (guided backprop)"),
             ("F", "feature maps of every convolution layer"),
         ],
     )
@@ -556,13 +602,8 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
                 writer = VideoWriter(video, hz)
                 seconds = args.seconds if args.seconds is not None else DEFAULT_VIDEO_SECONDS
                 max_frames = max_frames or max(1, int(round(seconds * hz)))
-                start = time.perf_counter()
                 stats = viewer.run(max_frames=max_frames, after_frame=lambda v: writer.add(v.frame_rgb()))
                 writer.close()
-                print(
-                    f"wrote {video}: {writer.frames} frames at {hz:g} fps "
-                    f"({writer.frames / hz:.1f} s of driving) in {time.perf_counter() - start:.1f} s"
-                )
             else:
                 stats = viewer.run(max_frames=max_frames, max_seconds=args.seconds)
         except BaseException as error:
@@ -578,16 +619,29 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
     finally:
         viewer.close()
         env.close()
-    seconds = driver.steps * period
-    print(
-        f"{stats.frames} frames in {stats.seconds:.1f} s "
-        f"({stats.fps:.1f} fps at {args.width}x{args.height}), "
-        f"{stats.steps} env steps, {stats.episodes} episode(s); {driver.interventions} intervention(s) in "
-        f"{seconds:.1f} s driven, autonomy {autonomy_pct(driver.interventions, seconds):.1f} %"
-    )
+    print(summary(stats, driver, period, video, f"{args.width}x{args.height}"))
     if recorder is not None:
         print(f"{len(recorder.saved)} takeover(s) recorded in {args.record}")
     return 0
+
+
+def summary(stats: Any, driver: Any, period: float, video: str | None, size: str) -> str:
+    """The one line that says what the run did: the video written (its frames, played at the control
+    rate, are the driving: one env step each) or the frames shown in the window, then the episodes and
+    the interventions. A video's render rate is left out: it says nothing about the file."""
+    seconds = driver.steps * period
+    if video is not None:
+        driving = f"{stats.frames * period:.1f} s of driving, {size}"
+        frames = f"{stats.frames} frames at {1.0 / period:g} fps ({driving})"
+        head = f"wrote {video} in {stats.seconds:.1f} s: {frames}"
+    else:
+        shown = f"{stats.fps:.1f} fps at {size}"
+        head = f"{stats.frames} frames in {stats.seconds:.1f} s ({shown}), {stats.steps} steps"
+    autonomy = autonomy_pct(driver.interventions, seconds)
+    return (
+        f"{head}; {stats.episodes} episode(s), {driver.interventions} intervention(s) in {seconds:.1f} s "
+        f"driven, autonomy {autonomy:.1f} %"
+    )
 
 
 def _keep_partial(writer: VideoWriter | None, recorder: TakeoverRecorder | None) -> str:
