@@ -266,3 +266,16 @@ def test_traffic_tables_rate_every_driver_against_the_oracle_with_the_safety_sys
     # Without baselines the oracle still drives: the % column needs it.
     assert cli.main([*argv, "--no-baselines", "--json", str(out), "--force"]) == 0
     assert set(json.loads(out.read_text())) == {"expert", "oracle"}
+
+
+def test_progress_bar_counts_whole_metres(capsys):
+    """Distance arrives as floats; the bar shows "454/1000 m", not "453.7056287605945/1000.0 m"."""
+    from training.evaluate import _bar
+
+    for total, shown in ((1000.0, "454/1000 m"), (None, "454 m")):
+        bar = _bar(True, total, "m")
+        bar.update(453.7056287605945)
+        bar.refresh()
+        bar.close()
+        err = capsys.readouterr().err
+        assert shown in err and "453.70" not in err

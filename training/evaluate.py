@@ -184,11 +184,17 @@ def evaluate_traffic(
 
 
 def _bar(enabled: bool, total: float | None, unit: str):
+    """A progress bar on stderr that counts in whole units: metres arrive as floats, which tqdm would
+    print as they are ("453.7056287605945/1000.0 m")."""
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+    if total is None:
+        layout = "{n:.0f} " + unit + " [{elapsed}, {rate_fmt}]"
+    else:
+        layout = "{l_bar}{bar}| {n:.0f}/{total:.0f} " + unit + " [{elapsed}<{remaining}, {rate_fmt}]"
+    return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False, bar_format=layout)
 
 
 def _table(rows: list[tuple[str, dict[str, Any]]], keys: list[str]) -> str:
