@@ -684,3 +684,20 @@ def test_safety_off_reaches_the_training_envs_but_not_the_models_env_options(tmp
     finally:
         envs.close()
     assert "safety" not in cfg.env_options()  # evaluation decides: camdrive eval --safety
+
+
+def test_a_finished_run_is_described_in_words():
+    from training.dqn import describe_run
+
+    summary = {
+        "out": "runs/dqn.safetensors",
+        "global_step": 250000,
+        "best_score": 61.234,
+        "final_eval": {"score_mph": 60.5, "collisions": 0, "offroad": 1, "runs": 20},
+    }
+    line = describe_run(summary)
+    assert line == (
+        "wrote runs/dqn.safetensors: 250000 steps, best periodic evaluation score 61.23; "
+        "final evaluation over 20 runs: score 60.50 mph, 0 collision(s), 1 off-road exit(s)"
+    )
+    assert "{" not in describe_run({"out": "m", "global_step": 0, "best_score": None, "final_eval": {}})

@@ -932,6 +932,12 @@ def _train(
             f"train_every {cfg.train_every}); no model written"
         )
     # Final evaluation, model, state, log, curve, metrics.
+    if bar is not None:  # the bar stands at 100 %: say what the next seconds are spent on
+        bar.close()
+        bar = None
+        print(
+            f"final evaluation: {cfg.eval_runs} runs on the validation roads...", file=sys.stderr, flush=True
+        )
     final = evaluate(cfg, q, cfg.eval_runs)
     if _is_better(final, counters) or not Path(cfg.out).exists():
         _set_best(final, step, counters)
@@ -1070,7 +1076,23 @@ def main(args: argparse.Namespace) -> int:
     except NothingTrainedError as exc:
         print(f"camdrive train dqn: error: {exc}", file=sys.stderr)
         return exit_codes.FAILED
-    print(
-        json.dumps({k: summary[k] for k in ("out", "global_step", "best_score", "final_eval")}, default=str)
-    )
+    print(describe_run(summary))
     return exit_codes.OK
+
+
+def describe_run(summary: dict[str, Any]) -> str:
+    """What a finished run made, in words: the model written, its steps, the best periodic score
+    and the final evaluation (the metrics file holds the rest as JSON)."""
+    final = summary.get("final_eval") or {}
+    unit = " mph" if "score_mph" in final else ""
+    parts = [f"score {score_of(final):.2f}{unit}"] if final else []
+    for key, words in (("collisions", "collision(s)"), ("offroad", "off-road exit(s)")):
+        if key in final:
+            parts.append(f"{final[key]} {words}")
+    runs = f" over {final['runs']} runs" if "runs" in final else ""
+    best = summary.get("best_score")
+    best_text = f"{best:.2f}" if isinstance(best, int | float) else "-"
+    return (
+        f"wrote {summary.get('out')}: {summary.get('global_step')} steps, best periodic evaluation score "
+        f"{best_text}; final evaluation{runs}: {', '.join(parts) or 'none'}"
+    )
