@@ -452,7 +452,7 @@ def test_data_info_prints_the_counts(tmp_path, capsys):
     assert (
         err == f"camdrive data info: error: {bad}: not an npz archive (no zip header): not a camdrive demo\n"
     )
-    assert "episodes    3" in out and "frames      15" in out
+    assert "episodes    3" in out and "steps       12" in out and "frames      15 (one per step" in out
     assert "hours       0.000" in out and "kilometres  0.12" in out and "drivers     expert 3" in out
     assert "partial     1" in out and writer.partial_path.name in out
     assert "bad         1" in out and "episode_bad.npz: not an npz archive" in out
@@ -460,7 +460,8 @@ def test_data_info_prints_the_counts(tmp_path, capsys):
     bad.unlink()
     assert exit_code(["data", "info", str(tmp_path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["episodes"] == 3 and doc["frames"] == 15 and doc["hours"] == pytest.approx(15 / 10 / 3600)
+    assert doc["episodes"] == 3 and doc["steps"] == 12 and doc["frames"] == 15
+    assert doc["hours"] == pytest.approx(12 / 10 / 3600), "the time driven, as record counts it"
     assert doc["kilometres"] == pytest.approx(0.12) and doc["drivers"] == {"expert": 3}
 
 
@@ -529,7 +530,7 @@ def test_record_command_end_to_end(tmp_path, monkeypatch, capsys):
     argv = ["record", "--driver", "standin_cli:StandIn", "--out", str(out), "--seed", "4",
             "--steps-per-episode", "5", "--quiet", *SMALL_ARGS]  # fmt: skip
     assert exit_code(argv) == 0
-    assert "recorded 1 episode(s), 5 steps" in capsys.readouterr().out
+    assert "recorded 1 episode(s), 5 steps, 6 frames" in capsys.readouterr().out
     (ep,) = iter_episodes(out)
     assert ep.frames.shape == (6, 32, 64, 3) and ep.actions.shape == (5, 1) and ep.actions.dtype == np.float32
     assert ep.labels is None  # a non-expert without noise has no labels

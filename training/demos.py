@@ -901,7 +901,7 @@ def summarize(directory: str | os.PathLike[str], *, verify: bool = False) -> dic
         episodes += 1
         frames += episode.num_frames
         steps += episode.steps
-        seconds += episode.num_frames / episode.control_hz
+        seconds += episode.steps / episode.control_hz  # as `camdrive record` counts the time driven
         kilometres += episode.kilometres
         drivers[episode.driver] += 1
         env_ids[str(episode.meta["env_id"])] += 1
@@ -924,7 +924,8 @@ def summarize(directory: str | os.PathLike[str], *, verify: bool = False) -> dic
 
 # ---------------------------------------------------------------------------------- `camdrive data info`
 def format_summary(summary: dict[str, Any]) -> str:
-    """The text `camdrive data info` prints."""
+    """The text `camdrive data info` prints. Steps first, as `camdrive record` reports them; frames are
+    one more per episode (the reset's observation), which read as a different count when alone."""
 
     def counts(d: dict[str, int]) -> str:
         return ", ".join(f"{k} {v}" for k, v in d.items()) or "-"
@@ -932,7 +933,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"directory   {summary['directory']}",
         f"episodes    {summary['episodes']}",
-        f"frames      {summary['frames']}",
+        f"steps       {summary['steps']}",
+        f"frames      {summary['frames']} (one per step, and each episode's first)",
         f"hours       {summary['hours']:.3f}",
         f"kilometres  {summary['kilometres']:.2f}",
         f"drivers     {counts(summary['drivers'])}",

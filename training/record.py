@@ -278,8 +278,9 @@ def summary_line(
 ) -> str:
     steps = sum(r.steps for r in results)
     hours = sum(r.steps / r.control_hz for r in results) / 3600
+    frames = steps + len(results)  # `camdrive data info` counts both: a frame per step, and the first
     return (
-        f"recorded {len(results)} episode(s), {steps} steps ({hours:.3f} h, "
+        f"recorded {len(results)} episode(s), {steps} steps, {frames} frames ({hours:.3f} h, "
         f"{sum(r.kilometres for r in results):.2f} km; {sum(r.terminated for r in results)} terminated, "
         f"{sum(r.truncated for r in results)} truncated) with {driver} on {env_id} to {out} "
         f"in {seconds:.1f} s"
