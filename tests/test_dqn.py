@@ -697,7 +697,16 @@ def test_a_finished_run_is_described_in_words():
     }
     line = describe_run(summary)
     assert line == (
-        "wrote runs/dqn.safetensors: 250000 steps, best periodic evaluation score 61.23; "
+        "wrote runs/dqn.safetensors: 250000 steps, the best evaluation score 61.23; "
         "final evaluation over 20 runs: score 60.50 mph, 0 collision(s), 1 off-road exit(s)"
     )
     assert "{" not in describe_run({"out": "m", "global_step": 0, "best_score": None, "final_eval": {}})
+
+
+def test_the_final_evaluation_is_announced_after_the_bar(tmp_path, capsys):
+    """The bar stands at 100 % while the final evaluation runs (about 20 s for the shipped settings):
+    the run says so instead of going silent."""
+    train(pick_config(tmp_path, steps=40, learning_starts=0, eval_runs=2, progress=True))
+    err = capsys.readouterr().err
+    assert "final evaluation: 2 runs on the validation roads..." in err
+    assert err.rindex("40/40") < err.index("final evaluation"), "announced once the bar is full"

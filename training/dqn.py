@@ -1081,8 +1081,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def describe_run(summary: dict[str, Any]) -> str:
-    """What a finished run made, in words: the model written, its steps, the best periodic score
-    and the final evaluation (the metrics file holds the rest as JSON)."""
+    """What a finished run made, in words: the model written, its steps, the best evaluation score
+    (periodic or final: the model kept) and the final evaluation (the metrics file holds the rest as
+    JSON)."""
     final = summary.get("final_eval") or {}
     unit = " mph" if "score_mph" in final else ""
     parts = [f"score {score_of(final):.2f}{unit}"] if final else []
@@ -1093,6 +1094,6 @@ def describe_run(summary: dict[str, Any]) -> str:
     best = summary.get("best_score")
     best_text = f"{best:.2f}" if isinstance(best, int | float) else "-"
     return (
-        f"wrote {summary.get('out')}: {summary.get('global_step')} steps, best periodic evaluation score "
+        f"wrote {summary.get('out')}: {summary.get('global_step')} steps, the best evaluation score "
         f"{best_text}; final evaluation{runs}: {', '.join(parts) or 'none'}"
     )
