@@ -343,7 +343,7 @@ def _add_watch(subparsers: Subparsers) -> None:
         "Drive a model in the viewer: by default the shipped behaviour-cloning PilotNet on a fresh "
         "LaneKeep-v0 road; --model dqn the shipped DQN in Traffic-v0. Any drive key (arrows, WASD, "
         "gamepad) takes over and counts an intervention; the model drives again after --quiet seconds "
-        "without input, or at once with Enter. V overlays VisualBackProp saliency, F shows the feature "
+        "without input, or at once with Enter. V overlays guided-backprop saliency, F shows the feature "
         "maps of each convolution layer; a DQN shows its Q-values as bars. With --video FILE (.mp4 or "
         ".gif), or when there is no screen, it renders off screen and writes a video instead.",
     )
