@@ -34,7 +34,9 @@ speed and the car's geometry, nothing of the world: the road, the lane centre an
 unknown. With T = 2 s it is a gentler correction than the expert's (0.9 m to the side asks for
 0.07 at 20 m/s where the expert asks for about 0.4; 6 degrees asks for about 0.35, as the expert):
 the closed loop it teaches is pure pursuit with a 40 m look-ahead, which still settles without
-oscillation (damping ratio 0.71, see above) but takes about 4.5 s for 90 % of an offset.
+oscillation (damping ratio 0.71, see above) but takes about 4.5 s for 90 % of an offset. A shorter T
+(`--view-return-s`) is the same label with a firmer correction; assets/pilotnet/MODEL_CARD.md says
+what each did on the demonstrations of an imperfect driver.
 
 Training looks (`LookPool`, domain randomisation done per frame). Every frame, centre or extra view,
 is drawn in a look chosen at random: the default clear day with probability `default_fraction`, else

@@ -193,7 +193,10 @@ def _add_record(subparsers: Subparsers) -> None:
         "the executed action is perturbed while the driver's clean action is stored as the label.",
     )
     parser.add_argument(
-        "--driver", default="expert", help="expert, or MODULE:CLASS of a Driver (default: %(default)s)"
+        "--driver",
+        default="expert",
+        help="expert, imperfect (a late, keyboard-steering, sometimes inattentive driver whose demos store "
+        "no labels), or MODULE:CLASS of a Driver (default: %(default)s)",
     )
     parser.add_argument("--env", choices=["lane", "traffic"], default="lane", help="task (default: lane)")
     parser.add_argument("--episodes", type=positive_int, default=1, help="episodes (default: %(default)s)")
