@@ -145,3 +145,11 @@ def test_imperfect_driver_steers_by_keys_has_lapses_stays_on_the_road_and_repeat
     assert max(abs(o) for o in offsets) < 1.8  # on the road, if not always in the lane
     assert _drive(make_env, 11, 300)[0] == actions
     assert _drive(make_env, 12, 300)[0] != actions
+
+
+def test_the_command_lines_return_time_is_the_labels_default():
+    from training import cli
+    from training.augment import RETURN_S
+
+    args = cli.build_parser().parse_args(["train", "bc", "--out", "m.safetensors"])
+    assert args.view_return_s == RETURN_S

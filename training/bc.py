@@ -16,7 +16,7 @@ Pipeline (each step is a function below, so tests and notebooks can run pieces o
    rendered from the car displaced sideways (up to +-0.9 m) and turned (up to +-6 degrees), labelled
    with the expert controller's steering from the displaced pose (`--view-labels expert`, the
    default), or without the expert (`--view-labels geometric`, `training.augment.geometric_label`):
-   NVIDIA's steering back onto the recorded path in 2 s (`--view-return-s`), from the state's
+   NVIDIA's steering back onto the recorded path in a fixed time (`--view-return-s`, 0.9 s), from the state's
    recorded steering (the expert's clean steering, or a demo's label or action) and the view's
    displacement alone. The car's own frames keep the recorded steering as label either way. DAgger
    asks the expert, so it is refused with geometric labels.
