@@ -418,3 +418,12 @@ def test_watch_record_removes_what_a_killed_run_left(tmp_path):
     argv = ["watch", "--model", "expert", "--frames", "2", "--fps", "0", *SMALL, "--record", str(tmp_path)]
     assert run_cli(argv) == 0
     assert not stale.exists()
+
+
+def test_the_safety_system_is_as_asked_and_said(tmp_path, capsys):
+    video = tmp_path / "dqn.mp4"
+    argv = ["watch", "--model", "dqn", "--frames", "3", "--video", str(video), "--force"]
+    assert run_cli(argv) == 0
+    assert "safety system on" in capsys.readouterr().out  # DeepTraffic's rules by default
+    assert run_cli([*argv, "--safety", "off"]) == 0
+    assert "safety system off" in capsys.readouterr().out

@@ -382,6 +382,13 @@ def _add_watch(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--record", metavar="DIR", help="save every stretch you drove to DIR as a demonstration"
     )
+    parser.add_argument(
+        "--safety",
+        choices=["on", "off"],
+        default="on",
+        help="the simulator's safety system (DeepTraffic's brake, lane-change check, lane-keeping assist): "
+        "on (default) or off; the HUD and the summary say which",
+    )
     parser.add_argument("--saliency", action="store_true", help="start with the saliency overlay on (key V)")
     parser.add_argument("--features", action="store_true", help="start with the feature maps shown (key F)")
     parser.add_argument(

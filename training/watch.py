@@ -540,7 +540,8 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
     )
     try:
         model = load_driver(spec)
-        env = gym.make(env_id, **{**options, "control_hz": hz})
+        safety = getattr(args, "safety", "on") == "on"
+        env = gym.make(env_id, **{**options, "control_hz": hz, "safety": safety})
     except (CheckpointError, ValueError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return exit_codes.BAD_INPUT
@@ -558,6 +559,7 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
     def hud_extra() -> list[str]:
         seconds = driver.steps * period
         lines = [f"model {model_name}: {describe_action(driver.model_action)}"]
+        lines.append(f"safety system {'on' if safety else 'OFF'}")
         autonomy = autonomy_pct(driver.interventions, seconds)
         lines.append(f"interventions {driver.interventions}   autonomy {autonomy:.1f} %")
         return lines
@@ -619,16 +621,17 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
     finally:
         viewer.close()
         env.close()
-    print(summary(stats, driver, period, video, f"{args.width}x{args.height}"))
+    print(summary(stats, driver, period, video, f"{args.width}x{args.height}", safety))
     if recorder is not None:
         print(f"{len(recorder.saved)} takeover(s) recorded in {args.record}")
     return 0
 
 
-def summary(stats: Any, driver: Any, period: float, video: str | None, size: str) -> str:
+def summary(stats: Any, driver: Any, period: float, video: str | None, size: str, safety: bool = True) -> str:
     """The one line that says what the run did: the video written (its frames, played at the control
-    rate, are the driving: one env step each) or the frames shown in the window, then the episodes and
-    the interventions. A video's render rate is left out: it says nothing about the file."""
+    rate, are the driving: one env step each) or the frames shown in the window, then the episodes, the
+    interventions and whether the safety system was on. A video's render rate is left out: it says
+    nothing about the file."""
     seconds = driver.steps * period
     if video is not None:
         driving = f"{stats.frames * period:.1f} s of driving, {size}"
@@ -640,7 +643,7 @@ def summary(stats: Any, driver: Any, period: float, video: str | None, size: str
     autonomy = autonomy_pct(driver.interventions, seconds)
     return (
         f"{head}; {stats.episodes} episode(s), {driver.interventions} intervention(s) in {seconds:.1f} s "
-        f"driven, autonomy {autonomy:.1f} %"
+        f"driven, autonomy {autonomy:.1f} %, safety system {'on' if safety else 'off'}"
     )
 
 
