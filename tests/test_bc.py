@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 
 from agent.checkpoint import load_checkpoint
 from agent.expert import Expert
@@ -211,19 +212,6 @@ def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path, capsys)
 
 # ------------------------------------------------------------------------------ command-line checks
 TRAFFIC = "camdrive/Traffic-v0"
-
-
-def run_cli(argv: list[str]) -> int:
-    """`camdrive ARGV` in-process; a SystemExit(message) counts as exit code 1, as the interpreter does."""
-    from training import cli
-
-    try:
-        return cli.main(argv)
-    except SystemExit as e:
-        if isinstance(e.code, str):
-            print(e.code, file=sys.stderr)
-            return 1
-        return 0 if e.code is None else int(e.code)
 
 
 def _rewrite(path: Path, out: Path, **arrays_or_meta: object) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 from hostile_files import (
     HostileFile,
     demo_corpus,
@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 from agent.checkpoint import CheckpointError
 from agent.policies import load_policy_driver, policy_env_options
-from training import cli, demos, exit_codes
+from training import demos, exit_codes
 from training.bc import BCConfig, Dataset, load_demos
 from training.demos import DemoError, load_episode
 from training.play import verify_episode
@@ -44,17 +44,6 @@ from training.play import verify_episode
 PROPERTY_SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-
-
-def run_cli(argv: list[str]) -> int:
-    """`camdrive ARGV` in-process; a SystemExit(message) is printed and counts as 1, as in the shell."""
-    try:
-        return cli.main(argv)
-    except SystemExit as e:
-        if isinstance(e.code, str):
-            print(e.code, file=sys.stderr)
-            return 1
-        return 0 if e.code is None else int(e.code)
 
 
 def run_unblocking(fifo: Path, call: Callable[[], int], timeout: float = 30.0) -> int:

@@ -13,20 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from training import cli, exit_codes, outputs
 from training.demos import list_files, load_episode
 
 REPO = Path(__file__).resolve().parents[1]
 PRECIOUS = b"a file the user made\n"
-
-
-def run_cli(argv: list[str]) -> int:
-    """`camdrive ARGV` in-process, its exit code (argparse's SystemExit included)."""
-    try:
-        return cli.main(argv)
-    except SystemExit as e:
-        return 0 if e.code is None else int(e.code)
 
 
 def must_not_run(*_: object, **__: object) -> None:

@@ -19,11 +19,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 
 from agent.checkpoint import save_checkpoint
 from agent.policies import load_policy_driver
 from agent.rllib_policy import ARCH, RLlibDriver, RLlibPolicyNet
-from training import cli
 from training.rllib import MISSING_RAY, TRAFFIC_OPTIONS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,13 +38,6 @@ TINY_PPO = [
 """A PPO iteration of 200 env steps and two minibatch updates: seconds, not minutes."""
 SHORT_EPISODES = ["--option", "episode_seconds=5"]
 """50-step episodes, so every tiny iteration ends some and reports an episode return."""
-
-
-def run_cli(argv: list[str]) -> int:
-    try:
-        return cli.main(argv)
-    except SystemExit as e:
-        return 0 if e.code is None else int(e.code)
 
 
 def test_without_ray_the_command_is_one_line_and_exit_2(monkeypatch, tmp_path, capsys):

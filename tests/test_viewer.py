@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pygame
 import pytest
+from cli_runner import run_cli
 
 from agent.human import HumanInput
 from sim.actions import ACCELERATE, LEFT, NOOP, RIGHT
@@ -46,13 +47,6 @@ SCRIPT = [
     (53, key(pygame.KEYDOWN, pygame.K_SPACE)),
     (FRAMES, key(pygame.KEYDOWN, pygame.K_ESCAPE)),
 ]
-
-
-def run_cli(argv: list[str]) -> int:
-    try:
-        return cli.main(argv)
-    except SystemExit as e:
-        return 0 if e.code is None else int(e.code)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import imageio.v3 as iio
 import numpy as np
 import pygame
 import pytest
+from cli_runner import run_cli
 
 from agent.human import HumanInput
 from agent.takeover import TakeoverDriver
@@ -25,13 +26,6 @@ HZ = 30
 
 def key(kind: int, k: int) -> pygame.event.Event:
     return pygame.event.Event(kind, key=k, mod=0, unicode="", scancode=0)
-
-
-def run_cli(argv: list[str]) -> int:
-    try:
-        return cli.main(argv)
-    except SystemExit as e:
-        return 0 if e.code is None else int(e.code)
 
 
 class ConstantModel:
