@@ -271,11 +271,13 @@ def check_model_env(spec: str, env: str) -> None:
     """
     if spec in BUILTIN:
         return
-    from agent.checkpoint import check_regular_file, read_metadata
+    from agent.checkpoint import CheckpointError, check_regular_file, read_metadata
 
-    if not Path(spec).exists():
-        raise EvalError(f"--model: no such file {spec!r} (or use {', '.join(BUILTIN)})")
-    check_regular_file(Path(spec))  # a directory or a named pipe: said so, in one line
+    try:  # a directory, a named pipe or a loop of links is named as such, not as a missing file
+        check_regular_file(Path(spec))
+    except CheckpointError as e:
+        hint = f" (or use {', '.join(BUILTIN)})" if e.what == "no such file" else ""
+        raise EvalError(f"--model {e}{hint}") from None
     trained = str(read_metadata(spec).get("env_id", ENV_IDS["lane"]))  # an id of ENV_IDS: checked there
     wanted = ENV_IDS[env]
     if trained != wanted:
