@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Callable
@@ -128,7 +129,7 @@ def test_the_issues_model_cases_are_refused_for_what_is_wrong(models):
         "named_pipe": "not a regular file (a named pipe)",
     }
     for name, message in expected.items():
-        with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(CheckpointError, match=re.escape(message)):
             load_policy_driver(models[name].path)
 
 
@@ -217,7 +218,7 @@ def test_the_issues_demo_cases_are_refused_for_what_is_wrong(demo_files):
         "actions_object_dtype_pickle": "holds Python objects, which only pickle could load",
     }
     for name, message in expected.items():
-        with pytest.raises(DemoError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(DemoError, match=re.escape(message)):
             load_episode(files[name].path)
 
 
