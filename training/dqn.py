@@ -362,12 +362,15 @@ def check_ready(cfg: DQNConfig) -> torch.device:
     check_tensorboard(cfg.tensorboard)
     check_outputs(cfg)
     if cfg.init_from and not cfg.resume:
-        _check_init_from(cfg)
+        load_init_from(cfg)
     return device
 
 
-def _check_init_from(cfg: DQNConfig) -> None:
-    """Refuse an `init_from` model that is unreadable or whose network this run cannot continue."""
+def load_init_from(cfg: DQNConfig) -> QNet:
+    """The network of `cfg.init_from`; ValueError naming the file if it is unreadable or its window,
+    layers or (on Traffic-v0, whose camera the run sets) frame size are not the ones this run builds.
+    The frame size of another env and the action count are only known once the env is made:
+    `initial_weights` checks the whole network then."""
     from agent.checkpoint import CheckpointError
     from agent.qnet import load_qnet
 
@@ -375,11 +378,13 @@ def _check_init_from(cfg: DQNConfig) -> None:
         start, _ = load_qnet(cfg.init_from)
     except CheckpointError as e:
         raise ValueError(f"init_from: {e}") from None
-    wanted = {"frames": cfg.frames, "height": cfg.camera_height, "width": cfg.camera_width}
-    wanted.update(hidden=cfg.hidden, dueling=cfg.dueling)
+    wanted: dict[str, Any] = {"frames": cfg.frames, "hidden": cfg.hidden, "dueling": cfg.dueling}
+    if cfg.env == "traffic":
+        wanted.update(height=cfg.camera_height, width=cfg.camera_width)
     found = {k: start.config()[k] for k in wanted}
     if found != wanted:
         raise ValueError(f"init_from: {cfg.init_from} has the network {found}, this run builds {wanted}")
+    return start
 
 
 def check_outputs(cfg: DQNConfig) -> None:
@@ -588,14 +593,9 @@ RESUME_MUST_MATCH = (
 
 
 def initial_weights(cfg: DQNConfig, q: QNet) -> dict[str, torch.Tensor]:
-    """The Q-network weights of `cfg.init_from`, checked to fit `q` (ValueError naming the file)."""
-    from agent.checkpoint import CheckpointError
-    from agent.qnet import load_qnet
-
-    try:
-        start, _ = load_qnet(cfg.init_from)
-    except CheckpointError as e:
-        raise ValueError(f"init_from: {e}") from None
+    """The Q-network weights of `cfg.init_from`, checked to fit `q`, its action count included
+    (ValueError naming the file)."""
+    start = load_init_from(cfg)
     if start.config() != q.config():
         raise ValueError(
             f"init_from: {cfg.init_from} has the network {start.config()}, this run builds {q.config()}"
