@@ -102,14 +102,17 @@ class Oracle:
         self.plans_searched += 1
         start = env.world.s
         horizon = max(1, round(self.horizon_s / env.dt))
-        for step in range(horizon + round(self.escape_s / env.dt)):
+        escape = round(self.escape_s / env.dt)
+        covered = 0.0
+        for step in range(horizon + escape):
             if step == horizon:
-                covered = env.world.s - start
                 driver.headway_s = ESCAPE_HEADWAY_S
             _, terminated, _ = env._advance(driver.act())
             if terminated:
                 return -1e9 + step
-        return env.world.s - start if self.escape_s == 0 else covered
+            if step == horizon - 1:
+                covered = env.world.s - start
+        return covered
 
 
 def _copy_without_renderer(env: Any) -> Any:
