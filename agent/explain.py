@@ -514,12 +514,12 @@ def _driver_run(driver: Any, observation: Any) -> tuple[nn.Module, torch.Tensor,
         target = _rllib_target(driver) if isinstance(driver, RLlibDriver) else steering_target
         return driver.model, frame, target
     if isinstance(driver, DQNDriver):
-        window = driver.window
-        if window and np.array_equal(window[-1], to_gray_frame(observation)):
-            stacked = np.stack(window)
+        history = driver.history
+        if history and np.array_equal(history[-1], to_gray_frame(observation)):
+            stacked = driver.windowed()
         else:
             shadow = copy.copy(driver)
-            shadow.window = deque(window, maxlen=window.maxlen)
+            shadow.history = deque(history, maxlen=history.maxlen)
             stacked = shadow.stack(observation)
         return driver.model, torch.from_numpy(stacked)[None].to(driver.device), preference_target
     raise TypeError(

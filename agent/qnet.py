@@ -38,6 +38,9 @@ import torch
 from torch import nn
 
 ARCH = "dqn"
+MAX_FRAME_STRIDE = 100
+"""Largest window stride (10 s at 10 Hz): a model file asking for more is refused before its driver
+keeps that many frames."""
 
 
 class QNet(nn.Module):
@@ -51,10 +54,18 @@ class QNet(nn.Module):
         width: int = 100,
         hidden: int = 256,
         dueling: bool = True,
+        frame_stride: int = 1,
     ) -> None:
         super().__init__()
+        if not (type(frame_stride) is int and 1 <= frame_stride <= MAX_FRAME_STRIDE):
+            limit = MAX_FRAME_STRIDE
+            raise ValueError(f"frame_stride must be an integer in [1, {limit}], got {frame_stride!r}")
         self.n_actions, self.frames, self.height, self.width = n_actions, frames, height, width
         self.hidden, self.dueling = hidden, dueling
+        self.frame_stride = frame_stride
+        """Steps between the frames of the window: it shows the last (frames - 1) * frame_stride + 1
+        steps, every frame_stride-th. Not a layer, but the meaning of the input channels, so it is
+        stored with the network and every driver of the model builds its windows the same way."""
         self.features = nn.Sequential(
             nn.Conv2d(frames, 16, kernel_size=8, stride=4),
             nn.ReLU(),
@@ -83,6 +94,7 @@ class QNet(nn.Module):
             "width": self.width,
             "hidden": self.hidden,
             "dueling": self.dueling,
+            "frame_stride": self.frame_stride,
         }
 
     @staticmethod
@@ -120,6 +132,11 @@ def _conv_out(size: int, kernel: int, stride: int) -> int:
     `agent.checkpoint.load_model`) costs seconds of first-use set-up.
     """
     return max((size - kernel) // stride + 1, 0)
+
+
+def window_span(frames: int, frame_stride: int) -> int:
+    """Observations a window of `frames` frames, one every `frame_stride` steps, reaches back over."""
+    return (frames - 1) * frame_stride + 1
 
 
 def param_count(model: nn.Module) -> int:
@@ -166,7 +183,8 @@ class DQNDriver:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.metadata = metadata or {}
-        self.window: deque[np.ndarray] = deque(maxlen=model.frames)
+        self.history: deque[np.ndarray] = deque(maxlen=window_span(model.frames, model.frame_stride))
+        """The last frames seen, as many as the window spans; the window takes every stride-th."""
         self.q_values: np.ndarray | None = None
         if threads is not None:
             torch.set_num_threads(threads)
@@ -178,7 +196,7 @@ class DQNDriver:
 
     def reset(self, env: gym.Env | None = None) -> None:
         """New episode: forget the frame window (the first frame will be repeated to fill it)."""
-        self.window.clear()
+        self.history.clear()
         self.q_values = None
         if env is not None:
             self.check_spaces(env.observation_space, env.action_space)
@@ -197,11 +215,15 @@ class DQNDriver:
     def stack(self, observation: Any) -> np.ndarray:
         """Push a frame and return the (frames, H, W) window, the first frame repeated at episode start."""
         frame = to_gray_frame(observation)
-        if not self.window:
-            self.window.extend([frame] * self.model.frames)
+        if not self.history:
+            self.history.extend([frame] * self.history.maxlen)  # type: ignore[operator]
         else:
-            self.window.append(frame)
-        return np.stack(self.window)
+            self.history.append(frame)
+        return self.windowed()
+
+    def windowed(self) -> np.ndarray:
+        """The (frames, H, W) window of the frames pushed so far, oldest first (after a `stack`)."""
+        return np.stack([self.history[k] for k in range(0, len(self.history), self.model.frame_stride)])
 
     def act(self, observation: Any, info: dict[str, Any] | None = None) -> int:
         window = torch.from_numpy(self.stack(observation))[None].to(self.device)

@@ -27,6 +27,7 @@ from training.dqn import (
     selection_key,
     train,
 )
+from training.replay import ReplayBuffer
 
 PICK_ID = "camdrive_test/Pick-v0"
 
@@ -243,10 +244,39 @@ def test_driver_keeps_its_window_and_exposes_q_values():
     driver.reset(env)
     action = driver.act(obs, info)
     assert 0 <= action < 5 and driver.q_values is not None and driver.q_values.shape == (5,)
-    assert all((f == obs[:, :, 0]).all() for f in driver.window)  # first frame repeated
+    assert all((f == obs[:, :, 0]).all() for f in driver.history)  # first frame repeated
     driver.reset(env)
-    assert not driver.window and driver.q_values is None
+    assert not driver.history and driver.q_values is None
     env.close()
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_the_driver_and_the_replay_build_the_same_strided_windows(stride):
+    """What the network trained on (replay windows) is what it drives on (the driver's windows), at
+    every step of an episode, the start (first frame repeated) included."""
+    frames = [np.full((2, 3), k, dtype=np.uint8) for k in range(12)]
+    driver = DQNDriver(QNet(5, 4, 33, 100, frame_stride=stride), threads=None)
+    buffer = ReplayBuffer(1000, (2, 3), frames=4, frame_stride=stride)
+    buffer.start_episode(0, frames[0])
+    for t, frame in enumerate(frames):
+        if t:
+            buffer.add_step(0, 0, 0.0, False, False, frame)
+        from_driver = driver.stack(frame)
+        from_replay = buffer.window(np.array([0]), np.array([t]))[0]
+        np.testing.assert_array_equal(from_driver, from_replay)
+        newest_first = [max(t - k * stride, 0) for k in range(4)]
+        assert [int(f[0, 0]) for f in from_driver] == newest_first[::-1]
+
+
+def test_a_model_file_with_an_absurd_frame_stride_is_refused(tmp_path):
+    from agent.checkpoint import CheckpointError, save_checkpoint
+
+    net = QNet(5, 4, 33, 100)
+    config = {**net.config(), "frame_stride": 10**9}
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, net, {"architecture": "dqn", "network": config})
+    with pytest.raises(CheckpointError, match="frame_stride"):
+        load_qnet(path)
 
 
 def test_checkpoints_are_picked_on_validation_seeds_apart_from_the_test_seeds(tmp_path, monkeypatch):

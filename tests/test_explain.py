@@ -109,7 +109,7 @@ def test_dqn_saliency_on_a_traffic_observation(dqn_case):
     assert_is_saliency(result.saliency, observations[-1].shape[:2])
     # Explained on exactly the window the driver acted on: the same Q-values.
     np.testing.assert_allclose(result.output, driver.q_values, rtol=1e-5, atol=1e-5)
-    window = torch.from_numpy(np.stack(driver.window))
+    window = torch.from_numpy(driver.windowed())
     np.testing.assert_allclose(guided_backprop(driver.model, window), result.saliency, atol=1e-6)
 
 
@@ -119,7 +119,7 @@ def test_dqn_saliency_is_not_blocks_of_its_stride(dqn_case):
     driver, observations = dqn_case
     for obs in observations:
         driver.act(obs)
-    window = np.stack(driver.window)
+    window = driver.windowed()
 
     def flat_cells(saliency: np.ndarray) -> float:
         cells = saliency[:32, :100].reshape(8, 4, 25, 4)
@@ -132,16 +132,16 @@ def test_dqn_explanation_never_changes_what_the_driver_does(dqn_case):
     _, observations = dqn_case
     asked, plain = DQNDriver.from_checkpoint(DQN), DQNDriver.from_checkpoint(DQN)
     for obs in observations:
-        before = list(asked.window)
+        before = list(asked.history)
         ahead = explain(asked, obs)  # asked before acting on it: a copy of the window is used
-        assert len(asked.window) == len(before)
-        assert all(np.array_equal(a, b) for a, b in zip(asked.window, before, strict=True))
+        assert len(asked.history) == len(before)
+        assert all(np.array_equal(a, b) for a, b in zip(asked.history, before, strict=True))
         assert asked.act(obs) == plain.act(obs)
         np.testing.assert_array_equal(asked.q_values, plain.q_values)
         np.testing.assert_allclose(ahead.output, asked.q_values, rtol=1e-5, atol=1e-5)
         after = explain(asked, obs)  # asked after acting on it: the driver's window as it is
         np.testing.assert_allclose(after.output, asked.q_values, rtol=1e-5, atol=1e-5)
-        assert len(asked.window) == len(plain.window)
+        assert len(asked.history) == len(plain.history)
 
 
 @pytest.mark.parametrize("which", ["pilotnet", "dqn"])
@@ -292,7 +292,7 @@ def dqn_held_out() -> tuple[DQNDriver, list[np.ndarray]]:
             for step in range(80):
                 action = driver.act(obs)
                 if step % 15 == 10:
-                    windows.append(np.stack(driver.window))
+                    windows.append(driver.windowed())
                 obs, _, terminated, truncated, _ = env.step(action)
                 if terminated or truncated:
                     break

@@ -13,6 +13,9 @@ Layout per env ring, one slot per observation (absolute positions count up forev
   `pos + 1` and never crosses into another episode.
 - `start`: absolute position of the episode's first frame.
 
+Windows with `frame_stride` k > 1 take every k-th frame, so they reach back (frames - 1) * k + 1
+observations, as `agent.qnet.DQNDriver` builds them.
+
 Episode starts: frames before the first frame of an episode are *replaced by that first frame
 (repeated)*, not zero-filled, so a window never mixes two episodes and the first window looks like a
 car that has been standing still. `agent.qnet.DQNDriver` does exactly the same at inference.
@@ -28,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from agent.qnet import window_span
 
 
 @dataclass
@@ -59,11 +64,15 @@ class ReplayBuffer:
         n_step: int = 1,
         gamma: float = 0.99,
         seed: int = 0,
+        frame_stride: int = 1,
     ) -> None:
-        if capacity < num_envs * (frames + n_step + 1):
+        self.span = window_span(frames, frame_stride)
+        """Ring slots one window reaches over (`agent.qnet.window_span`)."""
+        if capacity < num_envs * (self.span + n_step + 1):
             raise ValueError(f"capacity {capacity} is too small for {num_envs} envs")
         self.size = capacity // num_envs
         self.num_envs, self.frames, self.n_step, self.gamma = num_envs, frames, n_step, gamma
+        self.frame_stride = frame_stride
         h, w = frame_shape
         self.frame = np.zeros((num_envs, self.size, h, w), dtype=np.uint8)
         self.action = np.zeros((num_envs, self.size), dtype=np.int64)
@@ -128,7 +137,7 @@ class ReplayBuffer:
         frame costs ~0.15 ms, against ~0.01 ms for the plain gather and ~0.4 ms for a transpose after.
         """
         start = self.start[env, pos % self.size]
-        offsets = np.arange(self.frames - 1, -1, -1)
+        offsets = np.arange(self.frames - 1, -1, -1) * self.frame_stride
         idx = np.maximum(pos[:, None] - offsets[None, :], start[:, None]) % self.size
         if not channels_last:
             return self.frame[env[:, None], idx]
@@ -141,7 +150,7 @@ class ReplayBuffer:
         held = np.minimum(self.count, self.size)
         # Oldest position whose whole window is still in the ring (before the ring wraps every window is).
         wrapped = self.count > self.size
-        lo = self.count - held + np.where(wrapped, self.frames - 1, 0)
+        lo = self.count - held + np.where(wrapped, self.span - 1, 0)
         hi = self.count - 1  # the newest frame has no step yet
         spans = np.maximum(hi - lo, 0)
         if spans.sum() == 0:
