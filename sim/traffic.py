@@ -277,16 +277,21 @@ class Traffic:
         self._set_ego(ego_s, ego_d, ego_speed, ego_length, ego_width)
         if self.n == 0:
             return
-        self._refresh()
-        gap, v_lead, _ = self._leaders()
-        acc = self._idm(self.speed, self.desired_speed, gap, v_lead)
-        # Leader data describe the lanes held at the start of the step: only cars that were then
-        # in a single lane may decide on a change from them.
-        steady = self.lane == self._from_lane
-        self._integrate(acc, dt)
-        self._advance_lane_changes(dt)
-        self._consider_lane_changes(dt, steady, acc, gap, v_lead)
-        self._recycle()
+        cfg = self.config
+        # One uniform draw per car per step, whatever the traffic does, keeps the random stream
+        # independent of the traffic state; nothing before the lane-change decisions draws.
+        draws = self.rng.random(self.n)
+        lo, hi = self.window()
+        acc, tries, leaves = _common_step(
+            self.s, self.d, self.speed, self.desired_speed, self.length, self.lane, self._from_lane,
+            self._d_from, self._lc_elapsed, self._lat_vel, self._S, self._V, self._V0, self._HL,
+            self._bits, self._centres, draws, dt, cfg.time_headway, self._inv_2sqrt_ab, cfg.min_gap,
+            cfg.max_accel, cfg.lane_change_time, cfg.lane_change_rate * dt, lo, hi,
+        )  # fmt: skip
+        for i in tries.tolist():
+            self._try_lane_change(i, float(acc[i]))
+        if leaves:
+            self._recycle()
 
     def _set_ego(self, s: float, d: float, speed: float, length: float, width: float) -> None:
         """Store the ego in the last slot of the all-vehicle buffers, with the lanes its body overlaps."""
@@ -332,56 +337,7 @@ class Traffic:
         cfg = self.config
         return _idm_all(v, v0, gap, v_lead, cfg.time_headway, self._inv_2sqrt_ab, cfg.min_gap, cfg.max_accel)
 
-    def _integrate(self, acc: np.ndarray, dt: float) -> None:
-        """Move the cars; a car that would reverse stops where it reaches zero speed instead."""
-        v = self.speed
-        v_new = v + acc * dt
-        stops = v_new < 0.0
-        dist = 0.5 * (v + v_new) * dt
-        if stops.any():
-            dist[stops] = v[stops] ** 2 / (-2.0 * np.minimum(acc[stops], -1e-9))
-            v_new[stops] = 0.0
-        self.s += dist
-        self.speed[:] = v_new
-
-    def _advance_lane_changes(self, dt: float) -> None:
-        """Move changing cars along a cosine lateral profile (zero lateral speed at both ends)."""
-        idx = np.flatnonzero(self.lane != self._from_lane)
-        if idx.size == 0:
-            return
-        duration = self.config.lane_change_time
-        t = self._lc_elapsed[idx] + dt
-        p = np.minimum(t / duration, 1.0)
-        delta = self._centres[self.lane[idx]] - self._d_from[idx]
-        self.d[idx] = self._d_from[idx] + delta * 0.5 * (1.0 - np.cos(np.pi * p))
-        self._lat_vel[idx] = delta * (0.5 * np.pi / duration) * np.sin(np.pi * p)
-        done = idx[p >= 1.0]
-        self._lc_elapsed[idx] = t
-        self._from_lane[done] = self.lane[done]
-        self._lc_elapsed[done] = 0.0
-        self._lat_vel[done] = 0.0
-
     # ------------------------------------------------------------------------------ lane changes
-    def _consider_lane_changes(
-        self, dt: float, steady: np.ndarray, acc: np.ndarray, gap: np.ndarray, v_lead: np.ndarray
-    ) -> None:
-        """Let each held-up `steady` car, with probability lane_change_rate * dt, try an adjacent lane.
-
-        One uniform draw per car per step keeps the random stream independent of the traffic state.
-        """
-        draws = self.rng.random(self.n)
-        cand = np.flatnonzero(draws < self.config.lane_change_rate * dt)
-        if cand.size == 0:
-            return
-        self._refresh()
-        cfg = self.config
-        for i in cand:
-            v, v0 = self.speed[i], self.desired_speed[i]
-            look = 2.0 * (cfg.min_gap + v * cfg.time_headway) + 10.0
-            held_up = v < v0 - BLOCKED_MARGIN and v_lead[i] < v0 - BLOCKED_MARGIN and gap[i] < look
-            if held_up and steady[i]:
-                self._try_lane_change(int(i), float(acc[i]))
-
     def _try_lane_change(self, i: int, acc_now: float) -> None:
         """Start a change to the adjacent lane that is safe and improves acceleration most, if any."""
         best_lane, best_acc = -1, acc_now + LANE_CHANGE_GAIN
@@ -853,3 +809,127 @@ def _band_overlap(
             lo, hi = min(lo, target), max(hi, target)
         out[i] = lo - half < band_hi and hi + half > band_lo
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _common_step(
+    s: np.ndarray,
+    d: np.ndarray,
+    speed: np.ndarray,
+    desired_speed: np.ndarray,
+    length: np.ndarray,
+    lane: np.ndarray,
+    from_lane: np.ndarray,
+    d_from: np.ndarray,
+    lc_elapsed: np.ndarray,
+    lat_vel: np.ndarray,
+    buf_s: np.ndarray,
+    buf_v: np.ndarray,
+    buf_v0: np.ndarray,
+    buf_hl: np.ndarray,
+    buf_bits: np.ndarray,
+    centres: np.ndarray,
+    draws: np.ndarray,
+    dt: float,
+    time_headway: float,
+    inv_2sqrt_ab: float,
+    min_gap: float,
+    max_accel: float,
+    lane_change_time: float,
+    lane_change_chance: float,
+    window_lo: float,
+    window_hi: float,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Everything of `Traffic.step` but the rare events, in place: (acc, tries, leaves).
+
+    Refreshes the all-vehicle buffers (the ego slot is already set), finds the leaders, applies IDM,
+    moves the cars (one that would reverse stops where it reaches zero speed), moves the cars
+    changing lanes along the cosine profile, and refreshes the buffers again for the lane-change
+    tests. `tries` lists, in order, the cars that drew below `lane_change_chance` and are held up
+    while in a single lane at the start of the step (leader data describe those lanes); the caller
+    runs `Traffic._try_lane_change` for each, with its `acc`. `leaves` says whether a car left
+    [window_lo, window_hi] (`Traffic._recycle`). The numpy reference is tests/reference_traffic.py.
+    """
+    n = s.size
+    _refresh_buffers(s, speed, desired_speed, length, lane, from_lane, buf_s, buf_v, buf_v0, buf_hl, buf_bits)
+    gap, v_lead, _ = _leader_search(buf_s, buf_hl, buf_v, buf_bits, n, min_gap)
+    acc = _idm_all(speed, desired_speed, gap, v_lead, time_headway, inv_2sqrt_ab, min_gap, max_accel)
+    steady = lane == from_lane
+    leaves = False
+    for i in range(n):
+        v = speed[i]
+        v_new = v + acc[i] * dt
+        if v_new < 0.0:
+            dist = v * v / (-2.0 * min(acc[i], -1e-9))
+            v_new = 0.0
+        else:
+            dist = 0.5 * (v + v_new) * dt
+        s[i] += dist
+        speed[i] = v_new
+        leaves = leaves or s[i] < window_lo or s[i] > window_hi
+    _advance_lane_changes(d, lane, from_lane, d_from, lc_elapsed, lat_vel, centres, dt, lane_change_time)
+    _refresh_buffers(s, speed, desired_speed, length, lane, from_lane, buf_s, buf_v, buf_v0, buf_hl, buf_bits)
+    tries = np.empty(n, dtype=np.int64)
+    n_tries = 0
+    for i in range(n):
+        if not draws[i] < lane_change_chance or not steady[i]:
+            continue
+        v, v0 = speed[i], desired_speed[i]
+        look = 2.0 * (min_gap + v * time_headway) + 10.0
+        if v < v0 - BLOCKED_MARGIN and v_lead[i] < v0 - BLOCKED_MARGIN and gap[i] < look:
+            tries[n_tries] = i
+            n_tries += 1
+    return acc, tries[:n_tries], leaves
+
+
+@numba.njit(cache=True, nogil=True)
+def _refresh_buffers(
+    s: np.ndarray,
+    speed: np.ndarray,
+    desired_speed: np.ndarray,
+    length: np.ndarray,
+    lane: np.ndarray,
+    from_lane: np.ndarray,
+    buf_s: np.ndarray,
+    buf_v: np.ndarray,
+    buf_v0: np.ndarray,
+    buf_hl: np.ndarray,
+    buf_bits: np.ndarray,
+) -> None:
+    """`Traffic._refresh`: the traffic cars' slots of the all-vehicle buffers."""
+    for i in range(s.size):
+        buf_s[i] = s[i]
+        buf_v[i] = speed[i]
+        buf_v0[i] = desired_speed[i]
+        buf_hl[i] = length[i] * 0.5
+        buf_bits[i] = (1 << from_lane[i]) | (1 << lane[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def _advance_lane_changes(
+    d: np.ndarray,
+    lane: np.ndarray,
+    from_lane: np.ndarray,
+    d_from: np.ndarray,
+    lc_elapsed: np.ndarray,
+    lat_vel: np.ndarray,
+    centres: np.ndarray,
+    dt: float,
+    duration: float,
+) -> None:
+    """Move the cars changing lanes along a cosine lateral profile (zero lateral speed at both
+    ends); a car that arrives is back in a single lane. libm's sin and cos, as numpy's here."""
+    for i in range(d.size):
+        if lane[i] == from_lane[i]:
+            continue
+        t = lc_elapsed[i] + dt
+        p = min(t / duration, 1.0)
+        delta = centres[lane[i]] - d_from[i]
+        d[i] = d_from[i] + delta * 0.5 * (1.0 - math.cos(math.pi * p))
+        lat_vel[i] = delta * (0.5 * math.pi / duration) * math.sin(math.pi * p)
+        if p >= 1.0:
+            from_lane[i] = lane[i]
+            lc_elapsed[i] = 0.0
+            lat_vel[i] = 0.0
+        else:
+            lc_elapsed[i] = t
