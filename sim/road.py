@@ -163,11 +163,22 @@ class Road:
         """Curvature at `distances` metres ahead of `s` (what a driver sees coming)."""
         return self.curvature(s + np.asarray(distances, dtype=float))
 
+    def poses(self, s: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`pose` of many points at once (1-D float arrays), compiled (`_poses`): the traffic's
+        boxes are placed every step. The same numbers as `pose`, bit for bit."""
+        x, y, heading, s_max = _poses(s, d, self.s, self.x, self.y, self.heading)
+        if s_max + 1.0 > self.length:
+            self.ensure_length(s_max + 1.0)
+            x, y, heading, s_max = _poses(s, d, self.s, self.x, self.y, self.heading)
+        return x, y, heading
+
     def frenet(self, x: float, y: float, s_hint: float | None = None) -> tuple[float, float]:
         """Project world point (x, y) onto the road: returns (s, d).
 
         With `s_hint` (the previous s of a moving car) only a window around it is searched, which
-        keeps this O(1) per call; without it the whole generated road is searched.
+        keeps this O(1) per call; without it the whole generated road is searched. The nearest
+        sample, then the orthogonal projection on the segment before or after it, whichever is
+        nearer (`_project`, compiled: this runs every step).
         """
         if s_hint is None:
             lo, hi = 0, self.s.size
@@ -175,43 +186,93 @@ class Road:
             self.ensure_length(s_hint + 150.0)
             i = int(s_hint / SAMPLE_SPACING_M)
             lo, hi = max(i - 60, 0), min(i + 120, self.s.size)
-        i = _nearest_sample(self.x, self.y, lo, hi, x, y)
-        i = min(max(i, 0), self.s.size - 2)
-        # Refine on the segment [i, i+1] (or [i-1, i]) by orthogonal projection. Plain floats: the
-        # same IEEE arithmetic as numpy scalars at a fraction of the cost (this runs every step).
-        best = None
-        for j in (i - 1, i):
-            if j < 0:
-                continue
-            ax, ay = float(self.x[j]), float(self.y[j])
-            bx, by = float(self.x[j + 1]) - ax, float(self.y[j + 1]) - ay
-            t = ((x - ax) * bx + (y - ay) * by) / (bx * bx + by * by)
-            t = min(max(t, 0.0), 1.0)
-            px, py = ax + t * bx, ay + t * by
-            dist2 = (x - px) ** 2 + (y - py) ** 2
-            if best is None or dist2 < best[0]:
-                h0 = float(self.heading[j])
-                h = h0 + t * (float(self.heading[j + 1]) - h0)
-                d = -np.sin(h) * (x - px) + np.cos(h) * (y - py)
-                best = (dist2, float(self.s[j]) + t * SAMPLE_SPACING_M, float(d))
-        assert best is not None
-        return best[1], best[2]
+        return _project(self.s, self.x, self.y, self.heading, lo, hi, float(x), float(y), 2.0)
 
     def heading_at(self, s: float) -> float:
-        """Road direction (rad) at arc length `s`: `np.interp` on the sample grid, bit for bit.
+        """Road direction (rad) at arc length `s`: `np.interp` on the sample grid, bit for bit
+        (`_interp_grid`, compiled: it runs several times per step)."""
+        return _interp_grid(float(s), self.s, self.heading)
 
-        Called several times per step, so the interval is found by arithmetic (the grid is
-        uniform and its points are exact multiples of SAMPLE_SPACING_M) instead of numpy's binary
-        search; the interpolation formula and the end cases are numpy's (compiled_base.c).
-        """
-        s = float(s)
-        n = self.s.size
-        i = math.floor(s / SAMPLE_SPACING_M) if s == s else -1
-        if not 0 <= i < n - 1 or float(self.s[i]) == s:
-            return float(np.interp(s, self.s, self.heading))
-        h0, s0 = float(self.heading[i]), float(self.s[i])
-        slope = (float(self.heading[i + 1]) - h0) / (float(self.s[i + 1]) - s0)
-        return slope * (s - s0) + h0
+
+@numba.njit(cache=True, nogil=True)
+def _interp_grid(s: float, grid: np.ndarray, values: np.ndarray) -> float:
+    """`np.interp(s, grid, values)` for the road's sample grid, bit for bit.
+
+    The interval is found by arithmetic instead of numpy's binary search (the grid is uniform and
+    its points are exact multiples of SAMPLE_SPACING_M, so s / SAMPLE_SPACING_M is exact); the
+    interpolation formula, its non-finite fallbacks and the end cases are numpy's (compiled_base.c).
+    """
+    last = grid.size - 1
+    if s != s:
+        return s
+    if s < grid[0]:
+        return values[0]
+    if s >= grid[last]:
+        return values[last]
+    j = min(int(math.floor(s / SAMPLE_SPACING_M)), last - 1)
+    if grid[j] == s:
+        return values[j]
+    slope = (values[j + 1] - values[j]) / (grid[j + 1] - grid[j])
+    out = slope * (s - grid[j]) + values[j]
+    if out != out:
+        out = slope * (s - grid[j + 1]) + values[j + 1]
+        if out != out and values[j] == values[j + 1]:
+            out = values[j]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _poses(
+    s: np.ndarray, d: np.ndarray, grid: np.ndarray, xs: np.ndarray, ys: np.ndarray, heading: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """`Road.pose` of each (s[i], d[i]) on the road as sampled so far, and the largest s (the caller
+    extends the road past it first if needed). libm's sin and cos, as numpy's here."""
+    n = s.size
+    x, y, h = np.empty(n), np.empty(n), np.empty(n)
+    s_max = -np.inf
+    for i in range(n):
+        h[i] = _interp_grid(s[i], grid, heading)
+        x[i] = _interp_grid(s[i], grid, xs) - math.sin(h[i]) * d[i]
+        y[i] = _interp_grid(s[i], grid, ys) + math.cos(h[i]) * d[i]
+        s_max = max(s_max, s[i])
+    return x, y, h, s_max
+
+
+@numba.njit(cache=True, nogil=True)
+def _project(
+    grid: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    heading: np.ndarray,
+    lo: int,
+    hi: int,
+    x: float,
+    y: float,
+    two: float,
+) -> tuple[float, float]:
+    """(s, d) of (x, y) projected on the centreline near its nearest sample in [lo, hi) (`Road.frenet`).
+
+    `two` is 2.0, passed in so that squares go through libm's pow as Python's `** 2` did (pow is
+    not always x * x to the last bit, and a constant exponent would be turned into a product).
+    """
+    i = _nearest_sample(xs, ys, lo, hi, x, y)
+    i = min(max(i, 0), xs.size - 2)
+    best, best_s, best_d = np.inf, 0.0, 0.0
+    for j in range(max(i - 1, 0), i + 1):
+        ax, ay = xs[j], ys[j]
+        bx, by = xs[j + 1] - ax, ys[j + 1] - ay
+        t = ((x - ax) * bx + (y - ay) * by) / (bx * bx + by * by)
+        t = min(max(t, 0.0), 1.0)
+        px, py = ax + t * bx, ay + t * by
+        dist2 = (x - px) ** two + (y - py) ** two
+        if j == max(i - 1, 0) or dist2 < best:
+            h = heading[j] + t * (heading[j + 1] - heading[j])
+            best, best_s, best_d = (
+                dist2,
+                grid[j] + t * SAMPLE_SPACING_M,
+                -math.sin(h) * (x - px) + math.cos(h) * (y - py),
+            )
+    return best_s, best_d
 
 
 @numba.njit(cache=True, nogil=True)

@@ -623,7 +623,7 @@ class Traffic:
         if self.n == 0:
             z = np.zeros(0)
             return z, z, z
-        x, y, heading = self.road.pose(self.s, self.d)
+        x, y, heading = self.road.poses(self.s, self.d)
         return x, y, heading + self.yaw_relative()
 
     def leader(

@@ -7,6 +7,7 @@ way, on random states (hypothesis), not only on the golden episodes.
 from __future__ import annotations
 
 import numpy as np
+import reference_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference_traffic import reference_step
@@ -68,3 +69,59 @@ def test_traffic_step_matches_the_numpy_reference(
         compiled.step(0.1, ego_s, ego_d, ego_v, EGO_LENGTH, EGO_WIDTH)
         reference_step(reference, 0.1, ego_s, ego_d, ego_v, EGO_LENGTH, EGO_WIDTH)
         assert_same_traffic(compiled, reference)
+
+
+# ----------------------------------------------------------------------------------------- road
+ROAD = Road(RoadConfig(lanes=4, curviness=1.0), 5)
+ROAD.ensure_length(3000.0)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@KERNEL_SETTINGS
+@given(
+    s=st.lists(
+        st.one_of(st.floats(-10.0, 2500.0), st.integers(0, 5000).map(lambda k: 0.5 * k)),
+        min_size=1,
+        max_size=40,
+    ),
+    d=st.floats(-15.0, 15.0),
+)
+def test_poses_are_pose_bit_for_bit(s: list[float], d: float) -> None:
+    """Points anywhere on the road, before its start and on its sample points exactly."""
+    s_arr = np.array(s, dtype=float)
+    d_arr = d + np.arange(s_arr.size) * 0.1
+    for got, want in zip(ROAD.poses(s_arr, d_arr), ROAD.pose(s_arr, d_arr), strict=True):
+        assert got.tobytes() == want.tobytes()
+
+
+def test_poses_extend_the_road_as_pose_does() -> None:
+    lazy, eager = Road(RoadConfig(), 9), Road(RoadConfig(), 9)
+    far = np.array([100.0, lazy.length + 5000.0])
+    got = lazy.poses(far, np.zeros(2))
+    want = eager.pose(far, np.zeros(2))
+    assert lazy.length == eager.length
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(got, want, strict=True))
+
+
+@KERNEL_SETTINGS
+@given(s=st.one_of(st.floats(-5.0, 3100.0), st.integers(0, 6000).map(lambda k: 0.5 * k), st.just(np.nan)))
+def test_heading_at_is_np_interp_bit_for_bit(s: float) -> None:
+    want = float(np.interp(s, ROAD.s, ROAD.heading))
+    assert np.float64(ROAD.heading_at(s)).tobytes() == np.float64(want).tobytes()
+
+
+@KERNEL_SETTINGS
+@given(
+    s=st.floats(0.0, 2500.0),
+    d=st.floats(-12.0, 12.0),
+    nudge=st.floats(-1e-3, 1e-3),
+    hint=st.one_of(st.none(), st.floats(-20.0, 20.0)),
+)
+def test_frenet_matches_the_python_projection(s: float, d: float, nudge: float, hint: float | None) -> None:
+    """Points beside the road, near sample points (where the two candidate segments tie)."""
+    x, y, _ = (float(v) for v in ROAD.pose(s, d))
+    x, y = x + nudge, y - nudge
+    s_hint = None if hint is None else s + hint
+    got = ROAD.frenet(x, y, s_hint)
+    want = reference_world.frenet(ROAD, x, y, s_hint)
+    assert np.array(got).tobytes() == np.array(want).tobytes()
