@@ -637,12 +637,7 @@ class Traffic:
         a car changing lanes also counts as occupying its whole target lane, so a cut-in is seen
         before it arrives. Returns (inf, inf) if there is none. The ego is never included.
         """
-        hit = np.flatnonzero(self._in_band(d, half_width, anticipate) & (self.s >= s))
-        if hit.size == 0:
-            return math.inf, math.inf
-        gaps = self.s[hit] - 0.5 * self.length[hit] - s
-        k = int(gaps.argmin())
-        return float(gaps[k]), float(self.speed[hit[k]])
+        return self.nearest_in_band(s, d, half_width, anticipate, ahead=True)
 
     def cars_ahead(
         self, s: float, d_lo: float, d_hi: float, *, anticipate: bool = False
@@ -663,12 +658,17 @@ class Traffic:
         gap_m runs from the point `s` back to that car's FRONT bumper, so pass your rear bumper
         (s - length / 2). Otherwise as `leader`.
         """
-        hit = np.flatnonzero(self._in_band(d, half_width, anticipate) & (self.s < s))
-        if hit.size == 0:
-            return math.inf, math.inf
-        gaps = s - self.s[hit] - 0.5 * self.length[hit]
-        k = int(gaps.argmin())
-        return float(gaps[k]), float(self.speed[hit[k]])
+        return self.nearest_in_band(s, d, half_width, anticipate, ahead=False)
+
+    def nearest_in_band(
+        self, s: float, d: float, half_width: float, anticipate: bool, ahead: bool
+    ) -> tuple[float, float]:
+        """`leader` (ahead) or `follower`, compiled (`_nearest_in_band`: the safety system asks
+        every step). tests/reference_world.py has both in numpy."""
+        return _nearest_in_band(
+            self.s, self.d, self.width, self.length, self.speed, self._centres, self.lane,
+            float(s), float(d), float(half_width), anticipate, ahead,
+        )  # fmt: skip
 
     def _in_band(self, d: float, half_width: float, anticipate: bool) -> np.ndarray:
         """Which cars' lateral extent overlaps [d - half_width, d + half_width] (`_band_overlap`)."""
@@ -802,13 +802,21 @@ def _band_overlap(
     band_lo, band_hi = band_d - half_width, band_d + half_width
     out = np.empty(d.size, dtype=np.bool_)
     for i in range(d.size):
-        half = 0.5 * width[i]
-        lo, hi = d[i], d[i]
-        if anticipate:
-            target = centres[lane[i]]
-            lo, hi = min(lo, target), max(hi, target)
-        out[i] = lo - half < band_hi and hi + half > band_lo
+        out[i] = _car_in_band(d[i], width[i], centres[lane[i]], band_lo, band_hi, anticipate)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _car_in_band(
+    d: float, width: float, target: float, band_lo: float, band_hi: float, anticipate: bool
+) -> bool:
+    """Whether a car centred at `d` overlaps [band_lo, band_hi]; with `anticipate`, a car changing
+    lanes spans from where it is to its target lane's centre `target`."""
+    half = 0.5 * width
+    lo, hi = d, d
+    if anticipate:
+        lo, hi = min(lo, target), max(hi, target)
+    return lo - half < band_hi and hi + half > band_lo
 
 
 @numba.njit(cache=True, nogil=True)
@@ -933,3 +941,35 @@ def _advance_lane_changes(
             lat_vel[i] = 0.0
         else:
             lc_elapsed[i] = t
+
+
+@numba.njit(cache=True, nogil=True)
+def _nearest_in_band(
+    s: np.ndarray,
+    d: np.ndarray,
+    width: np.ndarray,
+    length: np.ndarray,
+    speed: np.ndarray,
+    centres: np.ndarray,
+    lane: np.ndarray,
+    at_s: float,
+    band_d: float,
+    half_width: float,
+    anticipate: bool,
+    ahead: bool,
+) -> tuple[float, float]:
+    """(gap, speed) of the nearest car overlapping the band (`_band_overlap`) whose centre is at or
+    beyond `at_s` (`ahead`, gap to its rear bumper) or before it (gap to its front bumper), the
+    first of equals; (inf, inf) if none. `Traffic.leader` and `Traffic.follower`."""
+    band_lo, band_hi = band_d - half_width, band_d + half_width
+    best, best_speed = np.inf, np.inf
+    found = False
+    for i in range(s.size):
+        if not (s[i] >= at_s if ahead else s[i] < at_s):
+            continue
+        if not _car_in_band(d[i], width[i], centres[lane[i]], band_lo, band_hi, anticipate):
+            continue
+        gap = s[i] - 0.5 * length[i] - at_s if ahead else at_s - s[i] - 0.5 * length[i]
+        if not found or gap < best:
+            best, best_speed, found = gap, speed[i], True
+    return best, best_speed

@@ -3,9 +3,13 @@ versions (`sim.road._project`, `sim.world._strongest_brake`, ...) are held to, b
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sim.road import SAMPLE_SPACING_M, Road, _nearest_sample
+from sim.traffic import Traffic
+from sim.world import COMFORT_BRAKE, LANE_CHANGE_CLOSING_S, SAFE_LATERAL_MARGIN_M, World
 
 
 def frenet(road: Road, x: float, y: float, s_hint: float | None = None) -> tuple[float, float]:
@@ -36,3 +40,69 @@ def frenet(road: Road, x: float, y: float, s_hint: float | None = None) -> tuple
             best = (dist2, float(road.s[j]) + t * SAMPLE_SPACING_M, float(d))
     assert best is not None
     return best[1], best[2]
+
+
+def leader(t: Traffic, s: float, d: float, half_width: float, anticipate: bool) -> tuple[float, float]:
+    """`Traffic.leader`: the nearest car ahead (centre at or beyond s) in the band, gap to its rear bumper."""
+    hit = np.flatnonzero(t._in_band(d, half_width, anticipate) & (t.s >= s))
+    if hit.size == 0:
+        return math.inf, math.inf
+    gaps = t.s[hit] - 0.5 * t.length[hit] - s
+    k = int(gaps.argmin())
+    return float(gaps[k]), float(t.speed[hit[k]])
+
+
+def follower(t: Traffic, s: float, d: float, half_width: float, anticipate: bool) -> tuple[float, float]:
+    """`Traffic.follower`: the nearest car behind (centre before s) in the band, gap to its front bumper."""
+    hit = np.flatnonzero(t._in_band(d, half_width, anticipate) & (t.s < s))
+    if hit.size == 0:
+        return math.inf, math.inf
+    gaps = s - t.s[hit] - 0.5 * t.length[hit]
+    k = int(gaps.argmin())
+    return float(gaps[k]), float(t.speed[hit[k]])
+
+
+def safety_brake(w: World, accel: float) -> tuple[float, bool]:
+    """`World._safety_brake`: (the acceleration it lets through, whether it overrode the driver)."""
+    assert w.traffic is not None
+    lo, hi = w.ego_band()
+    lo, hi = lo - SAFE_LATERAL_MARGIN_M, hi + SAFE_LATERAL_MARGIN_M
+    gaps, lead_speeds = w.traffic.cars_ahead(w.s, lo, hi, anticipate=True)
+    half_l = 0.5 * w.ego.params.length
+    speed = w.ego.speed
+    margin = w.safety.margin_m
+    headway_gap = margin + w.safety.headway_s * speed
+    strongest: float | None = None
+    for gap, lead_speed in zip(gaps.tolist(), lead_speeds.tolist(), strict=True):
+        gap = gap - half_l
+        closing = max(speed - lead_speed, 0.0)
+        room = max(gap - margin, 0.5)
+        matching = closing * closing / (2 * room)
+        too_close = gap < headway_gap and lead_speed < speed + 0.5
+        if (too_close or matching > COMFORT_BRAKE) and (strongest is None or matching > strongest):
+            strongest = matching
+    if strongest is not None:
+        needed = -(strongest + 0.5)
+        if needed < accel:
+            return max(needed, -w.ego.params.max_brake), True
+    return accel, False
+
+
+def lane_is_safe(w: World, lane: int) -> bool:
+    """`World.lane_is_safe`: room ahead and behind in `lane` for the margin plus the closing speed."""
+    assert w.road is not None and w.traffic is not None
+    if not 0 <= lane < w.road_config.lanes:
+        return False
+    d = w.lane_centre(lane)
+    half_w = 0.5 * w.ego.params.width
+    half_l = 0.5 * w.ego.params.length
+    speed = w.ego.speed
+    gap_ahead, speed_ahead = leader(w.traffic, w.s, d, half_w, True)
+    gap_behind, speed_behind = follower(w.traffic, w.s, d, half_w, True)
+    gap_ahead -= half_l
+    gap_behind -= half_l
+    closing_ahead = max(speed - speed_ahead, 0.0) if gap_ahead < math.inf else 0.0
+    closing_behind = max(speed_behind - speed, 0.0) if gap_behind < math.inf else 0.0
+    need_ahead = w.safety.margin_m + closing_ahead * LANE_CHANGE_CLOSING_S
+    need_behind = w.safety.margin_m + closing_behind * LANE_CHANGE_CLOSING_S
+    return gap_ahead > need_ahead and gap_behind > need_behind

@@ -14,6 +14,8 @@ from reference_traffic import reference_step
 
 from sim.road import Road, RoadConfig
 from sim.traffic import Traffic, TrafficConfig
+from sim.vehicle import VehicleParams
+from sim.world import SafetyConfig, World
 
 EGO_LENGTH, EGO_WIDTH = 4.6, 1.9
 KERNEL_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -125,3 +127,52 @@ def test_frenet_matches_the_python_projection(s: float, d: float, nudge: float, 
     got = ROAD.frenet(x, y, s_hint)
     want = reference_world.frenet(ROAD, x, y, s_hint)
     assert np.array(got).tobytes() == np.array(want).tobytes()
+
+
+# ------------------------------------------------------------------------------- safety queries
+def random_world(seed: int, cars: int, steps: int, steer: float, target: int | None) -> World:
+    """A world some steps into an episode, its ego flat out (so that it closes up on the traffic)
+    and wandering off its lane, maybe changing lanes."""
+    traffic = TrafficConfig(cars=cars, lane_change_rate=2.0)
+    world = World(RoadConfig(lanes=4), traffic, VehicleParams(), SafetyConfig(enabled=True))
+    world.reset(seed, lane=1, speed=25.0)
+    world.set_target_lane(target)
+    for k in range(steps):
+        world.step(steer if k % 7 < 4 else -steer, 3.5, 0.1)
+    return world
+
+
+@KERNEL_SETTINGS
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    cars=st.integers(1, 30),
+    steps=st.integers(0, 60),
+    steer=st.floats(-0.3, 0.3),
+    accel=st.floats(-8.0, 3.5),
+    target=st.one_of(st.none(), st.integers(0, 3)),
+    probes=st.lists(st.tuples(st.floats(-30.0, 30.0), st.floats(-9.0, 9.0), st.floats(0.0, 6.0)), max_size=6),
+)
+def test_safety_queries_match_the_numpy_reference(
+    seed: int,
+    cars: int,
+    steps: int,
+    steer: float,
+    accel: float,
+    target: int | None,
+    probes: list[tuple[float, float, float]],
+) -> None:
+    """The safety brake, lane_is_safe and leader/follower on random traffic around a wandering ego."""
+    world = random_world(seed, cars, steps, steer, target)
+    t = world.traffic
+    assert t is not None
+    brakes = world.safety_brakes
+    want_accel, braked = reference_world.safety_brake(world, accel)
+    assert world._safety_brake(accel) == want_accel
+    assert world.safety_brakes == brakes + braked
+    for lane in range(-1, 6):
+        assert world.lane_is_safe(lane) == reference_world.lane_is_safe(world, lane)
+    for ds, d, half_width in probes:
+        for anticipate in (False, True):
+            at = (world.s + ds, d, half_width, anticipate)
+            assert t.leader(*at[:3], anticipate=anticipate) == reference_world.leader(t, *at)
+            assert t.follower(*at[:3], anticipate=anticipate) == reference_world.follower(t, *at)
