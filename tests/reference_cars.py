@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.render.cars import _GRID, _GRID_OFFSET, _GRID_SIZE, _TAIL_LIGHT_INSET_M, NEAR_M, CarBoxes, CarPainter
+from sim.render.cars import GRID, GRID_OFFSET, GRID_SIZE, NEAR_M, TAIL_LIGHT_INSET_M, CarBoxes, CarPainter
 
 
 def paint_cars_reference(
@@ -44,11 +44,11 @@ def paint_cars_reference(
     end_face = near[hit, car] >= near[hit, car + k]
     rear = end_face & (inv[hit, car] > 0)
     lateral = oy[car] + depth / inv[hit, car + k]
-    tail = rear & (np.abs(lateral) > 0.5 * cars.width[car] - _TAIL_LIGHT_INSET_M)
+    tail = rear & (np.abs(lateral) > 0.5 * cars.width[car] - TAIL_LIGHT_INSET_M)
     key = ((cars.color[car] % len(painter.body)) * 2 + end_face) * 2 + tail
     mount = painter.camera.config.mount_height
-    grid = (mount * _GRID - painter.row_slope[:, None] * (depth * _GRID)) / cars.height[car] + _GRID_OFFSET
-    index = np.clip(grid, 0, _GRID_SIZE - 1).astype(np.intp) + key * _GRID_SIZE
-    drawn = painter._drawn_lut[index]
+    grid = (mount * GRID - painter.row_slope[:, None] * (depth * GRID)) / cars.height[car] + GRID_OFFSET
+    index = np.clip(grid, 0, GRID_SIZE - 1).astype(np.intp) + key * GRID_SIZE
+    drawn = painter.drawn_lut[index]
     rows, cols = np.nonzero(drawn)
-    frame[rows, hit[cols]] = painter._face_lut[index[rows, cols]]
+    frame[rows, hit[cols]] = painter.face_lut[index[rows, cols]]

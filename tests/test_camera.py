@@ -462,12 +462,12 @@ def test_shade_bands_change_only_between_dashes() -> None:
 def test_car_pixel_grid_follows_the_band_edges() -> None:
     """A pixel is drawn when -0.08 <= f < 1 (f = its height on the car as a fraction of the car's),
     and the grid index that flooring 100 f + offset gives names the band that f falls in."""
-    from sim.render.cars import _BAND_EDGES, _GRID, _GRID_OFFSET, _GRID_SIZE, _band_of_grid
+    from sim.render.cars import _BAND_EDGES, GRID, GRID_OFFSET, GRID_SIZE, _band_of_grid
 
     band = _band_of_grid()
     f = np.linspace(-0.5, 1.5, 20001)
-    f = f[np.abs(f * _GRID - np.round(f * _GRID)) > 1e-6]  # not exactly on a grid line
-    index = np.clip(f * _GRID + _GRID_OFFSET, 0, _GRID_SIZE - 1).astype(int)
+    f = f[np.abs(f * GRID - np.round(f * GRID)) > 1e-6]  # not exactly on a grid line
+    index = np.clip(f * GRID + GRID_OFFSET, 0, GRID_SIZE - 1).astype(int)
     drawn = (f >= _BAND_EDGES[0]) & (f < _BAND_EDGES[-1])
     assert np.array_equal(band[index] >= 0, drawn)
     expected = np.searchsorted(np.asarray(_BAND_EDGES), f, side="right") - 1
@@ -503,3 +503,51 @@ def test_a_camera_that_sees_no_ground_draws_sky_only(make_env, randomize: float)
     else:
         # Truncating to uint8 biases the noise by about -0.5.
         assert abs(diff.mean()) < 1.0 and diff.std() <= 1.5 * renderer.palette.noise_std + 0.5
+
+
+def drawn_step_by_step(renderer: FrontCameraRenderer, world, noise_state: dict) -> np.ndarray:
+    """A frame drawn by the separate passes, one after another (sky, ground, cars, roofs, noise), the
+    noise's offsets drawn from a generator in `noise_state`: the oracle of the one-call frame."""
+    from sim.render import kernels
+
+    e, off = world.ego, renderer.camera.config.forward_offset
+    cx, cy = e.x + off * np.cos(e.yaw), e.y + off * np.sin(e.yaw)
+    frame = renderer.background.copy()
+    if renderer.rows.size:
+        r0, r1 = renderer.rows[0], renderer.rows[-1] + 1
+        renderer.ground.draw(world.road, cx, cy, e.yaw, world.s + off, frame[r0:r1])
+    renderer.cars.draw(frame, cx, cy, e.yaw, world.cars())  # roofs included
+    if renderer._noise is not None:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = noise_state
+        i, j = int(rng.integers(0, H)), int(rng.integers(0, W))
+        kernels.add_noise(frame, renderer._noise, i, j)
+    return frame
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"randomize": 1.0}, {"camera_mount_height": 2.5, "randomize": 1.0}, {"camera_pitch_deg": -10.0}],
+    ids=["default", "noise", "roofs_and_noise", "no_ground"],
+)
+def test_the_one_call_frame_equals_the_passes_drawn_one_by_one(make_env, options: dict) -> None:
+    """`FrontCameraRenderer.render` draws a frame in one compiled call (`kernels.draw_camera_frame`);
+    bit for bit it is the ground, car, roof and noise passes called one after another."""
+    roofs = 0
+    for env_id in ("camdrive/LaneKeep-v0", "camdrive/Traffic-v0"):
+        env = make_env(env_id, **options)
+        env.reset(seed=2)
+        env.action_space.seed(2)
+        renderer = env.unwrapped.obs_type.renderer
+        for _ in range(60):
+            env.step(env.action_space.sample())
+            world = env.unwrapped.world
+            state = renderer._noise_rng.bit_generator.state
+            expected = drawn_step_by_step(renderer, world, state)
+            e = world.ego
+            out = np.zeros_like(expected)
+            assert renderer.render(world.road, e.x, e.y, e.yaw, world.s, world.cars(), out=out) is out
+            assert np.array_equal(out, expected)
+            roofs += int(renderer.cars.hit_car.max() >= 0 and renderer.camera.config.mount_height > 2.0)
+    if options.get("camera_mount_height"):
+        assert roofs > 10, "the scenes must show roofs for the comparison to mean anything"

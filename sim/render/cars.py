@@ -33,22 +33,22 @@ _SHADOW_FRACTION = 0.08
 _BAND_EDGES = (-_SHADOW_FRACTION, 0.0, 0.28, 0.45, 0.6, 0.92, 1.0)
 _END_FACE_SHADE = 0.9
 _SIDE_FACE_SHADE = 0.68
-_TAIL_LIGHT_INSET_M = 0.45
+TAIL_LIGHT_INSET_M = 0.45
 """Tail lights cover the outer 0.45 m of each side of a rear face."""
-_GRID = 100
+GRID = 100
 """Pixels are classified by their height on the car in steps of 1/100 of its height; every band edge
 lies on that grid, so flooring a scaled height picks the band with one conversion (no search)."""
-_GRID_OFFSET = round(-_BAND_EDGES[0] * _GRID) + 1
+GRID_OFFSET = round(-_BAND_EDGES[0] * GRID) + 1
 """Grid index 0 collects everything below the shadow; index 1 starts at the shadow's lower edge."""
-_GRID_SIZE = round(_BAND_EDGES[-1] * _GRID) + _GRID_OFFSET + 1
-"""Indices 1 .. _GRID_SIZE - 2 are on the car; the last collects the roof edge's top and above."""
+GRID_SIZE = round(_BAND_EDGES[-1] * GRID) + GRID_OFFSET + 1
+"""Indices 1 .. GRID_SIZE - 2 are on the car; the last collects the roof edge's top and above."""
 
 
 def _band_of_grid() -> np.ndarray:
     """Band (0 = shadow .. 5 = roof edge) of each grid index, -1 where the pixel is not on the car."""
     edges = np.asarray(_BAND_EDGES)
-    assert np.allclose(edges * _GRID, np.round(edges * _GRID)), "band edges must lie on the grid"
-    middle = (np.arange(_GRID_SIZE) - _GRID_OFFSET + 0.5) / _GRID
+    assert np.allclose(edges * GRID, np.round(edges * GRID)), "band edges must lie on the grid"
+    middle = (np.arange(GRID_SIZE) - GRID_OFFSET + 0.5) / GRID
     band = np.searchsorted(edges, middle, side="right") - 1
     band[(middle < edges[0]) | (middle > edges[-1])] = -1
     return band
@@ -86,16 +86,16 @@ class CarPainter:
     def __init__(self, camera: PinholeCamera, palette: Palette) -> None:
         self.camera = camera
         self.slope = camera.column_ray_slope()
-        self._max_slope = float(np.max(np.abs(self.slope)))
+        self.max_slope = float(np.max(np.abs(self.slope)))
         # Per row: how far below the lens a point on a vertical plane 1 m ahead appears: a pixel of
         # row r on a face `depth` ahead is at height mount - depth * row_slope[r].
         y = camera.row_y
         cp, sp = np.cos(camera.pitch), np.sin(camera.pitch)
         self.row_slope = (sp + y * cp) / (cp - y * sp)
         n = self.slope.size
-        self._hit_car, self._hit_in, self._hit_out = np.empty(n, np.int64), np.empty(n), np.empty(n)
+        self.hit_car, self.hit_in, self.hit_out = np.empty(n, np.int64), np.empty(n), np.empty(n)
         """Per column: the car the kernel painted (-1: none), its entry and exit distances."""
-        self._visible, self._visible_colour = np.empty((6, 0)), np.empty(0, dtype=np.int64)
+        self.visible, self.visible_colour = np.empty((6, 0)), np.empty(0, dtype=np.int64)
         """The cars in view (`kernels.cull_cars`): forward, left, relative yaw, length, width, height;
         and palette colour. Grown to the number of cars on first use."""
         colors = np.array([palette.array(c) for c in palette.car_colors], dtype=np.float32)
@@ -104,12 +104,12 @@ class CarPainter:
         self.tail = palette.array(palette.tail_light)
         self.shadow = palette.array(palette.asphalt) * 0.55
         """Contact shadows are drawn as darkened asphalt (cars drive on the road)."""
-        self._face_lut, self._drawn_lut = self._face_tables()
+        self.face_lut, self.drawn_lut = self._face_tables()
 
     def _face_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """What every grid index looks like on every kind of face, and whether it is drawn at all.
 
-        Row (((colour * 2 + end_face) * 2 + tail) * _GRID_SIZE + grid index) of the uint8 colour
+        Row (((colour * 2 + end_face) * 2 + tail) * GRID_SIZE + grid index) of the uint8 colour
         table (.., 3) and of the bool "drawn" table. Colours: float64 shading of the float32 body
         colour, stored as float32, truncated to uint8.
         """
@@ -125,43 +125,51 @@ class CarPainter:
         by_band[..., 5, :] = lit * 1.05
         band = _band_of_grid()
         on_car = band >= 0
-        colours = np.zeros((len(self.body) * 4, _GRID_SIZE, 3), dtype=np.uint8)
+        colours = np.zeros((len(self.body) * 4, GRID_SIZE, 3), dtype=np.uint8)
         colours[:, on_car] = by_band.reshape(-1, 6, 3)[:, band[on_car]].astype(np.uint8)
-        drawn = np.zeros((len(self.body) * 4, _GRID_SIZE), dtype=bool)
+        drawn = np.zeros((len(self.body) * 4, GRID_SIZE), dtype=bool)
         drawn[:] = on_car
         return colours.reshape(-1, 3), drawn.reshape(-1)
+
+    def reserve(self, n: int) -> None:
+        """Make room in `visible` for `n` cars (the buffers grow to the most cars seen so far)."""
+        if self.visible.shape[1] < n:
+            self.visible = np.empty((6, n))
+            self.visible_colour = np.empty(n, dtype=np.int64)
 
     def draw(self, frame: np.ndarray, cam_x: float, cam_y: float, cam_yaw: float, cars: CarBoxes) -> None:
         """Paint `cars` into `frame` (height, width, 3) uint8, seen from the camera pose."""
         n = len(cars)
         if n == 0:
             return
-        if self._visible.shape[1] < n:
-            self._visible = np.empty((6, n))
-            self._visible_colour = np.empty(n, dtype=np.int64)
-        seen, colour = self._visible, self._visible_colour
+        self.reserve(n)
+        seen, colour = self.visible, self.visible_colour
         k = kernels.cull_cars(
             cars.x, cars.y, cars.yaw, cars.length, cars.width, cars.height, cars.color, len(self.body),
             cam_x, cam_y, cam_yaw, np.cos(cam_yaw), np.sin(cam_yaw), self.camera.config.max_distance,
-            self._max_slope, NEAR_M, seen, colour,
+            self.max_slope, NEAR_M, seen, colour,
         )  # fmt: skip
         if k == 0:
             return
         fwd, left, yaw_rel, length, width, height = seen[:, :k]
-        car, t_in, t_out = self._hit_car, self._hit_in, self._hit_out
         kernels.paint_cars(
             frame, self.slope, self.row_slope, self.camera.config.mount_height, fwd, left, yaw_rel,
-            length, width, height, colour[:k], self._face_lut, self._drawn_lut, NEAR_M, _TAIL_LIGHT_INSET_M,
-            _GRID, _GRID_OFFSET, _GRID_SIZE, car, t_in, t_out,
+            length, width, height, colour[:k], self.face_lut, self.drawn_lut, NEAR_M, TAIL_LIGHT_INSET_M,
+            GRID, GRID_OFFSET, GRID_SIZE, self.hit_car, self.hit_in, self.hit_out,
         )  # fmt: skip
-        hit = np.flatnonzero(car >= 0)
-        if hit.size and self.camera.config.mount_height > height[car[hit]].min():
-            body = self.body[colour[car[hit]]]
-            self._paint_roofs(frame, hit, t_in[hit], t_out[hit], height[car[hit]], body)
+        hit = np.flatnonzero(self.hit_car >= 0)
+        if hit.size and self.camera.config.mount_height > height[self.hit_car[hit]].min():
+            self.paint_roofs(frame, k)
 
-    def _paint_roofs(self, frame, cols, t_in, t_out, height, body) -> None:
-        """Camera above a roof: fill the roof between the entry and exit planes' top edges."""
+    def paint_roofs(self, frame: np.ndarray, k: int) -> None:
+        """Camera above a roof: fill the roof between the entry and exit planes' top edges, for the
+        columns the last car pass hit (`hit_car`, `hit_in`, `hit_out` over the k cars in `visible`)."""
         cam = self.camera
+        cols = np.flatnonzero(self.hit_car >= 0)
+        car = self.hit_car[cols]
+        height = self.visible[5, :k][car]
+        body = self.body[self.visible_colour[:k][car]]
+        t_in, t_out = self.hit_in[cols], self.hit_out[cols]
         seen = cam.config.mount_height > height
         top_far = cam.row_of(t_out, height)
         top_near = cam.row_of(t_in, height)

@@ -16,12 +16,14 @@ import numpy as np
 
 from sim.camera import CameraConfig, PinholeCamera
 from sim.render import kernels
-from sim.render.cars import CarBoxes, CarPainter
-from sim.render.ground import GroundPainter
+from sim.render.cars import GRID, GRID_OFFSET, GRID_SIZE, NEAR_M, TAIL_LIGHT_INSET_M, CarBoxes, CarPainter
+from sim.render.ground import TEXEL_D_M, TEXEL_S_M, GroundPainter, road_window
 from sim.render.palette import Palette
 from sim.road import Road, RoadConfig
 
 _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_NO_CARS = CarBoxes.empty()
+_NO_NOISE = np.zeros((0, 0, 1), dtype=np.float32)
 
 
 class FrontCameraRenderer:
@@ -38,6 +40,7 @@ class FrontCameraRenderer:
         self.camera = PinholeCamera(camera)
         self.grayscale = grayscale
         self.rows, t, self.forward = self.camera.ground_rows()
+        self._first_row = int(self.rows[0]) if self.rows.size else 0
         self.right = (t[:, None] * self.camera.col_x[None, :]).astype(np.float32)
         # A pixel's footprint on the road: `along` lengthwise; crosswise its own width, plus, off
         # centre, how far its lengthwise extent reaches sideways (a far pixel is a long wedge).
@@ -77,24 +80,55 @@ class FrontCameraRenderer:
         return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
     def render(
-        self, road: Road, x: float, y: float, yaw: float, s: float, cars: CarBoxes | None = None
+        self,
+        road: Road,
+        x: float,
+        y: float,
+        yaw: float,
+        s: float,
+        cars: CarBoxes | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Frame seen by a camera on a car whose centre is at (x, y) facing `yaw`, at road arc length s.
 
-        Returns uint8 (height, width, 3), or (height, width, 1) in grayscale.
+        Returns uint8 (height, width, 3), or (height, width, 1) in grayscale: drawn into `out` if it is
+        given (an array of that shape, which is then returned), else into a new array. Everything but
+        a roof seen from above is one compiled call (`kernels.draw_camera_frame`), so a frame holds the
+        interpreter only for this method's few lines and can be drawn beside another in a thread.
         """
         off = self.camera.config.forward_offset
-        cx, cy = x + off * np.cos(yaw), y + off * np.sin(yaw)
-        frame = self.background.copy()
+        cos_yaw, sin_yaw = np.cos(yaw), np.sin(yaw)
+        cx, cy = x + off * cos_yaw, y + off * sin_yaw
+        h, w = self.background.shape[:2]
+        frame = np.empty((h, w, 3), np.uint8) if self.grayscale or out is None else out
+        ground, painter = self.ground, self.cars
+        i0 = i1 = 0
         if self.rows.size:
-            r0, r1 = self.rows[0], self.rows[-1] + 1
-            self.ground.draw(road, cx, cy, yaw, s + off, frame[r0:r1])
-        if cars is not None:
-            self.cars.draw(frame, cx, cy, yaw, cars)
+            i0, i1 = road_window(road, s + off, ground.forward)
+        cars = _NO_CARS if cars is None else cars
+        painter.reserve(len(cars))
+        noise, noise_i, noise_j = _NO_NOISE, 0, 0
         if self._noise is not None:
-            h, w = frame.shape[:2]
-            i, j = self._noise_rng.integers(0, h), self._noise_rng.integers(0, w)
-            kernels.add_noise(frame, self._noise, int(i), int(j))
+            noise = self._noise
+            noise_i, noise_j = int(self._noise_rng.integers(0, h)), int(self._noise_rng.integers(0, w))
+        k, roofs = kernels.draw_camera_frame(
+            frame, self.background, self._first_row, road.x, road.y, road.heading, road.s, i0, i1, cx, cy,
+            yaw, cos_yaw, sin_yaw, ground.forward, ground.right, ground.layers.d_min, 1.0 / TEXEL_D_M,
+            1.0 / TEXEL_S_M, ground.across_level, ground.across.layer, ground.across.weight,
+            ground.along_level, ground.look.table, ground.keep, ground.add, cars.x, cars.y, cars.yaw,
+            cars.length, cars.width, cars.height, cars.color, len(painter.body),
+            self.camera.config.max_distance, painter.max_slope, NEAR_M, painter.visible,
+            painter.visible_colour, painter.slope, painter.row_slope, self.camera.config.mount_height,
+            painter.face_lut, painter.drawn_lut, TAIL_LIGHT_INSET_M, GRID, GRID_OFFSET, GRID_SIZE,
+            painter.hit_car, painter.hit_in, painter.hit_out, noise, noise_i, noise_j,
+        )  # fmt: skip
+        if roofs:
+            painter.paint_roofs(frame, k)
+            if noise.size:
+                kernels.add_noise(frame, noise, noise_i, noise_j)
         if self.grayscale:
-            return (frame @ _GRAY_WEIGHTS + 0.5).astype(np.uint8)[..., None]
-        return frame
+            gray = (frame @ _GRAY_WEIGHTS + 0.5).astype(np.uint8)[..., None]
+            if out is None:
+                return gray
+            out[:] = gray
+        return frame if out is None else out

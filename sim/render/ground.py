@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from sim.render import kernels
@@ -318,41 +317,16 @@ def row_frames(
     needs the road to keep heading forward within the view (true for curvature-bounded roads).
     `s_near` is the viewer's arc length; the road is read from 30 m behind it to the farthest row.
     """
+    i0, i1 = road_window(road, s_near, forward)
+    return kernels.row_frames(road.x, road.y, road.heading, road.s, i0, i1, x, y, yaw, forward)
+
+
+def road_window(road: Road, s_near: float, forward: np.ndarray) -> tuple[int, int]:
+    """The road samples i0..i1 that `row_frames` reads for a viewer at arc length `s_near` (the road
+    extended that far if need be): from 30 m behind it to past the farthest row."""
     # Camera rows run far to near, top-down rows far to near too: forward[0] is the farthest.
     s_far = s_near + forward[0] * 1.3 + 30.0
     road.ensure_length(s_far + 1.0)
     i0 = max(int((s_near - 30.0 - max(0.0, -forward[-1])) / SAMPLE_SPACING_M), 0)
     i1 = int(s_far / SAMPLE_SPACING_M) + 2
-    return _row_frames(road.x, road.y, road.heading, road.s, i0, i1, x, y, yaw, forward)
-
-
-@numba.njit(cache=True, nogil=True)
-def _row_frames(
-    road_x: np.ndarray,
-    road_y: np.ndarray,
-    road_heading: np.ndarray,
-    road_s: np.ndarray,
-    i0: int,
-    i1: int,
-    x: float,
-    y: float,
-    yaw: float,
-    forward: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`row_frames` on the road samples i0..i1, compiled (a dozen small numpy calls cost more than the
-    work; numba's np.interp is numpy's algorithm, and the frames are bit-identical)."""
-    cos_y, sin_y = np.cos(yaw), np.sin(yaw)
-    n = i1 - i0
-    fwd, lat, heading = np.empty(n), np.empty(n), np.empty(n)
-    farthest = -np.inf
-    for k in range(n):
-        dx, dy = road_x[i0 + k] - x, road_y[i0 + k] - y
-        # Running maximum: the samples' forward distances made non-decreasing, as np.interp needs.
-        farthest = max(farthest, dx * cos_y + dy * sin_y)
-        fwd[k] = farthest
-        lat[k] = dx * sin_y - dy * cos_y
-        heading[k] = road_heading[i0 + k] - yaw
-    phi = np.interp(forward, fwd, heading)
-    s_row = np.interp(forward, fwd, road_s[i0:i1]).astype(np.float32)
-    lat_row = np.interp(forward, fwd, lat).astype(np.float32)
-    return s_row, lat_row, np.cos(phi).astype(np.float32), np.sin(phi).astype(np.float32)
+    return i0, i1

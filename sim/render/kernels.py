@@ -86,6 +86,38 @@ def paint_ground(
             out[i, j, 2] = _to_byte(b * fade + add_b)
 
 
+@numba.njit(cache=True, nogil=True)
+def row_frames(
+    road_x: np.ndarray,
+    road_y: np.ndarray,
+    road_heading: np.ndarray,
+    road_s: np.ndarray,
+    i0: int,
+    i1: int,
+    x: float,
+    y: float,
+    yaw: float,
+    forward: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`ground.row_frames` on the road samples i0..i1, compiled (a dozen small numpy calls cost more than the
+    work; numba's np.interp is numpy's algorithm, and the frames are bit-identical)."""
+    cos_y, sin_y = np.cos(yaw), np.sin(yaw)
+    n = i1 - i0
+    fwd, lat, heading = np.empty(n), np.empty(n), np.empty(n)
+    farthest = -np.inf
+    for k in range(n):
+        dx, dy = road_x[i0 + k] - x, road_y[i0 + k] - y
+        # Running maximum: the samples' forward distances made non-decreasing, as np.interp needs.
+        farthest = max(farthest, dx * cos_y + dy * sin_y)
+        fwd[k] = farthest
+        lat[k] = dx * sin_y - dy * cos_y
+        heading[k] = road_heading[i0 + k] - yaw
+    phi = np.interp(forward, fwd, heading)
+    s_row = np.interp(forward, fwd, road_s[i0:i1]).astype(np.float32)
+    lat_row = np.interp(forward, fwd, lat).astype(np.float32)
+    return s_row, lat_row, np.cos(phi).astype(np.float32), np.sin(phi).astype(np.float32)
+
+
 @numba.njit(**_JIT)
 def cull_cars(
     x: np.ndarray,
@@ -202,6 +234,105 @@ def paint_cars(
                 frame[r, j, 0] = face_lut[index, 0]
                 frame[r, j, 1] = face_lut[index, 1]
                 frame[r, j, 2] = face_lut[index, 2]
+
+
+@numba.njit(**_JIT)
+def draw_camera_frame(
+    frame: np.ndarray,
+    background: np.ndarray,
+    first_row: int,
+    road_x: np.ndarray,
+    road_y: np.ndarray,
+    road_heading: np.ndarray,
+    road_s: np.ndarray,
+    i0: int,
+    i1: int,
+    cam_x: float,
+    cam_y: float,
+    cam_yaw: float,
+    cos_yaw: float,
+    sin_yaw: float,
+    forward: np.ndarray,
+    right: np.ndarray,
+    d_min: float,
+    inv_texel_d: float,
+    inv_texel_s: float,
+    across_level: np.ndarray,
+    layer: np.ndarray,
+    weight: np.ndarray,
+    along_level: np.ndarray,
+    table: np.ndarray,
+    keep: np.ndarray,
+    add: np.ndarray,
+    car_x: np.ndarray,
+    car_y: np.ndarray,
+    car_yaw: np.ndarray,
+    car_length: np.ndarray,
+    car_width: np.ndarray,
+    car_height: np.ndarray,
+    car_colour: np.ndarray,
+    n_colours: int,
+    max_distance: float,
+    max_slope: float,
+    near_m: float,
+    seen: np.ndarray,
+    seen_colour: np.ndarray,
+    slope: np.ndarray,
+    row_slope: np.ndarray,
+    mount: float,
+    face_lut: np.ndarray,
+    drawn_lut: np.ndarray,
+    tail_inset_m: float,
+    grid: int,
+    grid_offset: int,
+    grid_size: int,
+    hit_car: np.ndarray,
+    hit_in: np.ndarray,
+    hit_out: np.ndarray,
+    noise: np.ndarray,
+    noise_i: int,
+    noise_j: int,
+) -> tuple[int, bool]:
+    """A whole camera frame in one call, so that a frame releases the interpreter once: the
+    background copied into `frame`, the ground (`row_frames` of road samples i0..i1, then
+    `paint_ground` into rows first_row..; none if `forward` is empty), the cars (`cull_cars`, then
+    `paint_cars`), and the sensor noise at (noise_i, noise_j) if `noise` is not empty.
+
+    The same kernels as `ground.GroundPainter.draw`, `cars.CarPainter.draw` and `add_noise` called
+    one after another (tests/test_camera.py holds the two ways equal). Returns the number k of cars
+    in view and whether a car lower than the camera was hit: its roof is then the caller's to paint,
+    and the noise, which goes on last, too (it is then not added here).
+    """
+    flat_frame, flat_background = frame.reshape(frame.size), background.reshape(background.size)
+    for q in range(flat_frame.size):  # a flat loop: numba's frame[:] = background walks 3-D indices
+        flat_frame[q] = flat_background[q]
+    if forward.size:
+        s_row, lat_row, cos_row, sin_row = row_frames(
+            road_x, road_y, road_heading, road_s, i0, i1, cam_x, cam_y, cam_yaw, forward
+        )
+        paint_ground(
+            frame[first_row : first_row + forward.size], right, s_row, lat_row, cos_row, sin_row, d_min,
+            inv_texel_d, inv_texel_s, across_level, layer, weight, along_level, table, keep, add,
+        )  # fmt: skip
+    k = 0
+    if car_x.size:
+        k = cull_cars(
+            car_x, car_y, car_yaw, car_length, car_width, car_height, car_colour, n_colours, cam_x, cam_y,
+            cam_yaw, cos_yaw, sin_yaw, max_distance, max_slope, near_m, seen, seen_colour,
+        )  # fmt: skip
+    roofs = False
+    if k:
+        paint_cars(
+            frame, slope, row_slope, mount, seen[0, :k], seen[1, :k], seen[2, :k], seen[3, :k], seen[4, :k],
+            seen[5, :k], seen_colour[:k], face_lut, drawn_lut, near_m, tail_inset_m, grid, grid_offset,
+            grid_size, hit_car, hit_in, hit_out,
+        )  # fmt: skip
+        for j in range(hit_car.size):
+            if hit_car[j] >= 0 and mount > seen[5, hit_car[j]]:
+                roofs = True
+    if noise.size and not roofs:
+        add_noise(frame, noise, noise_i, noise_j)
+    return k, roofs
 
 
 @numba.njit(**_JIT)
