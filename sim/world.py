@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from sim.collision import boxes_overlap, frenet_neighbours
+from sim.collision import any_overlap, frenet_neighbours
 from sim.render.cars import CarBoxes
 from sim.road import Road, RoadConfig, wrap_angle
 from sim.traffic import Traffic, TrafficConfig, _car_in_band, _nearest_in_band
@@ -310,10 +310,9 @@ class World:
         near = frenet_neighbours(t.s, t.d, t.length, t.width, self.s, self.d, p.length, p.width, 1.5)
         if not near.any():
             return False
-        ego_box = np.array([self.ego.x, self.ego.y, self.ego.yaw, p.length, p.width])
         c = self.cars()  # built once per traffic state, and reused by the renderer
-        boxes = np.stack((c.x[near], c.y[near], c.yaw[near], c.length[near], c.width[near]), axis=1)
-        return bool(np.any(boxes_overlap(ego_box, boxes)))
+        e = self.ego
+        return any_overlap(e.x, e.y, e.yaw, p.length, p.width, c.x, c.y, c.yaw, c.length, c.width, near)
 
     # -------------------------------------------------------------------------------------- queries
     @property

@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sim.collision import box_corners, boxes_overlap
+from sim.collision import any_overlap, box_corners, boxes_overlap
 
 
 def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -122,3 +124,32 @@ def test_overlap_is_symmetric(seed: int) -> None:
         forward = boxes_overlap(boxes[k], boxes)
         backward = np.array([boxes_overlap(b, boxes[k : k + 1])[0] for b in boxes])
         np.testing.assert_array_equal(forward, backward)
+
+
+box_strategy = st.tuples(
+    st.floats(-6.0, 6.0), st.floats(-6.0, 6.0), st.floats(-4.0, 4.0), st.floats(0.5, 6.0), st.floats(0.3, 3.0)
+)
+aligned_strategy = st.tuples(  # whole-metre positions, right angles: boxes that exactly touch
+    st.integers(-6, 6),
+    st.integers(-6, 6),
+    st.sampled_from([0.0, 0.5 * math.pi]),
+    st.integers(1, 6),
+    st.integers(1, 3),
+).map(lambda b: tuple(float(v) for v in b))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    box=st.one_of(box_strategy, aligned_strategy),
+    boxes=st.lists(
+        st.tuples(st.one_of(box_strategy, aligned_strategy), st.booleans()), min_size=1, max_size=8
+    ),
+)
+def test_any_overlap_is_boxes_overlap_of_the_chosen_boxes(
+    box: tuple[float, ...], boxes: list[tuple[tuple[float, ...], bool]]
+) -> None:
+    """The compiled test the world runs every step against the numpy one, touching boxes included."""
+    rows = np.array([b for b, _ in boxes])
+    which = np.array([chosen for _, chosen in boxes])
+    want = bool(boxes_overlap(np.array(box), rows)[which].any())
+    assert any_overlap(*box, *rows.T.copy(), which) == want
