@@ -31,10 +31,11 @@ class CameraObservation:
         else:
             self.renderer.set_look(palette, wear_seed=seed)
 
-    def observe(self, world: World) -> np.ndarray:
+    def observe(self, world: World, out: np.ndarray | None = None) -> np.ndarray:
+        """The frame of `world`'s camera, drawn into `out` (of the space's shape) if given."""
         assert world.road is not None
         e = world.ego
-        return self.renderer.render(world.road, e.x, e.y, e.yaw, world.s, world.cars())
+        return self.renderer.render(world.road, e.x, e.y, e.yaw, world.s, world.cars(), out)
 
 
 class GridObservation:
@@ -63,9 +64,10 @@ class GridObservation:
     def set_palette(self, palette: Palette | None, seed: int) -> None:
         """The grid has no look."""
 
-    def observe(self, world: World) -> np.ndarray:
+    def observe(self, world: World, out: np.ndarray | None = None) -> np.ndarray:
+        """The grid around the ego car, copied into `out` too if given."""
         assert world.traffic is not None
-        return world.traffic.occupancy_grid(
+        grid = world.traffic.occupancy_grid(
             world.s,
             world.state().lane,
             self.lanes_side,
@@ -74,3 +76,7 @@ class GridObservation:
             self.patch_length,
             self.speed_limit,
         )
+        if out is None:
+            return grid
+        out[:] = grid
+        return out

@@ -301,6 +301,42 @@ def test_worker_processes_give_the_same_results(make_vec, env_id: str, options: 
         assert data_equivalence(workers.step(actions), here.step(actions), exact=True), f"step {k}"
 
 
+@pytest.mark.parametrize(("env_id", "options", "crash"), EQUIVALENCE_CASES.values(), ids=EQUIVALENCE_CASES)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_number_of_threads_changes_nothing(make_vec, env_id: str, options: dict, crash, threads) -> None:
+    """Frames drawn by 1 or 3 threads (a pool beside the caller) equal those of the default (two on a
+    machine with two cores, the results checked against SyncVectorEnv above), autoresets included."""
+    these = make_vec(env_id, num_envs=5, threads=threads, **options)
+    default = make_vec(env_id, num_envs=5, **options)
+    assert these.unwrapped.threads == threads
+    assert data_equivalence(these.reset(seed=11), default.reset(seed=11), exact=True)
+    these.action_space.seed(5)
+    for k in range(60):
+        actions = crashing_actions(these, crash)
+        assert data_equivalence(these.step(actions), default.step(actions), exact=True), f"step {k}"
+
+
+def test_threads_step_the_worlds_too_when_switched_on(make_vec, monkeypatch) -> None:
+    """The hook for a compiled world step: stepping the worlds from the threads gives the same results."""
+    from sim.envs import blocks
+
+    env_id, options, crash = EQUIVALENCE_CASES["traffic"]
+    reference = make_vec(env_id, num_envs=4, threads=1, **options)
+    monkeypatch.setattr(blocks, "STEP_IN_THREADS", True)
+    threaded = make_vec(env_id, num_envs=4, threads=2, **options)
+    assert data_equivalence(threaded.reset(seed=3), reference.reset(seed=3), exact=True)
+    threaded.action_space.seed(1)
+    for k in range(60):
+        actions = crashing_actions(threaded, crash)
+        assert data_equivalence(threaded.step(actions), reference.step(actions), exact=True), f"step {k}"
+
+
+def test_threads_must_be_a_positive_integer() -> None:
+    for threads in (0, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            gym.make_vec(LANE_KEEP, num_envs=2, threads=threads)
+
+
 def test_workers_render_and_close_cleanly(make_vec) -> None:
     envs = make_vec(LANE_KEEP, num_envs=3, workers=2, render_mode="rgb_array", **SMALL)
     envs.reset(seed=0)

@@ -230,10 +230,10 @@ class CamDriveEnv(gym.Env):
         self.last_reward = reward
         return reward, terminated, truncated
 
-    def observe(self) -> np.ndarray:
+    def observe(self, out: np.ndarray | None = None) -> np.ndarray:
         """The current observation, rendered again without stepping (used by `camdrive bench`, and by
-        `sim.envs.vector` after `_new_episode`/`_advance`)."""
-        return self.obs_type.observe(self.world)
+        `sim.envs.vector` after `_new_episode`/`_advance`), written into `out` if given."""
+        return self.obs_type.observe(self.world, out)
 
     def current_info(self) -> dict[str, Any]:
         """The `info` dict for the current state (after an outside change such as an intervention)."""

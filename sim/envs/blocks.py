@@ -1,10 +1,10 @@
 """Blocks of sub-envs for the native vector env: stepped here, or in worker processes, one per core.
 
-The world step is Python, so one process steps one world at a time. `EnvBlock` steps a run of
-sub-envs and writes their observations, rewards and flags into arrays it is given; the vector env
-keeps one block in its own process (`workers=1`) or hands one block to each worker process
-(`WorkerBlocks`), whose observations land in shared memory, so that a step costs one small message
-per worker, not a pickled frame per env.
+`EnvBlock` steps a run of sub-envs and writes their observations, rewards, flags and infos into
+arrays it is given; it draws the frames from a few threads (the renderer releases the interpreter).
+The vector env keeps one block in its own process (`workers=1`) or hands one block to each worker
+process (`WorkerBlocks`), whose observations land in shared memory, so that a step costs one small
+message per worker, not a pickled frame per env.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -26,8 +28,26 @@ milliseconds and needs no `if __name__ == "__main__"` guard in the user's script
 Windows (where scripts need the guard). Workers only run sim code, never torch."""
 
 
+STEP_IN_THREADS = False
+"""Whether `EnvBlock` steps its worlds from its threads too, or only renders from them.
+
+The world step is mostly Python today: from two threads it only takes turns on the interpreter
+lock, and its short compiled calls hand the lock back and forth so often that the renderer's threads
+wait for it. So the worlds step here, one after another, and the frames are then drawn by all the
+threads. Once `World.step` runs as one nogil compiled call, stepping from the threads spreads it
+over the cores too: set this True (the results do not change, see tests/test_vector_env.py)."""
+
+
 class EnvBlock:
-    """`count` sub-envs made with the same options, stepped one after another in this process."""
+    """`count` sub-envs made with the same options, stepped in this process by `threads` threads.
+
+    The worlds are stepped first (here, or from the threads with `STEP_IN_THREADS`), then observed:
+    the sub-envs are split into `threads` consecutive runs, the calling thread draws the first run's
+    frames while a small persistent pool draws the others'. A frame is one compiled call that releases
+    the interpreter (`kernels.draw_camera_frame`), so two threads draw two frames at once on two
+    cores; the few lines of Python around each call take turns. A sub-env's frame depends only on
+    its own world and renderer, so the results do not depend on the number of threads.
+    """
 
     def __init__(
         self,
@@ -37,48 +57,114 @@ class EnvBlock:
         options: dict[str, Any],
         step_limit: int | None,
         observations: np.ndarray,
+        threads: int = 1,
     ) -> None:
         self.envs = [env_class(render_mode=render_mode, **options) for _ in range(count)]
         self.step_limit = step_limit
         self.observations = observations
         """(count, *observation shape): where this block's observations are written."""
         self.autoreset = np.zeros(count, dtype=np.bool_)
+        self.infos = BatchedInfos(self.envs[0].current_info(), count)
+        edges = np.linspace(0, count, min(threads, count) + 1).round().astype(int)
+        self._runs = [range(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        """Which sub-envs each thread takes: the calling thread the first run, the pool the others."""
+        self._pool = ThreadPoolExecutor(len(self._runs) - 1) if len(self._runs) > 1 else None
 
-    def reset(self, seeds: list[int | None]) -> list[dict[str, Any]]:
-        """Reset every sub-env with its seed; their info dicts."""
+    def reset(self, seeds: list[int | None]) -> dict[str, np.ndarray]:
+        """Reset every sub-env with its seed and observe it; their infos, batched."""
+
         for env, seed in zip(self.envs, seeds, strict=True):
             env._new_episode(seed)
+        self._across_threads(self._observe_run)
         self.autoreset[:] = False
-        return self._observe()
+        return self.infos.arrays
 
     def step(
         self, actions: np.ndarray, rewards: np.ndarray, terminations: np.ndarray, truncations: np.ndarray
-    ) -> list[dict[str, Any]]:
+    ) -> dict[str, np.ndarray]:
         """Step every sub-env, or reset those that ended on the previous step (NEXT_STEP autoreset);
-        rewards and flags into the arrays given, observations into `observations`; the info dicts."""
-        for i, env in enumerate(self.envs):
-            if self.autoreset[i]:
-                env._new_episode(None)
-                rewards[i], terminations[i], truncations[i] = 0.0, False, False
-            else:
-                reward, terminated, truncated = env._advance(actions[i])
-                if self.step_limit is not None and env.steps >= self.step_limit:
-                    truncated = True  # TimeLimit truncates even an episode that also terminated
-                rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
-        self.autoreset[:] = terminations | truncations
-        return self._observe()
+        rewards and flags into the arrays given, observations into `observations`; the infos, batched."""
 
-    def _observe(self) -> list[dict[str, Any]]:
-        for i, env in enumerate(self.envs):
-            self.observations[i] = env.observe()
-        return [env.current_info() for env in self.envs]
+        def step_run(run: range) -> None:
+            for i in run:
+                self._step_one(i, actions[i], rewards, terminations, truncations)
+
+        if STEP_IN_THREADS:
+            self._across_threads(step_run)
+        else:
+            step_run(range(len(self.envs)))
+        self._across_threads(self._observe_run)
+        np.logical_or(terminations, truncations, out=self.autoreset)
+        return self.infos.arrays
+
+    def _step_one(
+        self, i: int, action: Any, rewards: np.ndarray, terminations: np.ndarray, truncations: np.ndarray
+    ) -> None:
+        env = self.envs[i]
+        if self.autoreset[i]:
+            env._new_episode(None)
+            rewards[i], terminations[i], truncations[i] = 0.0, False, False
+            return
+        reward, terminated, truncated = env._advance(action)
+        if self.step_limit is not None and env.steps >= self.step_limit:
+            truncated = True  # TimeLimit truncates even an episode that also terminated
+        rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
+
+    def _observe_run(self, run: range) -> None:
+        """Observe the sub-envs of `run`: frames drawn straight into `observations`, infos into rows."""
+        for i in run:
+            env = self.envs[i]
+            env.observe(self.observations[i])
+            self.infos.write(i, env.current_info())
+
+    def _across_threads(self, work: Callable[[range], None]) -> None:
+        """`work(run)` for every run of sub-envs, the first here and the others in the pool; an
+        exception in any of them is raised here, once all have finished."""
+        if self._pool is None:
+            work(self._runs[0])
+            return
+        others = [self._pool.submit(work, run) for run in self._runs[1:]]
+        try:
+            work(self._runs[0])
+        finally:
+            for future in others:
+                future.result()
 
     def render(self) -> list[Any]:
         return [env.render() for env in self.envs]
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
         for env in self.envs:
             env.close()
+
+
+class BatchedInfos:
+    """The sub-envs' infos in Gymnasium's vector format, as `VectorEnv._add_info` builds it.
+
+    Every camdrive info has the same keys with plain values (int, float, bool) in every sub-env, so
+    each key is one array of the first sub-env's value type, written in place row by row, and its
+    "_key" mask is all True.
+    """
+
+    def __init__(self, example: dict[str, Any], count: int) -> None:
+        self.columns = {key: np.zeros(count, dtype=type(value)) for key, value in example.items()}
+        self.masks = {f"_{key}": np.ones(count, dtype=np.bool_) for key in example}
+
+    def write(self, i: int, info: dict[str, Any]) -> None:
+        """Sub-env i's info into row i."""
+        for key, value in info.items():
+            self.columns[key][i] = value
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """A copy of the current rows, each key followed by its mask (the order `_add_info` gives)."""
+        infos: dict[str, np.ndarray] = {}
+        for key, column in self.columns.items():
+            infos[key] = column.copy()
+            infos[f"_{key}"] = self.masks[f"_{key}"].copy()
+        return infos
 
 
 class WorkerBlocks:
@@ -130,16 +216,15 @@ class WorkerBlocks:
             self._connections.append(parent)
             self._processes.append(process)
 
-    def reset(self, seeds: list[int | None]) -> list[dict[str, Any]]:
+    def reset(self, seeds: list[int | None]) -> dict[str, np.ndarray]:
         replies = self._call_all([("reset", seeds[part]) for part in self.slices])
-        return [row for rows in replies for row in rows]
+        return _joined_infos(replies)
 
     def step(
         self, actions: np.ndarray, rewards: np.ndarray, terminations: np.ndarray, truncations: np.ndarray
-    ) -> list[dict[str, Any]]:
+    ) -> dict[str, np.ndarray]:
         replies = self._call_all([("step", actions[part]) for part in self.slices])
-        rows: list[dict[str, Any]] = []
-        for part, (block_rewards, block_terminations, block_truncations, block_rows) in zip(
+        for part, (block_rewards, block_terminations, block_truncations, _) in zip(
             self.slices, replies, strict=True
         ):
             rewards[part], terminations[part], truncations[part] = (
@@ -147,8 +232,7 @@ class WorkerBlocks:
                 block_terminations,
                 block_truncations,
             )
-            rows += block_rows
-        return rows
+        return _joined_infos([infos for *_, infos in replies])
 
     def render(self) -> list[Any]:
         return [frame for frames in self._call_all([("render", None)] * len(self.slices)) for frame in frames]
@@ -183,6 +267,11 @@ class WorkerBlocks:
         del self.observations
         self._memory.close()
         self._memory.unlink()
+
+
+def _joined_infos(blocks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The batched infos of consecutive blocks as those of all their sub-envs together."""
+    return {key: np.concatenate([infos[key] for infos in blocks]) for key in blocks[0]}
 
 
 def _worker(
@@ -221,8 +310,8 @@ def _worker(
                 elif command == "reset":
                     reply = block.reset(argument)
                 elif command == "step":
-                    rows = block.step(argument, rewards, terminations, truncations)
-                    reply = (rewards, terminations, truncations, rows)
+                    infos = block.step(argument, rewards, terminations, truncations)
+                    reply = (rewards, terminations, truncations, infos)
                 else:  # "render"
                     reply = block.render()
                 connection.send(("ok", reply))

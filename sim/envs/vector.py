@@ -6,14 +6,18 @@ code (their action parsing, physics, reward, info and renderer), which is why th
 for bit, those of a `gymnasium.vector.SyncVectorEnv` of `gymnasium.make` environments seeded and
 driven the same way.
 
-The world step is Python, which holds the interpreter: one process steps one world at a time (a
-render thread beside it was measured slower). So `workers=K` splits the sub-envs into K blocks, each
-stepped by a worker process of its own, frames written into shared memory (`sim.envs.blocks`): on a
-K-core machine K worlds step at once. With `workers=1` (the default) the blocks are stepped here.
+In this process (`workers=1`, the default) the worlds are stepped one after another, then the N
+frames are drawn by `threads` threads (default: two on a machine with two or more cores): a frame is
+one compiled call that releases the interpreter (`kernels.draw_camera_frame`), so two threads draw
+two frames at once. The world step is still mostly Python, which holds the interpreter, so it stays
+in one thread (`blocks.STEP_IN_THREADS` is the switch for when it is compiled). `workers=K` instead
+splits the sub-envs into K blocks, each stepped by a worker process of its own, frames written into
+shared memory (`sim.envs.blocks`): on a K-core machine K worlds step at once.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,6 +89,9 @@ class CamDriveVectorEnv(VectorEnv):
     - `copy`: whether observations are returned as copies (default True, like `SyncVectorEnv`).
     - `workers`: processes stepping the sub-envs (default 1: this one; at most num_envs). Each worker
       takes a second or two to start (a fresh interpreter) and uses one core.
+    - `threads`: with `workers=1`, threads drawing the frames (default: `default_threads()`, one per
+      core up to two; at most num_envs; 1 draws them in the calling thread only). The results do not
+      depend on it. Worker processes draw with one thread each.
 
     ## Version History
     - v0: initial release.
@@ -100,10 +107,13 @@ class CamDriveVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         copy: bool = True,
         workers: int = 1,
+        threads: int | None = None,
         **options: Any,
     ) -> None:
         check_at_least("num_envs", num_envs, 1, integer=True)
         check_at_least("workers", workers, 1, integer=True)
+        if threads is not None:
+            check_at_least("threads", threads, 1, integer=True)
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}")
         if not isinstance(copy, bool):
@@ -127,11 +137,14 @@ class CamDriveVectorEnv(VectorEnv):
         self._action_where = f"{registered_id(self.env_class)} actions for {space}"
         """How refusals of a batch begin: they must say whose batched action space it missed."""
         self.workers = min(workers, num_envs)
+        self.threads = 1
+        """Threads stepping and rendering the sub-envs in this process (each worker process uses one)."""
         self._blocks: EnvBlock | WorkerBlocks
         if self.workers == 1:
             observations = create_empty_array(self.single_observation_space, num_envs)
+            self.threads = min(default_threads() if threads is None else threads, num_envs)
             self._blocks = EnvBlock(
-                self.env_class, num_envs, render_mode, options, self.step_limit, observations
+                self.env_class, num_envs, render_mode, options, self.step_limit, observations, self.threads
             )
         else:
             space = self.single_observation_space
@@ -152,7 +165,7 @@ class CamDriveVectorEnv(VectorEnv):
         seeds = self._seeds(seed)
         if options:
             raise ValueError(f"camdrive envs take no reset options, got {sorted(options)}")
-        infos = self._batched_infos(self._blocks.reset(seeds))
+        infos = self._blocks.reset(seeds)
         self._rewards[:] = 0.0
         self._terminations[:] = False
         self._truncations[:] = False
@@ -164,14 +177,8 @@ class CamDriveVectorEnv(VectorEnv):
         if self._needs_reset:
             raise ResetNeeded("Cannot call step() before calling reset()")  # as gymnasium.make's envs
         actions = self._checked_actions(actions)
-        rows = self._blocks.step(actions, self._rewards, self._terminations, self._truncations)
-        return (
-            self._batch(),
-            self._rewards.copy(),
-            self._terminations.copy(),
-            self._truncations.copy(),
-            self._batched_infos(rows),
-        )
+        infos = self._blocks.step(actions, self._rewards, self._terminations, self._truncations)
+        return self._batch(), self._rewards.copy(), self._terminations.copy(), self._truncations.copy(), infos
 
     @property
     def envs(self) -> list[CamDriveEnv]:
@@ -179,19 +186,6 @@ class CamDriveVectorEnv(VectorEnv):
         if not isinstance(self._blocks, EnvBlock):
             raise AttributeError("the sub-envs live in worker processes (workers > 1)")
         return self._blocks.envs
-
-    def _batched_infos(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """The sub-envs' info dicts `rows` in Gymnasium's vector format, as `VectorEnv._add_info` builds it.
-
-        Every camdrive info has the same keys with plain values (int, float, bool) in every sub-env,
-        so each key is one array of the first sub-env's value type and its "_key" mask is all True:
-        one array per key instead of `_add_info`'s per-sub-env, per-key updates (a tenth of a step).
-        """
-        infos: dict[str, Any] = {}
-        for key, first in rows[0].items():
-            infos[key] = np.array([row[key] for row in rows], dtype=type(first))
-            infos[f"_{key}"] = np.ones(self.num_envs, dtype=np.bool_)
-        return infos
 
     def _batch(self) -> np.ndarray:
         return self._observations.copy() if self.copy else self._observations
@@ -228,6 +222,12 @@ class CamDriveVectorEnv(VectorEnv):
         blocks = getattr(self, "_blocks", None)  # None when __init__ failed (a bad option)
         if blocks is not None:
             blocks.close()
+
+
+def default_threads() -> int:
+    """Threads a vector env uses by default: one per core this process may run on, at most two."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(2, cores))
 
 
 def _step_limit(max_episode_steps: object) -> int | None:
