@@ -166,11 +166,12 @@ class Road:
     def poses(self, s: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`pose` of many points at once (1-D float arrays), compiled (`_poses`): the traffic's
         boxes are placed every step. The same numbers as `pose`, bit for bit."""
-        x, y, heading, s_max = _poses(s, d, self.s, self.x, self.y, self.heading)
+        out = np.empty((3, s.size))
+        s_max = _poses(s, d, self.s, self.x, self.y, self.heading, out)
         if s_max + 1.0 > self.length:
             self.ensure_length(s_max + 1.0)
-            x, y, heading, s_max = _poses(s, d, self.s, self.x, self.y, self.heading)
-        return x, y, heading
+            _poses(s, d, self.s, self.x, self.y, self.heading, out)
+        return out[0], out[1], out[2]
 
     def frenet(self, x: float, y: float, s_hint: float | None = None) -> tuple[float, float]:
         """Project world point (x, y) onto the road: returns (s, d).
@@ -223,19 +224,25 @@ def _interp_grid(s: float, grid: np.ndarray, values: np.ndarray) -> float:
 
 @numba.njit(cache=True, nogil=True)
 def _poses(
-    s: np.ndarray, d: np.ndarray, grid: np.ndarray, xs: np.ndarray, ys: np.ndarray, heading: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """`Road.pose` of each (s[i], d[i]) on the road as sampled so far, and the largest s (the caller
-    extends the road past it first if needed). libm's sin and cos, as numpy's here."""
-    n = s.size
-    x, y, h = np.empty(n), np.empty(n), np.empty(n)
+    s: np.ndarray,
+    d: np.ndarray,
+    grid: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    heading: np.ndarray,
+    out: np.ndarray,
+) -> float:
+    """`Road.pose` of each (s[i], d[i]) on the road as sampled so far into out[:, i] (x, y, heading);
+    returns the largest s (the caller extends the road past it and repeats, if needed). libm's sin
+    and cos, as numpy's here."""
     s_max = -np.inf
-    for i in range(n):
-        h[i] = _interp_grid(s[i], grid, heading)
-        x[i] = _interp_grid(s[i], grid, xs) - math.sin(h[i]) * d[i]
-        y[i] = _interp_grid(s[i], grid, ys) + math.cos(h[i]) * d[i]
+    for i in range(s.size):
+        h = _interp_grid(s[i], grid, heading)
+        out[0, i] = _interp_grid(s[i], grid, xs) - math.sin(h) * d[i]
+        out[1, i] = _interp_grid(s[i], grid, ys) + math.cos(h) * d[i]
+        out[2, i] = h
         s_max = max(s_max, s[i])
-    return x, y, h, s_max
+    return s_max
 
 
 @numba.njit(cache=True, nogil=True)

@@ -148,6 +148,10 @@ class Traffic:
         self._V0 = np.full(n + 1, np.inf)
         self._HL = np.zeros(n + 1)
         self._bits = np.zeros(n + 1, dtype=np.int64)
+        # Per-step scratch of `step`: the lane-change draws, IDM accelerations, cars trying a change.
+        self._draws = np.zeros(n)
+        self._acc = np.zeros(n)
+        self._tries = np.zeros(n, dtype=np.int64)
         self._ego_s = 0.0
         self._lane_ids = np.arange(road.config.lanes)
         self._centres = np.array(road.lane_centres)
@@ -280,15 +284,16 @@ class Traffic:
         cfg = self.config
         # One uniform draw per car per step, whatever the traffic does, keeps the random stream
         # independent of the traffic state; nothing before the lane-change decisions draws.
-        draws = self.rng.random(self.n)
+        draws, acc, tries = self._draws, self._acc, self._tries
+        self.rng.random(out=draws)
         lo, hi = self.window()
-        acc, tries, leaves = _common_step(
+        n_tries, leaves = _common_step(
             self.s, self.d, self.speed, self.desired_speed, self.length, self.lane, self._from_lane,
             self._d_from, self._lc_elapsed, self._lat_vel, self._S, self._V, self._V0, self._HL,
             self._bits, self._centres, draws, dt, cfg.time_headway, self._inv_2sqrt_ab, cfg.min_gap,
-            cfg.max_accel, cfg.lane_change_time, cfg.lane_change_rate * dt, lo, hi,
+            cfg.max_accel, cfg.lane_change_time, cfg.lane_change_rate * dt, lo, hi, acc, tries,
         )  # fmt: skip
-        for i in tries.tolist():
+        for i in tries[:n_tries].tolist():
             self._try_lane_change(i, float(acc[i]))
         if leaves:
             self._recycle()
@@ -623,8 +628,9 @@ class Traffic:
         if self.n == 0:
             z = np.zeros(0)
             return z, z, z
-        x, y, heading = self.road.poses(self.s, self.d)
-        return x, y, heading + self.yaw_relative()
+        x, y, yaw = self.road.poses(self.s, self.d)
+        yaw += self.yaw_relative()  # the road's heading, turned
+        return x, y, yaw
 
     def leader(
         self, s: float, d: float, half_width: float, *, anticipate: bool = False
@@ -847,21 +853,24 @@ def _common_step(
     lane_change_chance: float,
     window_lo: float,
     window_hi: float,
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Everything of `Traffic.step` but the rare events, in place: (acc, tries, leaves).
+    acc: np.ndarray,
+    tries: np.ndarray,
+) -> tuple[int, bool]:
+    """Everything of `Traffic.step` but the rare events, in place: (n_tries, leaves).
 
-    Refreshes the all-vehicle buffers (the ego slot is already set), finds the leaders, applies IDM,
-    moves the cars (one that would reverse stops where it reaches zero speed), moves the cars
-    changing lanes along the cosine profile, and refreshes the buffers again for the lane-change
-    tests. `tries` lists, in order, the cars that drew below `lane_change_chance` and are held up
-    while in a single lane at the start of the step (leader data describe those lanes); the caller
-    runs `Traffic._try_lane_change` for each, with its `acc`. `leaves` says whether a car left
-    [window_lo, window_hi] (`Traffic._recycle`). The numpy reference is tests/reference_traffic.py.
+    Refreshes the all-vehicle buffers (the ego slot is already set), finds the leaders, applies IDM
+    (into `acc`), moves the cars (one that would reverse stops where it reaches zero speed), moves
+    the cars changing lanes along the cosine profile, and refreshes the buffers again for the
+    lane-change tests. `tries[:n_tries]` lists, in order, the cars that drew below
+    `lane_change_chance` and are held up while in a single lane at the start of the step (leader
+    data describe those lanes); the caller runs `Traffic._try_lane_change` for each, with its
+    `acc`. `leaves` says whether a car left [window_lo, window_hi] (`Traffic._recycle`). The
+    numpy reference is tests/reference_traffic.py.
     """
     n = s.size
     _refresh_buffers(s, speed, desired_speed, length, lane, from_lane, buf_s, buf_v, buf_v0, buf_hl, buf_bits)
     gap, v_lead, _ = _leader_search(buf_s, buf_hl, buf_v, buf_bits, n, min_gap)
-    acc = _idm_all(speed, desired_speed, gap, v_lead, time_headway, inv_2sqrt_ab, min_gap, max_accel)
+    acc[:] = _idm_all(speed, desired_speed, gap, v_lead, time_headway, inv_2sqrt_ab, min_gap, max_accel)
     steady = lane == from_lane
     leaves = False
     for i in range(n):
@@ -877,7 +886,6 @@ def _common_step(
         leaves = leaves or s[i] < window_lo or s[i] > window_hi
     _advance_lane_changes(d, lane, from_lane, d_from, lc_elapsed, lat_vel, centres, dt, lane_change_time)
     _refresh_buffers(s, speed, desired_speed, length, lane, from_lane, buf_s, buf_v, buf_v0, buf_hl, buf_bits)
-    tries = np.empty(n, dtype=np.int64)
     n_tries = 0
     for i in range(n):
         if not draws[i] < lane_change_chance or not steady[i]:
@@ -887,7 +895,7 @@ def _common_step(
         if v < v0 - BLOCKED_MARGIN and v_lead[i] < v0 - BLOCKED_MARGIN and gap[i] < look:
             tries[n_tries] = i
             n_tries += 1
-    return acc, tries[:n_tries], leaves
+    return n_tries, leaves
 
 
 @numba.njit(cache=True, nogil=True)
