@@ -14,6 +14,8 @@ With `--vector N` (a list of sizes), each camdrive environment is also measured 
 `gymnasium.make_vec(env_id, num_envs=N)`, camdrive's native vector env: env-steps/s of batched random
 actions (N env-steps per call), sub-envs autoresetting inside the timed loop. Its ratios to CarRacing-v3
 and to the same environment's single-env steps/s, both measured in the same run, show what batching buys.
+`--threads K` sets the threads that draw its frames (the vector env's `threads=`; by default one per
+core, up to two), `--workers K` the processes that step it instead.
 
 The measuring functions are pure: they take an env id or an env and return plain dicts, so tests can call
 them on a tiny registered env with a few steps. Only `main` prints.
@@ -172,18 +174,25 @@ def measure_vector_env(
     on_phase: PhaseHook | None = None,
     options: Mapping[str, Any] | None = None,
     workers: int = 1,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """`time_vector_steps` of the environment's native vector env (its registered vector_entry_point)
-    with `num_envs` sub-envs made with `options`, stepped by `workers` processes (1: this one)."""
+    with `num_envs` sub-envs made with `options`, stepped by `workers` processes (1: this one) and,
+    in this one, drawn by `threads` threads (None: the vector env's default)."""
     if on_phase is not None:
         on_phase(f"{env_id} vector x{num_envs}")
-    vector_options: dict[str, Any] = {**(options or {}), **({"workers": workers} if workers > 1 else {})}
+    vector_options: dict[str, Any] = {
+        **(options or {}),
+        **({"workers": workers} if workers > 1 else {}),
+        **({"threads": threads} if threads is not None else {}),
+    }
     envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **vector_options)
     try:
         result: dict[str, Any] = {
             "env_id": env_id,
             "num_envs": num_envs,
             "workers": workers,
+            "threads": getattr(envs.unwrapped, "threads", None),
             "vector_env": type(envs).__name__,
             "observation_space": str(envs.observation_space),
             "action_space": str(envs.action_space),
@@ -300,10 +309,12 @@ def run_bench(
     vector: Sequence[int] = (),
     first_step: bool = False,
     vector_workers: int = 1,
+    vector_threads: int | None = None,
 ) -> dict[str, Any]:
     """Measure `env_ids` (made with `options`) and (if `reference` and Box2D is importable)
     CarRacing-v3 (always with its defaults); then each of `env_ids` as a native vector env of each size
-    in `vector` (stepped by `vector_workers` processes), under "vector_results"; with `first_step`,
+    in `vector` (stepped by `vector_workers` processes, frames drawn by `vector_threads` threads: None
+    for the vector env's default), under "vector_results"; with `first_step`,
     `measure_first_step` under "first_step".
 
     Ids that are not registered are listed under "skipped" with the reason, not measured.
@@ -331,8 +342,15 @@ def run_bench(
     single_rates = {r["env_id"]: r["steps_per_s"] for r in results}
     vector_results = [
         measure_vector_env(
-            env_id, n, steps, seed=seed, on_phase=on_phase, options=options, workers=vector_workers
-        )
+            env_id,
+            n,
+            steps,
+            seed=seed,
+            on_phase=on_phase,
+            options=options,
+            workers=vector_workers,
+            threads=vector_threads,
+        )  # fmt: skip
         for env_id in env_ids
         if env_id in single_rates
         for n in vector
@@ -353,6 +371,7 @@ def run_bench(
             "options": dict(options or {}),
             "vector": list(vector),
             "vector_workers": vector_workers,
+            "vector_threads": vector_threads,
             "vector_min_calls": VECTOR_MIN_CALLS,
         },
         "reference": REFERENCE_ENV_ID,
@@ -391,6 +410,7 @@ def _vector_table(report: dict[str, Any]) -> list[str]:
             r["env_id"],
             str(r["num_envs"]),
             str(r["workers"]),
+            _number(r.get("threads"), "d"),
             _number(r["steps_per_s"], ".1f"),
             _times(r["ratio_vs_reference"]),
             _times(r["ratio_vs_single_env"]),
@@ -399,7 +419,8 @@ def _vector_table(report: dict[str, Any]) -> list[str]:
     ]
     if not rows:
         return []
-    header = ("vector env", "N", "workers", "env-steps/s", f"vs {report['reference']}", "vs single env")
+    reference = f"vs {report['reference']}"
+    header = ("vector env", "N", "workers", "threads", "env-steps/s", reference, "vs single env")
     return ["", *_table(header, rows)]
 
 
@@ -449,6 +470,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"vector: gymnasium.make_vec(env_id, num_envs=N), about {settings['steps']} env-steps in calls "
             f"of N random actions (at least {settings['vector_min_calls']} calls);",
             "  sub-envs autoreset on their next step, inside the timed loop. vs single env: steps/s above.",
+            "  threads: threads drawing its frames in its own process (--threads; 1 in each worker).",
         ]
     return "\n".join(lines)
 
@@ -500,6 +522,7 @@ def main(args: argparse.Namespace) -> int:
             vector=sizes,
             first_step=args.first_step,
             vector_workers=args.workers,
+            vector_threads=getattr(args, "threads", None),
         )
     except ValueError as error:  # a bad --option: the env names the option and its allowed range
         print(f"camdrive bench: {error}", file=sys.stderr)

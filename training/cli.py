@@ -100,6 +100,13 @@ def _add_bench(subparsers: Subparsers) -> None:
         "own process; the vector env's workers= option)",
     )
     parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="K",
+        help="threads drawing each vector env's frames in the bench's process, for --vector (default: the "
+        "vector env's, one per core up to two; the vector env's threads= option)",
+    )
+    parser.add_argument(
         "--first-step",
         action="store_true",
         help="also time a new process's first step, with an empty and with a warm cache of numba's "
