@@ -551,3 +551,23 @@ def test_the_one_call_frame_equals_the_passes_drawn_one_by_one(make_env, options
             roofs += int(renderer.cars.hit_car.max() >= 0 and renderer.camera.config.mount_height > 2.0)
     if options.get("camera_mount_height"):
         assert roofs > 10, "the scenes must show roofs for the comparison to mean anything"
+
+
+def test_setting_the_look_in_use_again_restarts_its_noise() -> None:
+    """`set_look` with the look already in use keeps its tables but restarts the sensor noise, so
+    an episode's frames are the same whether or not the previous one had the same look."""
+    scene = Scene(curviness=1.0, seed=1)
+    palette = Palette.randomised(np.random.default_rng(3), 1.0)
+    assert palette.noise_std > 0
+    fresh = FrontCameraRenderer(CAMERA, scene.config, palette, wear_seed=7)
+    reused = scene.renderer
+    reused.set_look(palette, wear_seed=7)
+    tables = reused.ground.look, reused.cars
+    first = [scene.frame(s, 0.0) for s in (100.0, 200.0)]
+    reused.set_look(palette, wear_seed=7)
+    assert (reused.ground.look, reused.cars) == tables
+    again = [scene.frame(s, 0.0) for s in (100.0, 200.0)]
+    x, y, h = (float(v) for v in scene.road.pose(100.0, 0.0))
+    assert np.array_equal(first[0], fresh.render(scene.road, x, y, h, 100.0))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[0], first[1])

@@ -53,13 +53,20 @@ class FrontCameraRenderer:
         self._set_sky_cars_and_noise(palette, wear_seed)
 
     def set_look(self, palette: Palette, wear_seed: int = 0) -> None:
-        """Draw from now on with `palette`, paint worn and sensor noise drawn from `wear_seed`."""
+        """Draw from now on with `palette`, paint worn and sensor noise drawn from `wear_seed`.
+
+        The look already in use (every reset of an env with the default look) only restarts the
+        sensor noise's generator: its tables stay, which saves rebuilding them at every reset.
+        """
+        if palette == self.palette and wear_seed == self._wear_seed:
+            self._noise_rng = np.random.default_rng(wear_seed)
+            return
         self.ground.set_look(palette, wear_seed)
         self._set_sky_cars_and_noise(palette, wear_seed)
 
     def _set_sky_cars_and_noise(self, palette: Palette, wear_seed: int) -> None:
         """The parts of a look other than the ground's: sky, cars' colours, sensor noise."""
-        self.palette = palette
+        self.palette, self._wear_seed = palette, wear_seed
         self.background = self._background(palette)
         self.cars = CarPainter(self.camera, palette)
         self._noise_rng = np.random.default_rng(wear_seed)
