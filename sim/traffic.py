@@ -387,22 +387,13 @@ class Traffic:
         """Nearest vehicles in `lane` ahead of and behind a body centred at `s`, other than car i.
 
         Returns ((gap, speed, index), (gap, speed, index)) for the leader and the follower, with
-        gap = inf and index = -1 when there is none. Uses the all-vehicle buffers.
+        gap = inf and index = -1 when there is none. Uses the all-vehicle buffers; compiled
+        (`_neighbours_in_lane`), as every lane-change test asks twice.
         """
-        in_lane = (self._bits >> lane) & 1 == 1
-        if 0 <= i < self.n:
-            in_lane[i] = False
-        ds = self._S - s
-        clear = np.abs(ds) - self._HL - half_length
-        out = []
-        for side in (ds > 0.0, ds <= 0.0):
-            cand = np.flatnonzero(in_lane & side)
-            if cand.size == 0:
-                out.append((math.inf, math.inf, -1))
-            else:
-                k = cand[np.argmin(clear[cand])]
-                out.append((float(clear[k]), float(self._V[k]), int(k)))
-        return out[0], out[1]
+        gap_ahead, v_ahead, ahead, gap_behind, v_behind, behind = _neighbours_in_lane(
+            self._S, self._HL, self._V, self._bits, i, lane, s, half_length
+        )
+        return (gap_ahead, v_ahead, ahead), (gap_behind, v_behind, behind)
 
     # --------------------------------------------------------------------------------- recycling
     def _recycle(self) -> None:
@@ -981,3 +972,33 @@ def _nearest_in_band(
         if not found or gap < best:
             best, best_speed, found = gap, speed[i], True
     return best, best_speed
+
+
+@numba.njit(cache=True, nogil=True)
+def _neighbours_in_lane(
+    buf_s: np.ndarray,
+    buf_hl: np.ndarray,
+    buf_v: np.ndarray,
+    buf_bits: np.ndarray,
+    i: int,
+    lane: int,
+    s: float,
+    half_length: float,
+) -> tuple[float, float, int, float, float, int]:
+    """`Traffic._neighbours` flattened: (gap, speed, index) of the nearest vehicle in `lane` ahead
+    of a body centred at `s` (centre strictly beyond it), then of the nearest behind; the first of
+    equals, (inf, inf, -1) for none; vehicle i (if a traffic car) left out."""
+    n = buf_s.size - 1
+    gap_ahead, v_ahead, ahead = np.inf, np.inf, -1
+    gap_behind, v_behind, behind = np.inf, np.inf, -1
+    for j in range(n + 1):
+        if (buf_bits[j] >> lane) & 1 != 1 or (j == i and 0 <= i < n):
+            continue
+        ds = buf_s[j] - s
+        clear = abs(ds) - buf_hl[j] - half_length
+        if ds > 0.0:
+            if ahead < 0 or clear < gap_ahead:
+                gap_ahead, v_ahead, ahead = clear, buf_v[j], j
+        elif ds <= 0.0 and (behind < 0 or clear < gap_behind):
+            gap_behind, v_behind, behind = clear, buf_v[j], j
+    return gap_ahead, v_ahead, ahead, gap_behind, v_behind, behind

@@ -7,6 +7,8 @@ same state, bit for bit, and the same random stream.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sim.traffic import BLOCKED_MARGIN, Traffic
@@ -77,3 +79,24 @@ def consider_lane_changes(
         held_up = v < v0 - BLOCKED_MARGIN and v_lead[i] < v0 - BLOCKED_MARGIN and gap[i] < look
         if held_up and steady[i]:
             t._try_lane_change(int(i), float(acc[i]))
+
+
+def neighbours(
+    t: Traffic, i: int, lane: int, s: float, half_length: float
+) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
+    """`Traffic._neighbours`: nearest vehicles in `lane` ahead of and behind a body centred at `s`,
+    other than car i, from the all-vehicle buffers."""
+    in_lane = (t._bits >> lane) & 1 == 1
+    if 0 <= i < t.n:
+        in_lane[i] = False
+    ds = t._S - s
+    clear = np.abs(ds) - t._HL - half_length
+    out = []
+    for side in (ds > 0.0, ds <= 0.0):
+        cand = np.flatnonzero(in_lane & side)
+        if cand.size == 0:
+            out.append((math.inf, math.inf, -1))
+        else:
+            k = cand[np.argmin(clear[cand])]
+            out.append((float(clear[k]), float(t._V[k]), int(k)))
+    return out[0], out[1]

@@ -7,6 +7,7 @@ way, on random states (hypothesis), not only on the golden episodes.
 from __future__ import annotations
 
 import numpy as np
+import reference_traffic
 import reference_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -71,6 +72,33 @@ def test_traffic_step_matches_the_numpy_reference(
         compiled.step(0.1, ego_s, ego_d, ego_v, EGO_LENGTH, EGO_WIDTH)
         reference_step(reference, 0.1, ego_s, ego_d, ego_v, EGO_LENGTH, EGO_WIDTH)
         assert_same_traffic(compiled, reference)
+
+
+@KERNEL_SETTINGS
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    cars=st.integers(1, 40),
+    lanes=st.integers(1, 5),
+    steps=st.integers(0, 80),
+    probes=st.lists(st.tuples(st.integers(-1, 45), st.floats(-80.0, 200.0), st.floats(0.0, 3.0)), max_size=5),
+)
+def test_lane_neighbours_match_the_numpy_reference(
+    seed: int, cars: int, lanes: int, steps: int, probes: list[tuple[int, float, float]]
+) -> None:
+    """Every car's neighbours in every lane (as a lane change asks), and bodies at arbitrary spots."""
+    try:
+        t, _ = traffic_pair(seed, cars, lanes, 10.0)
+    except ValueError:
+        return
+    for k in range(steps):
+        t.step(0.1, 60.0 + 25.0 * 0.1 * (k + 1), t.road.lane_centres[0], 25.0, EGO_LENGTH, EGO_WIDTH)
+    t._refresh()
+    asks = [(i, float(t._S[i]), float(t._HL[i])) for i in range(t.n)] + probes
+    for i, s, half_length in asks:
+        for lane in range(lanes):
+            assert t._neighbours(i, lane, s, half_length) == reference_traffic.neighbours(
+                t, i, lane, s, half_length
+            )
 
 
 # ----------------------------------------------------------------------------------------- road
