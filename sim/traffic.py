@@ -490,21 +490,14 @@ class Traffic:
         the car will drift into the window rather than straight back out (ahead of the ego no
         faster than it, behind no slower: a car placed behind in a queue slower than the ego would
         be recycled again within a few steps). The first spot of the top rank (5) wins, else the
-        best seen; grade 0 only without `check_follower`. The sweep is plain Python because for a
-        few dozen vehicles that beats numpy's per-call overhead.
+        best seen; grade 0 only without `check_follower`.
         """
         lo = min(b[0] for b in bands)
         hi = max(b[1] for b in bands)
         if hi <= lo:
             return None
         n = self.n
-        reach = self._HL + (half + clearance)
-        reach[n] = self._HL[n] + half + max(clearance, EGO_CLEARANCE_M)
-        member = ((self._bits[:, None] >> self._lane_ids[None, :]) & 1) == 1
-        member[i] = False
-        veh, lane = np.nonzero(member)
-        order = np.lexsort((self._S[veh], lane))
-        intervals = self._free_intervals(veh[order].tolist(), lane[order].tolist(), reach.tolist(), lo, hi)
+        intervals = self._free_intervals(i, half, clearance, lo, hi)
         rng, ego_s, ego_v = self.rng, self._ego_s, float(self._V[n])
         # A car entering from the front cannot be faster than the ego (it would never have been
         # caught up with); it may still want to be, and then accelerates away at IDM's pace.
@@ -545,35 +538,16 @@ class Traffic:
         return front + s_star / math.sqrt(room) if room > 0.0 else math.inf
 
     def _free_intervals(
-        self, veh: list[int], lane: list[int], reach: list[float], lo: float, hi: float
+        self, i: int, half: float, clearance: float, lo: float, hi: float
     ) -> list[tuple[int, float, float, int, int]]:
-        """Free centre intervals (lane, a, b, follower, leader) within [lo, hi]; -1 = no vehicle.
-
-        `veh` and `lane` list the (vehicle, lane) memberships sorted by lane, then by s. Reaches
-        differ (the ego's is larger), so a vehicle later in s order can block from further back:
-        each gap ends at the smallest blocked-from position of all the vehicles after it.
-        """
-        s = self._S.tolist()
-        out: list[tuple[int, float, float, int, int]] = []
-        first = 0
-        for ln in range(self._lane_ids.size):
-            last = first
-            while last < len(veh) and lane[last] == ln:
-                last += 1
-            members = veh[first:last]
-            first = last
-            ends_before = [s[j] - reach[j] for j in members] + [hi]
-            for k in range(len(members) - 1, -1, -1):  # suffix minimum
-                ends_before[k] = min(ends_before[k], ends_before[k + 1])
-            covered, behind = lo, -1
-            for k, j in enumerate(members + [-1]):
-                end = min(ends_before[k], hi)
-                if covered < end:
-                    out.append((ln, covered, end, behind, j))
-                if j >= 0:
-                    covered = max(covered, s[j] + reach[j])
-                    behind = j
-        return out
+        """Free centre intervals (lane, a, b, follower, leader) within [lo, hi] for a car of half
+        length `half` (-1 = no vehicle), lane by lane, in s order: where every vehicle but car i
+        leaves `clearance` (the ego at least EGO_CLEARANCE_M) to its body (`_free_interval_sweep`,
+        compiled: recycling runs it several times per respawn)."""
+        ints, ends = _free_interval_sweep(
+            self._S, self._HL, self._bits, i, self._lane_ids.size, half, clearance, lo, hi
+        )
+        return [(ln, a, b, f, j) for (ln, f, j), (a, b) in zip(ints.tolist(), ends.tolist(), strict=True)]
 
     def _spawn_speed(self, pos: float, half: float, top: float, behind: int, ahead: int) -> tuple[float, int]:
         """Speed of a car appearing at `pos` between vehicles `behind` and `ahead` (-1 = none).
@@ -1002,3 +976,69 @@ def _neighbours_in_lane(
         elif ds <= 0.0 and (behind < 0 or clear < gap_behind):
             gap_behind, v_behind, behind = clear, buf_v[j], j
     return gap_ahead, v_ahead, ahead, gap_behind, v_behind, behind
+
+
+@numba.njit(cache=True, nogil=True)
+def _free_interval_sweep(
+    buf_s: np.ndarray,
+    buf_hl: np.ndarray,
+    buf_bits: np.ndarray,
+    skip: int,
+    n_lanes: int,
+    half: float,
+    clearance: float,
+    lo: float,
+    hi: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`Traffic._free_intervals`: rows (lane, follower, leader) and (a, b) of every free interval.
+
+    Every vehicle but `skip` (the ego at least EGO_CLEARANCE_M) forbids the centre positions within
+    its half length + `half` + `clearance`. Per lane, the member vehicles are sorted by s (ties by
+    index); reaches differ (the ego's is larger), so a vehicle later in s order can block from
+    further back: each gap ends at the smallest blocked-from position of all the vehicles after it.
+    Python's min and max (the first of equals) throughout. tests/reference_traffic.py has the
+    numpy and Python version.
+    """
+    m = buf_s.size
+    reach = buf_hl + (half + clearance)
+    reach[m - 1] = buf_hl[m - 1] + half + _py_max(clearance, EGO_CLEARANCE_M)
+    ints = np.empty((m * n_lanes + n_lanes, 3), dtype=np.int64)
+    ends = np.empty((m * n_lanes + n_lanes, 2))
+    count = 0
+    for ln in range(n_lanes):
+        members = np.empty(m, dtype=np.int64)
+        size = 0
+        for j in range(m):
+            if j != skip and (buf_bits[j] >> ln) & 1 == 1:
+                members[size] = j
+                size += 1
+        members = members[:size][np.argsort(buf_s[members[:size]], kind="mergesort")]
+        ends_before = np.empty(members.size + 1)
+        ends_before[members.size] = hi
+        for k in range(members.size - 1, -1, -1):  # suffix minimum
+            j = members[k]
+            ends_before[k] = _py_min(buf_s[j] - reach[j], ends_before[k + 1])
+        covered, behind = lo, -1
+        for k in range(members.size + 1):
+            j = members[k] if k < members.size else -1
+            end = _py_min(ends_before[k], hi)
+            if covered < end:
+                ints[count, 0], ints[count, 1], ints[count, 2] = ln, behind, j
+                ends[count, 0], ends[count, 1] = covered, end
+                count += 1
+            if j >= 0:
+                covered = _py_max(covered, buf_s[j] + reach[j])
+                behind = j
+    return ints[:count], ends[:count]
+
+
+@numba.njit(cache=True, nogil=True)
+def _py_min(a: float, b: float) -> float:
+    """Python's min(a, b): a unless b is smaller (so min(0.0, -0.0) is 0.0)."""
+    return b if b < a else a
+
+
+@numba.njit(cache=True, nogil=True)
+def _py_max(a: float, b: float) -> float:
+    """Python's max(a, b): a unless b is larger."""
+    return b if b > a else a

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from sim.traffic import BLOCKED_MARGIN, Traffic
+from sim.traffic import BLOCKED_MARGIN, EGO_CLEARANCE_M, Traffic
 
 
 def reference_step(
@@ -100,3 +100,42 @@ def neighbours(
             k = cand[np.argmin(clear[cand])]
             out.append((float(clear[k]), float(t._V[k]), int(k)))
     return out[0], out[1]
+
+
+def free_intervals(
+    t: Traffic, i: int, half: float, clearance: float, lo: float, hi: float
+) -> list[tuple[int, float, float, int, int]]:
+    """`Traffic._free_intervals`: free centre intervals (lane, a, b, follower, leader) within
+    [lo, hi]; -1 = no vehicle. The (vehicle, lane) memberships sorted by lane, then by s, then one
+    sweep per lane. Reaches differ (the ego's is larger), so a vehicle later in s order can block
+    from further back: each gap ends at the smallest blocked-from position of all the vehicles
+    after it."""
+    n = t.n
+    reach_arr = t._HL + (half + clearance)
+    reach_arr[n] = t._HL[n] + half + max(clearance, EGO_CLEARANCE_M)
+    member = ((t._bits[:, None] >> t._lane_ids[None, :]) & 1) == 1
+    member[i] = False
+    veh_arr, lane_arr = np.nonzero(member)
+    order = np.lexsort((t._S[veh_arr], lane_arr))
+    veh, lane, reach = veh_arr[order].tolist(), lane_arr[order].tolist(), reach_arr.tolist()
+    s = t._S.tolist()
+    out: list[tuple[int, float, float, int, int]] = []
+    first = 0
+    for ln in range(t._lane_ids.size):
+        last = first
+        while last < len(veh) and lane[last] == ln:
+            last += 1
+        members = veh[first:last]
+        first = last
+        ends_before = [s[j] - reach[j] for j in members] + [hi]
+        for k in range(len(members) - 1, -1, -1):  # suffix minimum
+            ends_before[k] = min(ends_before[k], ends_before[k + 1])
+        covered, behind = lo, -1
+        for k, j in enumerate(members + [-1]):
+            end = min(ends_before[k], hi)
+            if covered < end:
+                out.append((ln, covered, end, behind, j))
+            if j >= 0:
+                covered = max(covered, s[j] + reach[j])
+                behind = j
+    return out

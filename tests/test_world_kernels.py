@@ -101,6 +101,42 @@ def test_lane_neighbours_match_the_numpy_reference(
             )
 
 
+@KERNEL_SETTINGS
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    cars=st.integers(1, 40),
+    lanes=st.integers(1, 5),
+    steps=st.integers(0, 80),
+    spots=st.lists(
+        st.tuples(
+            st.floats(1.0, 3.0),
+            st.sampled_from([2.5, 7.0, 20.0]),
+            st.floats(-10.0, 80.0),
+            st.floats(0.0, 150.0),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_free_intervals_match_the_python_sweep(
+    seed: int, cars: int, lanes: int, steps: int, spots: list[tuple[float, float, float, float]]
+) -> None:
+    """Where a recycled car may go, for each car, on random traffic (windows from the road's start
+    at 0.0, where Python's min and max keep the sign of a zero)."""
+    try:
+        t, _ = traffic_pair(seed, cars, lanes, 10.0)
+    except ValueError:
+        return
+    for k in range(steps):
+        t.step(0.1, 60.0 + 2.5 * (k + 1), t.road.lane_centres[0], 25.0, EGO_LENGTH, EGO_WIDTH)
+    t._refresh()
+    for half, clearance, lo, width in spots:
+        lo = max(lo, 0.0)
+        for i in range(t.n):
+            want = reference_traffic.free_intervals(t, i, half, clearance, lo, lo + width)
+            assert repr(t._free_intervals(i, half, clearance, lo, lo + width)) == repr(want)
+
+
 # ----------------------------------------------------------------------------------------- road
 ROAD = Road(RoadConfig(lanes=4, curviness=1.0), 5)
 ROAD.ensure_length(3000.0)
