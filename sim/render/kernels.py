@@ -200,9 +200,12 @@ def paint_cars(
     cos_r, sin_r = np.cos(yaw_rel), np.sin(yaw_rel)
     ox = -fwd * cos_r - left * sin_r
     oy = fwd * sin_r - left * cos_r
+    low, high = _slope_ranges(fwd, left, cos_r, sin_r, length, width)
     for j in range(slope.size):
         best, best_in, best_out, best_end, best_inv_x, best_inv_y = -1, np.inf, np.inf, False, 0.0, 0.0
         for q in range(k):
+            if slope[j] < low[q] or slope[j] > high[q]:
+                continue  # the column's ray passes beside this car's box: no need to cast it
             inv_x = 1.0 / (cos_r[q] - slope[j] * sin_r[q])
             inv_y = 1.0 / (-sin_r[q] - slope[j] * cos_r[q])
             hl, hw = 0.5 * length[q], 0.5 * width[q]
@@ -234,6 +237,45 @@ def paint_cars(
                 frame[r, j, 0] = face_lut[index, 0]
                 frame[r, j, 1] = face_lut[index, 1]
                 frame[r, j, 2] = face_lut[index, 2]
+
+
+_SLOPE_MARGIN = 1e-6
+"""Widens each car's column range in `_slope_ranges`, so that rounding never culls a ray that hits."""
+
+
+@numba.njit(**_JIT)
+def _slope_ranges(
+    fwd: np.ndarray,
+    left: np.ndarray,
+    cos_r: np.ndarray,
+    sin_r: np.ndarray,
+    length: np.ndarray,
+    width: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per car, the interval of column ray slopes (right / forward) its box can cover.
+
+    A box wholly ahead of the lens covers exactly the slopes between those of its four corners
+    (its image is their convex hull), widened by a margin; a box reaching to or behind the lens
+    plane gets every slope, so `paint_cars` casts every column at it. Culling by these intervals
+    only skips rays that miss the box, so the painted frame is the same as casting every ray.
+    """
+    k = fwd.size
+    low, high = np.full(k, -np.inf), np.full(k, np.inf)
+    for q in range(k):
+        lo, hi = np.inf, -np.inf
+        for sx in (-0.5, 0.5):
+            for sy in (-0.5, 0.5):
+                # The corner (sx * length, sy * width) of the box, turned by its relative yaw.
+                dx, dy = sx * length[q], sy * width[q]
+                corner_fwd = fwd[q] + dx * cos_r[q] - dy * sin_r[q]
+                corner_left = left[q] + dx * sin_r[q] + dy * cos_r[q]
+                if corner_fwd <= 0.05:
+                    lo, hi = -np.inf, np.inf
+                else:
+                    corner = -corner_left / corner_fwd
+                    lo, hi = min(lo, corner), max(hi, corner)
+        low[q], high[q] = lo - _SLOPE_MARGIN * (1.0 + abs(lo)), hi + _SLOPE_MARGIN * (1.0 + abs(hi))
+    return low, high
 
 
 @numba.njit(**_JIT)
