@@ -306,11 +306,7 @@ class Traffic:
         self._V[n] = speed
         self._HL[n] = 0.5 * length
         reach = 0.5 * self.road.config.lane_width + 0.5 * width
-        bits = 0
-        for j, c in enumerate(self.road.lane_centres):  # plain floats: same arithmetic, no numpy scalars
-            if abs(d - c) < reach:
-                bits |= 1 << j
-        self._bits[n] = bits
+        self._bits[n] = _lane_bits(self._centres, float(d), reach)
 
     def _refresh(self) -> None:
         """Copy the traffic state into the all-vehicle buffers (the ego slot is set by `_set_ego`)."""
@@ -1042,3 +1038,13 @@ def _py_min(a: float, b: float) -> float:
 def _py_max(a: float, b: float) -> float:
     """Python's max(a, b): a unless b is larger."""
     return b if b > a else a
+
+
+@numba.njit(cache=True, nogil=True)
+def _lane_bits(centres: np.ndarray, d: float, reach: float) -> int:
+    """Bit j set for every lane j whose centre is closer than `reach` to `d` (`Traffic._set_ego`)."""
+    bits = 0
+    for j in range(centres.size):
+        if abs(d - centres[j]) < reach:
+            bits |= 1 << j
+    return bits

@@ -19,7 +19,7 @@ def reference_step(
 ) -> None:
     """`Traffic.step` for n > 0, written with numpy arrays and the rare events in Python."""
     t.revision += 1
-    t._set_ego(ego_s, ego_d, ego_speed, ego_length, ego_width)
+    set_ego(t, ego_s, ego_d, ego_speed, ego_length, ego_width)
     t._refresh()
     gap, v_lead, _ = t._leaders()
     acc = t._idm(t.speed, t.desired_speed, gap, v_lead)
@@ -30,6 +30,21 @@ def reference_step(
     advance_lane_changes(t, dt)
     consider_lane_changes(t, dt, steady, acc, gap, v_lead)
     t._recycle()
+
+
+def set_ego(t: Traffic, s: float, d: float, speed: float, length: float, width: float) -> None:
+    """Store the ego in the last slot of the all-vehicle buffers, with the lanes its body overlaps."""
+    n = t.n
+    t._ego_s = float(s)
+    t._S[n] = s
+    t._V[n] = speed
+    t._HL[n] = 0.5 * length
+    reach = 0.5 * t.road.config.lane_width + 0.5 * width
+    bits = 0
+    for j, c in enumerate(t.road.lane_centres):
+        if abs(d - c) < reach:
+            bits |= 1 << j
+    t._bits[n] = bits
 
 
 def integrate(t: Traffic, acc: np.ndarray, dt: float) -> None:

@@ -44,6 +44,8 @@ def assert_same_traffic(a: Traffic, b: Traffic) -> None:
     for name in TRAFFIC_ARRAYS:
         left, right = getattr(a, name), getattr(b, name)
         assert left.dtype == right.dtype and left.tobytes() == right.tobytes(), name
+    for name in ("_S", "_V", "_HL", "_bits"):  # the ego's slot (the lanes its body overlaps, ...)
+        assert getattr(a, name)[-1] == getattr(b, name)[-1], name
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
     assert a.revision == b.revision
 
