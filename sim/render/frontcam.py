@@ -58,7 +58,8 @@ class FrontCameraRenderer:
         The look already in use (every reset of an env with the default look) only restarts the
         sensor noise's generator: its tables stay, which saves rebuilding them at every reset.
         """
-        if palette == self.palette and wear_seed == self._wear_seed:
+        look = (palette, wear_seed)
+        if look == (self.palette, self._wear_seed) and look == self.ground.look_key:
             self._noise_rng = np.random.default_rng(wear_seed)
             return
         self.ground.set_look(palette, wear_seed)

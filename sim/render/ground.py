@@ -263,6 +263,7 @@ class GroundPainter:
 
     def set_look(self, palette: Palette, wear_seed: int = 0) -> None:
         """Colour the road with `palette`, its paint worn as drawn from `wear_seed`."""
+        self.look_key = (palette, wear_seed)
         self.look = _along_levels(self.layers, palette, wear_seed, tuple(int(w) for w in self.along_widths))
         haze = np.zeros(len(self.forward))
         if self.haze_m is not None:
