@@ -31,11 +31,12 @@ Windows (where scripts need the guard). Workers only run sim code, never torch."
 STEP_IN_THREADS = False
 """Whether `EnvBlock` steps its worlds from its threads too, or only renders from them.
 
-The world step is mostly Python today: from two threads it only takes turns on the interpreter
-lock, and its short compiled calls hand the lock back and forth so often that the renderer's threads
-wait for it. So the worlds step here, one after another, and the frames are then drawn by all the
-threads. Once `World.step` runs as one nogil compiled call, stepping from the threads spreads it
-over the cores too: set this True (the results do not change, see tests/test_vector_env.py)."""
+The world step is still partly Python: from two threads that part only takes turns on the
+interpreter lock, and its short compiled calls hand the lock back and forth, which keeps the
+renderer's threads waiting (no gain was measured). So the worlds step in the calling thread, one
+after another, and the frames are then drawn by all the threads. Once `World.step` runs as one nogil
+compiled call, stepping from the threads spreads it over the cores too: set this True (the results
+do not change: tests/test_vector_env.py checks it)."""
 
 
 class EnvBlock:
@@ -72,7 +73,6 @@ class EnvBlock:
 
     def reset(self, seeds: list[int | None]) -> dict[str, np.ndarray]:
         """Reset every sub-env with its seed and observe it; their infos, batched."""
-
         for env, seed in zip(self.envs, seeds, strict=True):
             env._new_episode(seed)
         self._across_threads(self._observe_run)

@@ -9,7 +9,7 @@ driven the same way.
 In this process (`workers=1`, the default) the worlds are stepped one after another, then the N
 frames are drawn by `threads` threads (default: two on a machine with two or more cores): a frame is
 one compiled call that releases the interpreter (`kernels.draw_camera_frame`), so two threads draw
-two frames at once. The world step is still mostly Python, which holds the interpreter, so it stays
+two frames at once. The world step is still partly Python, which holds the interpreter, so it stays
 in one thread (`blocks.STEP_IN_THREADS` is the switch for when it is compiled). `workers=K` instead
 splits the sub-envs into K blocks, each stepped by a worker process of its own, frames written into
 shared memory (`sim.envs.blocks`): on a K-core machine K worlds step at once.
@@ -138,7 +138,7 @@ class CamDriveVectorEnv(VectorEnv):
         """How refusals of a batch begin: they must say whose batched action space it missed."""
         self.workers = min(workers, num_envs)
         self.threads = 1
-        """Threads stepping and rendering the sub-envs in this process (each worker process uses one)."""
+        """Threads drawing the sub-envs' frames in this process (each worker process uses one)."""
         self._blocks: EnvBlock | WorkerBlocks
         if self.workers == 1:
             observations = create_empty_array(self.single_observation_space, num_envs)
@@ -225,7 +225,8 @@ class CamDriveVectorEnv(VectorEnv):
 
 
 def default_threads() -> int:
-    """Threads a vector env uses by default: one per core this process may run on, at most two."""
+    """Threads a vector env uses by default: one per core this process may run on, at most two (with
+    the worlds stepped in one thread, a third drawing thread would mostly wait for them)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(2, cores))
 
