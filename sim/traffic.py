@@ -30,6 +30,7 @@ import numpy as np
 from sim.road import Road
 from sim.validation import check_range
 from sim.vehicle import VehicleParams
+from sim.world_kernels import band_overlap, nearest_in_band
 
 LENGTH_RANGE = (4.2, 5.2)
 """Traffic car body lengths, metres (small hatchback to large saloon)."""
@@ -630,16 +631,16 @@ class Traffic:
     def nearest_in_band(
         self, s: float, d: float, half_width: float, anticipate: bool, ahead: bool
     ) -> tuple[float, float]:
-        """`leader` (ahead) or `follower`, compiled (`_nearest_in_band`: the safety system asks
-        every step). tests/reference_world.py has both in numpy."""
-        return _nearest_in_band(
+        """`leader` (ahead) or `follower`, compiled (`sim.world_kernels.nearest_in_band`: the safety
+        system asks every step). tests/reference_world.py has both in numpy."""
+        return nearest_in_band(
             self.s, self.d, self.width, self.length, self.speed, self._centres, self.lane,
             float(s), float(d), float(half_width), anticipate, ahead,
         )  # fmt: skip
 
     def _in_band(self, d: float, half_width: float, anticipate: bool) -> np.ndarray:
-        """Which cars' lateral extent overlaps [d - half_width, d + half_width] (`_band_overlap`)."""
-        return _band_overlap(self.d, self.width, self._centres, self.lane, d, half_width, anticipate)
+        """Which cars' lateral extent overlaps [d - half_width, d + half_width] (`band_overlap`)."""
+        return band_overlap(self.d, self.width, self._centres, self.lane, d, half_width, anticipate)
 
     def occupancy_grid(
         self,
@@ -752,38 +753,6 @@ def _idm_all(
         free *= free
         acc[i] = max((1.0 - free * free - ratio * ratio) * max_accel, -MAX_IDM_BRAKE)
     return acc
-
-
-@numba.njit(cache=True, nogil=True)
-def _band_overlap(
-    d: np.ndarray,
-    width: np.ndarray,
-    centres: np.ndarray,
-    lane: np.ndarray,
-    band_d: float,
-    half_width: float,
-    anticipate: bool,
-) -> np.ndarray:
-    """Which cars (centre d, `width`) overlap the band [band_d - half_width, band_d + half_width];
-    with `anticipate`, a car changing lanes spans from where it is to its target lane's centre."""
-    band_lo, band_hi = band_d - half_width, band_d + half_width
-    out = np.empty(d.size, dtype=np.bool_)
-    for i in range(d.size):
-        out[i] = _car_in_band(d[i], width[i], centres[lane[i]], band_lo, band_hi, anticipate)
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _car_in_band(
-    d: float, width: float, target: float, band_lo: float, band_hi: float, anticipate: bool
-) -> bool:
-    """Whether a car centred at `d` overlaps [band_lo, band_hi]; with `anticipate`, a car changing
-    lanes spans from where it is to its target lane's centre `target`."""
-    half = 0.5 * width
-    lo, hi = d, d
-    if anticipate:
-        lo, hi = min(lo, target), max(hi, target)
-    return lo - half < band_hi and hi + half > band_lo
 
 
 @numba.njit(cache=True, nogil=True)
@@ -910,38 +879,6 @@ def _advance_lane_changes(
             lat_vel[i] = 0.0
         else:
             lc_elapsed[i] = t
-
-
-@numba.njit(cache=True, nogil=True)
-def _nearest_in_band(
-    s: np.ndarray,
-    d: np.ndarray,
-    width: np.ndarray,
-    length: np.ndarray,
-    speed: np.ndarray,
-    centres: np.ndarray,
-    lane: np.ndarray,
-    at_s: float,
-    band_d: float,
-    half_width: float,
-    anticipate: bool,
-    ahead: bool,
-) -> tuple[float, float]:
-    """(gap, speed) of the nearest car overlapping the band (`_band_overlap`) whose centre is at or
-    beyond `at_s` (`ahead`, gap to its rear bumper) or before it (gap to its front bumper), the
-    first of equals; (inf, inf) if none. `Traffic.leader` and `Traffic.follower`."""
-    band_lo, band_hi = band_d - half_width, band_d + half_width
-    best, best_speed = np.inf, np.inf
-    found = False
-    for i in range(s.size):
-        if not (s[i] >= at_s if ahead else s[i] < at_s):
-            continue
-        if not _car_in_band(d[i], width[i], centres[lane[i]], band_lo, band_hi, anticipate):
-            continue
-        gap = s[i] - 0.5 * length[i] - at_s if ahead else at_s - s[i] - 0.5 * length[i]
-        if not found or gap < best:
-            best, best_speed, found = gap, speed[i], True
-    return best, best_speed
 
 
 @numba.njit(cache=True, nogil=True)

@@ -17,15 +17,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from sim.collision import any_overlap, frenet_neighbours
 from sim.render.cars import CarBoxes
 from sim.road import Road, RoadConfig, wrap_angle
-from sim.traffic import Traffic, TrafficConfig, _car_in_band, _nearest_in_band
+from sim.traffic import Traffic, TrafficConfig
 from sim.validation import check_range
 from sim.vehicle import Vehicle, VehicleParams
+from sim.world_kernels import lane_has_room, strongest_brake
 
 PHYSICS_DT = 0.02
 """Fixed physics step of the ego car (50 Hz); control periods are whole multiples of it."""
@@ -225,10 +225,10 @@ class World:
         lo, hi = self.ego_band()
         lo, hi = lo - SAFE_LATERAL_MARGIN_M, hi + SAFE_LATERAL_MARGIN_M
         speed, margin = self.ego.speed, self.safety.margin_m
-        strongest = _strongest_brake(
+        strongest = strongest_brake(
             t.s, t.d, t.width, t.length, t.speed, t._centres, t.lane, self.s, 0.5 * (lo + hi),
             0.5 * (hi - lo), 0.5 * self.ego.params.length, speed, margin,
-            margin + self.safety.headway_s * speed,
+            margin + self.safety.headway_s * speed, COMFORT_BRAKE,
         )  # fmt: skip
         if strongest == strongest:  # not nan: some car asked
             needed = -(strongest + 0.5)
@@ -251,9 +251,10 @@ class World:
         if not 0 <= lane < self.road_config.lanes:
             return False
         p = self.ego.params
-        return _lane_has_room(
+        return lane_has_room(
             t.s, t.d, t.width, t.length, t.speed, t._centres, t.lane, self.s,
             self.lane_centre(lane), 0.5 * p.width, 0.5 * p.length, self.ego.speed, self.safety.margin_m,
+            LANE_CHANGE_CLOSING_S,
         )  # fmt: skip
 
     def sweeps_unsafe_lane(self) -> bool:
@@ -391,79 +392,3 @@ class World:
             one * p.height,
             np.array([EGO_COLOR]),
         )
-
-
-@numba.njit(cache=True, nogil=True)
-def _strongest_brake(
-    s: np.ndarray,
-    d: np.ndarray,
-    width: np.ndarray,
-    length: np.ndarray,
-    speed: np.ndarray,
-    centres: np.ndarray,
-    lane: np.ndarray,
-    ego_s: float,
-    band_d: float,
-    half_width: float,
-    half_length: float,
-    ego_speed: float,
-    margin: float,
-    headway_gap: float,
-) -> float:
-    """The strongest braking (m/s^2, positive) asked for by the cars ahead of `ego_s` in the band
-    (counting a car changing lanes in its target lane too), or nan if none asks (`World._safety_brake`).
-
-    A car asks for the deceleration that matches its speed just as the bumper gap shrinks to the
-    margin, when it is closer than `headway_gap` and not faster, or when that deceleration exceeds
-    COMFORT_BRAKE; the first of equals wins. tests/reference_world.py has it in numpy.
-    """
-    band_lo, band_hi = band_d - half_width, band_d + half_width
-    strongest = np.nan
-    for i in range(s.size):
-        if not s[i] >= ego_s or not _car_in_band(d[i], width[i], centres[lane[i]], band_lo, band_hi, True):
-            continue
-        gap = s[i] - 0.5 * length[i] - ego_s - half_length
-        lead_speed = speed[i]
-        closing = max(ego_speed - lead_speed, 0.0)
-        room = max(gap - margin, 0.5)
-        matching = closing * closing / (2.0 * room)
-        too_close = gap < headway_gap and lead_speed < ego_speed + 0.5
-        if (too_close or matching > COMFORT_BRAKE) and not matching <= strongest:
-            strongest = matching
-    return strongest
-
-
-@numba.njit(cache=True, nogil=True)
-def _lane_has_room(
-    s: np.ndarray,
-    d: np.ndarray,
-    width: np.ndarray,
-    length: np.ndarray,
-    speed: np.ndarray,
-    centres: np.ndarray,
-    lane: np.ndarray,
-    ego_s: float,
-    lane_d: float,
-    half_width: float,
-    half_length: float,
-    ego_speed: float,
-    margin: float,
-) -> bool:
-    """`World.lane_is_safe` for the lane centred at `lane_d`: a bumper gap of at least the margin
-    plus LANE_CHANGE_CLOSING_S of closing speed to the nearest car ahead and behind (a car changing
-    lanes counts in its target lane too), measured from the ego's centre so that a car alongside
-    counts (as a negative gap)."""
-    gap_ahead, speed_ahead = _nearest_in_band(
-        s, d, width, length, speed, centres, lane, ego_s, lane_d, half_width, True, True
-    )
-    gap_behind, speed_behind = _nearest_in_band(
-        s, d, width, length, speed, centres, lane, ego_s, lane_d, half_width, True, False
-    )
-    gap_ahead -= half_length
-    gap_behind -= half_length
-    # (inf, inf) means nobody there: the closing speed term must then be 0, not inf - speed.
-    closing_ahead = max(ego_speed - speed_ahead, 0.0) if gap_ahead < np.inf else 0.0
-    closing_behind = max(speed_behind - ego_speed, 0.0) if gap_behind < np.inf else 0.0
-    need_ahead = margin + closing_ahead * LANE_CHANGE_CLOSING_S
-    need_behind = margin + closing_behind * LANE_CHANGE_CLOSING_S
-    return gap_ahead > need_ahead and gap_behind > need_behind

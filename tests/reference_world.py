@@ -1,5 +1,5 @@
 """Plain Python/numpy versions of the world's per-step queries: the oracles their compiled
-versions (`sim.road._project`, `sim.world._strongest_brake`, ...) are held to, bit for bit."""
+versions (`sim.road._project`, `sim.world_kernels.strongest_brake`, ...) are held to, bit for bit."""
 
 from __future__ import annotations
 
