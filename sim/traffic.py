@@ -14,8 +14,10 @@ new follower would not have to brake harder than `comfort_brake`.
 
 Lane occupancy is tracked with one bit per lane. A car that is changing lanes sets the bits of both
 its source and target lanes, so cars in either lane follow it and it follows the nearer leader of the
-two; the ego sets the bits of every lane its body overlaps. Leaders are found with one (N, N+1)
-pairwise matrix, which for N <= 80 is cheaper in numpy than sorting per lane.
+two; the ego sets the bits of every lane its body overlaps. Leaders are found by a search over all
+(N, N+1) pairs, which for N <= 80 is cheaper than sorting per lane. The common path of a step runs
+in one compiled call (`_common_step`); the rare events (a lane change tried, recycling) and all
+use of the random generator stay in Python.
 """
 
 from __future__ import annotations
@@ -330,14 +332,6 @@ class Traffic:
         (`_leader_search`): it runs every step over every pair of vehicles.
         """
         return _leader_search(self._S, self._HL, self._V, self._bits, self.n, self.config.min_gap)
-
-    def _idm(self, v: np.ndarray, v0: np.ndarray, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
-        """IDM acceleration of every car, braking capped at MAX_IDM_BRAKE (`_idm1` for one car).
-
-        With gap = inf the interaction term vanishes whatever v_lead is (as long as it is finite).
-        """
-        cfg = self.config
-        return _idm_all(v, v0, gap, v_lead, cfg.time_headway, self._inv_2sqrt_ab, cfg.min_gap, cfg.max_accel)
 
     # ------------------------------------------------------------------------------ lane changes
     def _try_lane_change(self, i: int, acc_now: float) -> None:
@@ -688,7 +682,7 @@ class Traffic:
 
 
 def _idm1(cfg: TrafficConfig, v: float, v0: float, gap: float, v_lead: float) -> float:
-    """IDM acceleration of one car (`Traffic._idm` for all): plain floats, ~10x faster than numpy here."""
+    """IDM acceleration of one car (`_idm_all` for all): plain floats, ~10x faster than numpy here."""
     inv_2sqrt_ab = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
     s_star = cfg.min_gap + max(0.0, v * (cfg.time_headway + (v - v_lead) * inv_2sqrt_ab))
     interaction = (s_star / max(gap, _MIN_IDM_GAP)) ** 2
@@ -744,7 +738,10 @@ def _idm_all(
     min_gap: float,
     max_accel: float,
 ) -> np.ndarray:
-    """`Traffic._idm`: the same operations, in the same order, car by car."""
+    """IDM acceleration of every car, braking capped at MAX_IDM_BRAKE (`_idm1` for one car).
+
+    With gap = inf the interaction term vanishes whatever v_lead is (as long as it is finite).
+    """
     acc = np.empty(v.size)
     for i in range(v.size):
         s_star = max(v[i] * (time_headway + (v[i] - v_lead[i]) * inv_2sqrt_ab), 0.0) + min_gap

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from sim.traffic import BLOCKED_MARGIN, EGO_CLEARANCE_M, Traffic
+from sim.traffic import _MIN_IDM_GAP, BLOCKED_MARGIN, EGO_CLEARANCE_M, MAX_IDM_BRAKE, Traffic
 
 
 def reference_step(
@@ -22,7 +22,7 @@ def reference_step(
     set_ego(t, ego_s, ego_d, ego_speed, ego_length, ego_width)
     t._refresh()
     gap, v_lead, _ = t._leaders()
-    acc = t._idm(t.speed, t.desired_speed, gap, v_lead)
+    acc = idm(t, gap, v_lead)
     # Leader data describe the lanes held at the start of the step: only cars that were then in a
     # single lane may decide on a change from them.
     steady = t.lane == t._from_lane
@@ -30,6 +30,17 @@ def reference_step(
     advance_lane_changes(t, dt)
     consider_lane_changes(t, dt, steady, acc, gap, v_lead)
     t._recycle()
+
+
+def idm(t: Traffic, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
+    """IDM acceleration of every car, braking capped at MAX_IDM_BRAKE; the gap floored at
+    _MIN_IDM_GAP so that touching cars brake hard but finitely."""
+    cfg, v = t.config, t.speed
+    s_star = np.maximum(v * (cfg.time_headway + (v - v_lead) * t._inv_2sqrt_ab), 0.0) + cfg.min_gap
+    ratio = s_star / np.maximum(gap, _MIN_IDM_GAP)
+    free = v / t.desired_speed
+    free = free * free
+    return np.maximum((1.0 - free * free - ratio * ratio) * cfg.max_accel, -MAX_IDM_BRAKE)
 
 
 def set_ego(t: Traffic, s: float, d: float, speed: float, length: float, width: float) -> None:
