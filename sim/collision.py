@@ -67,15 +67,18 @@ def frenet_neighbours(
     ego_length: float,
     ego_width: float,
     margin: float,
-) -> np.ndarray:
-    """Which cars' Frenet boxes come within `margin` of the ego's: a cheap pre-filter (compiled: it
-    runs every step) before the exact oriented-box test, with a margin for the cars' yaw."""
-    out = np.empty(s.size, dtype=np.bool_)
+    near: np.ndarray,
+) -> bool:
+    """Mark in `near` which cars' Frenet boxes come within `margin` of the ego's, and say whether
+    any does: a cheap pre-filter (compiled: it runs every step) before the exact oriented-box
+    test, with a margin for the cars' yaw."""
+    found = False
     for i in range(s.size):
-        out[i] = (abs(s[i] - ego_s) < 0.5 * (length[i] + ego_length) + margin) and (
+        near[i] = (abs(s[i] - ego_s) < 0.5 * (length[i] + ego_length) + margin) and (
             abs(d[i] - ego_d) < 0.5 * (width[i] + ego_width) + margin
         )
-    return out
+        found = found or near[i]
+    return found
 
 
 @numba.njit(cache=True, nogil=True)

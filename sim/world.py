@@ -140,6 +140,8 @@ class World:
         self._cars: CarBoxes | None = None
         self._cars_key: tuple[Traffic | None, int] = (None, -1)
         """`cars()` cache: the traffic object and its `revision` the boxes were built for."""
+        self._near = np.zeros(0, dtype=bool)
+        """`_hits_traffic` scratch: which cars are near the ego."""
 
     # ---------------------------------------------------------------------------------------- reset
     def reset(self, seed: int, lane: int, speed: float, start_s: float = 50.0) -> None:
@@ -156,6 +158,7 @@ class World:
         self.applied_accel = 0.0
         self.target_d = None
         self.traffic = Traffic(self.road, self.traffic_config, rng)
+        self._near = np.zeros(self.traffic.n, dtype=bool)
         self.traffic.reset(self.s, self.d, speed)
         self._state = None
         self._he_pose = (math.nan, math.nan, None)
@@ -308,8 +311,8 @@ class World:
         if t.s.size == 0:
             return False
         # Cheap Frenet pre-filter (with a generous margin for yaw); exact oriented-box test after.
-        near = frenet_neighbours(t.s, t.d, t.length, t.width, self.s, self.d, p.length, p.width, 1.5)
-        if not near.any():
+        near = self._near
+        if not frenet_neighbours(t.s, t.d, t.length, t.width, self.s, self.d, p.length, p.width, 1.5, near):
             return False
         c = self.cars()  # built once per traffic state, and reused by the renderer
         e = self.ego

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.collision import any_overlap, box_corners, boxes_overlap
+from sim.collision import any_overlap, box_corners, boxes_overlap, frenet_neighbours
 
 
 def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -153,3 +153,21 @@ def test_any_overlap_is_boxes_overlap_of_the_chosen_boxes(
     which = np.array([chosen for _, chosen in boxes])
     want = bool(boxes_overlap(np.array(box), rows)[which].any())
     assert any_overlap(*box, *rows.T.copy(), which) == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    cars=st.lists(
+        st.tuples(st.floats(-20.0, 20.0), st.floats(-8.0, 8.0), st.floats(3.0, 6.0), st.floats(1.5, 2.2)),
+        max_size=10,
+    ),
+    ego_d=st.floats(-6.0, 6.0),
+)
+def test_frenet_neighbours_marks_the_cars_near_the_ego(cars: list[tuple[float, ...]], ego_d: float) -> None:
+    table = np.array(cars, dtype=float).reshape(-1, 4)
+    s, d, length, width = (np.ascontiguousarray(column) for column in table.T)
+    near = np.zeros(s.size, dtype=bool)
+    found = frenet_neighbours(s, d, length, width, 0.0, ego_d, 4.6, 1.9, 1.5, near)
+    want = (np.abs(s) < 0.5 * (length + 4.6) + 1.5) & (np.abs(d - ego_d) < 0.5 * (width + 1.9) + 1.5)
+    np.testing.assert_array_equal(near, want)
+    assert found == bool(want.any())
