@@ -221,7 +221,7 @@ class World:
         lane: a car in the lane being entered is braked for from the moment the change is decided,
         not once the bodies overlap sideways (when even full braking can be too late). Each car
         asks for the deceleration that matches its speed just as the gap shrinks to the margin; the
-        strongest request wins.
+        strongest request wins (`sim.world_kernels.strongest_brake`, compiled: it runs every step).
         """
         t = self.traffic
         assert t is not None
@@ -247,7 +247,8 @@ class World:
         closing speed to the nearest car ahead and behind in that lane (a car changing lanes counts
         in its target lane too). This is a snapshot: `DiscreteLaneAction` repeats it every step
         until the ego's body reaches the lane, and the safety brake covers the lane from the
-        moment the change is accepted.
+        moment the change is accepted. Compiled (`sim.world_kernels.lane_has_room`): the steer
+        mode's lane-keeping assist asks it every step.
         """
         t = self.traffic
         assert self.road is not None and t is not None
