@@ -302,10 +302,10 @@ def test_worker_processes_give_the_same_results(make_vec, env_id: str, options: 
 
 
 @pytest.mark.parametrize(("env_id", "options", "crash"), EQUIVALENCE_CASES.values(), ids=EQUIVALENCE_CASES)
-@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("threads", [2, 3])
 def test_the_number_of_threads_changes_nothing(make_vec, env_id: str, options: dict, crash, threads) -> None:
-    """Frames drawn by 1 or 3 threads (a pool beside the caller) equal those of the default (two on a
-    machine with two cores, the results checked against SyncVectorEnv above), autoresets included."""
+    """Frames drawn by 2 or 3 threads (a pool beside the caller) equal those of the default (one thread,
+    the results checked against SyncVectorEnv above), autoresets included."""
     these = make_vec(env_id, num_envs=5, threads=threads, **options)
     default = make_vec(env_id, num_envs=5, **options)
     assert these.unwrapped.threads == threads

@@ -14,8 +14,8 @@ With `--vector N` (a list of sizes), each camdrive environment is also measured 
 `gymnasium.make_vec(env_id, num_envs=N)`, camdrive's native vector env: env-steps/s of batched random
 actions (N env-steps per call), sub-envs autoresetting inside the timed loop. Its ratios to CarRacing-v3
 and to the same environment's single-env steps/s, both measured in the same run, show what batching buys.
-`--threads K` sets the threads that draw its frames (the vector env's `threads=`; by default one per
-core, up to two), `--workers K` the processes that step it instead.
+`--threads K` sets the threads that draw its frames (the vector env's `threads=`; by default 1),
+`--workers K` the processes that step it instead.
 
 The measuring functions are pure: they take an env id or an env and return plain dicts, so tests can call
 them on a tiny registered env with a few steps. Only `main` prints.

@@ -103,8 +103,8 @@ def _add_bench(subparsers: Subparsers) -> None:
         "--threads",
         type=positive_int,
         metavar="K",
-        help="threads drawing each vector env's frames in the bench's process, for --vector (default: the "
-        "vector env's, one per core up to two; the vector env's threads= option)",
+        help="threads drawing each vector env's frames in the bench's process, for --vector (default: 1; the "
+        "vector env's threads= option: 2 pays on two physical cores, not on two hyperthreads of one)",
     )
     parser.add_argument(
         "--first-step",

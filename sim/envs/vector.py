@@ -7,17 +7,19 @@ for bit, those of a `gymnasium.vector.SyncVectorEnv` of `gymnasium.make` environ
 driven the same way.
 
 In this process (`workers=1`, the default) the worlds are stepped one after another, then the N
-frames are drawn by `threads` threads (default: two on a machine with two or more cores): a frame is
-one compiled call that releases the interpreter (`kernels.draw_camera_frame`), so two threads draw
-two frames at once. The world step is still partly Python, which holds the interpreter, so it stays
-in one thread (`blocks.STEP_IN_THREADS` is the switch for when it is compiled). `workers=K` instead
-splits the sub-envs into K blocks, each stepped by a worker process of its own, frames written into
-shared memory (`sim.envs.blocks`): on a K-core machine K worlds step at once.
+frames are drawn by `threads` threads (default 1): a frame is one compiled call that releases the
+interpreter (`kernels.draw_camera_frame`), so on two physical cores two threads draw two frames at
+once. Not by default: where the cores are two hyperthreads of one (as on the 2-vCPU machine this is
+developed on, where a load-bound kernel gains nothing from a second thread), the second drawing
+thread halved the vector env's rate instead. The world step is still partly Python, which holds
+the interpreter, so it stays in one thread (`blocks.STEP_IN_THREADS` is the switch for when it is
+compiled). `workers=K` instead splits the sub-envs into K blocks, each stepped by a worker process of
+its own, frames written into shared memory (`sim.envs.blocks`): on a K-core machine K worlds step at
+once.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,9 +91,10 @@ class CamDriveVectorEnv(VectorEnv):
     - `copy`: whether observations are returned as copies (default True, like `SyncVectorEnv`).
     - `workers`: processes stepping the sub-envs (default 1: this one; at most num_envs). Each worker
       takes a second or two to start (a fresh interpreter) and uses one core.
-    - `threads`: with `workers=1`, threads drawing the frames (default: `default_threads()`, one per
-      core up to two; at most num_envs; 1 draws them in the calling thread only). The results do not
-      depend on it. Worker processes draw with one thread each.
+    - `threads`: with `workers=1`, threads drawing the frames (default 1, the calling thread only; at
+      most num_envs). 2 pays on two physical cores, not on two hyperthreads of one: measure with
+      `camdrive bench --vector 16 --threads 2`. The results do not depend on it. Worker processes
+      draw with one thread each.
 
     ## Version History
     - v0: initial release.
@@ -107,13 +110,12 @@ class CamDriveVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         copy: bool = True,
         workers: int = 1,
-        threads: int | None = None,
+        threads: int = 1,
         **options: Any,
     ) -> None:
         check_at_least("num_envs", num_envs, 1, integer=True)
         check_at_least("workers", workers, 1, integer=True)
-        if threads is not None:
-            check_at_least("threads", threads, 1, integer=True)
+        check_at_least("threads", threads, 1, integer=True)
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}")
         if not isinstance(copy, bool):
@@ -142,7 +144,7 @@ class CamDriveVectorEnv(VectorEnv):
         self._blocks: EnvBlock | WorkerBlocks
         if self.workers == 1:
             observations = create_empty_array(self.single_observation_space, num_envs)
-            self.threads = min(default_threads() if threads is None else threads, num_envs)
+            self.threads = min(threads, num_envs)
             self._blocks = EnvBlock(
                 self.env_class, num_envs, render_mode, options, self.step_limit, observations, self.threads
             )
@@ -222,13 +224,6 @@ class CamDriveVectorEnv(VectorEnv):
         blocks = getattr(self, "_blocks", None)  # None when __init__ failed (a bad option)
         if blocks is not None:
             blocks.close()
-
-
-def default_threads() -> int:
-    """Threads a vector env uses by default: one per core this process may run on, at most two (with
-    the worlds stepped in one thread, a third drawing thread would mostly wait for them)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(2, cores))
 
 
 def _step_limit(max_episode_steps: object) -> int | None:
