@@ -158,7 +158,7 @@ class AlongLevels:
         sharp = np.stack(funcs)
         mix = self._mixing(palette, layers.across.shape[0], len(paint))
         self.widths = widths
-        filtered = np.stack([box_filter(sharp, int(w), periodic=True) for w in widths])  # (L, F, N_S)
+        filtered = kernels.periodic_box_filters(sharp, widths.astype(np.int64))  # (L, F, N_S)
         table = np.einsum("lfs,ftc->lstc", filtered, mix, optimize=True)
         self.table = np.ascontiguousarray(table, dtype=np.float32)
         self.table.flags.writeable = False  # shared by every renderer in this look

@@ -405,3 +405,32 @@ def _to_byte(v: np.float32) -> np.uint8:
     if v > np.float32(255.0):
         v = np.float32(255.0)
     return np.uint8(np.int32(v))
+
+
+@numba.njit(**_JIT)
+def periodic_box_filters(sharp: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """`ground.box_filter(sharp, w, periodic=True)` for every w of `widths`: (len(widths), *sharp.shape).
+
+    The same float64 operations in the same order as the numpy reference (a running sum from the
+    window's first padded texel, then differences of that sum divided by the width), so the tables,
+    and the frames, are bit for bit the reference's; compiled because a randomised look rebuilds
+    these filters at every reset.
+    """
+    rows, n = sharp.shape
+    out = np.empty((widths.size, rows, n))
+    running = np.empty(n + int(widths.max()))
+    for level in range(widths.size):
+        width = int(widths[level])
+        if width <= 1:
+            out[level] = sharp
+            continue
+        left = width // 2
+        for r in range(rows):
+            running[0] = 0.0
+            total = 0.0
+            for k in range(n + width - 1):
+                total += sharp[r, (k - left) % n]
+                running[k + 1] = total
+            for j in range(n):
+                out[level, r, j] = (running[j + width] - running[j]) / width
+    return out
