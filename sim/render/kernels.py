@@ -6,8 +6,8 @@ and the cars (`cars.CarPainter`). Everything around them (which rows, which cars
 stays in numpy; only loops over pixels are here.
 
 Compiled code is cached on disk next to this file (`cache=True`; numba's NUMBA_CACHE_DIR moves
-it), so only the first process after an install pays the compile time: `camdrive bench --first-step`
-measured 2.4 s for a new process's first step with an empty cache, 0.4 s with a warm one.
+it), so only the first process after an install pays the compile time (`camdrive bench --first-step`
+measures it; the README has the figure).
 """
 
 from __future__ import annotations
