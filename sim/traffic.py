@@ -312,13 +312,12 @@ class Traffic:
         self._bits[n] = _lane_bits(self._centres, float(d), reach)
 
     def _refresh(self) -> None:
-        """Copy the traffic state into the all-vehicle buffers (the ego slot is set by `_set_ego`)."""
-        n = self.n
-        self._S[:n] = self.s
-        self._V[:n] = self.speed
-        self._V0[:n] = self.desired_speed
-        np.multiply(self.length, 0.5, out=self._HL[:n])
-        self._bits[:n] = np.left_shift(1, self._from_lane) | np.left_shift(1, self.lane)
+        """Copy the traffic state into the all-vehicle buffers (the ego slot is set by `_set_ego`):
+        `_refresh_buffers`, the copy `_common_step` makes, so the buffers' layout is written once."""
+        _refresh_buffers(
+            self.s, self.speed, self.desired_speed, self.length, self.lane, self._from_lane,
+            self._S, self._V, self._V0, self._HL, self._bits,
+        )  # fmt: skip
 
     def _leaders(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(gap, leader speed, leader index) per car; gap = inf when there is no leader.
@@ -839,7 +838,8 @@ def _refresh_buffers(
     buf_hl: np.ndarray,
     buf_bits: np.ndarray,
 ) -> None:
-    """`Traffic._refresh`: the traffic cars' slots of the all-vehicle buffers."""
+    """The traffic cars' slots of the all-vehicle buffers (`Traffic._refresh`): centre s, speed,
+    desired speed, half length, and the bits of the lanes each car is in or moving into."""
     for i in range(s.size):
         buf_s[i] = s[i]
         buf_v[i] = speed[i]

@@ -20,7 +20,7 @@ def reference_step(
     """`Traffic.step` for n > 0, written with numpy arrays and the rare events in Python."""
     t.revision += 1
     set_ego(t, ego_s, ego_d, ego_speed, ego_length, ego_width)
-    t._refresh()
+    refresh(t)
     gap, v_lead, _ = t._leaders()
     acc = idm(t, gap, v_lead)
     # Leader data describe the lanes held at the start of the step: only cars that were then in a
@@ -41,6 +41,16 @@ def idm(t: Traffic, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
     free = v / t.desired_speed
     free = free * free
     return np.maximum((1.0 - free * free - ratio * ratio) * cfg.max_accel, -MAX_IDM_BRAKE)
+
+
+def refresh(t: Traffic) -> None:
+    """Copy the traffic state into the all-vehicle buffers (the ego slot is set by `set_ego`)."""
+    n = t.n
+    t._S[:n] = t.s
+    t._V[:n] = t.speed
+    t._V0[:n] = t.desired_speed
+    np.multiply(t.length, 0.5, out=t._HL[:n])
+    t._bits[:n] = np.left_shift(1, t._from_lane) | np.left_shift(1, t.lane)
 
 
 def set_ego(t: Traffic, s: float, d: float, speed: float, length: float, width: float) -> None:
@@ -97,7 +107,7 @@ def consider_lane_changes(
     cand = np.flatnonzero(draws < t.config.lane_change_rate * dt)
     if cand.size == 0:
         return
-    t._refresh()
+    refresh(t)
     cfg = t.config
     for i in cand:
         v, v0 = t.speed[i], t.desired_speed[i]
