@@ -236,8 +236,10 @@ class DQNConfig:
         if self.tensorboard is not None:
             _check_text("tensorboard", self.tensorboard)
         _check_text("command", self.command, allow_empty=True)
-        counts = ("steps", "envs", "frames", "frame_stride", "hidden", "buffer_size", "batch_size", "n_step")
-        counts = (*counts, "train_every")
+        counts = (
+            "steps", "envs", "frames", "frame_stride", "hidden", "buffer_size", "batch_size", "n_step",
+            "train_every",
+        )  # fmt: skip
         for name in (*counts, "target_update", "eval_runs", "checkpoint_every", "log_every", "threads"):
             check_at_least(name, getattr(self, name), 1, integer=True)
         check_at_least("learning_starts", self.learning_starts, 0, integer=True)
