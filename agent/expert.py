@@ -9,7 +9,9 @@ It speaks every action space camdrive has: continuous steering (LaneKeep-v0), st
 and Traffic-v0's Discrete(5) in both modes. In the discrete `steer` mode the wheel can only be held
 at a fixed angle or released for a step, so the continuous command is turned into a pulse train by
 sigma-delta modulation: the running sum of what was asked minus what was done stays bounded, so
-the average steering equals the requested steering.
+the average steering equals the requested steering. As a teacher for another driver (`sigma_delta`
+False) it answers each state on its own instead: a pulse when the requested steering is more than half
+a pulse, because a running sum of what it asked makes no sense once someone else takes the actions.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ class Expert:
 
     name = "expert"
 
-    def __init__(self, change_lanes: bool = True, headway_s: float = HEADWAY_S) -> None:
+    def __init__(
+        self, change_lanes: bool = True, headway_s: float = HEADWAY_S, sigma_delta: bool = True
+    ) -> None:
         self.change_lanes = change_lanes
         self.headway_s = headway_s
+        self.sigma_delta = sigma_delta
         self._env: Any = None
         self.target_lane = 0
         self._residual = 0.0
@@ -109,6 +114,8 @@ class Expert:
 
     def _steer_mode_action(self) -> int:
         amount = self._env.action_type.steer_amount
+        if not self.sigma_delta:
+            self._residual = 0.0
         self._residual += self.steering()
         pulse = int(np.clip(np.round(self._residual / amount), -1, 1))
         self._residual -= pulse * amount

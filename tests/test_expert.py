@@ -79,3 +79,38 @@ def test_expert_discrete_steering_averages_to_the_continuous_command():
     drift = np.abs(np.cumsum(asked) - np.cumsum(done))
     assert drift.max() <= amount, drift.max()
     assert np.isfinite(info["heading_error"])
+
+
+def test_a_teaching_expert_answers_each_state_alone_while_another_driver_acts():
+    """As a teacher (sigma_delta False) the expert's steering depends on the state and its lane plan,
+    not on what it was asked before: one asked at every step and one asked for the first time (with
+    the same target lane) agree, where the pulse train of the driving expert, which assumes its own
+    pulses were done, does not."""
+    env = gym.make("camdrive/Traffic-v0", traffic_cars=0, safety=False, **SMALL_CAMERA)
+    env.reset(seed=11)
+    rng = np.random.default_rng(0)
+    teacher, driving = Expert(sigma_delta=False), Expert()
+    teacher.reset(env)
+    driving.reset(env)
+    differ = 0
+    for _ in range(120):
+        fresh = Expert(sigma_delta=False)
+        fresh.reset(env)
+        fresh.target_lane = teacher.target_lane
+        asked = teacher.act()
+        assert asked == fresh.act()
+        differ += asked != driving.act()
+        _, _, terminated, _, _ = env.step(int(rng.integers(5)))  # someone else drives, at random
+        if terminated:
+            break
+    assert differ > 0
+
+
+def test_the_teacher_drives_dense_traffic_safely_without_the_safety_system():
+    """The labels of `camdrive train dqn --set expert_weight=...` come from this driver, so it must be
+    safe on its own, with the short time gap the safe model's run gives it."""
+    env = gym.make("camdrive/Traffic-v0", safety=False, episode_seconds=45.0, **SMALL_CAMERA)
+    teacher = Expert(headway_s=0.6, sigma_delta=False)
+    for seed in list(FRESH_SEEDS)[:4]:
+        info, _ = drive(env, teacher, seed)
+        assert not info["collision"] and not info["off_road"], f"seed {seed}: {info}"

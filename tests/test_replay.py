@@ -110,6 +110,20 @@ def test_n_step_stops_at_the_newest_frame_and_bootstraps_from_it():
     assert (values(b.next_obs)[:, -1] == 1).all()
 
 
+def test_the_teachers_action_is_sampled_with_its_transition():
+    buf = ReplayBuffer(200, (2, 3), frames=2, seed=0)
+    buf.start_episode(0, frame(10))
+    for t in range(1, 30):
+        # The teacher's action from the frame of value v is v % 5; some steps have none (-1).
+        label = -1 if t % 7 == 0 else (10 + t - 1) % 5
+        buf.add_step(0, t % 5, 1.0, False, t == 29, frame(10 + t), expert_action=label)
+    b = buf.sample(128)
+    newest = values(b.obs)[:, -1]
+    expected = np.where((newest - 10 + 1) % 7 == 0, -1, newest % 5)
+    assert (b.expert_actions == expected).all()
+    assert (b.expert_actions == -1).any() and (b.expert_actions >= 0).any()
+
+
 def test_envs_have_separate_rings():
     buf = ReplayBuffer(200, (2, 3), num_envs=2, frames=3, seed=1)
     buf.start_episode(0, frame(10))

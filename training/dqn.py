@@ -73,6 +73,7 @@ import torch.nn.functional as F
 
 import sim  # noqa: F401  (registers the envs)
 from agent.device import DEVICES, select_device
+from agent.expert import HEADWAY_S, Expert
 from agent.qnet import ARCH, DQNDriver, QNet, param_count, window_span
 from sim.validation import check_at_least, check_choice, check_range
 from training import exit_codes
@@ -145,6 +146,18 @@ class DQNConfig:
     """Subtracted from the reward of a step that ends the episode (terminated: in Traffic-v0 a collision
     or an off-road exit). 0 keeps DeepTraffic's reward, speed alone, where a crash only costs the speed
     that would have followed; a penalty makes it cost more than any short gain from tailgating."""
+    expert_weight: float = 0.0
+    """Weight of a large-margin loss toward a privileged teacher (DQfD, Hester et al. 2018): the expert
+    (`agent.expert.Expert`, which reads the true traffic state) is asked what it would do in every state
+    the run visits, as DAgger asks, and the loss ranks its action above every other by `expert_margin`
+    on top of the TD loss. The network still sees frames only. 0: plain DQN, no teacher."""
+    expert_margin: float = 0.8
+    """Margin of that loss, in Q units (a step at the speed limit earns 1)."""
+    expert_headway_s: float = HEADWAY_S
+    """Time gap the teacher keeps to the car ahead (the expert of the evaluation tables keeps the default)."""
+    expert_explore: float = 0.0
+    """Share of the exploring steps (epsilon) that take the teacher's action instead of a random one, so
+    that early experience reaches the traffic a random driver never gets to."""
     init_from: str = ""
     """A DQN model file whose Q-network starts the run (a curriculum: say the model trained with the
     safety system on, then trained on without it); "" starts from random weights. Its network and
@@ -249,10 +262,18 @@ class DQNConfig:
         check_range("camera_height", self.camera_height, MIN_FRAME_SIDE, MAX_FRAME_SIDE, integer=True)
         for name in ("episode_seconds", "lr", "adam_eps", "grad_clip", "eval_seconds"):
             check_at_least(name, getattr(self, name), 0, strict=True)
-        for name in ("gamma", "eps_start", "eps_end", "eps_fraction"):
+        for name in ("gamma", "eps_start", "eps_end", "eps_fraction", "expert_explore"):
             check_range(name, getattr(self, name), 0.0, 1.0)
         _check_text("init_from", self.init_from, allow_empty=True)
         check_at_least("crash_penalty", self.crash_penalty, 0)
+        check_at_least("expert_weight", self.expert_weight, 0)
+        check_at_least("expert_margin", self.expert_margin, 0)
+        check_at_least("expert_headway_s", self.expert_headway_s, 0, strict=True)
+        if self.uses_teacher() and (self.env != "traffic" or self.vector != "sync"):
+            raise ValueError(
+                "expert_weight and expert_explore need env traffic and vector sync (the teacher reads "
+                f"each training world), got env {self.env!r}, vector {self.vector!r}"
+            )
         for name in ("safety", "dueling", "flush_denormal", "resume", "force", "progress"):
             _check_bool(name, getattr(self, name))
         # The replay keeps a ring per env that must hold a whole window plus an n-step return.
@@ -293,6 +314,10 @@ class DQNConfig:
 
     def env_id(self) -> str:
         return TRAFFIC_ID if self.env == "traffic" else self.env
+
+    def uses_teacher(self) -> bool:
+        """Whether the privileged expert is asked in every training state."""
+        return self.expert_weight > 0 or self.expert_explore > 0
 
 
 def _check_bool(name: str, value: object) -> None:
@@ -444,6 +469,28 @@ def double_dqn_target(
     """returns + discounts * Q_target(s', argmax_a Q_online(s', a)) (van Hasselt et al. 2016)."""
     best = next_q_online.argmax(dim=1, keepdim=True)
     return returns + discounts * next_q_target.gather(1, best).squeeze(1)
+
+
+def large_margin_loss(q_all: torch.Tensor, expert_actions: torch.Tensor, margin: float) -> torch.Tensor:
+    """DQfD's supervised loss: the mean over states of max_a [Q(s, a) + margin * (a != a_E)] - Q(s, a_E).
+
+    Zero once the expert's action a_E leads every other action by the margin; unlike a cross-entropy it
+    leaves the Q values themselves to the TD loss, so they stay returns."""
+    margins = torch.full_like(q_all, margin)
+    margins.scatter_(1, expert_actions[:, None], 0.0)
+    q_expert = q_all.gather(1, expert_actions[:, None]).squeeze(1)
+    return ((q_all + margins).max(dim=1).values - q_expert).mean()
+
+
+def make_teachers(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> list[Expert]:
+    """One privileged expert per training env (none unless `cfg.uses_teacher()`), answering each state
+    on its own (`Expert(sigma_delta=False)`), since the network, not the expert, takes the actions."""
+    if not cfg.uses_teacher():
+        return []
+    teachers = [Expert(headway_s=cfg.expert_headway_s, sigma_delta=False) for _ in range(cfg.envs)]
+    for teacher, env in zip(teachers, envs.envs, strict=True):
+        teacher.reset(env)
+    return teachers
 
 
 def make_optimizer(cfg: DQNConfig, params: list[torch.nn.Parameter]) -> torch.optim.Adam:
@@ -789,6 +836,7 @@ def _train(
     obs, _ = envs.reset(seed=[base + i for i in range(cfg.envs)])
     for e in range(cfg.envs):
         buffer.start_episode(e, obs[e, :, :, 0])
+    teachers = make_teachers(cfg, envs)
     every_env = np.arange(cfg.envs)
     needs_start = np.zeros(cfg.envs, dtype=bool)
     episode_speed = [[] for _ in range(cfg.envs)]
@@ -800,6 +848,7 @@ def _train(
     last_eval: dict[str, Any] = {}
     losses: deque[float] = deque(maxlen=100)
     qmeans: deque[float] = deque(maxlen=100)
+    agreements: deque[float] = deque(maxlen=100)
 
     bar = None
     if cfg.progress:
@@ -827,6 +876,9 @@ def _train(
         eps = epsilon(cfg, step)
         explore = rng.random(cfg.envs) < eps
         actions = rng.integers(0, n_actions, cfg.envs)
+        labels = np.array([t.act() for t in teachers], dtype=np.int64) if teachers else None
+        if labels is not None and cfg.expert_explore:
+            actions = np.where(rng.random(cfg.envs) < cfg.expert_explore, labels, actions)
         if not explore.all():
             with torch.inference_mode():
                 window = buffer.window(every_env, buffer.count - 1)  # each env's newest window
@@ -839,10 +891,13 @@ def _train(
             frame = next_obs[e, :, :, 0]
             if needs_start[e]:
                 buffer.start_episode(e, frame)
+                if teachers:
+                    teachers[e].reset(envs.envs[e])
                 needs_start[e] = False
                 continue
             reward = float(rewards[e]) - (cfg.crash_penalty if terms[e] else 0.0)
-            buffer.add_step(e, int(actions[e]), reward, bool(terms[e]), bool(truncs[e]), frame)
+            label = -1 if labels is None else int(labels[e])
+            buffer.add_step(e, int(actions[e]), reward, bool(terms[e]), bool(truncs[e]), frame, label)
             episode_return[e] += rewards[e]
             if "speed" in infos:
                 episode_speed[e].append(float(infos["speed"][e]))
@@ -874,13 +929,20 @@ def _train(
                 )
             q_all = q(obs_t)
             q_taken = q_all.gather(1, actions_t[:, None]).squeeze(1)
-            loss = F.smooth_l1_loss(q_taken, y)
+            td_loss = loss = F.smooth_l1_loss(q_taken, y)
+            labelled = torch.from_numpy(b.expert_actions >= 0).to(device)
+            if cfg.expert_weight and bool(labelled.any()):
+                expert_t = torch.from_numpy(b.expert_actions).to(device)[labelled]
+                q_labelled = q_all[labelled]
+                margin_loss = large_margin_loss(q_labelled, expert_t, cfg.expert_margin)
+                loss = td_loss + cfg.expert_weight * margin_loss
+                agreements.append((q_labelled.argmax(dim=1) == expert_t).float().mean().item())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(q.parameters(), cfg.grad_clip)
             opt.step()
             counters["updates"] += 1
-            losses.append(loss.item())
+            losses.append(td_loss.item())
             qmeans.append(q_taken.mean().item())
         if step >= next_target:
             next_target += cfg.target_update
@@ -909,6 +971,7 @@ def _train(
                 "episodes": counters["episodes"],
                 "loss": round(float(np.mean(losses)), 5) if losses else "",
                 "mean_q": round(float(np.mean(qmeans)), 4) if qmeans else "",
+                "expert_agreement": round(float(np.mean(agreements)), 4) if agreements else "",
                 "train_score": round(float(np.mean(recent_scores)), 3) if recent_scores else "",
                 "eval_score": round(score_of(last_eval), 3) if row is not None and last_eval else "",
                 "eval_collisions": last_eval.get("collisions", "") if row is not None and last_eval else "",
@@ -964,6 +1027,7 @@ def _train(
             "episodes": counters["episodes"],
             "loss": round(float(np.mean(losses)), 5) if losses else "",
             "mean_q": round(float(np.mean(qmeans)), 4) if qmeans else "",
+            "expert_agreement": round(float(np.mean(agreements)), 4) if agreements else "",
             "train_score": round(float(np.mean(recent_scores)), 3) if recent_scores else "",
             "eval_score": round(score_of(final), 3),
             "eval_collisions": final.get("collisions", ""),
@@ -1018,6 +1082,7 @@ def _set_best(result: dict[str, Any], step: int, counters: dict[str, Any]) -> No
 TENSORBOARD_TAGS = {
     "loss": "train/td_loss",
     "mean_q": "train/mean_q",
+    "expert_agreement": "train/expert_agreement",
     "epsilon": "train/epsilon",
     "train_score": "train/episode_score",
     "steps_per_s": "perf/env_steps_per_s",

@@ -12,6 +12,8 @@ Layout per env ring, one slot per observation (absolute positions count up forev
   (terminated or truncated) has its own slot with `has_step` False, so "next frame" is always
   `pos + 1` and never crosses into another episode.
 - `start`: absolute position of the episode's first frame.
+- `expert_action`: what a privileged teacher would have done from this observation, or -1 (none
+  asked); `training.dqn`'s large-margin loss reads it.
 
 Windows with `frame_stride` k > 1 take every k-th frame, so they reach back (frames - 1) * k + 1
 observations, as `agent.qnet.DQNDriver` builds them.
@@ -50,6 +52,8 @@ class Batch:
     """(B,) float32: gamma^m, or 0 when the episode terminated within the m steps."""
     next_obs: np.ndarray
     """(B, frames, H, W) uint8 windows m steps later (plain layout: only used without gradients)."""
+    expert_actions: np.ndarray
+    """(B,) int64: the teacher's action in obs, -1 where none was stored."""
 
 
 class ReplayBuffer:
@@ -76,6 +80,7 @@ class ReplayBuffer:
         h, w = frame_shape
         self.frame = np.zeros((num_envs, self.size, h, w), dtype=np.uint8)
         self.action = np.zeros((num_envs, self.size), dtype=np.int64)
+        self.expert_action = np.full((num_envs, self.size), -1, dtype=np.int64)
         self.reward = np.zeros((num_envs, self.size), dtype=np.float32)
         self.terminated = np.zeros((num_envs, self.size), dtype=bool)
         self.has_step = np.zeros((num_envs, self.size), dtype=bool)
@@ -109,12 +114,15 @@ class ReplayBuffer:
         terminated: bool,
         truncated: bool,
         next_frame: np.ndarray,
+        expert_action: int = -1,
     ) -> None:
-        """The step taken from env `env`'s latest observation, and the observation it led to."""
+        """The step taken from env `env`'s latest observation, and the observation it led to;
+        `expert_action` is the teacher's action from that observation (-1: none)."""
         if self.episode_start[env] < 0:
             raise RuntimeError(f"env {env}: add_step before start_episode")
         slot = int(self.count[env] - 1) % self.size
         self.action[env, slot] = action
+        self.expert_action[env, slot] = expert_action
         self.reward[env, slot] = reward
         self.terminated[env, slot] = terminated
         self.has_step[env, slot] = True
@@ -195,4 +203,5 @@ class ReplayBuffer:
             returns=returns,
             discounts=discounts,
             next_obs=self.window(env, cursor),
+            expert_actions=self.expert_action[env, pos % self.size],
         )
