@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from sim.actions import RIGHT
+
 LANE_KEEP = "camdrive/LaneKeep-v0"
 TRAFFIC = "camdrive/Traffic-v0"
 SMALL = {"camera_width": 64, "camera_height": 32}
@@ -458,11 +460,14 @@ def test_options_that_clash_fail_in_make_naming_both(env_id: str, options: dict,
         gym.make(env_id, **options)
 
 
-def test_a_single_lane_with_fewer_cars_works(make_env) -> None:
+def test_a_single_lane_road_keeps_the_car_and_the_traffic_in_it(make_env) -> None:
     env = make_env(TRAFFIC, lanes=1, traffic_cars=5, obs_type="grid")
     for seed in range(3):
-        env.reset(seed=seed)
-        env.step(0)
+        obs, info = env.reset(seed=seed)
+        assert info["lane"] == 0 and obs in env.observation_space
+        for _ in range(20):
+            obs, _, terminated, _, info = env.step(RIGHT)  # asks for a lane that does not exist
+            assert info["lane"] == 0 and not terminated
 
 
 @pytest.mark.parametrize("env_id", [LANE_KEEP, TRAFFIC])
