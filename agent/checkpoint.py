@@ -294,16 +294,3 @@ def load_model(
     model = _build(path, build, meta).to(device)
     model.load_state_dict(tensors, strict=True)
     return model.eval(), meta
-
-
-def load_pilotnet(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[Any, dict[str, Any]]:
-    """A PilotNet (eval mode, on `device`: see `load_checkpoint`) and its metadata from a model file;
-    CheckpointError on any mismatch."""
-    from agent.pilotnet import ARCH, PilotNet
-
-    def build(meta: dict[str, Any]) -> nn.Module:
-        return PilotNet(color_space=meta.get("observation", {}).get("color_space", "rgb"))
-
-    return load_model(path, ARCH, build, device)

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from agent.checkpoint import load_model
+
 ARCH = "pilotnet"
 INPUT_SHAPE = (66, 200, 3)
 """(height, width, channels) of the frames PilotNet takes: the env's default camera (HWC, uint8)."""
@@ -92,6 +94,18 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def load_pilotnet(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[PilotNet, dict[str, Any]]:
+    """A PilotNet (eval mode, on `device`: see `agent.checkpoint.load_checkpoint`) and its metadata from
+    a model file; CheckpointError on any mismatch."""
+
+    def build(meta: dict[str, Any]) -> nn.Module:
+        return PilotNet(color_space=meta.get("observation", {}).get("color_space", "rgb"))
+
+    return load_model(path, ARCH, build, device)
+
+
 class PilotNetDriver:
     """A `Driver` that steers LaneKeep-v0 from the camera frame alone with a trained PilotNet.
 
@@ -114,8 +128,6 @@ class PilotNetDriver:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str]) -> PilotNetDriver:
         """Load a PilotNet saved by `agent.checkpoint.save_checkpoint` (architecture is checked)."""
-        from agent.checkpoint import load_pilotnet
-
         model, metadata = load_pilotnet(Path(path))
         return cls(model, metadata)
 

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from agent.checkpoint import load_model
+
 ARCH = "dqn"
 MAX_FRAME_STRIDE = 100
 """Largest window stride (10 s at 10 Hz): a model file asking for more is refused before its driver
@@ -164,8 +166,6 @@ def load_qnet(
     `device` is where the weights are loaded (torch.load's map_location): a file written by a run on
     a GPU holds CPU tensors like any other and loads on a machine without one.
     """
-    from agent.checkpoint import load_model
-
     return load_model(path, ARCH, lambda meta: QNet(**meta["network"]), device)
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from agent.checkpoint import load_checkpoint, load_pilotnet, save_checkpoint
+from agent.checkpoint import load_checkpoint, save_checkpoint
 from agent.device import select_device
-from agent.pilotnet import PilotNet
+from agent.pilotnet import PilotNet, load_pilotnet
 from agent.qnet import DQNDriver, QNet, load_qnet
 from training.bc import BCConfig, training_device
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from agent.checkpoint import CheckpointError, load_checkpoint, load_pilotnet, read_metadata, save_checkpoint
+from agent.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from agent.driver import Driver
-from agent.pilotnet import ARCH, INPUT_SHAPE, PilotNet, PilotNetDriver, param_count
+from agent.pilotnet import ARCH, INPUT_SHAPE, PilotNet, PilotNetDriver, load_pilotnet, param_count
 
 PILOTNET_PARAMS = 252_219
 """NVIDIA's PilotNet: 24/36/48 5x5 and 64/64 3x3 convolutions, FC 1152-100-50-10-1."""
