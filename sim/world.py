@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.boxes import CarBoxes
 from sim.collision import any_overlap, frenet_neighbours
-from sim.render.cars import CarBoxes
 from sim.road import Road, RoadConfig, wrap_angle
 from sim.traffic import Traffic, TrafficConfig
 from sim.validation import check_range

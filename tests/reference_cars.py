@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.render.cars import GRID, GRID_OFFSET, GRID_SIZE, NEAR_M, TAIL_LIGHT_INSET_M, CarBoxes, CarPainter
+from sim.boxes import CarBoxes
+from sim.render.cars import GRID, GRID_OFFSET, GRID_SIZE, NEAR_M, TAIL_LIGHT_INSET_M, CarPainter
 
 
 def paint_cars_reference(

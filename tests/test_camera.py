@@ -14,8 +14,8 @@ import math
 import numpy as np
 import pytest
 
+from sim.boxes import CarBoxes
 from sim.camera import CameraConfig, PinholeCamera
-from sim.render.cars import CarBoxes
 from sim.render.frontcam import FrontCameraRenderer
 from sim.render.palette import Palette
 from sim.road import Road, RoadConfig

@@ -18,10 +18,9 @@ pixel is a floor of its height on the face (in hundredths of the car's height) a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 
+from sim.boxes import CarBoxes
 from sim.camera import PinholeCamera
 from sim.render import kernels
 from sim.render.palette import Palette
@@ -52,32 +51,6 @@ def _band_of_grid() -> np.ndarray:
     band = np.searchsorted(edges, middle, side="right") - 1
     band[(middle < edges[0]) | (middle > edges[-1])] = -1
     return band
-
-
-@dataclass(frozen=True)
-class CarBoxes:
-    """Cars to draw, in world coordinates: one array entry per car."""
-
-    x: np.ndarray
-    y: np.ndarray
-    yaw: np.ndarray
-    length: np.ndarray
-    width: np.ndarray
-    height: np.ndarray
-    color: np.ndarray
-    """Index into `Palette.car_colors`."""
-
-    @classmethod
-    def empty(cls) -> CarBoxes:
-        z = np.zeros(0)
-        return cls(z, z, z, z, z, z, np.zeros(0, dtype=int))
-
-    def __len__(self) -> int:
-        return int(self.x.size)
-
-    def subset(self, index: np.ndarray) -> CarBoxes:
-        """The cars selected by `index` (an index array or boolean mask), in their original order."""
-        return CarBoxes(*(getattr(self, f.name)[index] for f in fields(self)))
 
 
 class CarPainter:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.boxes import CarBoxes
 from sim.camera import CameraConfig, PinholeCamera
 from sim.render import kernels
-from sim.render.cars import GRID, GRID_OFFSET, GRID_SIZE, NEAR_M, TAIL_LIGHT_INSET_M, CarBoxes, CarPainter
+from sim.render.cars import GRID, GRID_OFFSET, GRID_SIZE, NEAR_M, TAIL_LIGHT_INSET_M, CarPainter
 from sim.render.ground import TEXEL_D_M, TEXEL_S_M, GroundPainter, road_window
 from sim.render.palette import Palette
 from sim.road import Road, RoadConfig

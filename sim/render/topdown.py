@@ -12,8 +12,8 @@ import dataclasses
 
 import numpy as np
 
+from sim.boxes import CarBoxes
 from sim.collision import box_corners
-from sim.render.cars import CarBoxes
 from sim.render.ground import GroundPainter
 from sim.render.palette import Palette
 from sim.road import Road, RoadConfig
