@@ -42,6 +42,7 @@ import numpy as np
 
 from training import exit_codes
 from training.outputs import OutputError, check_output_file, remove_stale_temps, write_text
+from training.version import package_version
 
 CAMDRIVE_ENV_IDS: tuple[str, ...] = ("camdrive/LaneKeep-v0", "camdrive/Traffic-v0")
 REFERENCE_ENV_ID = "CarRacing-v3"
@@ -531,8 +532,6 @@ def main(args: argparse.Namespace) -> int:
         close()
     print(format_report(report))
     if args.json:
-        from training.cli import package_version
-
         document = {
             "camdrive": package_version(),
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -17,24 +17,16 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from importlib import metadata
 
 from agent.device import DEVICES
 from training import exit_codes
 from training.interrupts import interruption, sigterm_as_ctrl_c
+from training.version import package_version
 
 PROG = "camdrive"
 
 # The type argparse's add_subparsers() returns (private in argparse, hence the alias).
 Subparsers = argparse._SubParsersAction
-
-
-def package_version() -> str:
-    """The installed distribution's version, or a marker when running from an uninstalled tree."""
-    try:
-        return metadata.version("camdrive")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed)"
 
 
 def positive_int(text: str) -> int:

@@ -60,6 +60,7 @@ import numpy as np
 from sim import check_env_id
 from sim.validation import check_at_least
 from training.outputs import fsync_dir
+from training.version import package_version
 
 FORMAT = "camdrive-demo"
 FORMAT_VERSION = 1
@@ -164,12 +165,6 @@ class Episode:
 # ------------------------------------------------------------------------------------------- writing
 def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _camdrive_version() -> str:
-    from training.cli import package_version  # light module; imported late to keep demos importable alone
-
-    return package_version()
 
 
 def _write_temp(directory: Path, stem: str, arrays: dict[str, np.ndarray], compress: bool) -> Path:
@@ -283,7 +278,7 @@ class EpisodeWriter:
             "truncated": False,
             "complete": False,
             "created": created.isoformat(timespec="seconds"),
-            "camdrive_version": _camdrive_version(),
+            "camdrive_version": package_version(),
             "control_hz": float(control_hz),
             **extra,
         }
