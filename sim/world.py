@@ -81,22 +81,15 @@ class SafetyConfig:
     step until the ego's body reaches the target lane (`sim.actions.DiscreteLaneAction`).
 
     The guarantee and its limits: in `action_mode="lane"` no action sequence makes the ego collide
-    with a traffic car or leave the road. This is tested (tests/test_envs.py, tests/test_traffic.py;
-    0 crashes in 1,700 runs of 45 s of random and adversarial action sequences with Traffic-v0's
-    default traffic, against 44 in 200 before the band and the re-check), not proved: it relies on
-    the traffic driving by IDM as in `sim.traffic` (whose braking is capped at 9 m/s^2, so a
-    follower far too close could in principle still hit the braking ego), and a scripted car placed
-    inside or right beside the ego, or traffic options far from the defaults, can still produce a
-    collision. With `enabled=False` nothing is guaranteed. In
-    `action_mode="steer"` the driver steers itself; the brake covers the band the car is about to
-    sweep, and a lane-keeping assist takes the wheel whenever that band, stretched over the time
-    the car needs to turn back parallel to the road, reaches a lane other than its own that fails
-    `lane_is_safe`, or the road's edge (`World.sweeps_unsafe_lane`). Tested the same way (random
-    and adversarial action sequences, tests/test_envs.py), with the same limits. One more holds in
-    both modes: the brake sizes its request as if the car ahead held its speed, so a car ahead
-    braking gently but steadily (about 1 m/s^2 for seconds) while the ego, flat out, is already
-    inside the margin can still be rear-ended (seen in 1 of 800 runs of flat-out driving in an
-    outer lane in lane mode, 2 of 800 in steer mode).
+    with a traffic car or leave the road. This is tested with random and adversarial action sequences
+    (tests/test_envs.py, tests/test_traffic.py), not proved: it relies on the traffic driving by IDM
+    as in `sim.traffic`, and scripted cars or traffic options far from the defaults can defeat it.
+    In `action_mode="steer"` the driver steers itself; the brake covers the band the car is about to
+    sweep, and a lane-keeping assist takes the wheel whenever that band, stretched over the time the
+    car needs to turn back parallel to the road, reaches a lane other than its own that fails
+    `lane_is_safe`, or the road's edge (`World.sweeps_unsafe_lane`). In both modes the brake sizes
+    its request as if the car ahead held its speed. With `enabled=False` nothing is guaranteed.
+    docs/safety.md has the measurements and the known ways to still crash.
     """
 
     enabled: bool = False

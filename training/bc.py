@@ -24,10 +24,8 @@ Pipeline (each step is a function below, so tests and notebooks can run pieces o
    every frame, the car's own and each extra view, is drawn in a look picked for it alone: the
    default look (25 %) or one of 96 palettes drawn by `Palette.randomised` from the run seed. The env
    itself stays in the default look: its `randomize` option gives a whole episode one look, and 24
-   episodes are then only 24 looks, which the network memorises instead of generalising (that was
-   why models trained with the old per-episode `--randomize` did worse under randomised evaluation,
-   52.6 % and 75.0 %, than the model trained without: validation MSE 0.016 on two unseen looks
-   against 0.0006 on the training looks, and steering biased by up to +0.47 on an unseen look).
+   episodes are then only 24 looks, which the network memorises instead of generalising (the
+   PilotNet model card has the measurements).
 3. Training: episodes split into train / validation (10 %, at least one); Adam, MSE on steering,
    photometric jitter on training batches (brightness, contrast, colour gain, saturation, hue mixing,
    offsets, sensor noise), per-epoch CSV and PNG of the losses, the best model on
@@ -52,12 +50,9 @@ drawn on the CPU from the run seed, so only the arithmetic differs between devic
 
 Defaults: 24 expert episodes (14,400 states, 24 km), 2 extra views per state (43,200 frames), every
 frame in a look of its own (25 % default, else one of 96 randomised palettes), 6 epochs of batch 64,
-bf16 autocast, one torch thread. Measured on the 2-core CPU this was developed on, shared with other
-jobs (load average 3-4): 7 min 30 s from nothing to the model (107 s data, 342 s training), validation
-MSE 0.00155; the model then drove 100 km of default-look LaneKeep-v0 on evaluation seeds from
-1,000,000 with no intervention (max |offset| 0.50 m) and 50 km of randomised looks from seed
-3,000,000 at 98.6 % autonomy (6 interventions). `--max-minutes` (14) caps a run on a badly
-overloaded machine. DAgger is off by default: a round costs as much as the first training.
+bf16 autocast, one torch thread: minutes on a 2-core CPU (the PilotNet model card has the timings
+and the held-out results). `--max-minutes` caps a run on an overloaded machine. DAgger is off by
+default: a round costs as much as the first training.
 """
 
 from __future__ import annotations
