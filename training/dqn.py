@@ -62,7 +62,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -841,14 +841,11 @@ def _train(
     needs_start = np.zeros(cfg.envs, dtype=bool)
     episode_speed = [[] for _ in range(cfg.envs)]
     episode_return = np.zeros(cfg.envs)
-    recent_scores: deque[float] = deque(maxlen=20)
+    recent = Recent()
     baselines = baseline_scores(cfg, cfg.eval_runs) if resumed_from is None else counters.get("baselines", {})
     counters["baselines"] = baselines
     collected_since_start = 0
     last_eval: dict[str, Any] = {}
-    losses: deque[float] = deque(maxlen=100)
-    qmeans: deque[float] = deque(maxlen=100)
-    agreements: deque[float] = deque(maxlen=100)
 
     bar = None
     if cfg.progress:
@@ -905,9 +902,9 @@ def _train(
                 needs_start[e] = True
                 counters["episodes"] += 1
                 if episode_speed[e]:
-                    recent_scores.append(float(np.mean(episode_speed[e])) * 2.2369363)
+                    recent.score.append(float(np.mean(episode_speed[e])) * 2.2369363)
                 else:
-                    recent_scores.append(float(episode_return[e]))
+                    recent.score.append(float(episode_return[e]))
                 episode_speed[e], episode_return[e] = [], 0.0
             counters["global_step"] += 1
             collected_since_start += 1
@@ -936,20 +933,20 @@ def _train(
                 q_labelled = q_all[labelled]
                 margin_loss = large_margin_loss(q_labelled, expert_t, cfg.expert_margin)
                 loss = td_loss + cfg.expert_weight * margin_loss
-                agreements.append((q_labelled.argmax(dim=1) == expert_t).float().mean().item())
+                recent.expert_agreement.append((q_labelled.argmax(dim=1) == expert_t).float().mean().item())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(q.parameters(), cfg.grad_clip)
             opt.step()
             counters["updates"] += 1
-            losses.append(td_loss.item())
-            qmeans.append(q_taken.mean().item())
+            recent.td_loss.append(td_loss.item())
+            recent.mean_q.append(q_taken.mean().item())
         if step >= next_target:
             next_target += cfg.target_update
             target.load_state_dict(q.state_dict())
 
         # 4. Evaluate, log, checkpoint.
-        row: dict[str, Any] | None = None
+        evaluated = False
         if next_eval is not None and step >= next_eval:
             next_eval += cfg.eval_every
             last_eval = evaluate(cfg, q, cfg.eval_runs)
@@ -958,25 +955,12 @@ def _train(
                 save_model(
                     cfg, q, Path(cfg.out), {"best_step": step, "eval": last_eval, "device": str(device)}
                 )
-            row = {}
-        if step >= next_log or row is not None:
+            evaluated = True
+        if step >= next_log or evaluated:
             next_log = max(next_log, (step // cfg.log_every + 1) * cfg.log_every)
-            elapsed = time.time() - t0
-            row = {
-                "step": step,
-                "wall_s": round(counters["train_seconds"] + time.time() - checkpoint.mark, 1),
-                "steps_per_s": round((step - step0) / max(elapsed, 1e-9), 1),
-                "epsilon": round(eps, 4),
-                "updates": counters["updates"],
-                "episodes": counters["episodes"],
-                "loss": round(float(np.mean(losses)), 5) if losses else "",
-                "mean_q": round(float(np.mean(qmeans)), 4) if qmeans else "",
-                "expert_agreement": round(float(np.mean(agreements)), 4) if agreements else "",
-                "train_score": round(float(np.mean(recent_scores)), 3) if recent_scores else "",
-                "eval_score": round(score_of(last_eval), 3) if row is not None and last_eval else "",
-                "eval_collisions": last_eval.get("collisions", "") if row is not None and last_eval else "",
-                "eval_offroad": last_eval.get("offroad", "") if row is not None and last_eval else "",
-            }
+            wall_s = counters["train_seconds"] + time.time() - checkpoint.mark
+            steps_per_s = (step - step0) / max(time.time() - t0, 1e-9)
+            row = log_row(step, wall_s, steps_per_s, eps, counters, recent, last_eval if evaluated else {})
             rows.append(row)
             _write_csv(cfg.path(".csv"), rows)
             _log_row(tb, row)
@@ -988,7 +972,7 @@ def _train(
             bar.set_postfix(
                 sps=f"{(step - step0) / max(time.time() - t0, 1e-9):.0f}",
                 eps=f"{eps:.2f}",
-                train=f"{np.mean(recent_scores):.1f}" if recent_scores else "-",
+                train=f"{np.mean(recent.score):.1f}" if recent.score else "-",
                 score=f"{score_of(last_eval):.1f}" if last_eval else "-",
                 refresh=False,
             )
@@ -1017,23 +1001,8 @@ def _train(
         _set_best(final, step, counters)
         save_model(cfg, q, Path(cfg.out), {"best_step": step, "eval": final, "device": str(device)})
     checkpoint()
-    rows.append(
-        {
-            "step": step,
-            "wall_s": round(counters["train_seconds"] + time.time() - checkpoint.mark, 1),
-            "steps_per_s": round(loop_steps_per_s, 1),
-            "epsilon": round(epsilon(cfg, step), 4),
-            "updates": counters["updates"],
-            "episodes": counters["episodes"],
-            "loss": round(float(np.mean(losses)), 5) if losses else "",
-            "mean_q": round(float(np.mean(qmeans)), 4) if qmeans else "",
-            "expert_agreement": round(float(np.mean(agreements)), 4) if agreements else "",
-            "train_score": round(float(np.mean(recent_scores)), 3) if recent_scores else "",
-            "eval_score": round(score_of(final), 3),
-            "eval_collisions": final.get("collisions", ""),
-            "eval_offroad": final.get("offroad", ""),
-        }
-    )
+    wall_s = counters["train_seconds"] + time.time() - checkpoint.mark
+    rows.append(log_row(step, wall_s, loop_steps_per_s, epsilon(cfg, step), counters, recent, final))
     _write_csv(cfg.path(".csv"), rows)
     _log_row(tb, rows[-1])
     if bar is not None:
@@ -1092,6 +1061,52 @@ TENSORBOARD_TAGS = {
 }
 """The CSV columns also written to TensorBoard (`--tensorboard`), and their tags. The learning rate is
 constant in a DQN run, so it is not logged."""
+
+
+@dataclass
+class Recent:
+    """The running figures a log row averages."""
+
+    td_loss: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    """TD loss of the last 100 gradient steps."""
+    mean_q: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    """Mean Q of the actions taken, in the last 100 batches."""
+    expert_agreement: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    """Share of the last 100 batches' states where the greedy action is the teacher's."""
+    score: deque[float] = field(default_factory=lambda: deque(maxlen=20))
+    """DeepTraffic scores (mph; the return for other envs) of the last 20 training episodes."""
+
+
+def log_row(
+    step: int,
+    wall_s: float,
+    steps_per_s: float,
+    eps: float,
+    counters: dict[str, Any],
+    recent: Recent,
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """One row of the CSV log; `evaluation` is the evaluation made at this step ({}: none), empty
+    cells are figures not measured yet."""
+
+    def mean(values: deque[float], digits: int) -> float | str:
+        return round(float(np.mean(values)), digits) if values else ""
+
+    return {
+        "step": step,
+        "wall_s": round(wall_s, 1),
+        "steps_per_s": round(steps_per_s, 1),
+        "epsilon": round(eps, 4),
+        "updates": counters["updates"],
+        "episodes": counters["episodes"],
+        "loss": mean(recent.td_loss, 5),
+        "mean_q": mean(recent.mean_q, 4),
+        "expert_agreement": mean(recent.expert_agreement, 4),
+        "train_score": mean(recent.score, 3),
+        "eval_score": round(score_of(evaluation), 3) if evaluation else "",
+        "eval_collisions": evaluation.get("collisions", ""),
+        "eval_offroad": evaluation.get("offroad", ""),
+    }
 
 
 def _log_row(tb: TensorBoardLog, row: dict[str, Any]) -> None:
