@@ -74,8 +74,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, metadata: di
 def save_atomically(path: Path, tensors: dict, metadata: dict[str, str], private: bool = False) -> None:
     """Write a safetensors file via a temporary file and a rename, so a crash never leaves half a file.
 
-    The temporary file is `.NAME.PID.HEX.tmp`, named like every atomic write's in `training.outputs`:
-    the writer's process id tells a killed run's leftover, which `training.outputs.remove_stale_temps`
+    The temporary file is `.NAME.PID.HEX.tmp`, named like every atomic write's in `training.common.outputs`:
+    the writer's process id tells a killed run's leftover, which `training.common.outputs.remove_stale_temps`
     removes when the next run starts, from a file a live run is still writing, which it keeps.
     `private` makes it owner-only (training state); otherwise it gets the ordinary permissions of the
     umask, like any model file.

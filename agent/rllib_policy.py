@@ -2,7 +2,7 @@
 
 Why not load the RLlib checkpoint: RLlib checkpoints hold pickles (module specs, connector state), and
 unpickling runs code, so opening one found anywhere is unsafe; it would also make `camdrive eval` and
-`camdrive watch` need Ray. Instead `training.rllib` exports, at the end of training, the part of the
+`camdrive watch` need Ray. Instead `training.rllib.train` exports, at the end of training, the part of the
 RLlib module that chooses the action (its actor or Q encoder and head) into a camdrive model file
 (`agent.checkpoint`: safetensors + JSON metadata, architecture "rllib-cnn"). This module rebuilds that
 network from the metadata's layer description alone, so it needs neither Ray nor any code from the file.

@@ -32,12 +32,12 @@ from agent.checkpoint import METADATA_KEY, save_checkpoint
 from agent.pilotnet import INPUT_SHAPE, PilotNet
 from agent.qnet import QNet
 from agent.rllib_policy import RLlibPolicyNet
-from training.demos import EpisodeWriter
+from training.data.demos import EpisodeWriter
 
 LANE_ID = "camdrive/LaneKeep-v0"
 TRAFFIC_ID = "camdrive/Traffic-v0"
 SMALL_TRAFFIC = {"camera_width": 100, "camera_height": 33, "grayscale": True}
-"""The DQN's and the RLlib exports' Traffic-v0 frames (training/dqn.py, training/rllib.py)."""
+"""The DQN's and the RLlib exports' Traffic-v0 frames (training/dqn/train.py, training/rllib/train.py)."""
 DEMO_STEPS = 5
 
 
@@ -68,7 +68,7 @@ def marker_path(directory: Path) -> Path:
 
 # -------------------------------------------------------------------------------------------- models
 def pilotnet_meta() -> dict[str, Any]:
-    """Metadata as `camdrive train bc` writes it (training/bc.py)."""
+    """Metadata as `camdrive train bc` writes it (training/bc/train.py)."""
     return {
         "architecture": "pilotnet",
         "observation": {"shape": list(INPUT_SHAPE), "dtype": "uint8", "layout": "HWC", "color_space": "rgb"},
@@ -84,7 +84,7 @@ def dqn_net(**changes: Any) -> QNet:
 
 
 def dqn_meta(net: QNet, **changes: Any) -> dict[str, Any]:
-    """Metadata as `camdrive train dqn` writes it (training/dqn.py)."""
+    """Metadata as `camdrive train dqn` writes it (training/dqn/train.py)."""
     meta = {
         "architecture": "dqn",
         "network": net.config(),
@@ -109,7 +109,7 @@ def rllib_net(**changes: Any) -> RLlibPolicyNet:
 
 
 def rllib_meta(net: RLlibPolicyNet, **changes: Any) -> dict[str, Any]:
-    """Metadata as `camdrive train rllib` writes it (training/rllib.py)."""
+    """Metadata as `camdrive train rllib` writes it (training/rllib/train.py)."""
     meta = {
         "architecture": "rllib-cnn",
         "env_id": TRAFFIC_ID,

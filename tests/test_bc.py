@@ -16,7 +16,7 @@ from agent.checkpoint import load_checkpoint
 from agent.expert import Expert
 from agent.pilotnet import PilotNet
 from sim.render.palette import Palette
-from training.augment import (
+from training.bc.augment import (
     JitterConfig,
     LookConfig,
     LookPool,
@@ -25,7 +25,7 @@ from training.augment import (
     photometric_jitter,
     render_views,
 )
-from training.bc import BCConfig, Trainer, collect_expert_episode, evaluate_loss, expert_seeds, train_bc
+from training.bc.train import BCConfig, Trainer, collect_expert_episode, evaluate_loss, expert_seeds, train_bc
 
 LANE_KEEP = "camdrive/LaneKeep-v0"
 
@@ -187,9 +187,9 @@ def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
 
 def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path, capsys):
     """--data: the episode is re-simulated from its seed and actions (no divergence warning) for the views."""
-    from training.bc import Dataset, load_demos
-    from training.demos import load_episode
-    from training.record import record
+    from training.bc.train import Dataset, load_demos
+    from training.data.demos import load_episode
+    from training.data.record import record
 
     demos = tmp_path / "demos"
     record(LANE_KEEP, {"episode_seconds": 2.0}, Expert(), 1, demos, noise=0.2, seed=7, progress=False)
@@ -233,7 +233,7 @@ def _rewrite(path: Path, out: Path, **arrays_or_meta: object) -> Path:
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory) -> dict[str, Path]:
     """One 2 s LaneKeep-v0 expert episode and one 8-step Traffic-v0 expert episode (also 66x200x3)."""
-    from training.record import record
+    from training.data.record import record
 
     root = tmp_path_factory.mktemp("demos")
     (lane,) = record(LANE_KEEP, {"episode_seconds": 2.0}, Expert(), 1, root / "lane", seed=7, progress=False)
@@ -252,8 +252,8 @@ def test_bc_refuses_demos_of_another_env_or_without_steering(demo_files, tmp_pat
     """Traffic-v0 frames pass the shape check, but its action numbers 0..4 are no steering labels."""
     import shutil
 
-    from training.bc import Dataset, load_demos
-    from training.demos import load_episode
+    from training.bc.train import Dataset, load_demos
+    from training.data.demos import load_episode
 
     traffic = load_episode(demo_files["traffic"])
     assert traffic.frames.shape[1:] == (66, 200, 3) and traffic.labels.dtype.kind == "i"
@@ -329,7 +329,7 @@ def test_each_skipped_demo_is_one_line_and_none_usable_is_bad_input(demo_files, 
     ],
 )
 def test_bc_refuses_impossible_runs_before_any_work(args, message, tmp_path, capsys, monkeypatch):
-    import training.bc as bc
+    import training.bc.train as bc
 
     def must_not_run(*_: object, **__: object) -> dict:
         raise AssertionError("train_bc started although the command line cannot finish")
@@ -344,7 +344,7 @@ def test_bc_refuses_impossible_runs_before_any_work(args, message, tmp_path, cap
 def test_bc_accepts_the_largest_allowed_run(tmp_path, monkeypatch):
     """The limits are not stricter than the seed ranges: the last allowed DAgger round of the last
     allowed run seed still uses training seeds only, and one more round is refused."""
-    import training.bc as bc
+    import training.bc.train as bc
 
     calls: list[BCConfig] = []
     monkeypatch.setattr(bc, "train_bc", lambda cfg, log: calls.append(cfg) or {})
@@ -390,7 +390,7 @@ def test_bc_device_cpu_and_tensorboard_change_no_number_and_log_the_losses(
     it none are written."""
     from torch.utils.tensorboard import SummaryWriter
 
-    import training.bc as bc
+    import training.bc.train as bc
 
     plain = tiny_bc(tmp_path / "plain" / "m.safetensors")
     logged = tiny_bc(tmp_path / "logged" / "m.safetensors", device="cpu", tensorboard=tmp_path / "tb")
@@ -433,7 +433,7 @@ def test_bc_device_cpu_and_tensorboard_change_no_number_and_log_the_losses(
 
 
 def test_bc_device_and_tensorboard_options_reach_the_config(tmp_path, monkeypatch):
-    import training.bc as bc
+    import training.bc.train as bc
 
     calls: list[BCConfig] = []
     monkeypatch.setattr(bc, "train_bc", lambda cfg, log: calls.append(cfg) or {})
@@ -447,7 +447,7 @@ def test_bc_device_and_tensorboard_options_reach_the_config(tmp_path, monkeypatc
 def test_bc_refuses_an_unusable_device_or_tensorboard_before_any_work(
     tmp_path, capsys, monkeypatch, unusable_trainer_option
 ):
-    import training.bc as bc
+    import training.bc.train as bc
 
     option, message = unusable_trainer_option
     monkeypatch.setattr(bc, "train_bc", lambda *_: pytest.fail("train_bc started"))
@@ -493,7 +493,7 @@ def test_two_models_in_one_folder_keep_their_own_logs(demo_files, tmp_path):
 def test_bc_replaces_no_file_without_force(existing, demo_files, tmp_path, capsys, monkeypatch):
     """A model file (or anything under its name) and each of its logs: refused before any work, in one
     line naming it, the file untouched."""
-    import training.bc as bc
+    import training.bc.train as bc
 
     monkeypatch.setattr(bc, "train_bc", lambda *_, **__: pytest.fail("train_bc started"))
     (tmp_path / existing).write_bytes(b"the user's own file")

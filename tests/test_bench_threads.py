@@ -7,7 +7,7 @@ import json
 import gymnasium as gym
 from cli_runner import run_cli
 
-from training import bench
+from training.evaluation import bench
 
 
 def test_measure_vector_env_passes_threads_and_reports_them(monkeypatch) -> None:

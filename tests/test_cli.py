@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from training import bench, cli
+from training import cli
+from training.evaluation import bench
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_ID = "camdrive_test/TwoStep-v0"
@@ -109,7 +110,7 @@ def test_bench_rejects_bad_steps(steps):
     assert exit_code(["bench", "--steps", steps]) == 2
 
 
-@pytest.mark.parametrize("modules", ["training.cli, training.bench", "sim"])
+@pytest.mark.parametrize("modules", ["training.cli, training.evaluation.bench", "sim"])
 def test_the_simulator_the_cli_and_bench_do_not_import_torch(modules):
     """`import sim` stays numpy-only (the layers' rule), and --help and bench start without torch."""
     code = f"import sys, {modules}; sys.exit('torch' in sys.modules)"

@@ -1,4 +1,4 @@
-"""Demonstrations on disk (training/demos.py) and `camdrive record` / `camdrive data info`.
+"""Demonstrations on disk (training/data/demos.py) and `camdrive record` / `camdrive data info`.
 
 Most tests write synthetic episodes (no env) to stay fast; the recorder tests use a tiny 64x32 camera.
 """
@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 import sim  # noqa: F401
-from training import cli, demos, export
-from training.demos import STATE_KEYS, DemoError, EpisodeWriter, iter_episodes, load_episode, summarize
-from training.record import RecordError, executed_action, load_driver, record
+from training import cli
+from training.data import demos, export
+from training.data.demos import STATE_KEYS, DemoError, EpisodeWriter, iter_episodes, load_episode, summarize
+from training.data.record import RecordError, executed_action, load_driver, record
 
 SMALL = {"camera_width": 64, "camera_height": 32}
 SMALL_ARGS = ["--option", "camera_width=64", "--option", "camera_height=32"]
@@ -342,11 +343,11 @@ def test_iter_episodes_on_a_missing_directory(tmp_path):
 
 # ------------------------------------------------------------------------------ killed recorder
 def start_recorder(tmp_path: Path, driver: str) -> tuple[subprocess.Popen, Path]:
-    """`python -m training.record` with a stand-in driver, 40-step episodes, checkpoints every 20 ms."""
+    """`python -m training.data.record` with a stand-in driver, 40-step episodes, checkpoints every 20 ms."""
     (tmp_path / "standin_kill.py").write_text(STAND_IN)
     out = tmp_path / "demos"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    argv = [sys.executable, "-m", "training.record", "--driver", f"standin_kill:{driver}",
+    argv = [sys.executable, "-m", "training.data.record", "--driver", f"standin_kill:{driver}",
             "--episodes", "1000", "--out", str(out), "--steps-per-episode", "40",
             "--checkpoint-seconds", "0.02", "--quiet", *SMALL_ARGS]  # fmt: skip
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE), out
@@ -562,7 +563,7 @@ def test_record_command_with_the_expert(tmp_path, capsys):
         (["--seed", "-1"], "--seed must be >= 0"),
         (["--option", "camera_width"], "expected KEY=VALUE"),
         (["--driver", "agent.pilotnet:PilotNetDriver"], "cannot be built with no arguments"),
-        (["--driver", "training.record:control_hz"], "training.record.control_hz is not a class"),
+        (["--driver", "training.data.record:control_hz"], "training.data.record.control_hz is not a class"),
         (["--env", "traffic", "--option", "lanes=1"], "do not fit"),
     ],
 )

@@ -16,7 +16,8 @@ from gymnasium import spaces
 from agent.expert import Expert
 from agent.qnet import DQNDriver, QNet, load_qnet
 from training import cli
-from training.dqn import (
+from training.dqn.replay import ReplayBuffer
+from training.dqn.train import (
     DQNConfig,
     NothingTrainedError,
     check_ready,
@@ -30,7 +31,6 @@ from training.dqn import (
     selection_key,
     train,
 )
-from training.replay import ReplayBuffer
 
 PICK_ID = "camdrive_test/Pick-v0"
 
@@ -285,17 +285,17 @@ def test_a_model_file_with_an_absurd_frame_stride_is_refused(tmp_path):
 def test_checkpoints_are_picked_on_validation_seeds_apart_from_the_test_seeds(tmp_path, monkeypatch):
     """The periodic evaluations (which choose MODEL) and the learning curve's baselines never drive
     on the seeds `camdrive eval` reports as the test (EVAL_SEED_START on), nor on training seeds."""
-    import training.evaluate
-    from training.dqn import EVAL_SEED_START, VALIDATION_SEED_START
+    import training.evaluation.evaluate
+    from training.dqn.train import EVAL_SEED_START, VALIDATION_SEED_START
 
     seen: list[tuple[int, int]] = []
-    real = training.evaluate.evaluate_traffic
+    real = training.evaluation.evaluate.evaluate_traffic
 
     def spy(driver, env, runs, seed, *args, **kwargs):
         seen.append((seed, runs))
         return real(driver, env, runs, seed, *args, **kwargs)
 
-    monkeypatch.setattr(training.evaluate, "evaluate_traffic", spy)
+    monkeypatch.setattr(training.evaluation.evaluate, "evaluate_traffic", spy)
     cfg = pick_config(tmp_path, env="traffic", action_mode="lane", steps=64, learning_starts=32)
     cfg.eval_every, cfg.eval_runs, cfg.eval_seconds, cfg.episode_seconds = 32, 2, 2.0, 2.0
     train(cfg)
@@ -332,12 +332,12 @@ def train_dqn_argv(tmp_path, *extra: str) -> list[str]:
 def test_a_bad_set_value_exits_2_before_training(tmp_path, capsys, monkeypatch, setting, message):
     """The check runs in `main` before `train`; were it missing, the stand-in fails at once (instead of
     train_every=0 looping forever or 0-divisions after minutes of baseline evaluation)."""
-    import training.dqn
+    import training.dqn.train
 
     def must_not_start(cfg):
         raise AssertionError(f"training started with a bad setting: {setting}")
 
-    monkeypatch.setattr(training.dqn, "train", must_not_start)
+    monkeypatch.setattr(training.dqn.train, "train", must_not_start)
     assert cli.main(train_dqn_argv(tmp_path, "--set", setting)) == 2
     err = capsys.readouterr().err
     assert err.startswith("camdrive train dqn: ") and message in err
@@ -347,7 +347,7 @@ def test_a_bad_set_value_exits_2_before_training(tmp_path, capsys, monkeypatch, 
 
 def test_good_set_values_reach_the_config_as_the_fields_types(tmp_path, monkeypatch):
     """JSON-read values are converted only where nothing is lost; `train` gets the typed config."""
-    import training.dqn
+    import training.dqn.train
 
     seen: list[DQNConfig] = []
 
@@ -355,7 +355,7 @@ def test_good_set_values_reach_the_config_as_the_fields_types(tmp_path, monkeypa
         seen.append(cfg)
         return {"out": cfg.out, "global_step": 0, "best_score": 0.0, "final_eval": {}}
 
-    monkeypatch.setattr(training.dqn, "train", fake_train)
+    monkeypatch.setattr(training.dqn.train, "train", fake_train)
     settings = ["lr=1", "learning_starts=3e2", "dueling=no", "progress=1", "eps_end=.5", "buffer_size=1_000"]
     argv = train_dqn_argv(tmp_path)
     for setting in settings:
@@ -448,7 +448,7 @@ def test_train_validates_before_building_or_writing_anything(tmp_path):
 
 def test_resume_without_a_training_state_is_an_error(tmp_path, capsys, monkeypatch):
     """--resume continues a killed run; with nothing to continue it must not quietly start over."""
-    import training.dqn
+    import training.dqn.train
 
     with pytest.raises(
         FileNotFoundError, match=r"cannot resume: no training state .*pick\.train\.safetensors"
@@ -456,7 +456,9 @@ def test_resume_without_a_training_state_is_an_error(tmp_path, capsys, monkeypat
         train(pick_config(tmp_path, resume=True))
     assert list(tmp_path.iterdir()) == []
 
-    monkeypatch.setattr(training.dqn, "train", lambda cfg: pytest.fail("started without a state to resume"))
+    monkeypatch.setattr(
+        training.dqn.train, "train", lambda cfg: pytest.fail("started without a state to resume")
+    )
     assert cli.main(train_dqn_argv(tmp_path, "--resume")) == 2
     err = capsys.readouterr().err
     assert err.startswith("camdrive train dqn: cannot resume: no training state")
@@ -466,7 +468,7 @@ def test_resume_without_a_training_state_is_an_error(tmp_path, capsys, monkeypat
 
 def test_train_dqn_help_describes_the_checkpoint_selection(capsys):
     """The help names what `selection_key` ranks by and the seed ranges the code uses."""
-    from training.dqn import EVAL_SEED_START, VALIDATION_SEED_START
+    from training.dqn.train import EVAL_SEED_START, VALIDATION_SEED_START
 
     with pytest.raises(SystemExit):
         cli.main(["train", "dqn", "--help"])
@@ -488,7 +490,7 @@ def test_device_cpu_and_tensorboard_change_no_number_and_log_the_scalars(tmp_pat
     from safetensors.torch import load_file
 
     from agent.checkpoint import read_metadata
-    from training.dqn import TENSORBOARD_TAGS
+    from training.dqn.train import TENSORBOARD_TAGS
 
     quick = {"steps": 300, "learning_starts": 100, "eval_runs": 2, "log_every": 100}
     plain = pick_config(tmp_path / "plain", **quick)
@@ -544,11 +546,11 @@ def test_tensorboard_keeps_what_a_killed_run_logged_and_a_resume_replaces_the_lo
 
 
 def test_device_and_tensorboard_options_reach_the_config(tmp_path, monkeypatch):
-    import training.dqn
+    import training.dqn.train
 
     seen: list[DQNConfig] = []
     monkeypatch.setattr(
-        training.dqn,
+        training.dqn.train,
         "train",
         lambda cfg: seen.append(cfg) or {k: 0 for k in ("out", "global_step", "best_score", "final_eval")},
     )
@@ -561,10 +563,10 @@ def test_device_and_tensorboard_options_reach_the_config(tmp_path, monkeypatch):
 def test_an_unusable_device_or_tensorboard_exits_2_before_any_work(
     tmp_path, capsys, monkeypatch, unusable_trainer_option
 ):
-    import training.dqn
+    import training.dqn.train
 
     option, message = unusable_trainer_option
-    monkeypatch.setattr(training.dqn, "train", lambda cfg: pytest.fail("training started"))
+    monkeypatch.setattr(training.dqn.train, "train", lambda cfg: pytest.fail("training started"))
     assert cli.main(train_dqn_argv(tmp_path, *option)) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"camdrive train dqn: {option[0]}") and message in err
@@ -600,9 +602,9 @@ def test_an_out_holding_an_earlier_run_is_refused_without_resume_or_force(
 ):
     """A 20,000-step run's state must not be lost to a new 1,000-step one: one line, exit code 2, every
     file as it was; --resume and --force exclude each other; a run that could never learn is refused."""
-    import training.dqn
+    import training.dqn.train
 
-    monkeypatch.setattr(training.dqn, "train", lambda cfg: pytest.fail("training started"))
+    monkeypatch.setattr(training.dqn.train, "train", lambda cfg: pytest.fail("training started"))
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / existing).write_bytes(b"an earlier run")
@@ -726,7 +728,7 @@ def test_safety_off_reaches_the_training_envs_but_not_the_models_env_options(tmp
 
 
 def test_a_finished_run_is_described_in_words():
-    from training.dqn import describe_run
+    from training.dqn.train import describe_run
 
     summary = {
         "out": "runs/dqn.safetensors",

@@ -11,7 +11,7 @@ import pytest
 import sim  # noqa: F401
 from agent.expert import Expert
 from training import cli
-from training.evaluate import INTERVENTION_COST_S, evaluate_lane
+from training.evaluation.evaluate import INTERVENTION_COST_S, evaluate_lane
 
 SMALL = {"camera_width": 32, "camera_height": 16, "traffic_cars": 0}
 
@@ -270,7 +270,7 @@ def test_traffic_tables_rate_every_driver_against_the_oracle_with_the_safety_sys
 
 def test_progress_bar_counts_whole_metres(capsys):
     """Distance arrives as floats; the bar shows "454/1000 m", not "453.7056287605945/1000.0 m"."""
-    from training.evaluate import _bar
+    from training.evaluation.evaluate import _bar
 
     for total, shown in ((1000.0, "454/1000 m"), (None, "454 m")):
         bar = _bar(True, total, "m")

@@ -10,10 +10,10 @@ import pytest
 
 from agent.imperfect import ImperfectDriver
 from sim.vehicle import Vehicle, VehicleParams
-from training.augment import ViewConfig, geometric_label
-from training.bc import BCConfig, check_limits, load_demos
-from training.demos import iter_episodes
-from training.record import load_driver, record
+from training.bc.augment import ViewConfig, geometric_label
+from training.bc.train import BCConfig, check_limits, load_demos
+from training.data.demos import iter_episodes
+from training.data.record import load_driver, record
 
 PARAMS = VehicleParams()
 LANE_KEEP = "camdrive/LaneKeep-v0"
@@ -101,7 +101,7 @@ def _centre_and_view_labels(data_dir, labels: str) -> tuple[np.ndarray, np.ndarr
     """Labels of the car's own frames and of one undisplaced view per state, loaded as `train bc` does."""
     views = ViewConfig(max_shift_m=0.0, max_yaw_deg=0.0, labels=labels)
     cfg = BCConfig(out=data_dir / "m.safetensors", data=data_dir, augment=1, randomize=0.0, views=views)
-    from training.bc import Dataset
+    from training.bc.train import Dataset
 
     data = Dataset()
     load_demos(cfg, data, log=lambda msg: None)
@@ -149,7 +149,7 @@ def test_imperfect_driver_steers_by_keys_has_lapses_stays_on_the_road_and_repeat
 
 def test_the_command_lines_return_time_is_the_labels_default():
     from training import cli
-    from training.augment import RETURN_S
+    from training.bc.augment import RETURN_S
 
     args = cli.build_parser().parse_args(["train", "bc", "--out", "m.safetensors"])
     assert args.view_return_s == RETURN_S

@@ -1,6 +1,6 @@
 """Hostile model files and demonstration files (issue 14): through the real commands, each one is refused
 before any work, in exactly one line on stderr naming the file, with the exit code of the convention
-(training/exit_codes.py), never a traceback, a hang or a huge allocation; the good files beside it still
+(`training.common.exit_codes`), never a traceback, a hang or a huge allocation; the good files beside it still
 load. Then property-based tests: mutated valid files either load or raise CheckpointError / DemoError,
 and a demonstration that loads also replays without an exception.
 
@@ -37,10 +37,11 @@ from hypothesis import strategies as st
 
 from agent.checkpoint import CheckpointError
 from agent.policies import load_policy_driver, policy_env_options
-from training import demos, exit_codes
-from training.bc import BCConfig, Dataset, load_demos
-from training.demos import DemoError, load_episode
-from training.play import verify_episode
+from training.apps.play import verify_episode
+from training.bc.train import BCConfig, Dataset, load_demos
+from training.common import exit_codes
+from training.data import demos
+from training.data.demos import DemoError, load_episode
 
 PROPERTY_SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

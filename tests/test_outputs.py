@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from cli_runner import run_cli
 
-from training import cli, exit_codes, outputs
-from training.demos import list_files, load_episode
+from training import cli
+from training.common import exit_codes, outputs
+from training.data.demos import list_files, load_episode
 
 REPO = Path(__file__).resolve().parents[1]
 PRECIOUS = b"a file the user made\n"
@@ -69,21 +70,35 @@ WATCH = ["watch", "--model", "expert", "--frames", "1"]
 REPLAY = ["replay", "episode.npz", "--frames", "1"]  # the screenshot is checked before the file is read
 FILE_OUTPUTS = {
     # command words, the option, the suffix, the work that must not start
-    "train bc": (["train", "bc", "--quiet"], "--out", ".safetensors", "training.bc.train_bc"),
-    "train dqn": (["train", "dqn", "--quiet"], "--out", ".safetensors", "training.dqn.train"),
-    "eval": (["eval", "--quiet", "--episodes", "1"], "--json", ".json", "training.evaluate.evaluate_lane"),
-    "bench": (["bench", "--steps", "1", "--no-carracing"], "--json", ".json", "training.bench.run_bench"),
+    "train bc": (["train", "bc", "--quiet"], "--out", ".safetensors", "training.bc.train.train_bc"),
+    "train dqn": (["train", "dqn", "--quiet"], "--out", ".safetensors", "training.dqn.train.train"),
+    "eval": (
+        ["eval", "--quiet", "--episodes", "1"],
+        "--json",
+        ".json",
+        "training.evaluation.evaluate.evaluate_lane",
+    ),
+    "bench": (
+        ["bench", "--steps", "1", "--no-carracing"],
+        "--json",
+        ".json",
+        "training.evaluation.bench.run_bench",
+    ),
     "watch --video": (WATCH, "--video", ".mp4", "sim.viewer.Viewer"),
     "watch --screenshot": (WATCH, "--screenshot", ".png", "sim.viewer.Viewer"),
     "play --screenshot": (["play", "--frames", "1"], "--screenshot", ".png", "sim.viewer.Viewer"),
     "replay --screenshot": (REPLAY, "--screenshot", ".png", "sim.viewer.Viewer"),
 }
 DIR_OUTPUTS = {
-    "record": (["record", "--quiet"], "--out", "training.record.record"),
+    "record": (["record", "--quiet"], "--out", "training.data.record.record"),
     "watch --record": (WATCH, "--record", "sim.viewer.Viewer"),
     "play --record": (["play", "--frames", "1"], "--record", "sim.viewer.Viewer"),
-    "export --root": (["export", "DEMOS", "--minari", "a/b-v0"], "--root", "training.export.export_minari"),
-    "train rllib": (["train", "rllib", "--iterations", "1"], "--out", "training.rllib.train"),
+    "export --root": (
+        ["export", "DEMOS", "--minari", "a/b-v0"],
+        "--root",
+        "training.data.export.export_minari",
+    ),
+    "train rllib": (["train", "rllib", "--iterations", "1"], "--out", "training.rllib.train.train"),
 }
 
 
@@ -161,7 +176,7 @@ def test_stale_temporary_files_of_dead_runs_are_removed_and_live_ones_kept(tmp_p
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
     dead_pid = int(dead.stdout)
     stale = [
-        tmp_path / f".m.safetensors.{dead_pid}.0123abcd.tmp",  # training.outputs.temp_path
+        tmp_path / f".m.safetensors.{dead_pid}.0123abcd.tmp",  # training.common.outputs.temp_path
         tmp_path / f".m.safetensors.{dead_pid}.0123abcd.tmp.safetensors",
         tmp_path / ".m.safetensors.k2j4h5g6.tmp",  # agent.checkpoint's former mkstemp name
         tmp_path / "m.safetensors.tmp",  # the DQN log writer's former name
@@ -190,7 +205,7 @@ def test_a_model_being_written_survives_the_start_of_another_run(tmp_path, monke
     def save_while_another_run_starts(tensors, filename, metadata=None):
         save_file(tensors, filename, metadata=metadata)
         written.append(Path(filename).name)
-        clean = f"from training.outputs import remove_stale_temps; remove_stale_temps({str(target)!r})"
+        clean = f"from training.common.outputs import remove_stale_temps; remove_stale_temps({str(target)!r})"
         subprocess.run([sys.executable, "-c", clean], cwd=REPO, check=True)
 
     monkeypatch.setattr(safetensors.torch, "save_file", save_while_another_run_starts)
@@ -233,13 +248,13 @@ def sigterm_self(*_: object, **__: object) -> None:
 
 
 LONG_COMMANDS = {
-    "record": (["record", "--quiet", "--out", "OUT"], "training.record.record"),
-    "train bc": (["train", "bc", "--quiet", "--out", "OUT/m.safetensors"], "training.bc.train_bc"),
-    "train dqn": (["train", "dqn", "--quiet", "--out", "OUT/m.safetensors"], "training.dqn.train"),
-    "eval": (["eval", "--quiet", "--episodes", "1"], "training.evaluate.evaluate_lane"),
+    "record": (["record", "--quiet", "--out", "OUT"], "training.data.record.record"),
+    "train bc": (["train", "bc", "--quiet", "--out", "OUT/m.safetensors"], "training.bc.train.train_bc"),
+    "train dqn": (["train", "dqn", "--quiet", "--out", "OUT/m.safetensors"], "training.dqn.train.train"),
+    "eval": (["eval", "--quiet", "--episodes", "1"], "training.evaluation.evaluate.evaluate_lane"),
     "watch": (["watch", "--model", "expert", "--video", "OUT/v.mp4"], "sim.viewer.Viewer.run"),
-    "export": (["export", "OUT", "--minari", "a/b-v0"], "training.export.export_minari"),
-    "bench": (["bench", "--steps", "1", "--no-carracing"], "training.bench.run_bench"),
+    "export": (["export", "OUT", "--minari", "a/b-v0"], "training.data.export.export_minari"),
+    "bench": (["bench", "--steps", "1", "--no-carracing"], "training.evaluation.bench.run_bench"),
 }
 
 
@@ -248,7 +263,7 @@ def test_sigterm_stops_every_long_command_like_ctrl_c(command, tmp_path, capsys,
     words, work = LONG_COMMANDS[command]
     monkeypatch.setattr(work, sigterm_self)
     if command == "export":
-        monkeypatch.setattr("training.export.check_ready", lambda args: None)  # Minari not needed
+        monkeypatch.setattr("training.data.export.check_ready", lambda args: None)  # Minari not needed
     before = signal.getsignal(signal.SIGTERM)
     assert run_cli([w.replace("OUT", str(tmp_path)) for w in words]) == exit_codes.INTERRUPTED
     err = capsys.readouterr().err
@@ -259,7 +274,7 @@ def test_sigterm_stops_every_long_command_like_ctrl_c(command, tmp_path, capsys,
 
 def test_an_interrupt_wrapped_by_a_c_extension_is_still_an_interrupt(capsys, monkeypatch):
     """numba's dispatcher can hand a KeyboardInterrupt back as the cause of a SystemError (see
-    training.interrupts); that is a stop like any other, not a crash with a traceback."""
+    training.common.interrupts); that is a stop like any other, not a crash with a traceback."""
 
     def wrapped_interrupt(*_: object, **__: object) -> None:
         try:
@@ -267,10 +282,10 @@ def test_an_interrupt_wrapped_by_a_c_extension_is_still_an_interrupt(capsys, mon
         except KeyboardInterrupt as stop:
             raise SystemError("CPUDispatcher(<function f>) returned a result with an exception set") from stop
 
-    monkeypatch.setattr("training.evaluate.evaluate_lane", wrapped_interrupt)
+    monkeypatch.setattr("training.evaluation.evaluate.evaluate_lane", wrapped_interrupt)
     assert run_cli(["eval", "--quiet", "--episodes", "1"]) == exit_codes.INTERRUPTED
     assert capsys.readouterr().err == "camdrive eval: interrupted\n"
-    monkeypatch.setattr("training.evaluate.evaluate_lane", lambda *_, **__: 1 / 0)
+    monkeypatch.setattr("training.evaluation.evaluate.evaluate_lane", lambda *_, **__: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         run_cli(["eval", "--quiet", "--episodes", "1"])  # a real error stays one
 

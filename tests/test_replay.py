@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.replay import ReplayBuffer
+from training.dqn.replay import ReplayBuffer
 
 
 def frame(value: int) -> np.ndarray:

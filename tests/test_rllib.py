@@ -1,4 +1,4 @@
-"""`camdrive train rllib` (training/rllib.py) and the driver of its exported policies (agent/rllib_policy.py).
+"""`camdrive train rllib` (training/rllib/) and the driver of its exported policies (agent/rllib_policy.py).
 
 The tests without Ray check what a user without the extra meets (one line, exit 2) and the exported
 model format, which eval and watch read without Ray. The integration tests train for real (tiny
@@ -24,7 +24,7 @@ from cli_runner import run_cli
 from agent.checkpoint import save_checkpoint
 from agent.policies import load_policy_driver
 from agent.rllib_policy import ARCH, RLlibDriver, RLlibPolicyNet
-from training.rllib import MISSING_RAY, TRAFFIC_OPTIONS
+from training.rllib.train import MISSING_RAY, TRAFFIC_OPTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_PPO = [

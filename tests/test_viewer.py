@@ -20,8 +20,9 @@ from cli_runner import run_cli
 
 from agent.human import HumanInput
 from sim.actions import ACCELERATE, LEFT, NOOP, RIGHT
-from training import cli, play
-from training.demos import load_episode
+from training import cli
+from training.apps import play
+from training.data.demos import load_episode
 
 SEED = 3
 FRAMES = 60

@@ -18,7 +18,7 @@ Files written (MODEL = --out):
   epsilon-greedy steps before updates restart.
   Envs restart from new episodes (seeds advanced by the resume count).
 - MODEL stem + `.csv` (log), `.png` (learning curve), `.metrics.json` (summary), as
-  `training.outputs.sidecar` names them for every trainer.
+  `training.common.outputs.sidecar` names them for every trainer.
 
 An --out that holds any of these is refused unless `--resume` continues its run or `--force` starts a
 new one over it (removing the old files first, so no old training state can be resumed into the new
@@ -34,7 +34,7 @@ always written from CPU copies, so a run can resume on another device.
 
 Seeds: training env seeds are SEED * 10000 + 100 * resume + i (< 1_000_000); evaluation uses seeds
 from 1_000_000 (never used in training), with the DeepTraffic score (median of per-run mean speed,
-mph) from `training.evaluate`.
+mph) from `training.evaluation.evaluate`.
 
 Vector envs: `SyncVectorEnv` by default. Measured here (2 shared cores, K=4, 33x100 grayscale, random
 actions, 5 s each): Sync 1221 env steps/s, Async 1134. The simulator steps in ~1 ms, so the pipes of
@@ -47,7 +47,7 @@ no-grad forwards of the target 3.3 ms, forward + backward 4 ms, clipping + Adam 
 there, each explained where it is done: fused Adam (`make_optimizer`), denormals flushed to zero
 (`DQNConfig.flush_denormal`), channels-last training windows (`ReplayBuffer.window`), next windows
 scaled once for both networks (`QNet.scale`), no acting forward when every env explores.
-`python -m training.sb3_compare` runs Stable-Baselines3's DQN on the same env, network and budget.
+`python -m training.evaluation.sb3_compare` runs Stable-Baselines3's DQN on the same env, network and budget.
 """
 
 from __future__ import annotations
@@ -76,9 +76,9 @@ from agent.device import DEVICES, select_device
 from agent.expert import HEADWAY_S, Expert
 from agent.qnet import ARCH, DQNDriver, QNet, param_count, window_span
 from sim.validation import check_at_least, check_choice, check_range
-from training import exit_codes
-from training.interrupts import saying_what_is_kept
-from training.outputs import (
+from training.common import exit_codes
+from training.common.interrupts import saying_what_is_kept
+from training.common.outputs import (
     OutputError,
     check_output_file,
     refuse_existing,
@@ -87,8 +87,8 @@ from training.outputs import (
     sidecar,
     write_text,
 )
-from training.replay import ReplayBuffer
-from training.tensorboard_log import TensorBoardLog, check_tensorboard
+from training.common.tensorboard_log import TensorBoardLog, check_tensorboard
+from training.dqn.replay import ReplayBuffer
 
 TRAFFIC_ID = "camdrive/Traffic-v0"
 SEED_STRIDE = 10_000
@@ -107,7 +107,7 @@ MAX_SEED = 2**32 - 1
 
 
 SIDECARS = (".train.safetensors", ".csv", ".png", ".metrics.json")
-"""What a run writes beside its model, named after it (`training.outputs.sidecar`); the state first."""
+"""What a run writes beside its model, named after it (`training.common.outputs.sidecar`); the state first."""
 
 
 class NothingTrainedError(RuntimeError):
@@ -343,7 +343,7 @@ _FALSE_WORDS = ("false", "no", "off", "0")
 def apply_settings(cfg: DQNConfig, settings: Iterable[tuple[str, object]]) -> None:
     """Set `--set KEY=VALUE` pairs on `cfg`; raise ValueError for an unknown key.
 
-    `training.cli.key_value` reads VALUE as JSON where it can, so a value may arrive as another type
+    `training.common.arguments.key_value` reads VALUE as JSON where it can, so a value may arrive as another type
     than the field's. Only lossless readings are converted here: an int for a float field, an
     integral float (3e5) for an int field, a numeric string JSON does not read (.5, 300_000), and
     true/false, yes/no, on/off, 1/0 for a bool field. Anything else is stored as given, for
@@ -522,7 +522,7 @@ def evaluate(cfg: DQNConfig, net: QNet, runs: int, seed: int = VALIDATION_SEED_S
     Traffic-v0, mean return otherwise."""
     driver = DQNDriver(net, threads=None)
     if cfg.env == "traffic":
-        from training.evaluate import evaluate_traffic
+        from training.evaluation.evaluate import evaluate_traffic
 
         env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.training_env_options())
         result = evaluate_traffic(driver, env, runs, seed)
@@ -569,7 +569,7 @@ def baseline_scores(cfg: DQNConfig, runs: int) -> dict[str, float]:
     if cfg.env != "traffic":
         return {}
     from agent.baselines import load_driver
-    from training.evaluate import evaluate_traffic
+    from training.evaluation.evaluate import evaluate_traffic
 
     out = {}
     for name in ("noop", "expert"):
@@ -980,7 +980,7 @@ def _train(
             on_step(step)
 
     # Env steps/s of the loop above (periodic evaluations included), stopped before the final
-    # evaluation, plot and files, like SB3's learn() in `training.sb3_compare`.
+    # evaluation, plot and files, like SB3's learn() in `training.evaluation.sb3_compare`.
     step = counters["global_step"]
     loop_steps_per_s = (step - step0) / max(time.time() - t0, 1e-9)
 
@@ -1123,7 +1123,7 @@ def _number(text: str) -> float | int | str:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """The log so far, rewritten atomically (`training.outputs.replacing`) at every row."""
+    """The log so far, rewritten atomically (`training.common.outputs.replacing`) at every row."""
     keys = list(rows[0].keys())
     with replacing(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")

@@ -40,9 +40,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from training import exit_codes
-from training.outputs import OutputError, check_output_file, remove_stale_temps, write_text
-from training.version import package_version
+from training.common import exit_codes
+from training.common.outputs import OutputError, check_output_file, remove_stale_temps, write_text
+from training.common.version import package_version
 
 CAMDRIVE_ENV_IDS: tuple[str, ...] = ("camdrive/LaneKeep-v0", "camdrive/Traffic-v0")
 REFERENCE_ENV_ID = "CarRacing-v3"

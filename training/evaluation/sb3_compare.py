@@ -1,7 +1,7 @@
 """Stable-Baselines3's DQN next to camdrive's on the same env, network and budget (dev-only script).
 
     pip install -e '.[sb3]'   # an optional extra; not a camdrive dependency
-    python -m training.sb3_compare --steps 20000 --action-mode lane
+    python -m training.evaluation.sb3_compare --steps 20000 --action-mode lane
 
 Both learners get: Traffic-v0 with 33x100 grayscale frames, 4 stacked frames, 4 envs, the same
 convolutional trunk (`agent.qnet.QNet`'s, plugged into SB3 as a features extractor: SB3's NatureCNN
@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 import sim  # noqa: F401  (registers the envs)
-from training.dqn import EVAL_SEED_START, TRAFFIC_ID, DQNConfig, train
-from training.evaluate import evaluate_traffic
+from training.dqn.train import EVAL_SEED_START, TRAFFIC_ID, DQNConfig, train
+from training.evaluation.evaluate import evaluate_traffic
 
 
 def sb3_run(cfg: DQNConfig, eval_runs: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ injection: the recorded states include recoveries from small mistakes) while the
 stored as the label, so a policy learns to correct the drift rather than to copy the noise. The expert's
 clean action is always stored as the label.
 
-The episodes are written by `training.demos.EpisodeWriter` (crash-safe, one file per episode).
+The episodes are written by `training.data.demos.EpisodeWriter` (crash-safe, one file per episode).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from tqdm import tqdm
 
 from agent.driver import Driver
 from sim import ENV_IDS  # importing sim registers the camdrive environments
-from training import exit_codes
-from training.demos import DEFAULT_CHECKPOINT_SECONDS, EpisodeWriter, list_files
-from training.interrupts import saying_what_is_kept
-from training.outputs import OutputError, check_output_dir, process_alive
+from training.common import exit_codes
+from training.common.interrupts import saying_what_is_kept
+from training.common.outputs import OutputError, check_output_dir, process_alive
+from training.data.demos import DEFAULT_CHECKPOINT_SECONDS, EpisodeWriter, list_files
 
 DRIVERS: dict[str, str] = {"expert": "agent.expert:Expert", "imperfect": "agent.imperfect:ImperfectDriver"}
 """Driver names `--driver` accepts, and the class each one builds (imported only when chosen)."""
@@ -264,7 +264,7 @@ def remove_leftovers(out: Path) -> list[Path]:
     listing = list_files(out)
     removed = []
     for path in [*listing.temp, *listing.stale]:
-        parts = path.name.split(".")  # .STEM.PID.HEX.tmp (training.demos._write_temp)
+        parts = path.name.split(".")  # .STEM.PID.HEX.tmp (training.data.demos._write_temp)
         if path in listing.temp and len(parts) == 5 and parts[2].isdigit() and process_alive(int(parts[2])):
             continue  # a recorder running now is writing it
         with contextlib.suppress(OSError):

@@ -35,8 +35,8 @@ import numpy as np
 from agent.baselines import BUILTIN, load_driver, model_env_options
 from agent.driver import Driver
 from sim import ENV_IDS  # importing sim registers the camdrive environments
-from training import exit_codes
-from training.outputs import OutputError, check_output_file, remove_stale_temps, write_text
+from training.common import exit_codes
+from training.common.outputs import OutputError, check_output_file, remove_stale_temps, write_text
 
 INTERVENTION_OFFSET_M = 1.0
 INTERVENTION_COST_S = 6.0
@@ -45,7 +45,7 @@ MPH = 2.2369363
 PROG = "camdrive eval"
 ERROR_EXIT = exit_codes.BAD_INPUT
 """Exit code of a bad argument, output path or model file, refused before any driving (the convention
-of every command, `training.exit_codes`)."""
+of every command, `training.common.exit_codes`)."""
 
 
 class EvalError(Exception):

@@ -56,10 +56,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from training import exit_codes
-from training.interrupts import saying_what_is_kept
-from training.outputs import OutputError, check_output_dir, remove_stale_temps, write_text
-from training.tensorboard_log import TensorBoardLog, check_tensorboard
+from training.common import exit_codes
+from training.common.interrupts import saying_what_is_kept
+from training.common.outputs import OutputError, check_output_dir, remove_stale_temps, write_text
+from training.common.tensorboard_log import TensorBoardLog, check_tensorboard
 
 PROG = "camdrive train rllib"
 MISSING_RAY = f"{PROG}: Ray RLlib is not installed: pip install -e '.[rllib]'"

@@ -12,15 +12,15 @@ Pipeline (each step is a function below, so tests and notebooks can run pieces o
    steering are skipped, each in one stderr line naming the file); the extra views need world states,
    so each episode is re-simulated from its reset seed and actions (the env is deterministic; the
    replay is checked against the recorded states and augmentation stops for an episode that diverges).
-2. Viewpoint augmentation (`training.augment`): for every visited state, `--augment K` extra frames
+2. Viewpoint augmentation (`training.bc.augment`): for every visited state, `--augment K` extra frames
    rendered from the car displaced sideways (up to +-0.9 m) and turned (up to +-6 degrees), labelled
    with the expert controller's steering from the displaced pose (`--view-labels expert`, the
-   default), or without the expert (`--view-labels geometric`, `training.augment.geometric_label`):
+   default), or without the expert (`--view-labels geometric`, `training.bc.augment.geometric_label`):
    NVIDIA's steering back onto the recorded path in a fixed time (`--view-return-s`, 0.9 s), from the state's
    recorded steering (the expert's clean steering, or a demo's label or action) and the view's
    displacement alone. The car's own frames keep the recorded steering as label either way. DAgger
    asks the expert, so it is refused with geometric labels.
-   Domain randomisation (`--randomize`, `--looks`, `--default-look`; `training.augment.LookPool`):
+   Domain randomisation (`--randomize`, `--looks`, `--default-look`; `training.bc.augment.LookPool`):
    every frame, the car's own and each extra view, is drawn in a look picked for it alone: the
    default look (25 %) or one of 96 palettes drawn by `Palette.randomised` from the run seed. The env
    itself stays in the default look: its `randomize` option gives a whole episode one look, and 24
@@ -80,8 +80,7 @@ from agent.checkpoint import save_checkpoint
 from agent.device import select_device
 from agent.expert import Expert
 from agent.pilotnet import ARCH, INPUT_SHAPE, PilotNet, param_count
-from training import exit_codes
-from training.augment import (
+from training.bc.augment import (
     JitterConfig,
     LookConfig,
     LookPicker,
@@ -92,8 +91,9 @@ from training.augment import (
     render_views,
     target_offset,
 )
-from training.interrupts import saying_what_is_kept
-from training.outputs import (
+from training.common import exit_codes
+from training.common.interrupts import saying_what_is_kept
+from training.common.outputs import (
     check_output_file,
     refuse_existing,
     remove_stale_temps,
@@ -101,7 +101,7 @@ from training.outputs import (
     sidecar,
     write_text,
 )
-from training.tensorboard_log import TensorBoardLog, check_tensorboard
+from training.common.tensorboard_log import TensorBoardLog, check_tensorboard
 
 ENV_ID = "camdrive/LaneKeep-v0"
 SEED_STRIDE = 10_000
@@ -119,7 +119,7 @@ INTERVENTION_M = 1.0
 """|lateral offset| beyond which the safety driver (the expert) takes over while collecting DAgger data."""
 HANDBACK_M = 0.3
 SIDECARS = (".csv", ".png", ".metrics.json")
-"""What each run writes beside its model, named after it (`training.outputs.sidecar`)."""
+"""What each run writes beside its model, named after it (`training.common.outputs.sidecar`)."""
 
 
 class NothingTrainedError(RuntimeError):
@@ -169,7 +169,7 @@ class BCConfig:
     threads: int = 1
     episode_seconds: float = 60.0
     randomize: float = 1.0
-    """Domain randomisation strength of the training looks (`training.augment.LookPool`): every frame
+    """Domain randomisation strength of the training looks (`training.bc.augment.LookPool`): every frame
     is drawn in the default look or one of `looks` palettes of this strength; 0: default look only."""
     looks: int = 96
     default_look: float = 0.25
@@ -408,7 +408,7 @@ def load_demos(cfg: BCConfig, data: Dataset, log: Any, looks: LookPool | None = 
     per frame, recorded frames included, so that a frame's look says nothing about its label. A file
     that cannot be used is skipped in one `warn_line`; NoUsableDemosError when no file is left.
     """
-    from training.demos import iter_episodes
+    from training.data.demos import iter_episodes
 
     assert cfg.data is not None
     skipped: list[str] = []
@@ -468,7 +468,7 @@ def steering_labels(ep: Any) -> tuple[np.ndarray | None, str]:
 
 def _data_problem(directory: Path) -> str | None:
     """Why `--data DIR` cannot be read at all (no such directory...), or None."""
-    from training.demos import DemoError, list_files
+    from training.data.demos import DemoError, list_files
 
     try:
         list_files(directory)
@@ -994,7 +994,7 @@ def _seed_ranges(cfg: BCConfig) -> dict[str, Any]:
 
 
 def _looks_dict(cfg: BCConfig) -> dict[str, Any]:
-    from training.augment import LOOK_STREAM
+    from training.bc.augment import LOOK_STREAM
 
     if not cfg.look_config().enabled:
         return {"randomised": 0, "default_fraction": 1.0}
@@ -1041,7 +1041,7 @@ def _jsonable(x: Any) -> Any:
 
 
 def write_loss_csv(path: Path, history: Sequence[EpochLog]) -> None:
-    """The losses per epoch as CSV, written atomically (`training.outputs.replacing`)."""
+    """The losses per epoch as CSV, written atomically (`training.common.outputs.replacing`)."""
     with replacing(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["epoch", "stage", "train_loss", "val_loss", "seconds", "lr"])

@@ -8,17 +8,17 @@ recording's meta stores its control_hz, so a dataset can tell the rates apart (u
 at the rate `camdrive record` uses). Episode i is reset with seed + i, as in `camdrive record`, so
 every file names the seed that rebuilds its road and traffic.
 
-Recording goes through `training.demos.EpisodeWriter`. Its checkpoint rewrites the whole episode so
+Recording goes through `training.data.demos.EpisodeWriter`. Its checkpoint rewrites the whole episode so
 far (uncompressed, fsynced): ~0.5 s for a 60 s episode at 30 Hz, and the final compressed write takes
 longer. A frozen picture while driving is not acceptable, so `Recorder` does both on a background
 thread: while a write runs, new steps wait in a list and are handed to the writer once it is idle, so
 the writer is never touched by two threads at once and the viewer never blocks on the disk (except
 when quitting, which waits for the last episode to be written).
 
-Outputs. `--record DIR` and `--screenshot PNG` are checked before the window opens (`training.outputs`):
+Outputs. `--record DIR` and `--screenshot PNG` are checked before the window opens (`common.outputs`):
 a drive of minutes must not end in an error about a path. An existing screenshot is replaced only with
 `--force`, and the picture is written atomically, so a stop half-way keeps the old file. A new
-`--record` start removes what killed recorders left in DIR (`training.record.remove_leftovers`).
+`--record` start removes what killed recorders left in DIR (`training.data.record.remove_leftovers`).
 
 replay re-creates the env from the file's env_id and env_options, resets it with the file's reset_seed
 and executes the recorded actions. The simulator is deterministic, so the observations must equal the
@@ -44,11 +44,17 @@ import gymnasium as gym
 import numpy as np
 
 import sim  # noqa: F401  (registers the camdrive environments)
-from training import exit_codes
-from training.outputs import OutputError, check_output_dir, check_output_file, remove_stale_temps, replacing
+from training.common import exit_codes
+from training.common.outputs import (
+    OutputError,
+    check_output_dir,
+    check_output_file,
+    remove_stale_temps,
+    replacing,
+)
 
 if TYPE_CHECKING:
-    from training.demos import DemoError
+    from training.data.demos import DemoError
 
 ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "lane": ("camdrive/LaneKeep-v0", {"action_type": "steer_throttle"}),
@@ -105,7 +111,7 @@ class Recorder:
         self._lock = threading.Lock()
 
     def begin(self, env: gym.Env, seed: int, observation: Any, info: dict[str, Any]) -> None:
-        from training.demos import EpisodeWriter
+        from training.data.demos import EpisodeWriter
 
         self._raise_failures()
         self._writer = EpisodeWriter(
@@ -233,7 +239,7 @@ def make_env(meta: dict[str, Any], path: str | os.PathLike[str]) -> gym.Env:
     or values it now rejects: that is a problem of the file, reported like any other, not a crash.
     """
     from agent.env_spec import make_env as make_checked_env
-    from training.demos import DemoError
+    from training.data.demos import DemoError
 
     try:
         return make_checked_env(meta["env_id"], meta["env_options"])
@@ -366,7 +372,7 @@ def play_main(args: argparse.Namespace, *, script: Iterable[tuple[int, Any]] = (
     driver = HumanInput(env.action_space)
     recorder = None
     if args.record:
-        from training.record import remove_leftovers
+        from training.data.record import remove_leftovers
 
         remove_leftovers(Path(args.record))  # what a killed `play --record` or recorder left there
         recorder = Recorder(args.record, env_id, options, driver.name, float(args.hz))
@@ -416,7 +422,7 @@ def _replay_items(arguments: list[str]) -> list[str | DemoError]:
     """The files to replay, in order: each FILE as given (so messages name it as the user wrote it), and
     for a directory its finished episodes as `camdrive data info` counts them (partial ones left out).
     A directory that cannot be listed or holds no finished episode is a DemoError in its place."""
-    from training.demos import DemoError, list_files
+    from training.data.demos import DemoError, list_files
 
     items: list[str | DemoError] = []
     for argument in arguments:
@@ -434,7 +440,7 @@ def _verify_files(items: list[str | DemoError], prog: str) -> int:
     Exit code as cmp and diff have it: 0 all match, 1 a mismatch, 2 trouble (a file could not be
     checked), which wins over 1 because then not everything was compared.
     """
-    from training.demos import DemoError, load_episode
+    from training.data.demos import DemoError, load_episode
 
     ok = mismatched = unchecked = 0
     for item in items:
@@ -492,7 +498,7 @@ def _play_files(items: list[str | DemoError], args: argparse.Namespace, prog: st
     gets its own Viewer (files may differ in env and options) on the same window.
     """
     from sim.viewer import DisplayUnavailableError, Viewer, ViewerStats
-    from training.demos import DemoError, load_episode
+    from training.data.demos import DemoError, load_episode
 
     failed = False
     episodes = []

@@ -59,8 +59,8 @@ import numpy as np
 
 from sim import check_env_id
 from sim.validation import check_at_least
-from training.outputs import fsync_dir
-from training.version import package_version
+from training.common.outputs import fsync_dir
+from training.common.version import package_version
 
 FORMAT = "camdrive-demo"
 FORMAT_VERSION = 1
@@ -947,10 +947,10 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def info_main(args: argparse.Namespace) -> int:
-    """`camdrive data info DIR` (exit codes of `training.exit_codes`): 0 when the directory holds readable
+    """`camdrive data info DIR` (exit codes of `common.exit_codes`): 0 when the directory holds readable
     episodes and no bad file, 1 when a file is bad (each named on stderr, in one line) or no episode is
     readable, 2 when DIR itself cannot be read."""
-    from training import exit_codes
+    from training.common import exit_codes
 
     prog = "camdrive data info"
     try:

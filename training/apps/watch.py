@@ -46,10 +46,10 @@ import gymnasium as gym
 import numpy as np
 
 from sim import ENV_IDS  # importing sim registers the camdrive environments
-from training import exit_codes
-from training.evaluate import autonomy_pct, env_option_problem
-from training.interrupts import interruption
-from training.outputs import (
+from training.apps.play import MIN_SIZE, display_problem
+from training.common import exit_codes
+from training.common.interrupts import interruption
+from training.common.outputs import (
     OutputError,
     check_output_dir,
     check_output_file,
@@ -57,7 +57,7 @@ from training.outputs import (
     replacing,
     temp_path,
 )
-from training.play import MIN_SIZE, display_problem
+from training.evaluation.evaluate import autonomy_pct, env_option_problem
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHIPPED = {
@@ -374,7 +374,7 @@ class TakeoverRecorder:
             self._writer.checkpoint()
 
     def _open(self) -> None:
-        from training.demos import EpisodeWriter
+        from training.data.demos import EpisodeWriter
 
         assert self._last is not None
         self._writer = EpisodeWriter(
@@ -569,7 +569,7 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
         print(f"seed {seed} (--seed {seed} shows this road again)")
     recorder = TakeoverRecorder(args.record, driver, model_name, hz) if args.record else None
     if args.record:
-        from training.record import remove_leftovers
+        from training.data.record import remove_leftovers
 
         remove_leftovers(Path(args.record))  # what a killed `watch --record` or recorder left there
     viewer = Viewer(
