@@ -14,32 +14,11 @@ changes nothing it does). The map is the gradient's magnitude summed over channe
 too), smoothed by a 3x3 binomial filter, per pixel of the network's input: no upsampling from a coarse
 layer, so the DQN's stride-4 first layer does not turn it into 8x8 blocks.
 
-Why this method: a deletion test on held-out frames (roads of seeds >= 1,000,000, which training never
-used; tests/test_explain.py runs it) blanks the 10 % most salient pixels (to the frame's mean colour)
-and compares the change of the output with blanking 10 % of the pixels at random. Measured with the
-shipped models, 32 PilotNet frames (|change of steering|) and 52 DQN windows (mean |change of the
-advantages Q - mean Q|), output change top-10 % / random-10 % (and the ratio):
-
-    method                      PilotNet               DQN
-    guided backprop (smoothed)  0.445 / 0.010 (46x)    0.124 / 0.034 (3.7x)
-    guided backprop (raw)       0.435 / 0.010 (45x)    0.133 / 0.034 (4.0x)
-    gradient x input            0.128 / 0.009 (14x)    0.127 / 0.033 (3.8x)
-    VisualBackProp              0.110 / 0.009 (12x)    0.106 / 0.033 (3.2x)
-    integrated gradients (16)   0.094 / 0.009 (10x)    0.117 / 0.033 (3.5x)
-    plain gradient              0.060 / 0.009 ( 7x)    0.097 / 0.033 (2.9x)
-    image edges (no network)    0.030 / 0.009 ( 3x)    0.077 / 0.033 (2.3x)
-
-Guided backprop localises best on both; the smoothing costs the DQN a little and makes the map
-readable. VisualBackProp (Bojarski et al. 2017), the earlier method here, is kept as
-`visual_backprop`: on the DQN its 8x8 stride-4 deconvolution painted a blocky wash, and it barely
-depends on the trained weights (rank correlation 0.94 / 0.97 between its maps from the trained and
-from re-initialised weights, against 0.76 / 0.63 for guided backprop).
-
-Measured on this machine (2 CPU cores shared with other jobs, load average 4, 1 torch thread, shipped
-models, held-out frames, median of 100 calls, p95 in brackets): `explain` (saliency and feature maps,
-one forward and one backward pass) PilotNet 8.1 ms (16), DQN 2.6 ms (8); VisualBackProp alone took
-3.4 ms on PilotNet, its forward pass alone 1.9 ms. Fine for a live view at 30 (PilotNet) or 10 (DQN)
-steps per second.
+Why this method: in a deletion test on held-out frames (tests/test_explain.py runs it), blanking the
+pixels guided backprop marks changes the output far more than blanking random ones, more than for
+gradient x input, VisualBackProp, integrated gradients or the plain gradient; and it depends on the
+trained weights, where VisualBackProp (Bojarski et al. 2017, kept as `visual_backprop`) barely does.
+docs/saliency.md has the measurements, and the cost per call (a few milliseconds: fine for a live view).
 
 Hooks are added to the driver's own network for the one call and removed after it: call these from
 the thread that drives, not concurrently with `act`. Gradients are taken with `torch.autograd.grad`
