@@ -19,6 +19,7 @@ import numpy as np
 from agent.driver import Driver
 from agent.expert import Expert
 from sim.actions import LEFT, NOOP, RIGHT
+from sim.envs.base import unwrap
 
 BUILTIN = ("expert", "noop", "random", "oracle", "imperfect")
 
@@ -56,7 +57,7 @@ class RandomDriver:
 
     def reset(self, env: gym.Env) -> None:
         self._space = env.action_space
-        self._space.seed(int(env.unwrapped.episode_seed))
+        self._space.seed(unwrap(env).episode_seed)
 
     def act(self, observation: Any, info: dict[str, Any]) -> Any:
         assert self._space is not None

@@ -22,7 +22,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sim.actions import ACCELERATE, DECELERATE, LEFT, NOOP, RIGHT, DiscreteLaneAction
+from sim.actions import ACCELERATE, DECELERATE, LEFT, NOOP, RIGHT, DiscreteLaneAction, DiscreteSteerAction
+from sim.envs.base import CamDriveEnv, unwrap
 from sim.lane_control import steer_to_offset
 from sim.world import World
 
@@ -46,31 +47,45 @@ class Expert:
         self.change_lanes = change_lanes
         self.headway_s = headway_s
         self.sigma_delta = sigma_delta
-        self._env: Any = None
+        self._env: CamDriveEnv[Any] | None = None
         self.target_lane = 0
         self._residual = 0.0
         self._cooldown = 0.0
 
     @property
+    def env(self) -> CamDriveEnv[Any]:
+        """The camdrive env the expert drives (set by `reset` or `drive`)."""
+        assert self._env is not None, "call reset(env) first"
+        return self._env
+
+    @property
     def world(self) -> World:
-        return self._env.world
+        """The privileged state it drives from: its env's world."""
+        return self.env.world
 
     def reset(self, env: gym.Env) -> None:
-        self._env = env.unwrapped
+        self._env = unwrap(env)
         self.target_lane = self.world.state().lane
         self._residual = 0.0
         self._cooldown = LANE_CHANGE_COOLDOWN_S
 
+    def drive(self, env: CamDriveEnv[Any]) -> None:
+        """Drive `env` from now on, keeping the plan (target lane, time gap) and the steering residual:
+        the oracle hands a copy of its plan follower a copy of the env to try the plan in."""
+        self._env = env
+
     # ------------------------------------------------------------------------------------ acting
     def act(self, observation: Any = None, info: dict[str, Any] | None = None) -> Any:
         """The expert's action for the env's current state (observation and info are not needed)."""
-        env = self._env
+        env = self.env
         space = env.action_space
         if isinstance(space, gym.spaces.Discrete):
             self._plan_lane()
-            if isinstance(env.action_type, DiscreteLaneAction):
-                return self._lane_mode_action()
-            return self._steer_mode_action()
+            action_type = env.action_type
+            if isinstance(action_type, DiscreteLaneAction):
+                return self._lane_mode_action(action_type)
+            assert isinstance(action_type, DiscreteSteerAction)
+            return self._steer_mode_action(action_type)
         steer = self.steering()
         if space.shape == (2,):
             return np.array([steer, self.throttle()], dtype=np.float32)
@@ -87,7 +102,8 @@ class Expert:
     def desired_speed(self) -> float:
         """Speed limit or cruise speed, reduced to keep a safe time gap to the car ahead."""
         w = self.world
-        limit = getattr(self._env.options, "speed_limit", None) or self._env.options.cruise_speed
+        options = self.env.options
+        limit = getattr(options, "speed_limit", None) or options.cruise_speed
         gap, lead_speed = self._gap_ahead(w.d)
         if gap == np.inf:
             return limit
@@ -102,18 +118,18 @@ class Expert:
         return float(np.clip(accel / (p.max_accel if accel >= 0 else p.max_brake), -1.0, 1.0))
 
     # --------------------------------------------------------------------------- discrete actions
-    def _speed_action(self) -> int:
+    def _speed_action(self, action_type: DiscreteSteerAction) -> int:
         target = self.desired_speed()
         speed = self.world.ego.speed
-        planned = getattr(self._env.action_type, "target_speed", speed)
+        planned = action_type.target_speed
         if target < speed - 0.5 or planned > target + 0.5:
             return DECELERATE
         if target > planned + 0.5:
             return ACCELERATE
         return NOOP
 
-    def _steer_mode_action(self) -> int:
-        amount = self._env.action_type.steer_amount
+    def _steer_mode_action(self, action_type: DiscreteSteerAction) -> int:
+        amount = action_type.steer_amount
         if not self.sigma_delta:
             self._residual = 0.0
         self._residual += self.steering()
@@ -124,15 +140,15 @@ class Expert:
             return LEFT
         if pulse > 0:
             return RIGHT
-        return self._speed_action()
+        return self._speed_action(action_type)
 
-    def _lane_mode_action(self) -> int:
-        current = self._env.action_type.target_lane
+    def _lane_mode_action(self, action_type: DiscreteLaneAction) -> int:
+        current = action_type.target_lane
         if self.target_lane < current:
             return LEFT
         if self.target_lane > current:
             return RIGHT
-        return self._speed_action()
+        return self._speed_action(action_type)
 
     # ------------------------------------------------------------------------------ lane choice
     def _gap_ahead(self, d: float) -> tuple[float, float]:
@@ -146,13 +162,13 @@ class Expert:
         w = self.world
         assert w.road is not None
         gap, lead_speed = self._gap_ahead(float(w.road.lane_centre(lane)))
-        limit = getattr(self._env.options, "speed_limit", w.ego.params.max_speed)
+        limit = getattr(self.env.options, "speed_limit", w.ego.params.max_speed)
         return float(limit if gap > LOOK_AHEAD_M else min(limit, lead_speed))
 
     def _plan_lane(self) -> None:
         """Gap acceptance: move to a faster neighbouring lane when the move is safe."""
         w = self.world
-        self._cooldown -= self._env.dt
+        self._cooldown -= self.env.dt
         st = w.state()
         if st.lane != self.target_lane and not self._room_to_change(
             self.target_lane - st.lane, from_lane=st.lane

@@ -21,8 +21,9 @@ labels for a driver that is not the expert and has no noise).
   no usable demonstration contains. During a lapse the wheel returns to the centre and the car
   drifts out of a curve.
 
-Seeded from the episode's seed (stream 31), so a recording repeats. It drives LaneKeep-v0; the
-keyboard model also speaks Traffic-v0's discrete actions, but this driver never touches the speed.
+Seeded from the episode's seed (`sim.seeding.IMPERFECT_DRIVER`), so a recording repeats. It drives
+LaneKeep-v0; the keyboard model also speaks Traffic-v0's discrete actions, but this driver never touches
+the speed.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ import pygame
 
 from agent.expert import Expert
 from agent.human import HumanInput
+from sim import seeding
+from sim.envs.base import unwrap
 from sim.lane_control import steer_to_offset
 
-RANDOM_STREAM = 31
-"""The driver's random numbers come from default_rng([episode_seed, 31])."""
 KEYS = {-1: pygame.K_LEFT, 1: pygame.K_RIGHT}
 
 
@@ -70,12 +71,12 @@ class ImperfectDriver:
         self._rng = np.random.default_rng(0)
 
     def reset(self, env: gym.Env) -> None:
-        u = env.unwrapped
+        u = unwrap(env)
         self._expert.reset(env)
         self.keyboard.reset(env)
         self.keyboard.release_all()
         self._dt = float(u.dt)
-        self._rng = np.random.default_rng([int(getattr(u, "episode_seed", 0)), RANDOM_STREAM])
+        self._rng = seeding.stream(u.episode_seed, seeding.IMPERFECT_DRIVER)
         steps = max(1, round(float(self._rng.uniform(*self.delay_s)) / self._dt))
         self._seen = deque([0.0] * steps, maxlen=steps)
         self._key, self._lapse_left, self._lapse_due = 0, 0.0, False

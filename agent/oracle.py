@@ -26,6 +26,7 @@ from typing import Any
 import gymnasium as gym
 
 from agent.expert import Expert
+from sim.envs.base import CamDriveEnv, unwrap
 
 HEADWAYS_S = (0.3, 0.8, 1.6)
 """Time gaps a plan may keep to the car ahead, s (on top of the safety margin and 2 m)."""
@@ -53,14 +54,20 @@ class Oracle:
         self.horizon_s = horizon_s
         self.replan_s = replan_s
         self.escape_s = escape_s
-        self._env: Any = None
+        self._env: CamDriveEnv[Any] | None = None
         self._driver = _PlanFollower()
         self._steps_to_replan = 0
         self.plans_searched = 0
         """Plans driven in copies of the env since the last reset (how much searching it took)."""
 
+    @property
+    def env(self) -> CamDriveEnv[Any]:
+        """The camdrive env the oracle drives (set by `reset`)."""
+        assert self._env is not None, "call reset(env) first"
+        return self._env
+
     def reset(self, env: gym.Env) -> None:
-        self._env = env.unwrapped
+        self._env = unwrap(env)
         self._driver.reset(env)
         self._steps_to_replan = 0
         self.plans_searched = 0
@@ -68,13 +75,14 @@ class Oracle:
     def act(self, observation: Any = None, info: dict[str, Any] | None = None) -> Any:
         if self._steps_to_replan <= 0:
             self._driver.target_lane, self._driver.headway_s = self._best_plan()
-            self._steps_to_replan = max(1, round(self.replan_s / self._env.dt))
+            self._steps_to_replan = max(1, round(self.replan_s / self.env.dt))
         self._steps_to_replan -= 1
         return self._driver.act()
 
     # ------------------------------------------------------------------------------------ search
     def _candidate_plans(self) -> list[tuple[int, float]]:
-        lane, lanes = self._env.world.state().lane, self._env.world.road_config.lanes
+        world = self.env.world
+        lane, lanes = world.state().lane, world.road_config.lanes
         targets = [t for t in (lane, lane - 1, lane + 1) if 0 <= t < lanes]
         if self._driver.target_lane not in targets:  # finishing a lane change
             targets.insert(0, self._driver.target_lane)
@@ -95,9 +103,9 @@ class Oracle:
         the horizon or in the `escape_s` after it (driven at the comfortable ESCAPE_HEADWAY_S), scores
         how long it lasted less a penalty larger than any safe plan's distance: a plan that ends
         tailgating where no braking can save it is no plan."""
-        env = _copy_without_renderer(self._env)
+        env = self.env.planning_copy()
         driver = copy.copy(self._driver)
-        driver._env = env
+        driver.drive(env)
         driver.target_lane, driver.headway_s = target_lane, headway_s
         self.plans_searched += 1
         start = env.world.s
@@ -107,16 +115,9 @@ class Oracle:
         for step in range(horizon + escape):
             if step == horizon:
                 driver.headway_s = ESCAPE_HEADWAY_S
-            _, terminated, _ = env._advance(driver.act())
+            _, terminated, _ = env.advance(driver.act())
             if terminated:
                 return -1e9 + step
             if step == horizon - 1:
                 covered = env.world.s - start
         return covered
-
-
-def _copy_without_renderer(env: Any) -> Any:
-    """A deep copy of an unwrapped camdrive env that shares the (read-only, large) renderer and view:
-    the rollouts only step the world, they never draw."""
-    memo = {id(env.obs_type): env.obs_type, id(getattr(env, "_view", None)): getattr(env, "_view", None)}
-    return copy.deepcopy(env, memo)

@@ -27,6 +27,7 @@ refused action had never been passed.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -219,12 +220,25 @@ def cruise_accel(world: World, target_speed: float, gain: float = 1.0) -> float:
     return gain * (target_speed - world.ego.speed)
 
 
-class ActionType:
-    """What every action type has: its space, and the words its refusals start with."""
+class ActionType(ABC):
+    """What every action type has: its space, the words its refusals start with, and the two calls the
+    env makes: `reset` at the start of an episode, `controls` for every action."""
+
+    name: str
+    """The option value that chooses it (`action_type` of LaneKeep-v0, `action_mode` of Traffic-v0)."""
 
     def __init__(self, space: spaces.Space) -> None:
         self.space = space
         self.where = f"action for {space}"  # how refusals begin; the env adds its name (`name_env`)
+
+    @abstractmethod
+    def reset(self, world: World) -> None:
+        """Start an episode in `world` (just reset): forget what earlier steps set."""
+
+    @abstractmethod
+    def controls(self, action: object, world: World) -> Controls:
+        """The steering and acceleration `action` asks for in `world`'s current state; ValueError,
+        before anything moves, for what is no action of this space (module docstring)."""
 
     def name_env(self, env_id: str) -> None:
         """Name the env in refusals ("camdrive/Traffic-v0 action for Discrete(5): ..."): an action is

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 from gymnasium import spaces
 
@@ -12,7 +14,24 @@ from sim.road import RoadConfig
 from sim.world import World
 
 
-class CameraObservation:
+class ObservationType(ABC):
+    """What every observation type gives the env: its space, a look for the episode, the observation."""
+
+    name: str
+    """The `obs_type` option's value that chooses it."""
+    space: spaces.Box
+
+    @abstractmethod
+    def set_palette(self, palette: Palette | None, seed: int) -> None:
+        """Look the next episode in `palette` (domain randomisation, wear drawn from `seed`), or with
+        None in the default look."""
+
+    @abstractmethod
+    def observe(self, world: World, out: np.ndarray | None = None) -> np.ndarray:
+        """The observation of `world`'s current state, written into `out` (of the space's shape) if given."""
+
+
+class CameraObservation(ObservationType):
     """uint8 frames from the front camera: (height, width, 3) RGB or (height, width, 1) grayscale."""
 
     name = "camera"
@@ -33,12 +52,10 @@ class CameraObservation:
 
     def observe(self, world: World, out: np.ndarray | None = None) -> np.ndarray:
         """The frame of `world`'s camera, drawn into `out` (of the space's shape) if given."""
-        assert world.road is not None
-        e = world.ego
-        return self.renderer.render(world.road, e.x, e.y, e.yaw, world.s, world.cars(), out)
+        return world.camera_view(self.renderer, out=out)
 
 
-class GridObservation:
+class GridObservation(ObservationType):
     """DeepTraffic's occupancy grid, float32 (patches_ahead + patches_behind, 2 * lanes_side + 1).
 
     Row 0 is the farthest patch ahead; columns run left to right with the ego lane in the middle.

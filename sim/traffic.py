@@ -253,6 +253,23 @@ class Traffic:
         if desired_speed is not None:
             self.desired_speed[index] = desired_speed
 
+    def start_lane_change(self, index: int, lane: int) -> None:
+        """Car `index` starts changing to `lane` (a neighbour of its own): from the next `step` it moves
+        over, and meanwhile it counts in both lanes (`changing_lane`, `anticipate`). The cars decide
+        this themselves in `step`; scripted scenarios call it to make one change lanes now."""
+        self.revision += 1
+        self._from_lane[index] = self.lane[index]
+        self.lane[index] = lane
+        self._d_from[index] = self.d[index]
+        self._lc_elapsed[index] = 0.0
+        self._bits[index] |= 1 << lane
+
+    @property
+    def lane_centres(self) -> np.ndarray:
+        """The road's lane centres, d (m) of lane 0 (leftmost) .. lanes - 1, as the compiled queries
+        take them (read-only: an array the traffic keeps)."""
+        return self._centres
+
     def window(self) -> tuple[float, float]:
         """The s interval cars live in: [ego_s - behind_m, ego_s + ahead_m], cut at the road's start.
 
@@ -342,11 +359,7 @@ class Traffic:
                 if new_acc is not None and new_acc > best_acc:
                     best_lane, best_acc = int(target), new_acc
         if best_lane >= 0:
-            self._from_lane[i] = self.lane[i]
-            self.lane[i] = best_lane
-            self._d_from[i] = self.d[i]
-            self._lc_elapsed[i] = 0.0
-            self._bits[i] |= 1 << best_lane
+            self.start_lane_change(i, best_lane)
 
     def _lane_change_acc(self, i: int, target: int) -> float | None:
         """Car i's IDM acceleration in `target`, or None if the gap there is unsafe.
@@ -607,7 +620,7 @@ class Traffic:
 
         Gaps as in `leader` (from `s` to the car's rear bumper), unsorted; empty arrays if none.
         """
-        band = self._in_band(0.5 * (d_lo + d_hi), 0.5 * (d_hi - d_lo), anticipate)
+        band = self.in_band(0.5 * (d_lo + d_hi), 0.5 * (d_hi - d_lo), anticipate)
         hit = np.flatnonzero(band & (self.s >= s))
         return self.s[hit] - 0.5 * self.length[hit] - s, self.speed[hit]
 
@@ -631,8 +644,9 @@ class Traffic:
             float(s), float(d), float(half_width), anticipate, ahead,
         )  # fmt: skip
 
-    def _in_band(self, d: float, half_width: float, anticipate: bool) -> np.ndarray:
-        """Which cars' lateral extent overlaps [d - half_width, d + half_width] (`band_overlap`)."""
+    def in_band(self, d: float, half_width: float, anticipate: bool) -> np.ndarray:
+        """Boolean (N,): which cars' lateral extent overlaps [d - half_width, d + half_width]; with
+        `anticipate` a car changing lanes covers its target lane too (`band_overlap`)."""
         return band_overlap(self.d, self.width, self._centres, self.lane, d, half_width, anticipate)
 
     def occupancy_grid(

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
+from sim import seeding
 from sim.boxes import CarBoxes
 from sim.collision import any_overlap, frenet_neighbours
 from sim.road import Road, RoadConfig, wrap_angle
@@ -70,6 +72,22 @@ class EgoState:
     """Metres driven along the road since reset."""
 
 
+class Camera(Protocol):
+    """What draws a view of the world (`sim.render.frontcam.FrontCameraRenderer` is one): a frame seen
+    from a car at (x, y) facing `yaw`, at arc length `s` of `road`, with `cars` in it."""
+
+    def render(
+        self,
+        road: Road,
+        x: float,
+        y: float,
+        yaw: float,
+        s: float,
+        cars: CarBoxes | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class SafetyConfig:
     """DeepTraffic's safety system: never rear-end, never change lanes into a car.
@@ -103,7 +121,13 @@ class SafetyConfig:
 
 
 class World:
-    """Road + ego + traffic for one episode; rebuilt from the seed by `reset`."""
+    """Road + ego + traffic for one episode; rebuilt from the seed by `reset`.
+
+    The privileged state: the true positions and speeds a camera-driven policy never sees. Experts,
+    planners, evaluation and view augmentation read it (`state`, `ego`, `road`, `traffic`, `cars`) and
+    may move the ego (`place_ego`, `put_back_on_lane_centre`) or draw it from other poses
+    (`camera_view`); only `step` and `reset` advance it.
+    """
 
     def __init__(
         self, road: RoadConfig, traffic: TrafficConfig, vehicle: VehicleParams, safety: SafetyConfig
@@ -129,7 +153,7 @@ class World:
         """Per-step cache of `state()`."""
         self._he_pose: tuple[float, float, np.ndarray | None] = (math.nan, math.nan, None)
         self._he = 0.0
-        """`_heading_error` cache: the (yaw, s, road heading array) it was computed for, and its value."""
+        """`heading_error` cache: the (yaw, s, road heading array) it was computed for, and its value."""
         self._cars: CarBoxes | None = None
         self._cars_key: tuple[Traffic | None, int] = (None, -1)
         """`cars()` cache: the traffic object and its `revision` the boxes were built for."""
@@ -140,7 +164,7 @@ class World:
     def reset(self, seed: int, lane: int, speed: float, start_s: float = 50.0) -> None:
         """New road and traffic from `seed`; the ego starts centred in `lane` at `speed`."""
         self.road = Road(self.road_config, seed)
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+        rng = seeding.stream(seed, seeding.TRAFFIC)
         d = float(self.road.lane_centre(lane))
         x, y, heading = (float(v) for v in self.road.pose(start_s, d))
         self.ego.reset(x, y, heading, speed)
@@ -193,7 +217,7 @@ class World:
         at its current heading relative to the road, or is heading for (`target_d`)."""
         assert self.road is not None
         half_w = 0.5 * self.ego.params.width
-        swept = self.d + self.ego.speed * math.sin(self._heading_error()) * lookahead_s
+        swept = self.d + self.ego.speed * math.sin(self.heading_error()) * lookahead_s
         lo, hi = min(self.d, swept), max(self.d, swept)
         if self.target_d is not None:
             lo, hi = min(lo, self.target_d), max(hi, self.target_d)
@@ -222,7 +246,7 @@ class World:
         lo, hi = lo - SAFE_LATERAL_MARGIN_M, hi + SAFE_LATERAL_MARGIN_M
         speed, margin = self.ego.speed, self.safety.margin_m
         strongest = strongest_brake(
-            t.s, t.d, t.width, t.length, t.speed, t._centres, t.lane, self.s, 0.5 * (lo + hi),
+            t.s, t.d, t.width, t.length, t.speed, t.lane_centres, t.lane, self.s, 0.5 * (lo + hi),
             0.5 * (hi - lo), 0.5 * self.ego.params.length, speed, margin,
             margin + self.safety.headway_s * speed, COMFORT_BRAKE,
         )  # fmt: skip
@@ -249,7 +273,7 @@ class World:
             return False
         p = self.ego.params
         return lane_has_room(
-            t.s, t.d, t.width, t.length, t.speed, t._centres, t.lane, self.s,
+            t.s, t.d, t.width, t.length, t.speed, t.lane_centres, t.lane, self.s,
             self.lane_centre(lane), 0.5 * p.width, 0.5 * p.length, self.ego.speed, self.safety.margin_m,
             LANE_CHANGE_CLOSING_S,
         )  # fmt: skip
@@ -282,7 +306,7 @@ class World:
         """
         p, speed = self.ego.params, self.ego.speed
         turn_rate = speed * math.tan(p.max_wheel_angle(speed)) / p.wheelbase
-        return 2.0 / p.steer_rate + abs(self._heading_error()) / max(turn_rate, 1e-6)
+        return 2.0 / p.steer_rate + abs(self.heading_error()) / max(turn_rate, 1e-6)
 
     def put_back_on_lane_centre(self) -> None:
         """A safety driver's intervention: the car is placed on the centre of its lane, facing along
@@ -294,6 +318,32 @@ class World:
         speed = self.ego.speed
         self.ego.reset(x, y, heading, speed)
         self._state = None
+
+    def place_ego(self, x: float, y: float, yaw: float) -> None:
+        """Move the ego car to the world pose (x, y, yaw), keeping its speed and steering; its arc length
+        and offset follow from the road. For code that asks what the car would see or do from another
+        pose (view augmentation, tests); the traffic is not told until the next `step`."""
+        assert self.road is not None
+        self.ego.x, self.ego.y, self.ego.yaw = x, y, yaw
+        self.s, self.d = self.road.frenet(x, y, self.s)
+        self._state = None
+
+    def camera_view(
+        self,
+        camera: Camera,
+        pose: tuple[float, float, float] | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The frame `camera` draws of this world from the ego's pose, or from the world pose `pose`
+        (x, y, yaw) at the ego's arc length, the traffic as it is now. `out` as in the camera's `render`.
+
+        One camera (the env's) draws the observations; others (another look) or other poses (a car
+        displaced from the ego's path) draw the extra views behaviour cloning learns from.
+        """
+        assert self.road is not None
+        e = self.ego
+        x, y, yaw = (e.x, e.y, e.yaw) if pose is None else pose
+        return camera.render(self.road, x, y, yaw, self.s, self.cars(), out)
 
     def refuse_lane_change(self) -> None:
         """Record that the safety system refused a lane change."""
@@ -318,10 +368,10 @@ class World:
         """The car's centre has left the paved surface (past the shoulder) or it faces sideways."""
         assert self.road is not None
         edge = self.road_config.half_width + self.road_config.shoulder_width
-        return abs(self.d) > edge or abs(self._heading_error()) > math.pi / 2
+        return abs(self.d) > edge or abs(self.heading_error()) > math.pi / 2
 
-    def _heading_error(self) -> float:
-        """Ego heading minus road heading at `s`, wrapped to [-pi, pi): computed once per pose.
+    def heading_error(self) -> float:
+        """Ego heading minus road heading at `s`, rad, wrapped to [-pi, pi): computed once per pose.
 
         `ego_band` (twice per step), `off_road` (up to three times) and `state()` all need it. The
         cache is keyed on the pose itself (yaw, s) and the road's heading array (a new road, or the
@@ -338,6 +388,7 @@ class World:
         return self._he
 
     def state(self) -> EgoState:
+        """The ego's privileged state (what every env's `info` reports), computed once per step."""
         assert self.road is not None
         if self._state is not None:
             return self._state
@@ -353,7 +404,7 @@ class World:
             d=self.d,
             lane=lane,
             lateral_offset=self.d - (0.5 * (cfg.lanes - 1) - lane) * cfg.lane_width,
-            heading_error=self._heading_error(),
+            heading_error=self.heading_error(),
             distance=self.s - self._start_s,
         )
         return self._state

@@ -44,7 +44,7 @@ def frenet(road: Road, x: float, y: float, s_hint: float | None = None) -> tuple
 
 def leader(t: Traffic, s: float, d: float, half_width: float, anticipate: bool) -> tuple[float, float]:
     """`Traffic.leader`: the nearest car ahead (centre at or beyond s) in the band, gap to its rear bumper."""
-    hit = np.flatnonzero(t._in_band(d, half_width, anticipate) & (t.s >= s))
+    hit = np.flatnonzero(t.in_band(d, half_width, anticipate) & (t.s >= s))
     if hit.size == 0:
         return math.inf, math.inf
     gaps = t.s[hit] - 0.5 * t.length[hit] - s
@@ -54,7 +54,7 @@ def leader(t: Traffic, s: float, d: float, half_width: float, anticipate: bool) 
 
 def follower(t: Traffic, s: float, d: float, half_width: float, anticipate: bool) -> tuple[float, float]:
     """`Traffic.follower`: the nearest car behind (centre before s) in the band, gap to its front bumper."""
-    hit = np.flatnonzero(t._in_band(d, half_width, anticipate) & (t.s < s))
+    hit = np.flatnonzero(t.in_band(d, half_width, anticipate) & (t.s < s))
     if hit.size == 0:
         return math.inf, math.inf
     gaps = s - t.s[hit] - 0.5 * t.length[hit]

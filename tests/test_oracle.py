@@ -9,7 +9,8 @@ import pytest
 import sim  # noqa: F401  (registers the envs)
 from agent.baselines import load_driver
 from agent.expert import Expert
-from agent.oracle import Oracle, _copy_without_renderer
+from agent.oracle import Oracle
+from sim.envs.base import unwrap
 
 
 def _drive(driver, env, seed: int) -> tuple[float, bool]:
@@ -43,12 +44,14 @@ def test_a_copy_of_the_env_foresees_the_real_one_exactly():
     env.reset(seed=3)
     rng = np.random.default_rng(0)
     actions = [int(a) for a in rng.integers(0, 5, 60)]
-    copy = _copy_without_renderer(env.unwrapped)
+    copy = unwrap(env).planning_copy()
     for a in actions:
         env.step(a)
-        copy._advance(a)
-    assert env.unwrapped.world.state() == copy.world.state()
-    np.testing.assert_array_equal(env.unwrapped.world.traffic.s, copy.world.traffic.s)
+        copy.advance(a)
+    world = unwrap(env).world
+    assert world.state() == copy.world.state()
+    assert world.traffic is not None and copy.world.traffic is not None
+    np.testing.assert_array_equal(world.traffic.s, copy.world.traffic.s)
 
 
 def test_it_is_a_builtin_driver_and_refuses_a_plan_shorter_than_its_replanning():

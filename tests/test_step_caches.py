@@ -29,21 +29,24 @@ def plain_heading_error(world: World) -> float:
 
 def test_heading_error_follows_every_pose_change() -> None:
     world = make_world()
-    assert world._heading_error() == plain_heading_error(world)
+    assert world.heading_error() == plain_heading_error(world)
     for k in range(30):
         world.step(0.6 if k < 15 else -0.6, 0.0, 0.1)
-        assert world._heading_error() == plain_heading_error(world)
+        assert world.heading_error() == plain_heading_error(world)
         assert world.state().heading_error == plain_heading_error(world)
-    # Moving the ego directly (as tests and interventions do) is seen without any invalidation call.
-    world.ego.yaw += 0.25
-    assert world._heading_error() == plain_heading_error(world)
-    world.s += 3.0
-    assert world._heading_error() == plain_heading_error(world)
+    # Moving the ego (a displaced view, an intervention) is seen.
+    e = world.ego
+    world.place_ego(e.x, e.y, e.yaw + 0.25)
+    assert world.heading_error() == plain_heading_error(world)
+    assert world.state().heading_error == plain_heading_error(world)
+    world.place_ego(e.x + 3.0, e.y + 0.5, e.yaw)
+    assert world.heading_error() == plain_heading_error(world)
+    assert world.state().heading_error == plain_heading_error(world)
     world.put_back_on_lane_centre()
-    assert world._heading_error() == plain_heading_error(world)
+    assert world.heading_error() == plain_heading_error(world)
     # A new road (reset) with the same pose must not reuse the old road's value.
     world.reset(4, lane=1, speed=20.0)
-    assert world._heading_error() == plain_heading_error(world)
+    assert world.heading_error() == plain_heading_error(world)
 
 
 def boxes_computed_afresh(world: World) -> list[np.ndarray]:
@@ -116,15 +119,15 @@ def test_in_band_with_anticipation_matches_the_direct_formula() -> None:
         tr.lane[:] = rng.integers(0, 5, tr.n)
         d, hw = float(rng.uniform(-9.0, 9.0)), float(rng.uniform(0.5, 4.0))
         half = 0.5 * tr.width
-        target = tr._centres[tr.lane]
+        target = tr.lane_centres[tr.lane]
         lo = np.minimum(tr.d - half, target - half)
         hi = np.maximum(tr.d + half, target + half)
-        assert np.array_equal(tr._in_band(d, hw, True), (lo < d + hw) & (hi > d - hw))
+        assert np.array_equal(tr.in_band(d, hw, True), (lo < d + hw) & (hi > d - hw))
         # Exact edges: bands that end precisely on a car's (or its target lane's) edge.
         k = int(rng.integers(0, tr.n))
         for edge in (lo[k], hi[k]):
             for dd in (edge - hw, edge + hw):
-                assert np.array_equal(tr._in_band(float(dd), hw, True), (lo < dd + hw) & (hi > dd - hw))
+                assert np.array_equal(tr.in_band(float(dd), hw, True), (lo < dd + hw) & (hi > dd - hw))
 
 
 def test_finite_values_clip_and_reject_like_the_array_version() -> None:

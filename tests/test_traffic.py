@@ -422,7 +422,8 @@ def test_cars_ahead_lists_every_car_ahead_in_a_band_not_only_the_nearest() -> No
     np.testing.assert_allclose(speeds, [18.0])
     assert tr.cars_ahead(100.0, d1 - 0.95, d1 + 0.95)[0].size == 0
     # A car changing lanes counts in its target lane with `anticipate`.
-    tr._from_lane[3], tr.lane[3] = 0, 1
+    tr.start_lane_change(3, 1)
+    assert tr.changing_lane[3] and tr.lane[3] == 1
     assert 25.0 in tr.cars_ahead(2.3, d1 - 0.95, d1 + 0.95, anticipate=True)[1].tolist()
     assert 25.0 not in tr.cars_ahead(2.3, d1 - 0.95, d1 + 0.95)[1].tolist()
 

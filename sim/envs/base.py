@@ -2,17 +2,26 @@
 
 Subclasses choose the observation and action types and the reward; the loop itself lives here so
 LaneKeep-v0 and Traffic-v0 cannot drift apart.
+
+Beyond Gymnasium's API, `CamDriveEnv` is the contract for code that needs more than pixels (experts,
+planners, evaluation, view augmentation, the viewer; `unwrap` finds the env under any wrappers): the
+privileged `world`, the validated `options`, the `obs_type` and `action_type` in use, the episode's
+`look`, `advance` (a step that draws nothing) and `planning_copy`. Everything else is private.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import gymnasium as gym
 import numpy as np
 
+from sim import seeding
+from sim.actions import ActionType
 from sim.camera import CameraConfig
+from sim.observations import CameraObservation, ObservationType
 from sim.render.palette import Palette
 from sim.road import RoadConfig
 from sim.traffic import TrafficConfig, TrafficDoesNotFitError
@@ -44,6 +53,10 @@ class CommonOptions:
     randomize: float = 0.0
     """Domain randomisation strength, 0 (default look) to 1 (wide variety); drawn from the episode seed."""
 
+    def validate(self) -> None:
+        """Check every option (each env's options add their own checks to these)."""
+        self.check_common()
+
     def check_common(self) -> None:
         """Check the options every env has (`parse_options` has made numpy scalars Python values)."""
         if not isinstance(self.grayscale, bool):
@@ -72,7 +85,10 @@ class CommonOptions:
         )
 
 
-def parse_options(cls: type, kwargs: dict[str, Any]) -> Any:
+OptionsT = TypeVar("OptionsT", bound=CommonOptions)
+
+
+def parse_options(cls: type[OptionsT], kwargs: dict[str, Any]) -> OptionsT:
     """Build the options dataclass `cls` from keywords, validated.
 
     An unknown keyword is a ValueError that lists the valid ones. A numpy scalar counts as its Python
@@ -132,30 +148,81 @@ def registered_id(cls: type) -> str:
     return next(ids, cls.__qualname__)
 
 
-class CamDriveEnv(gym.Env):
-    """Base class; see LaneKeepEnv and TrafficEnv for the documented environments."""
+def unwrap(env: gym.Env) -> CamDriveEnv[Any]:
+    """The camdrive env under `env`'s wrappers (`env.unwrapped`, typed); TypeError if it is none."""
+    inner = env.unwrapped
+    if not isinstance(inner, CamDriveEnv):
+        raise TypeError(f"not a camdrive env: {type(inner).__name__}")
+    return inner
+
+
+class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
+    """Base class; see LaneKeepEnv and TrafficEnv for the documented environments.
+
+    Public beyond Gymnasium's API (module docstring): `world`, `options`, `obs_type`, `action_type`,
+    `look`, `observe`, `current_info`, `advance`, `planning_copy`, and the counters `dt` (seconds per
+    step), `max_steps`, `steps`, `episode_seed`, `last_reward`, `last_controls` (steer, accel applied).
+    """
 
     metadata = {"render_modes": RenderModes(["human", "rgb_array"]), "render_fps": 10}
 
-    def __init__(self, options: Any, road: RoadConfig, render_mode: str | None) -> None:
+    def __init__(self, options: OptionsT, road: RoadConfig, render_mode: str | None) -> None:
         check_render_mode(render_mode, self.metadata["render_modes"])
-        self.options = options
+        self._options = options
         self.render_mode = None if render_mode is None else str(render_mode)
         self.metadata = {**self.metadata, "render_fps": options.control_hz}
         self.dt = 1.0 / options.control_hz
         self.max_steps = int(round(options.episode_seconds * options.control_hz))
-        self.world = World(road, options.traffic(), VehicleParams(), SafetyConfig(enabled=options.safety))
+        self._world = World(road, options.traffic(), VehicleParams(), SafetyConfig(enabled=options.safety))
         self._check_traffic_fits()
-        self.obs_type = self._make_observation()
-        self.action_type = self._make_action()
-        self.action_type.name_env(registered_id(type(self)))
-        self.observation_space = self.obs_type.space
-        self.action_space = self.action_type.space
+        self._obs_type = self._make_observation()
+        self._action_type = self._make_action()
+        self._action_type.name_env(registered_id(type(self)))
+        self.observation_space = self._obs_type.space
+        self.action_space = self._action_type.space
         self._view: EnvView | None = None
+        self._look = Palette()
         self.episode_seed = 0
         self.steps = 0
         self.last_reward = 0.0
         self.last_controls = (0.0, 0.0)
+
+    @property
+    def world(self) -> World:
+        """The privileged state: road, ego car and traffic as they truly are, which the agent sees only
+        through its observations. For experts, planners, evaluation and view augmentation; only this
+        env's `reset`, `step` and `advance` move it on (a driver may move the ego: `World.place_ego`)."""
+        return self._world
+
+    @property
+    def options(self) -> OptionsT:
+        """The env's options (its `gymnasium.make` keywords), validated, as Python values."""
+        return self._options
+
+    @property
+    def obs_type(self) -> ObservationType:
+        """What the agent observes (`options.obs_type`'s object): a `CameraObservation` or a grid."""
+        return self._obs_type
+
+    @property
+    def action_type(self) -> ActionType:
+        """How actions become controls; its state (a discrete action's `target_speed`, lane mode's
+        `target_lane`) is what the action has asked for so far this episode."""
+        return self._action_type
+
+    @property
+    def camera(self) -> CameraObservation:
+        """The camera observation (its renderer draws the frames in the episode's look), for code that
+        draws extra views as the agent would see them; TypeError for a grid env."""
+        if not isinstance(self._obs_type, CameraObservation):
+            env_id = registered_id(type(self))
+            raise TypeError(f"{env_id} with obs_type={self._obs_type.name!r} has no camera")
+        return self._obs_type
+
+    @property
+    def look(self) -> Palette:
+        """The episode's look: its randomised palette (option `randomize`), else the default one."""
+        return self._look
 
     def _check_traffic_fits(self) -> None:
         """Place the traffic once, so that too many cars for the lanes fail in `gymnasium.make`, naming
@@ -170,10 +237,10 @@ class CamDriveEnv(gym.Env):
             ) from None
 
     # Subclasses provide these.
-    def _make_observation(self) -> Any:
+    def _make_observation(self) -> ObservationType:
         raise NotImplementedError
 
-    def _make_action(self) -> Any:
+    def _make_action(self) -> ActionType:
         raise NotImplementedError
 
     def _start(self) -> tuple[int, float]:
@@ -184,21 +251,23 @@ class CamDriveEnv(gym.Env):
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------ gym API
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        self._new_episode(seed)
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        self.new_episode(seed)
         if self.render_mode == "human":
             self.render()
         return self.observe(), self._info()
 
-    def step(self, action):
-        reward, terminated, truncated = self._advance(action)
+    def step(self, action: object) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        reward, terminated, truncated = self.advance(action)
         if self.render_mode == "human":
             self.render()
         return self.observe(), reward, terminated, truncated, self._info()
 
     # The two halves of reset and step that do not render: `sim.envs.vector` calls them for each of its
-    # worlds and then renders all the observations in one call.
-    def _new_episode(self, seed: int | None) -> None:
+    # worlds and then renders all the observations in one call; planners step copies with `advance`.
+    def new_episode(self, seed: int | None) -> None:
         """Start an episode (seeding the env's generator when `seed` is not None), without observing."""
         super().reset(seed=check_seed(seed))
         self.episode_seed = int(self.np_random.integers(0, 2**31 - 1))
@@ -207,18 +276,20 @@ class CamDriveEnv(gym.Env):
         palette = None
         if self.options.randomize > 0:
             palette = Palette.randomised(
-                np.random.default_rng([self.episode_seed, 2]), self.options.randomize
+                seeding.stream(self.episode_seed, seeding.EPISODE_LOOK), self.options.randomize
             )
+        self._look = palette or Palette()
         self.obs_type.set_palette(palette, self.episode_seed)
         if self._view is not None:
-            self._view.set_palette(palette or Palette())
+            self._view.set_palette(self._look)
         self.action_type.reset(self.world)
         self.steps = 0
         self.last_reward = 0.0
         self.last_controls = (0.0, 0.0)
 
-    def _advance(self, action: object) -> tuple[float, bool, bool]:
-        """Move the world one control step under `action`: (reward, terminated, truncated), unobserved."""
+    def advance(self, action: object) -> tuple[float, bool, bool]:
+        """Move the world one control step under `action`: (reward, terminated, truncated), without
+        observing or rendering (`step` without its frame: a planner's rollouts in `planning_copy`s)."""
         controls = self.action_type.controls(action, self.world)
         s_before = self.world.s
         self.world.step(controls.steer, controls.accel, self.dt)
@@ -232,8 +303,14 @@ class CamDriveEnv(gym.Env):
 
     def observe(self, out: np.ndarray | None = None) -> np.ndarray:
         """The current observation, rendered again without stepping (used by `camdrive bench`, and by
-        `sim.envs.vector` after `_new_episode`/`_advance`), written into `out` if given."""
+        `sim.envs.vector` after `new_episode`/`advance`), written into `out` if given."""
         return self.obs_type.observe(self.world, out)
+
+    def planning_copy(self) -> CamDriveEnv[OptionsT]:
+        """A deep copy of this env to `advance` in, sharing the (read-only, large) renderer and window:
+        the simulator is deterministic given the actions, so a copy is an exact model of the future."""
+        memo = {id(self._obs_type): self._obs_type, id(self._view): self._view}
+        return copy.deepcopy(self, memo)
 
     def current_info(self) -> dict[str, Any]:
         """The `info` dict for the current state (after an outside change such as an intervention)."""
@@ -250,7 +327,7 @@ class CamDriveEnv(gym.Env):
         )
         return info
 
-    def render(self):
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
             return None

@@ -74,7 +74,7 @@ class EnvBlock:
     def reset(self, seeds: list[int | None]) -> dict[str, np.ndarray]:
         """Reset every sub-env with its seed and observe it; their infos, batched."""
         for env, seed in zip(self.envs, seeds, strict=True):
-            env._new_episode(seed)
+            env.new_episode(seed)
         self._across_threads(self._observe_run)
         self.autoreset[:] = False
         return self.infos.arrays
@@ -102,10 +102,10 @@ class EnvBlock:
     ) -> None:
         env = self.envs[i]
         if self.autoreset[i]:
-            env._new_episode(None)
+            env.new_episode(None)
             rewards[i], terminations[i], truncations[i] = 0.0, False, False
             return
-        reward, terminated, truncated = env._advance(action)
+        reward, terminated, truncated = env.advance(action)
         if self.step_limit is not None and env.steps >= self.step_limit:
             truncated = True  # TimeLimit truncates even an episode that also terminated
         rewards[i], terminations[i], truncations[i] = reward, terminated, truncated

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sim.actions import SteeringAction, SteeringThrottleAction
+from sim.actions import ActionType, SteeringAction, SteeringThrottleAction
 from sim.envs.base import CamDriveEnv, CommonOptions, parse_options
-from sim.observations import CameraObservation
+from sim.observations import CameraObservation, ObservationType
 from sim.rewards import LaneKeepReward
 from sim.road import RoadConfig
 from sim.validation import check_choice, check_range
@@ -38,7 +39,7 @@ class LaneKeepOptions(CommonOptions):
         )
 
 
-class LaneKeepEnv(CamDriveEnv):
+class LaneKeepEnv(CamDriveEnv[LaneKeepOptions]):
     """Lane keeping from a front camera, PilotNet-style.
 
     ## Description
@@ -93,16 +94,16 @@ class LaneKeepEnv(CamDriveEnv):
       frames differ from earlier builds; dynamics, rewards and infos are unchanged.
     """
 
-    def __init__(self, render_mode: str | None = None, **kwargs) -> None:
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         options = parse_options(LaneKeepOptions, kwargs)
         self.reward_fn = LaneKeepReward(options.cruise_speed, options.lane_width)
         super().__init__(options, options.road(), render_mode)
 
-    def _make_observation(self):
+    def _make_observation(self) -> ObservationType:
         o = self.options
         return CameraObservation(o.camera(), o.road(), o.grayscale)
 
-    def _make_action(self):
+    def _make_action(self) -> ActionType:
         if self.options.action_type == "steer":
             return SteeringAction(self.options.cruise_speed)
         return SteeringThrottleAction()

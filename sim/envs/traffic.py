@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sim.actions import DiscreteLaneAction, DiscreteSteerAction
+from sim.actions import ActionType, DiscreteLaneAction, DiscreteSteerAction
 from sim.envs.base import CamDriveEnv, CommonOptions, parse_options
-from sim.observations import CameraObservation, GridObservation
+from sim.observations import CameraObservation, GridObservation, ObservationType
 from sim.rewards import traffic_reward
 from sim.road import RoadConfig
 from sim.validation import check_choice, check_range
@@ -63,7 +64,7 @@ class TrafficOptions(CommonOptions):
         )
 
 
-class TrafficEnv(CamDriveEnv):
+class TrafficEnv(CamDriveEnv[TrafficOptions]):
     """DeepTraffic from pixels: go as fast as possible through dense multi-lane traffic.
 
     ## Description
@@ -118,11 +119,11 @@ class TrafficEnv(CamDriveEnv):
       frames differ from earlier builds; dynamics, rewards and infos are unchanged.
     """
 
-    def __init__(self, render_mode: str | None = None, **kwargs) -> None:
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         options = parse_options(TrafficOptions, kwargs)
         super().__init__(options, options.road(), render_mode)
 
-    def _make_observation(self):
+    def _make_observation(self) -> ObservationType:
         o = self.options
         if o.obs_type == "grid":
             return GridObservation(
@@ -134,7 +135,7 @@ class TrafficEnv(CamDriveEnv):
             )
         return CameraObservation(o.camera(), o.road(), o.grayscale)
 
-    def _make_action(self):
+    def _make_action(self) -> ActionType:
         o = self.options
         if o.action_mode == "lane":
             return DiscreteLaneAction(o.accel_step, o.speed_limit)
