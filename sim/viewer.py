@@ -66,6 +66,7 @@ import numpy as np
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
+from sim.envs.base import CamDriveEnv, unwrap  # noqa: E402
 from sim.render.palette import Palette  # noqa: E402
 from sim.text import HudFont, hud_font  # noqa: E402
 from sim.view import EnvView  # noqa: E402
@@ -208,7 +209,9 @@ class Viewer:
         for frame, event in script:
             self._script.setdefault(int(frame), []).append(event)
 
-        u = env.unwrapped
+        u = unwrap(env)
+        self.camdrive: CamDriveEnv[Any] = u
+        """The camdrive env under `env`'s wrappers: its world, options and controls are what is shown."""
         self.world = u.world
         self.control_hz = float(u.options.control_hz)
         self.period = 1.0 / self.control_hz
@@ -450,13 +453,7 @@ class Viewer:
 
     def _palette(self) -> Palette:
         """The look the observation uses this episode, so the window matches what the driver sees."""
-        u = self.env.unwrapped
-        renderer = getattr(u.obs_type, "renderer", None)
-        if renderer is not None:
-            return renderer.palette
-        if u.options.randomize > 0:  # grid observations: same draw as CamDriveEnv.reset
-            return Palette.randomised(np.random.default_rng([u.episode_seed, 2]), u.options.randomize)
-        return self.view.palette
+        return self.camdrive.look
 
     # ---------------------------------------------------------------------------------------- drawing
     def draw(self) -> None:
@@ -487,17 +484,18 @@ class Viewer:
 
     def _render_scene(self) -> None:
         world = self.world
+        assert world.road is not None
         e = world.ego
         cars = world.cars()
-        frame = np.ascontiguousarray(self.view.camera.render(world.road, e.x, e.y, e.yaw, world.s, cars))
+        frame = np.ascontiguousarray(world.camera_view(self.view.camera))
         for overlay in self.overlays:
             overlay.on_scene(frame)
         mini = self.view.minimap.render(world.road, e.x, e.y, e.yaw, world.s, cars, world.ego_box())
         mini = np.ascontiguousarray(mini)
         # frombuffer shares the arrays' memory: keep them alive as long as the surfaces.
         self._scene_arrays = (frame, mini)
-        self._scene = pygame.image.frombuffer(frame, (frame.shape[1], frame.shape[0]), "RGB")
-        self._minimap = pygame.image.frombuffer(mini, (mini.shape[1], mini.shape[0]), "RGB")
+        self._scene = pygame.image.frombuffer(frame.data, (frame.shape[1], frame.shape[0]), "RGB")
+        self._minimap = pygame.image.frombuffer(mini.data, (mini.shape[1], mini.shape[0]), "RGB")
         self._scene_dirty = False
 
     def _font(self, size: int) -> HudFont:
@@ -539,7 +537,7 @@ class Viewer:
         """Steering to show, -1..1: the person's input, else what the car was last commanded."""
         if self._has_human_controls():
             return float(self.driver.steer)
-        return float(self.env.unwrapped.last_controls[0])
+        return float(self.camdrive.last_controls[0])
 
     def cruise_speed(self) -> float | None:
         """The speed (m/s) a cruise control holds for the driver, None when the driver works the pedals.
@@ -547,7 +545,7 @@ class Viewer:
         Steering-only actions cruise at a fixed speed; discrete actions move the speed it holds up and
         down (accelerate / decelerate).
         """
-        action_type = self.env.unwrapped.action_type
+        action_type = self.camdrive.action_type
         for name in ("target_speed", "cruise_speed"):
             value = getattr(action_type, name, None)
             if value is not None:
