@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from agent.checkpoint import load_model
+from agent.frame_window import window_span
 
 ARCH = "dqn"
 MAX_FRAME_STRIDE = 100
@@ -134,11 +135,6 @@ def _conv_out(size: int, kernel: int, stride: int) -> int:
     `agent.checkpoint.load_model`) costs seconds of first-use set-up.
     """
     return max((size - kernel) // stride + 1, 0)
-
-
-def window_span(frames: int, frame_stride: int) -> int:
-    """Observations a window of `frames` frames, one every `frame_stride` steps, reaches back over."""
-    return (frames - 1) * frame_stride + 1
 
 
 def param_count(model: nn.Module) -> int:

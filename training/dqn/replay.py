@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.qnet import window_span
+from agent.frame_window import window_span
 
 
 @dataclass
@@ -71,7 +71,7 @@ class ReplayBuffer:
         frame_stride: int = 1,
     ) -> None:
         self.span = window_span(frames, frame_stride)
-        """Ring slots one window reaches over (`agent.qnet.window_span`)."""
+        """Ring slots one window reaches over (`agent.frame_window.window_span`)."""
         if capacity < num_envs * (self.span + n_step + 1):
             raise ValueError(f"capacity {capacity} is too small for {num_envs} envs")
         self.size = capacity // num_envs
