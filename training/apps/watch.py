@@ -59,7 +59,7 @@ from training.common.outputs import (
 )
 from training.evaluation.evaluate import autonomy_pct, env_option_problem
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SHIPPED = {
     "bc": ASSETS / "pilotnet" / "pilotnet.safetensors",
     "dqn": ASSETS / "dqn" / "dqn_lane.safetensors",
@@ -374,7 +374,7 @@ class TakeoverRecorder:
             self._writer.checkpoint()
 
     def _open(self) -> None:
-        from training.data.demos import EpisodeWriter
+        from training.data.demo_writer import EpisodeWriter
 
         assert self._last is not None
         self._writer = EpisodeWriter(
