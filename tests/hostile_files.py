@@ -32,7 +32,7 @@ from agent.checkpoint import METADATA_KEY, save_checkpoint
 from agent.pilotnet import INPUT_SHAPE, PilotNet
 from agent.qnet import QNet
 from agent.rllib_policy import RLlibPolicyNet
-from training.data.demos import EpisodeWriter
+from training.data.demo_writer import EpisodeWriter
 
 LANE_ID = "camdrive/LaneKeep-v0"
 TRAFFIC_ID = "camdrive/Traffic-v0"

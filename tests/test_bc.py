@@ -188,7 +188,7 @@ def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
 def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path, capsys):
     """--data: the episode is re-simulated from its seed and actions (no divergence warning) for the views."""
     from training.bc.train import Dataset, load_demos
-    from training.data.demos import load_episode
+    from training.data.demo_reader import load_episode
     from training.data.record import record
 
     demos = tmp_path / "demos"
@@ -253,7 +253,7 @@ def test_bc_refuses_demos_of_another_env_or_without_steering(demo_files, tmp_pat
     import shutil
 
     from training.bc.train import Dataset, load_demos
-    from training.data.demos import load_episode
+    from training.data.demo_reader import load_episode
 
     traffic = load_episode(demo_files["traffic"])
     assert traffic.frames.shape[1:] == (66, 200, 3) and traffic.labels.dtype.kind == "i"

@@ -1,4 +1,4 @@
-"""Demonstrations on disk (training/data/demos.py) and `camdrive record` / `camdrive data info`.
+"""Demonstrations on disk (training/data/demos.py, demo_*.py) and `camdrive record` / `camdrive data info`.
 
 Most tests write synthetic episodes (no env) to stay fast; the recorder tests use a tiny 64x32 camera.
 """
@@ -21,8 +21,11 @@ import pytest
 
 import sim  # noqa: F401
 from training import cli
-from training.data import demos, export
-from training.data.demos import STATE_KEYS, DemoError, EpisodeWriter, iter_episodes, load_episode, summarize
+from training.data import demo_writer, export
+from training.data.demo_reader import iter_episodes, list_files, load_episode
+from training.data.demo_writer import EpisodeWriter
+from training.data.demos import STATE_KEYS, DemoError
+from training.data.info import summarize
 from training.data.record import RecordError, executed_action, load_driver, record
 
 SMALL = {"camera_width": 64, "camera_height": 32}
@@ -153,8 +156,8 @@ def test_recorded_actions_replay_the_recorded_frames(tmp_path):
 
 
 def test_names_never_collide(tmp_path, monkeypatch):
-    fixed = demos._utc_now()
-    monkeypatch.setattr(demos, "_utc_now", lambda: fixed)
+    fixed = demo_writer._utc_now()
+    monkeypatch.setattr(demo_writer, "_utc_now", lambda: fixed)
     paths = [write_episode(tmp_path, seed=1)[0] for _ in range(3)]
     assert len(set(paths)) == 3
     assert all(load_episode(p).meta["reset_seed"] == 1 for p in paths)
@@ -371,7 +374,7 @@ def kill_when(proc: subprocess.Popen, ready, timeout: float = 20.0) -> None:
 
 
 def finished_files(out: Path) -> list[Path]:
-    return demos.list_files(out).episodes if out.is_dir() else []
+    return list_files(out).episodes if out.is_dir() else []
 
 
 def test_sigkilled_recorder_leaves_loadable_episodes_and_one_partial(tmp_path):
@@ -419,7 +422,7 @@ def test_recorder_killed_at_any_moment_leaves_a_consistent_directory(tmp_path, d
         return bool(seen) and time.monotonic() - seen[0] >= delay
 
     kill_when(proc, two_finished_then_delay)
-    listing = demos.list_files(out)
+    listing = list_files(out)
     errors: list[DemoError] = []
     episodes = list(iter_episodes(out, on_error=errors.append))
     assert errors == [] and [e.path for e in episodes] == listing.episodes

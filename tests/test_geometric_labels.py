@@ -12,7 +12,7 @@ from agent.imperfect import ImperfectDriver
 from sim.vehicle import Vehicle, VehicleParams
 from training.bc.augment import ViewConfig, geometric_label
 from training.bc.train import BCConfig, check_limits, load_demos
-from training.data.demos import iter_episodes
+from training.data.demo_reader import iter_episodes
 from training.data.record import load_driver, record
 
 PARAMS = VehicleParams()

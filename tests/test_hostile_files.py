@@ -40,8 +40,9 @@ from agent.policies import load_policy_driver, policy_env_options
 from training.apps.play import verify_episode
 from training.bc.train import BCConfig, Dataset, load_demos
 from training.common import exit_codes
-from training.data import demos
-from training.data.demos import DemoError, load_episode
+from training.data import demo_checks
+from training.data.demo_reader import load_episode
+from training.data.demos import DemoError
 
 PROPERTY_SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -234,7 +235,7 @@ def test_an_episode_larger_than_the_memory_is_refused_before_reading(demo_files,
     """A real deflate bomb has honest sizes (1000:1 is what deflate gives for a run of one byte value):
     what decides is whether the arrays fit in this machine's memory, here a machine of 100 kB."""
     good = demo_files[1]
-    monkeypatch.setattr(demos, "_memory_bytes", lambda: 100_000)
+    monkeypatch.setattr(demo_checks, "_memory_bytes", lambda: 100_000)
     with pytest.raises(DemoError, match=r"its arrays would take 0\.2 MB, more than this machine's 0\.1 MB"):
         load_episode(good)
     assert load_episode(good, frames=False).frames is None  # a summary does not read the frames

@@ -17,7 +17,7 @@ from cli_runner import run_cli
 
 from training import cli
 from training.common import exit_codes, outputs
-from training.data.demos import list_files, load_episode
+from training.data.demo_reader import list_files, load_episode
 
 REPO = Path(__file__).resolve().parents[1]
 PRECIOUS = b"a file the user made\n"

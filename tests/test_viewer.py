@@ -22,7 +22,7 @@ from agent.human import HumanInput
 from sim.actions import ACCELERATE, LEFT, NOOP, RIGHT
 from training import cli
 from training.apps import play
-from training.data.demos import load_episode
+from training.data.demo_reader import load_episode
 
 SEED = 3
 FRAMES = 60

@@ -20,7 +20,7 @@ from agent.human import HumanInput
 from agent.takeover import TakeoverDriver
 from training import cli
 from training.apps import watch
-from training.data.demos import load_episode
+from training.data.demo_reader import load_episode
 
 HZ = 30
 

@@ -8,7 +8,7 @@ recording's meta stores its control_hz, so a dataset can tell the rates apart (u
 at the rate `camdrive record` uses). Episode i is reset with seed + i, as in `camdrive record`, so
 every file names the seed that rebuilds its road and traffic.
 
-Recording goes through `training.data.demos.EpisodeWriter`. Its checkpoint rewrites the whole episode so
+Recording goes through `training.data.demo_writer.EpisodeWriter`. Its checkpoint rewrites the whole episode so
 far (uncompressed, fsynced): ~0.5 s for a 60 s episode at 30 Hz, and the final compressed write takes
 longer. A frozen picture while driving is not acceptable, so `Recorder` does both on a background
 thread: while a write runs, new steps wait in a list and are handed to the writer once it is idle, so
@@ -111,7 +111,7 @@ class Recorder:
         self._lock = threading.Lock()
 
     def begin(self, env: gym.Env, seed: int, observation: Any, info: dict[str, Any]) -> None:
-        from training.data.demos import EpisodeWriter
+        from training.data.demo_writer import EpisodeWriter
 
         self._raise_failures()
         self._writer = EpisodeWriter(
@@ -422,7 +422,8 @@ def _replay_items(arguments: list[str]) -> list[str | DemoError]:
     """The files to replay, in order: each FILE as given (so messages name it as the user wrote it), and
     for a directory its finished episodes as `camdrive data info` counts them (partial ones left out).
     A directory that cannot be listed or holds no finished episode is a DemoError in its place."""
-    from training.data.demos import DemoError, list_files
+    from training.data.demo_reader import list_files
+    from training.data.demos import DemoError
 
     items: list[str | DemoError] = []
     for argument in arguments:
@@ -440,7 +441,8 @@ def _verify_files(items: list[str | DemoError], prog: str) -> int:
     Exit code as cmp and diff have it: 0 all match, 1 a mismatch, 2 trouble (a file could not be
     checked), which wins over 1 because then not everything was compared.
     """
-    from training.data.demos import DemoError, load_episode
+    from training.data.demo_reader import load_episode
+    from training.data.demos import DemoError
 
     ok = mismatched = unchecked = 0
     for item in items:
@@ -498,7 +500,8 @@ def _play_files(items: list[str | DemoError], args: argparse.Namespace, prog: st
     gets its own Viewer (files may differ in env and options) on the same window.
     """
     from sim.viewer import DisplayUnavailableError, Viewer, ViewerStats
-    from training.data.demos import DemoError, load_episode
+    from training.data.demo_reader import load_episode
+    from training.data.demos import DemoError
 
     failed = False
     episodes = []

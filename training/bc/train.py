@@ -408,7 +408,7 @@ def load_demos(cfg: BCConfig, data: Dataset, log: Any, looks: LookPool | None = 
     per frame, recorded frames included, so that a frame's look says nothing about its label. A file
     that cannot be used is skipped in one `warn_line`; NoUsableDemosError when no file is left.
     """
-    from training.data.demos import iter_episodes
+    from training.data.demo_reader import iter_episodes
 
     assert cfg.data is not None
     skipped: list[str] = []
@@ -468,7 +468,8 @@ def steering_labels(ep: Any) -> tuple[np.ndarray | None, str]:
 
 def _data_problem(directory: Path) -> str | None:
     """Why `--data DIR` cannot be read at all (no such directory...), or None."""
-    from training.data.demos import DemoError, list_files
+    from training.data.demo_reader import list_files
+    from training.data.demos import DemoError
 
     try:
         list_files(directory)

@@ -193,7 +193,7 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
         return []
     removed = []
     for path in target.parent.iterdir():
-        if _is_temp_of(path.name, target.name) and not _writer_alive(path.name, target.name):
+        if _is_temp_of(path.name, target.name) and not temp_writer_alive(path.name, target.name):
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.append(path)
@@ -209,8 +209,9 @@ def _is_temp_of(name: str, target: str) -> bool:
     return rest.endswith(TEMP_MARK) or f"{TEMP_MARK}." in rest
 
 
-def _writer_alive(name: str, target: str) -> bool:
-    """Whether the process id in a temporary file's name (`.NAME.PID.HEX.tmp`) is running."""
+def temp_writer_alive(name: str, target: str) -> bool:
+    """Whether the process id in the name of a temporary file of `target` (`.NAME.PID.HEX.tmp`, see
+    `temp_path`) is running: then that process may still be writing it."""
     pid_text = name[len(target) + 2 :].split(".", 1)[0]
     return pid_text.isdigit() and process_alive(int(pid_text))
 

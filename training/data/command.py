@@ -1,4 +1,4 @@
-"""`camdrive record`, `data` and `export`: their options; the work is in record.py, demos.py, export.py."""
+"""`camdrive record`, `data` and `export`: their options; the work is in record.py, info.py, export.py."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def run_record(args: argparse.Namespace) -> int | None:
 
 def run_info(args: argparse.Namespace) -> int | None:
     """Imported when the command runs, so that `camdrive --help` never imports torch."""
-    from training.data.demos import info_main
+    from training.data.info import info_main
 
     return info_main(args)
 

@@ -28,7 +28,8 @@ import numpy as np
 import sim  # noqa: F401  (registers the envs, so Minari can record the env spec)
 from training.common import exit_codes
 from training.common.outputs import OutputError, check_output_dir
-from training.data.demos import DemoError, iter_episodes, list_files
+from training.data.demo_reader import iter_episodes, list_files
+from training.data.demos import DemoError
 
 
 def export_minari(directory: Path, dataset_id: str, root: Path | None = None, *, jpeg: bool = False) -> int:

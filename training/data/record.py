@@ -6,7 +6,7 @@ injection: the recorded states include recoveries from small mistakes) while the
 stored as the label, so a policy learns to correct the drift rather than to copy the noise. The expert's
 clean action is always stored as the label.
 
-The episodes are written by `training.data.demos.EpisodeWriter` (crash-safe, one file per episode).
+The episodes are written by `training.data.demo_writer.EpisodeWriter` (crash-safe, one file per episode).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from agent.driver import Driver
 from sim import ENV_IDS  # importing sim registers the camdrive environments
 from training.common import exit_codes
 from training.common.interrupts import saying_what_is_kept
-from training.common.outputs import OutputError, check_output_dir, process_alive
-from training.data.demos import DEFAULT_CHECKPOINT_SECONDS, EpisodeWriter, list_files
+from training.common.outputs import OutputError, check_output_dir, temp_writer_alive
+from training.data.demo_reader import list_files
+from training.data.demo_writer import DEFAULT_CHECKPOINT_SECONDS, EpisodeWriter
 
 DRIVERS: dict[str, str] = {"expert": "agent.expert:Expert", "imperfect": "agent.imperfect:ImperfectDriver"}
 """Driver names `--driver` accepts, and the class each one builds (imported only when chosen)."""
@@ -264,8 +265,8 @@ def remove_leftovers(out: Path) -> list[Path]:
     listing = list_files(out)
     removed = []
     for path in [*listing.temp, *listing.stale]:
-        parts = path.name.split(".")  # .STEM.PID.HEX.tmp (training.data.demos._write_temp)
-        if path in listing.temp and len(parts) == 5 and parts[2].isdigit() and process_alive(int(parts[2])):
+        stem = path.name[1:].split(".", 1)[0]  # .STEM.PID.HEX.tmp: episode stems hold no dot
+        if path in listing.temp and temp_writer_alive(path.name, stem):
             continue  # a recorder running now is writing it
         with contextlib.suppress(OSError):
             path.unlink()
