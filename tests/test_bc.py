@@ -16,16 +16,20 @@ from agent.checkpoint import load_checkpoint
 from agent.expert import Expert
 from agent.pilotnet import PilotNet
 from sim.render.palette import Palette
-from training.bc.augment import (
+from training.bc.augment import LookPool, displaced_pose, photometric_jitter, render_views, view_displacements
+from training.bc.config import (
+    EVAL_SEED_START,
+    SEED_STRIDE,
+    BCConfig,
     JitterConfig,
     LookConfig,
-    LookPool,
     ViewConfig,
-    displaced_pose,
-    photometric_jitter,
-    render_views,
+    dagger_seeds,
+    expert_seeds,
 )
-from training.bc.train import BCConfig, Trainer, collect_expert_episode, evaluate_loss, expert_seeds, train_bc
+from training.bc.data import collect_expert_episode
+from training.bc.train import train_bc
+from training.bc.trainer import Trainer, evaluate_loss
 
 LANE_KEEP = "camdrive/LaneKeep-v0"
 
@@ -92,8 +96,8 @@ def test_views_steer_back_toward_the_lane_centre(driving_env):
 
 def test_view_sampling_and_jitter_are_seeded_and_bounded():
     cfg = ViewConfig(max_shift_m=0.9, max_yaw_deg=6.0)
-    a = cfg.sample(np.random.default_rng(1), 500)
-    assert np.array_equal(a, cfg.sample(np.random.default_rng(1), 500))
+    a = view_displacements(cfg, np.random.default_rng(1), 500)
+    assert np.array_equal(a, view_displacements(cfg, np.random.default_rng(1), 500))
     assert np.abs(a[:, 0]).max() <= 0.9 and np.abs(a[:, 1]).max() <= math.radians(6.0)
     x = torch.full((4, 66, 200, 3), 100, dtype=torch.uint8)
     j1 = photometric_jitter(x, torch.Generator().manual_seed(0))
@@ -187,7 +191,8 @@ def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
 
 def test_recorded_demos_are_replayed_to_render_the_extra_views(tmp_path, capsys):
     """--data: the episode is re-simulated from its seed and actions (no divergence warning) for the views."""
-    from training.bc.train import Dataset, load_demos
+    from training.bc.data import Dataset
+    from training.bc.from_demos import load_demos
     from training.data.demo_reader import load_episode
     from training.data.record import record
 
@@ -252,7 +257,8 @@ def test_bc_refuses_demos_of_another_env_or_without_steering(demo_files, tmp_pat
     """Traffic-v0 frames pass the shape check, but its action numbers 0..4 are no steering labels."""
     import shutil
 
-    from training.bc.train import Dataset, load_demos
+    from training.bc.data import Dataset
+    from training.bc.from_demos import load_demos
     from training.data.demo_reader import load_episode
 
     traffic = load_episode(demo_files["traffic"])
@@ -351,10 +357,10 @@ def test_bc_accepts_the_largest_allowed_run(tmp_path, monkeypatch):
     argv = ["train", "bc", "--out", str(tmp_path / "m.safetensors"), "--quiet", "--seed", "99",
             "--expert-episodes", "5000", "--dagger", "50", "--dagger-episodes", "100"]  # fmt: skip
     assert run_cli(argv) == 0 and len(calls) == 1
-    assert max(bc.dagger_seeds(99, 50, 100)) == bc.EVAL_SEED_START - 1
-    assert max(bc.dagger_seeds(0, 50, 100)) < bc.SEED_STRIDE  # run seed 0 never reaches run 1's seeds
+    assert max(dagger_seeds(99, 50, 100)) == EVAL_SEED_START - 1
+    assert max(dagger_seeds(0, 50, 100)) < SEED_STRIDE  # run seed 0 never reaches run 1's seeds
     with pytest.raises(ValueError, match="DAgger rounds are 1 .. 50"):
-        bc.dagger_seeds(0, 51, 1)
+        dagger_seeds(0, 51, 1)
 
 
 def test_bc_trains_without_views_on_demos_whose_env_options_are_gone(demo_files, tmp_path, capsys):

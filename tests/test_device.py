@@ -12,7 +12,8 @@ from agent.checkpoint import load_checkpoint, save_checkpoint
 from agent.device import select_device
 from agent.pilotnet import PilotNet, load_pilotnet
 from agent.qnet import DQNDriver, QNet, load_qnet
-from training.bc.train import BCConfig, training_device
+from training.bc.config import BCConfig
+from training.bc.train import training_device
 
 
 def test_auto_is_the_cpu_when_torch_sees_no_gpu(monkeypatch):

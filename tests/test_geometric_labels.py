@@ -10,8 +10,9 @@ import pytest
 
 from agent.imperfect import ImperfectDriver
 from sim.vehicle import Vehicle, VehicleParams
-from training.bc.augment import ViewConfig, geometric_label
-from training.bc.train import BCConfig, check_limits, load_demos
+from training.bc.augment import geometric_label
+from training.bc.config import BCConfig, ViewConfig, check_limits
+from training.bc.from_demos import load_demos
 from training.data.demo_reader import iter_episodes
 from training.data.record import load_driver, record
 
@@ -101,7 +102,7 @@ def _centre_and_view_labels(data_dir, labels: str) -> tuple[np.ndarray, np.ndarr
     """Labels of the car's own frames and of one undisplaced view per state, loaded as `train bc` does."""
     views = ViewConfig(max_shift_m=0.0, max_yaw_deg=0.0, labels=labels)
     cfg = BCConfig(out=data_dir / "m.safetensors", data=data_dir, augment=1, randomize=0.0, views=views)
-    from training.bc.train import Dataset
+    from training.bc.data import Dataset
 
     data = Dataset()
     load_demos(cfg, data, log=lambda msg: None)
@@ -149,7 +150,7 @@ def test_imperfect_driver_steers_by_keys_has_lapses_stays_on_the_road_and_repeat
 
 def test_the_command_lines_return_time_is_the_labels_default():
     from training import cli
-    from training.bc.augment import RETURN_S
+    from training.bc.config import RETURN_S
 
     args = cli.build_parser().parse_args(["train", "bc", "--out", "m.safetensors"])
     assert args.view_return_s == RETURN_S

@@ -37,8 +37,10 @@ from hypothesis import strategies as st
 
 from agent.checkpoint import CheckpointError
 from agent.policies import load_policy_driver, policy_env_options
-from training.apps.play import verify_episode
-from training.bc.train import BCConfig, Dataset, load_demos
+from training.apps.replay_verify import verify_episode
+from training.bc.config import BCConfig
+from training.bc.data import Dataset
+from training.bc.from_demos import load_demos
 from training.common import exit_codes
 from training.data import demo_checks
 from training.data.demo_reader import load_episode

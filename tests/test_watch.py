@@ -174,7 +174,7 @@ def test_gif_export(tmp_path):
 def test_without_a_screen_watch_writes_a_video(monkeypatch, tmp_path, capsys):
     for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("training.apps.play.sys.platform", "linux")
+    monkeypatch.setattr("training.apps.viewer_session.sys.platform", "linux")
     monkeypatch.chdir(tmp_path)
     assert (
         run_cli(["watch", "--model", "expert", "--seconds", "0.5", "--width", "320", "--height", "200"]) == 0
@@ -262,7 +262,9 @@ def test_unusable_model_file_is_reported(kind, message, tmp_path, capsys):
 
 def test_takeovers_are_training_data_for_behaviour_cloning(takeover_session, tmp_path, capsys):
     """`camdrive train bc --data DIR` reads the takeover files: the person's steering becomes the label."""
-    from training.bc.train import BCConfig, Dataset, load_demos
+    from training.bc.config import BCConfig
+    from training.bc.data import Dataset
+    from training.bc.from_demos import load_demos
 
     out, _ = takeover_session
     data = Dataset()
@@ -373,7 +375,7 @@ def test_an_existing_video_or_screenshot_is_replaced_only_with_force(tmp_path, c
 def test_without_a_screen_the_video_never_replaces_a_file(monkeypatch, tmp_path, capsys):
     for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("training.apps.play.sys.platform", "linux")
+    monkeypatch.setattr("training.apps.viewer_session.sys.platform", "linux")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "camdrive-watch.mp4").write_bytes(b"an earlier video")
     assert run_cli(["watch", "--model", "expert", "--frames", "2", *SMALL]) == 0

@@ -59,7 +59,6 @@ The view functions are numpy only; `photometric_jitter` imports torch when calle
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,45 +68,18 @@ from sim.render.frontcam import FrontCameraRenderer
 from sim.render.palette import Palette
 from sim.vehicle import VehicleParams
 from sim.world import World
+from training.bc.config import EXPERT_LOOKAHEAD_S, RETURN_S, JitterConfig, LookConfig, ViewConfig
 
 if TYPE_CHECKING:
     import torch
 
-EXPERT_LOOKAHEAD_S = 0.9
-"""The expert's look-ahead time (`steer_to_offset`'s default); see the module docstring."""
-RETURN_S = 0.9
-"""Time in which a geometric label brings a displaced view back to the recorded path. NVIDIA used 2 s;
-on an imperfect driver's demonstrations that correction was too gentle to learn recoveries from
-(93.8 % autonomy against 99.4 %), and 0.9 s, the expert's own look-ahead time, was chosen on validation
-roads (assets/pilotnet/MODEL_CARD.md)."""
-VIEW_LABELS = ("expert", "geometric")
-"""How the extra views are labelled: the expert's controller, or `geometric_label` (module docstring)."""
 
-
-@dataclass(frozen=True)
-class ViewConfig:
-    """Range of the extra views: displacements are drawn uniformly in [-max, max], independently."""
-
-    max_shift_m: float = 0.9
-    """Largest sideways displacement; 0.9 m stays inside a 3.6 m lane with the car's 1.9 m width."""
-    max_yaw_deg: float = 6.0
-    """Largest rotation; 6 degrees at 20 m/s is a drift of 2 m/s, well beyond what the expert does."""
-    lookahead_s: float = EXPERT_LOOKAHEAD_S
-    labels: str = "expert"
-    """One of VIEW_LABELS: who labels the extra views."""
-    return_s: float = RETURN_S
-    """T of the geometric labels."""
-
-    def __post_init__(self) -> None:
-        if self.labels not in VIEW_LABELS:
-            raise ValueError(f"view labels must be one of {', '.join(VIEW_LABELS)}, got {self.labels!r}")
-
-    def sample(self, rng: np.random.Generator, k: int) -> np.ndarray:
-        """(k, 2) displacements [delta_d (m, + left), delta_yaw (rad, + left)]."""
-        out = np.empty((k, 2))
-        out[:, 0] = rng.uniform(-self.max_shift_m, self.max_shift_m, k)
-        out[:, 1] = np.radians(rng.uniform(-self.max_yaw_deg, self.max_yaw_deg, k))
-        return out
+def view_displacements(cfg: ViewConfig, rng: np.random.Generator, k: int) -> np.ndarray:
+    """(k, 2) displacements [delta_d (m, + left), delta_yaw (rad, + left)], uniform in `cfg`'s range."""
+    out = np.empty((k, 2))
+    out[:, 0] = rng.uniform(-cfg.max_shift_m, cfg.max_shift_m, k)
+    out[:, 1] = np.radians(rng.uniform(-cfg.max_yaw_deg, cfg.max_yaw_deg, k))
+    return out
 
 
 def target_offset(world: World, lane: int) -> float:
@@ -229,23 +201,6 @@ The env draws an episode's look from default_rng([episode_seed, 2]), so evaluati
 >= 1,000,000) are other draws of the same kinds, never these."""
 
 
-@dataclass(frozen=True)
-class LookConfig:
-    """The training looks: how many randomised palettes, how strong, how often the default look."""
-
-    count: int = 96
-    """Randomised palettes in the pool (each renderer is built on first use: tens of ms and 2.6 MB)."""
-    strength: float = 1.0
-    """`Palette.randomised` strength, 0..1 (the env's `randomize`); 0 turns the pool off."""
-    default_fraction: float = 0.25
-    """Probability that a frame is drawn in the default look."""
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any frame is drawn in a randomised look."""
-        return self.count > 0 and self.strength > 0
-
-
 class LookPool:
     """Renderers of the training looks for one env's camera and road; `pick` chooses one per frame.
 
@@ -317,26 +272,12 @@ class LookPicker:
         return self.pool.pick(self.rng, k)
 
 
-@dataclass(frozen=True)
-class JitterConfig:
-    """Per-sample photometric jitter ranges (factors around 1, or amounts around 0), drawn uniformly."""
-
-    brightness: float = 0.3
-    contrast: float = 0.35
-    colour: float = 0.15
-    """Per-channel gain (colour balance)."""
-    saturation: float = 0.6
-    """Blend toward (< 1) or away from (> 1) the pixel's grey level, factor 1 +- saturation."""
-    mix: float = 0.15
-    """Off-diagonal entries of a random 3 x 3 colour-mixing matrix (a hue shift), +- mix."""
-    offset: float = 15.0
-    """Per-channel additive shift, +- offset (0..255 units)."""
-    noise: float = 6.0
-    """Per-pixel grey Gaussian noise whose standard deviation is drawn per sample in [0, noise]."""
+DEFAULT_JITTER = JitterConfig()
+"""The jitter of training batches (`BCConfig.jitter`'s default)."""
 
 
 def photometric_jitter(
-    frames: torch.Tensor, generator: torch.Generator, cfg: JitterConfig = JitterConfig()
+    frames: torch.Tensor, generator: torch.Generator, cfg: JitterConfig = DEFAULT_JITTER
 ) -> torch.Tensor:
     """Random brightness, contrast, colour changes and noise: uint8 (B, H, W, C) -> float 0..255.
 
