@@ -43,7 +43,7 @@ or `pygame.event.post`) drive it exactly like a keyboard. The viewer runs headle
 `SDL_VIDEODRIVER=dummy`.
 
 Recording is not the viewer's business: an optional `EpisodeSink` is told when episodes begin, step and
-end (`camdrive play --record` plugs `training.apps.play.Recorder` in there), and lights the REC lamp.
+end (`camdrive play --record` plugs `training.apps.recorders.Recorder` in there), and lights the REC lamp.
 
 Extensions without subclassing, used by `camdrive watch`: a driver with a `label` property names who
 drives in the badge (a takeover switches it between AUTOPILOT and HUMAN); `hud_extra()` adds HUD lines;

@@ -21,7 +21,7 @@ from cli_runner import run_cli
 from agent.human import HumanInput
 from sim.actions import ACCELERATE, LEFT, NOOP, RIGHT
 from training import cli
-from training.apps import play
+from training.apps import play, recorders, viewer_session
 from training.data.demo_reader import load_episode
 
 SEED = 3
@@ -239,7 +239,7 @@ def test_a_screenshot_cut_short_leaves_the_old_file(monkeypatch, tmp_path, capsy
 def test_play_without_a_display_exits_1(monkeypatch, capsys):
     for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(play.sys, "platform", "linux")
+    monkeypatch.setattr(viewer_session.sys, "platform", "linux")
     assert run_cli(["play", "--frames", "1"]) == 1
     assert "no display" in capsys.readouterr().err
 
@@ -332,7 +332,7 @@ def test_recorder_checkpoints_in_the_background(make_env, tmp_path):
     holding the steps so far; closing publishes the whole episode and removes the checkpoint."""
     env = make_env("camdrive/LaneKeep-v0", action_type="steer_throttle")
     options = {"action_type": "steer_throttle"}
-    rec = play.Recorder(tmp_path, "camdrive/LaneKeep-v0", options, "human", 10.0, checkpoint_seconds=0.0)
+    rec = recorders.Recorder(tmp_path, "camdrive/LaneKeep-v0", options, "human", 10.0, checkpoint_seconds=0.0)
     obs, info = env.reset(seed=1)
     rec.begin(env, 1, obs, info)
 

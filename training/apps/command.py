@@ -1,4 +1,4 @@
-"""`camdrive play`, `replay` and `watch`: their options; the work is in play.py and watch.py."""
+"""`camdrive play`, `replay`, `watch`: their options; the work is in play.py, replay_episode.py, watch.py."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def run_play(args: argparse.Namespace) -> int | None:
 
 def run_replay(args: argparse.Namespace) -> int | None:
     """Imported when the command runs, so that `camdrive --help` never imports torch."""
-    from training.apps.play import replay_main
+    from training.apps.replay_episode import replay_main
 
     return replay_main(args)
 

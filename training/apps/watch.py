@@ -46,7 +46,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim import ENV_IDS  # importing sim registers the camdrive environments
-from training.apps.play import MIN_SIZE, display_problem
+from training.apps.viewer_session import MIN_SIZE, display_problem
 from training.common import exit_codes
 from training.common.interrupts import interruption
 from training.common.outputs import (
