@@ -41,7 +41,7 @@ class NoopDriver:
         action = self._keeper.act(observation, info)
         if isinstance(self._space, gym.spaces.Discrete):
             return action if action in (LEFT, RIGHT) else NOOP
-        assert self._space is not None
+        assert isinstance(self._space, gym.spaces.Box)
         out = np.zeros(self._space.shape, dtype=np.float32)
         out[0] = action[0]
         return out

@@ -292,7 +292,7 @@ def _visual_backprop_map(
     with torch.inference_mode():
         # Positive part, then the channel mean: (1, 1, h, w) per layer.
         means = [m.clamp(min=0).mean(dim=1, keepdim=True) for m in maps]
-        targets = [tuple(m.shape[-2:]) for m in means[:-1]]
+        targets = [(m.shape[-2], m.shape[-1]) for m in means[:-1]]
         targets.insert(0, input_hw)  # layer i's deconvolution goes back to layer i-1's size (input for 0)
         mask = means[-1]
         for i in range(len(layers) - 1, -1, -1):

@@ -69,7 +69,7 @@ class RLlibPolicyNet(nn.Module):
             if name not in ACTIVATIONS:
                 raise ValueError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})")
         self.input_shape = [int(n) for n in input_shape]
-        self.conv_spec = [
+        self.conv_spec: list[dict[str, Any]] = [
             {
                 "out": int(c["out"]),
                 "kernel": [int(k) for k in c["kernel"]],
@@ -170,8 +170,11 @@ def action_problem(action: object, outputs: int) -> str | None:
             return f"discrete actions need a count n in 1 .. {outputs} (the network's outputs), got {n!r:.80}"
         return None
     low, high = action.get("low"), action.get("high")
-    bounds = [low, high]
-    if not all(isinstance(b, list) and b and all(_finite_number(x) for x in b) for b in bounds):
+    if (
+        not isinstance(low, list)
+        or not isinstance(high, list)
+        or not all(b and all(_finite_number(x) for x in b) for b in (low, high))
+    ):
         return f"continuous actions need lists of finite low and high bounds, got {low!r:.40}, {high!r:.40}"
     if len(low) != len(high) or len(low) > outputs:
         return (

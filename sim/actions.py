@@ -65,10 +65,9 @@ def _finite_values(action: object, shape: tuple[int, ...], where: str = "action"
     for what agents pass every step (a float array of the right shape, a list of floats): this runs once
     per step of a simulator doing thousands of steps a second.
     """
-    kind = type(action)
-    if kind is np.ndarray and action.shape == shape and action.dtype.char in _FLOAT_CHARS:
+    if type(action) is np.ndarray and action.shape == shape and action.dtype.char in _FLOAT_CHARS:
         values = action.tolist()  # the array's values exactly, as Python floats
-    elif kind is list and len(action) == shape[0] and all(type(v) is float for v in action):
+    elif type(action) is list and len(action) == shape[0] and all(type(v) is float for v in action):
         values = action
     else:
         values = _box_floats(action, shape, where)
@@ -99,12 +98,11 @@ def _box_floats(action: object, shape: tuple[int, ...], where: str) -> list[floa
 def _discrete(action: object, where: str = "action") -> int:
     """A Discrete(5) action as the int it stands for, by the module's rule; ValueError starting with
     `where` for anything else. Fast paths first (a Python int, a numpy integer): this runs every step."""
-    kind = type(action)
-    if kind is int:
+    if type(action) is int:
         if 0 <= action < _N_DISCRETE:
             return action
-    elif kind in _NUMPY_INTS:
-        value = int(action)
+    elif type(action) in _NUMPY_INTS:
+        value = int(action)  # type: ignore[call-overload]  # a numpy integer: its type was just checked
         if 0 <= value < _N_DISCRETE:
             return value
     return _discrete_general(action, where)
@@ -136,6 +134,7 @@ def checked_batch(actions: object, space: spaces.Space, num_envs: int, where: st
     two numpy reductions and returned unchanged. Anything else is parsed row by row (`_parsed_batch`).
     """
     discrete = isinstance(space, spaces.Discrete)
+    assert space.shape is not None  # a Box's or a Discrete's: never None
     shape = (num_envs, *space.shape)
     if type(actions) is np.ndarray and actions.shape == shape and _valid_as_is(actions, discrete):
         return actions
@@ -159,18 +158,21 @@ def _valid_as_is(batch: np.ndarray, discrete: bool) -> bool:
 def _parsed_batch(actions: object, space: spaces.Space, num_envs: int, where: str) -> np.ndarray:
     """The batch parsed row by row by the single env's rule, into a float64 or int64 array; a refused
     row is a ValueError naming its sub-env."""
+    assert space.shape is not None  # a Box's or a Discrete's: never None
     rows = _batch_rows(actions, (num_envs, *space.shape), where)
     if isinstance(space, spaces.Discrete):
         return np.array([_discrete(row, f"{where}, sub-env {i}") for i, row in enumerate(rows)], np.int64)
+    assert isinstance(space, spaces.Box)
     values = [_finite_values(row, space.shape, f"{where}, sub-env {i}") for i, row in enumerate(rows)]
     return np.array(values, dtype=np.float64)
 
 
-def _batch_rows(actions: object, shape: tuple[int, ...], where: str) -> Sequence[object]:
+def _batch_rows(actions: object, shape: tuple[int, ...], where: str) -> Sequence[object] | np.ndarray:
     """The rows of a batch: a list's or tuple's items, an array's (or array-like's) rows; ValueError for
     anything else, for an array of another shape and for another number of rows than sub-envs."""
+    rows: Sequence[object] | np.ndarray
     if isinstance(actions, list | tuple):
-        rows: Sequence[object] = actions
+        rows = actions
     else:
         rows = _as_array(actions, where, f"a list, tuple or array of shape {shape}")
         if rows.shape != shape:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import overload
 
 import numba
 import numpy as np
@@ -132,8 +133,13 @@ class Road:
         self._knot_k += [k_target, k_target]
 
     # -------------------------------------------------------------------------------------- queries
+    @overload
+    def lane_centre(self, lane: int) -> float: ...
+    @overload
+    def lane_centre(self, lane: np.ndarray) -> np.ndarray: ...
     def lane_centre(self, lane: int | np.ndarray) -> np.ndarray | float:
-        """Lateral offset d of the centre of `lane` (0 = leftmost)."""
+        """Lateral offset d of the centre of `lane` (0 = leftmost): a float (numpy's float64) for a
+        lane, an array for an array of lanes."""
         w = self.config.lane_width
         return (0.5 * (self.config.lanes - 1) - np.asarray(lane)) * w
 

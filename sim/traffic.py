@@ -515,6 +515,7 @@ class Traffic:
                     continue
                 # Skip the part of the gap where the follower could not be comfortable at any speed.
                 comfy = a if behind < 0 else max(a, self._comfort_front(behind, top) + half)
+                tries: tuple[float, ...]
                 if comfy < b:
                     tries = (comfy + (b - comfy) * rng.random(), 0.5 * (comfy + b))
                 else:

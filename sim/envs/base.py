@@ -99,7 +99,8 @@ def parse_options(cls: type[OptionsT], kwargs: dict[str, Any]) -> OptionsT:
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}")
-    options = cls(**{name: python_scalar(value) for name, value in kwargs.items()})
+    values: dict[str, Any] = {name: python_scalar(value) for name, value in kwargs.items()}
+    options = cls(**values)
     options.validate()
     return options
 
@@ -327,7 +328,7 @@ class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
         )
         return info
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
             return None

@@ -144,15 +144,17 @@ class CamDriveVectorEnv(VectorEnv):
         self._blocks: EnvBlock | WorkerBlocks
         if self.workers == 1:
             observations = create_empty_array(self.single_observation_space, num_envs)
+            assert isinstance(observations, np.ndarray)  # a Box's batch
             self.threads = min(threads, num_envs)
             self._blocks = EnvBlock(
                 self.env_class, num_envs, render_mode, options, self.step_limit, observations, self.threads
             )
         else:
-            space = self.single_observation_space
+            obs_space = self.single_observation_space
+            assert isinstance(obs_space, gym.spaces.Box)  # frames or a grid
             self._blocks = WorkerBlocks(
                 self.env_class, num_envs, self.workers, render_mode, options, self.step_limit,
-                space.shape, space.dtype,
+                obs_space.shape, obs_space.dtype,
             )  # fmt: skip
         self._observations: np.ndarray = self._blocks.observations
         self._rewards = np.zeros(num_envs, dtype=np.float64)
