@@ -19,7 +19,8 @@ from cli_runner import run_cli
 from agent.human import HumanInput
 from agent.takeover import TakeoverDriver
 from training import cli
-from training.apps import watch
+from training.apps import cnn_view, watch
+from training.apps.video import VideoWriter
 from training.data.demo_reader import load_episode
 
 HZ = 30
@@ -286,7 +287,7 @@ def test_observation_band_is_where_the_window_sees_what_the_model_sees(make_env)
     view = EnvView(world.road_config, env.unwrapped.options.camera(), size=(600, 960))
     e = world.ego
     picture = view.camera.render(world.road, e.x, e.y, e.yaw, world.s, world.cars())
-    top, height = watch.observation_band(obs.shape, picture.shape)
+    top, height = cnn_view.observation_band(obs.shape, picture.shape)
     rows = top + ((np.arange(66) + 0.5) * height / 66).astype(int)
     cols = ((np.arange(200) + 0.5) * 960 / 200).astype(int)
     shrunk = picture[rows][:, cols].astype(float)
@@ -303,7 +304,7 @@ def screenshot(tmp_path: Path, name: str, *extra: str) -> np.ndarray:
 
 def test_saliency_is_painted_on_the_observed_band_only(tmp_path):
     plain, heat = screenshot(tmp_path, "plain"), screenshot(tmp_path, "heat", "--saliency")
-    top, height = watch.observation_band((66, 200), (600, 960))
+    top, height = cnn_view.observation_band((66, 200), (600, 960))
     free = slice(360, 780)  # columns clear of the HUD and the minimap
     above, band = (slice(50, top), free), (slice(top, top + height), free)
     assert np.array_equal(plain[above], heat[above]), "nothing outside the band is touched"
@@ -330,22 +331,23 @@ def test_dqn_shows_its_q_values(tmp_path, capsys):
 
 
 def test_q_bars_are_advantages_on_a_round_scale():
-    advantage, end = watch.q_bars(np.array([68.32, 67.72, 68.02, 68.0, 68.04]))
+    advantage, end = cnn_view.q_bars(np.array([68.32, 67.72, 68.02, 68.0, 68.04]))
     assert advantage.sum() == pytest.approx(0.0, abs=1e-9) and advantage[0] == pytest.approx(0.3)
     assert end == 1.0, "a 0.6 spread is 0.6 of one step's reward, not empty against full"
-    assert [watch.round_scale(v) for v in (0.2, 1.0, 1.5, 3.0, 7.0, 12.0, 400.0)] == [1, 1, 2, 5, 10, 20, 500]
-    assert watch.round_scale(float("nan")) == 1.0
+    scales = [cnn_view.round_scale(v) for v in (0.2, 1.0, 1.5, 3.0, 7.0, 12.0, 400.0)]
+    assert scales == [1, 1, 2, 5, 10, 20, 500]
+    assert cnn_view.round_scale(float("nan")) == 1.0
 
 
 def test_q_panel_keeps_its_numbers_inside_and_scales_the_bars():
     pygame.font.init()
     window = pygame.Surface((960, 600))
-    view = watch.CnnView(lambda: None, None)
+    view = cnn_view.CnnView(lambda: None, None)
     view._draw_q(window, 1.0, np.array([68.32, 67.72, 68.02, 68.0, 68.04]))
     shown = pygame.surfarray.array3d(window).swapaxes(0, 1).astype(int)
     drawn = np.nonzero(shown.sum(axis=-1))
     assert drawn[1].max() < 950 and drawn[0].max() < 590, "panel, values included, inside the window margin"
-    green = (shown == watch.GREEDY_RGB).all(axis=-1)
+    green = (shown == cnn_view.GREEDY_RGB).all(axis=-1)
     rows = np.nonzero(green.any(axis=1))[0]
     width = green[rows[len(rows) // 2]].sum()
     assert width == pytest.approx(0.3 * 75, abs=1.5), "advantage 0.3 on a +-1 scale: 30 % of a 75 px half-bar"
@@ -389,14 +391,14 @@ def test_sigterm_while_writing_a_video_keeps_the_frames_so_far(monkeypatch, tmp_
     import os
     import signal
 
-    add = watch.VideoWriter.add
+    add = VideoWriter.add
 
     def add_then_sigterm(writer, frame):
         add(writer, frame)
         if writer.frames == 5:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(watch.VideoWriter, "add", add_then_sigterm)
+    monkeypatch.setattr(VideoWriter, "add", add_then_sigterm)
     video = tmp_path / "clip.mp4"
     assert run_cli(["watch", "--model", "expert", "--frames", "50", *SMALL, "--video", str(video)]) == 130
     assert capsys.readouterr().err == f"camdrive watch: interrupted; kept the 5 frames so far as {video}\n"

@@ -22,6 +22,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from training.data.demo_writer import EpisodeWriter
+
 CHECKPOINT_SECONDS = 5.0
 
 
@@ -55,8 +57,6 @@ class Recorder:
         self._lock = threading.Lock()
 
     def begin(self, env: gym.Env, seed: int, observation: Any, info: dict[str, Any]) -> None:
-        from training.data.demo_writer import EpisodeWriter
-
         self._raise_failures()
         self._writer = EpisodeWriter(
             self.directory,
@@ -141,3 +141,80 @@ class Recorder:
             elif job.exception() is not None:
                 raise RuntimeError(f"recording failed: {job.exception()}") from job.exception()
         self._jobs = still
+
+
+class TakeoverRecorder:
+    """An `EpisodeSink` that saves each stretch a person drove as one demonstration file.
+
+    A stretch starts with the frame the person saw when taking over and ends when the model has the car
+    again or the episode ends. Its file has no reset seed (it does not start at a reset): the episode's
+    seed and the step it started at are in `takeover` in its meta.
+    """
+
+    recording = True
+
+    def __init__(
+        self, directory: str | os.PathLike[str], driver: Any, model_name: str, control_hz: float
+    ) -> None:
+        self.directory, self.driver = Path(directory), driver
+        self.model_name, self.control_hz = model_name, control_hz
+        self.saved: list[Path] = []
+        self._env_id, self._options, self._seed = "", {}, 0
+        self._last: tuple[Any, dict[str, Any]] | None = None
+        self._step = 0
+        self._writer: Any = None
+
+    def begin(self, env: gym.Env, seed: int, observation: Any, info: dict[str, Any]) -> None:
+        spec = env.unwrapped.spec
+        self._env_id = spec.id if spec is not None else ""
+        self._options = dict(spec.kwargs) if spec is not None else {}
+        self._seed, self._step = int(seed), 0
+        self._last = (np.array(observation), dict(info))
+
+    def step(
+        self,
+        action: Any,
+        observation: Any,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        if self.driver.human_drove_last_step:
+            if self._writer is None:
+                self._open()
+            self._writer.add(np.array(observation), np.array(action), None, reward, dict(info))
+        elif self._writer is not None:
+            self._close(False, False)
+        self._last = (np.array(observation), dict(info))
+        self._step += 1
+
+    def end(self, terminated: bool, truncated: bool) -> None:
+        if self._writer is not None:
+            self._close(terminated, truncated)
+
+    def interrupted(self) -> None:
+        """Ctrl-C or SIGTERM: save the stretch being driven so far as a partial file."""
+        if self._writer is not None:
+            self._writer.checkpoint()
+
+    def _open(self) -> None:
+        assert self._last is not None
+        self._writer = EpisodeWriter(
+            self.directory,
+            self._env_id,
+            self._options,
+            None,
+            "human",
+            control_hz=self.control_hz,
+            extra_meta={
+                "takeover": {"model": self.model_name, "episode_seed": self._seed, "from_step": self._step}
+            },
+        )
+        self._writer.start(*self._last)
+
+    def _close(self, terminated: bool, truncated: bool) -> None:
+        path = self._writer.close(terminated, truncated)
+        self.saved.append(path)
+        print(f"recorded takeover {path} ({self._writer.steps} steps)", flush=True)
+        self._writer = None

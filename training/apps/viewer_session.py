@@ -46,10 +46,18 @@ def open_window(viewer: Any, prog: str) -> bool:
     return True
 
 
+def window_size_problem(width: int, height: int) -> str | None:
+    """Why a window of `width` x `height` cannot show the HUD, or None."""
+    if width < MIN_SIZE[0] or height < MIN_SIZE[1]:
+        return f"the window must be at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, got {width}x{height}"
+    return None
+
+
 def check_view_args(args: argparse.Namespace) -> str | None:
     """Why the window size or --fps cannot be used, or None."""
-    if args.width < MIN_SIZE[0] or args.height < MIN_SIZE[1]:
-        return f"the window must be at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, got {args.width}x{args.height}"
+    size_problem = window_size_problem(args.width, args.height)
+    if size_problem:
+        return size_problem
     if args.fps < 0:
         return f"--fps must be >= 0 (0 = unpaced), got {args.fps}"
     return None

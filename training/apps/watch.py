@@ -14,29 +14,22 @@ at once and counts an intervention; the car goes back to the model after two qui
 The HUD shows the interventions and NVIDIA's autonomy, (1 - interventions * 6 s / elapsed s) * 100,
 with elapsed the simulated time watched. With `--record DIR` every stretch the person drove is saved as
 a demonstration file (the frames the person saw and the person's actions; `camdrive train bc --data DIR`
-learns from them).
+learns from them; `recorders.TakeoverRecorder`).
 
-What the CNN sees (`agent.explain`). V overlays guided-backprop saliency on the camera view, F shows
-the feature maps of every convolution layer as tiles, both for the observation the car is about to act
-on. The observation is a smaller picture from the same camera (same field of view and pose), so it
-covers a centred horizontal band of the window's camera view, and the saliency is drawn exactly there:
-the most salient 10 % of its pixels in red to yellow, the next 10 % fading out, the rest of the scene
-untouched. For a DQN each action's Q-value minus the mean of all of them (its advantage: what the
-choice depends on) is a bar on a fixed, round scale (+-1, one step's reward at 80 mph, or the next of
-2, 5, 10, ... that holds every bar), with the scale and the values printed in the panel.
+What the CNN sees. V overlays guided-backprop saliency on the camera view, F shows the feature maps of
+every convolution layer; a DQN shows its Q-values as bars (`cnn_view.CnnView`).
 
 Video. `--video FILE` renders without a window (SDL's dummy driver) and writes every displayed frame,
 overlays included: one env step per frame, so the video plays in real time at the control rate (the
-HUD says "1.0x real time" where a window shows its frame rate). The
-file appears only when complete (written beside it, then renamed); an existing one is replaced only
-with `--force`, and without a screen and without `--video` the video gets a name no file has. Ctrl-C
-or SIGTERM ends the video early: the frames so far are kept as FILE.
+HUD says "1.0x real time" where a window shows its frame rate). The file appears only when complete
+(`video.VideoWriter`); an existing one is replaced only with `--force`, and without a screen and without
+`--video` the video gets a name no file has. Ctrl-C or SIGTERM ends the video early: the frames so far
+are kept as FILE.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -46,17 +39,13 @@ import gymnasium as gym
 import numpy as np
 
 from sim import ENV_IDS  # importing sim registers the camdrive environments
-from training.apps.viewer_session import MIN_SIZE, display_problem
+from training.apps.cnn_view import CnnView
+from training.apps.recorders import TakeoverRecorder
+from training.apps.video import VideoWriter
+from training.apps.viewer_session import display_problem, open_window, save_screenshot, window_size_problem
 from training.common import exit_codes
 from training.common.interrupts import interruption
-from training.common.outputs import (
-    OutputError,
-    check_output_dir,
-    check_output_file,
-    remove_stale_temps,
-    replacing,
-    temp_path,
-)
+from training.common.outputs import OutputError, check_output_dir, check_output_file
 from training.evaluation.evaluate import autonomy_pct, env_option_problem
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -72,13 +61,6 @@ FRESH_SEEDS = (1_000_000, 2_000_000)
 DEFAULT_VIDEO = "camdrive-watch.mp4"
 DEFAULT_VIDEO_SECONDS = 30.0
 VIDEO_SUFFIXES = (".mp4", ".gif")
-HUD_BOTTOM = 282
-"""Where the viewer's HUD ends (at 600 px window height) with watch's two extra lines."""
-TILE_ROW_BOX = (384.0, 52.0)
-"""Space for one layer's tiles in the feature-map panel (at 600 px window height)."""
-PANEL_TEXT = (230, 230, 230)
-GREEDY_RGB = (60, 200, 90)
-OTHER_RGB = (90, 160, 255)
 
 
 class WatchError(Exception):
@@ -126,334 +108,6 @@ def model_env(spec: str, env_name: str | None) -> tuple[str, dict[str, Any], boo
     return env_id, options, meta.get("architecture") == "dqn"
 
 
-# ------------------------------------------------------------------------------------------ overlays
-class CnnView:
-    """Saliency (V), feature maps (F) and, for a DQN, Q-value bars: a `sim.viewer.Overlay`.
-
-    Everything is computed once per new sim state (in `on_scene`), from the observation the model is
-    about to act on, and drawn from cache every displayed frame.
-    """
-
-    def __init__(self, viewer_obs: Any, model: Any, saliency: bool = False, features: bool = False) -> None:
-        """`viewer_obs()` returns the current observation; `model` is the learned driver (or None)."""
-        self.viewer_obs, self.model = viewer_obs, model
-        self.saliency, self.features = saliency, features
-        self._tiles: list[tuple[str, np.ndarray]] = []
-
-    @property
-    def available(self) -> bool:
-        return self.model is not None
-
-    def handle_key(self, key: int) -> bool:
-        import pygame
-
-        if key == pygame.K_v and self.available:
-            self.saliency = not self.saliency
-            return True
-        if key == pygame.K_f and self.available:
-            self.features = not self.features
-            return True
-        return False
-
-    def on_scene(self, picture: np.ndarray) -> None:
-        if not self.available or not (self.saliency or self.features):
-            self._tiles = []
-            return
-        from agent.explain import explain, tile_maps
-
-        seen = explain(self.model, self.viewer_obs())
-        if self.saliency:
-            blend_saliency(picture, seen.saliency)
-        self._tiles = []
-        if self.features:
-            # A panel row is wide and low: lay each layer's channels out in the grid that fills it best.
-            for layer in seen.layers:
-                columns = best_columns(*layer.maps.shape, box=TILE_ROW_BOX)
-                self._tiles.append((layer.name, tile_maps(layer.maps, columns=columns)))
-
-    def draw(self, window: Any, scale: float) -> None:
-        if self._tiles:
-            self._draw_tiles(window, scale)
-        q = getattr(self.model, "q_values", None)
-        if q is not None:
-            self._draw_q(window, scale, np.asarray(q, dtype=np.float64))
-
-    def _draw_tiles(self, window: Any, scale: float) -> None:
-        """Each conv layer's maps, one row per layer, in a panel down the left below the HUD."""
-        import pygame
-
-        from sim.text import hud_font
-
-        h = window.get_size()[1]
-        x0, y0 = int(10 * scale), int(HUD_BOTTOM * scale)
-        width, height = int(440 * scale), h - y0 - int(30 * scale)
-        row_h = height // max(len(self._tiles), 1)
-        panel = pygame.Surface((width, height), pygame.SRCALPHA)
-        panel.fill((0, 0, 0, 170))
-        window.blit(panel, (x0, y0))
-        font = hud_font(int(18 * scale))
-        label_w = int(50 * scale)
-        box = (width - label_w - int(6 * scale), row_h - int(4 * scale))
-        for i, (name, image) in enumerate(self._tiles):
-            y = y0 + i * row_h
-            window.blit(font.render(name, PANEL_TEXT), (x0 + int(6 * scale), y + int(6 * scale)))
-            ih, iw = image.shape[:2]
-            fit = min(box[0] / iw, box[1] / ih)
-            surf = pygame.image.frombuffer(np.ascontiguousarray(image), (iw, ih), "RGB")
-            size = (max(1, int(iw * fit)), max(1, int(ih * fit)))
-            window.blit(pygame.transform.scale(surf, size), (x0 + label_w, y + int(2 * scale)))
-
-    def _draw_q(self, window: Any, scale: float, q: np.ndarray) -> None:
-        """Each action's advantage (Q - mean Q) as a bar from the middle, on `q_bars`' round scale,
-        its value at the right; the greedy action in green. Bottom right, sized to its text."""
-        import pygame
-
-        from sim.actions import DISCRETE_ACTION_NAMES
-        from sim.text import hud_font
-
-        s = scale
-        font, small = hud_font(int(20 * s)), hud_font(int(16 * s))
-        advantage, end = q_bars(q)
-        names = [
-            DISCRETE_ACTION_NAMES[i] if i < len(DISCRETE_ACTION_NAMES) else str(i) for i in range(len(q))
-        ]
-        values = [f"{a:+.2f}" for a in advantage]
-        title, mean = "Q - mean Q", f"mean {float(q.mean()):.2f}"
-        pad, row, bar_w, bar_h = int(8 * s), int(20 * s), int(150 * s), int(12 * s)
-        name_w = max(font.size(n)[0] for n in names)
-        value_w = max(font.size(v)[0] for v in values)
-        inner = max(name_w + bar_w + value_w + 2 * pad, font.size(title)[0] + font.size(mean)[0] + 2 * pad)
-        width = inner + 2 * pad
-        height = 2 * pad + font.height + int(6 * s) + row * len(q) + small.height
-        w, h = window.get_size()
-        x0, y0 = w - width - int(10 * s), h - height - int(10 * s)
-        panel = pygame.Surface((width, height), pygame.SRCALPHA)
-        panel.fill((0, 0, 0, 170))
-        window.blit(panel, (x0, y0))
-        window.blit(font.render(title, PANEL_TEXT), (x0 + pad, y0 + pad))
-        window.blit(font.render(mean, (170, 170, 170)), (x0 + width - pad - font.size(mean)[0], y0 + pad))
-        bar_x = x0 + pad + name_w + pad
-        mid = bar_x + bar_w // 2
-        y = y0 + pad + font.height + int(6 * s)
-        best = int(np.argmax(q))
-        for i, (name, a, text) in enumerate(zip(names, advantage, values, strict=True)):
-            color = GREEDY_RGB if i == best else OTHER_RGB
-            window.blit(font.render(name, PANEL_TEXT), (x0 + pad, y))
-            bar_y = y + (font.height - bar_h) // 2
-            pygame.draw.rect(window, (60, 60, 60), (bar_x, bar_y, bar_w, bar_h))
-            fill = int(round(min(abs(a) / end, 1.0) * (bar_w // 2)))
-            if fill:
-                pygame.draw.rect(window, color, (mid if a > 0 else mid - fill, bar_y, fill, bar_h))
-            window.blit(font.render(text, PANEL_TEXT), (x0 + width - pad - font.size(text)[0], y))
-            y += row
-        pygame.draw.line(window, (255, 255, 255), (mid, y0 + pad + font.height), (mid, y))
-        for label, x in ((f"-{end:g}", bar_x), ("0", mid - small.size("0")[0] // 2)):
-            window.blit(small.render(label, (170, 170, 170)), (x, y))
-        right = f"+{end:g}"
-        window.blit(small.render(right, (170, 170, 170)), (bar_x + bar_w - small.size(right)[0], y))
-
-
-def q_bars(q: np.ndarray) -> tuple[np.ndarray, float]:
-    """(advantages Q - mean Q, the bar's half-length in the same units).
-
-    Only differences between Q-values decide anything, so the bars show them from the middle. Scaled
-    to their own range, a 0.6 spread would fill one bar and empty another, like a strong preference;
-    on a fixed scale of 1 (one step's reward at 80 mph, the DQN's reward unit) it reads as 0.6 of a
-    step, and the frame-to-frame jitter (0.02-0.06 for the shipped DQN) stays a sliver. A larger
-    advantage picks the next round scale (2, 5, 10, ...), printed under the bars.
-    """
-    q = np.asarray(q, dtype=np.float64)
-    advantage = q - q.mean()
-    largest = float(np.max(np.abs(advantage))) if advantage.size else 0.0
-    return advantage, round_scale(largest)
-
-
-def round_scale(value: float) -> float:
-    """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least `value` (1 for anything not above 1)."""
-    if not np.isfinite(value) or value <= 1.0:
-        return 1.0
-    decade = 10.0 ** np.floor(np.log10(value))
-    return float(next(m * decade for m in (1.0, 2.0, 5.0, 10.0) if m * decade >= value))
-
-
-def blend_saliency(picture: np.ndarray, saliency: np.ndarray) -> None:
-    """Paint `saliency` (the observation's size) on the band of `picture` that the observation covers,
-    in place: the colours and weights of `agent.explain.saliency_rgba` (the most salient tenth of the
-    pixels, the rest of the scene untouched), scaled and blended by pygame in C (measured about 5 ms
-    for a 960x600 window on the loaded development machine, against 17 ms for a numpy blend).
-    """
-    import pygame
-
-    from agent.explain import saliency_rgba
-
-    ph, pw = picture.shape[:2]
-    top, height = observation_band(saliency.shape, (ph, pw))
-    rgba = np.ascontiguousarray(np.clip(saliency_rgba(saliency) * 255.0 + 0.5, 0, 255).astype(np.uint8))
-    heat = pygame.image.frombuffer(rgba, (saliency.shape[1], saliency.shape[0]), "RGBA")
-    target = pygame.image.frombuffer(picture, (pw, ph), "RGB")  # shares the picture's memory
-    target.blit(pygame.transform.smoothscale(heat, (pw, height)), (0, top))
-
-
-def best_columns(channels: int, height: int, width: int, box: tuple[float, float]) -> int:
-    """How many columns make a grid of `channels` maps appear largest when fitted into `box` (w, h)."""
-
-    def shown_scale(columns: int) -> float:
-        rows = -(-channels // columns)
-        grid_w, grid_h = columns * width + columns - 1, rows * height + rows - 1
-        return min(box[0] / grid_w, box[1] / grid_h)
-
-    return max(range(1, channels + 1), key=shown_scale)
-
-
-def observation_band(obs_hw: tuple[int, ...], picture_hw: tuple[int, ...]) -> tuple[int, int]:
-    """(first row, rows) of the window picture that the observation covers.
-
-    Both pictures come from one pinhole camera with the same horizontal field of view, centred principal
-    point and pose, so the observation is the window picture scaled by width ratio and centred.
-    """
-    oh, ow = int(obs_hw[0]), int(obs_hw[1])
-    ph, pw = int(picture_hw[0]), int(picture_hw[1])
-    height = min(ph, int(round(oh * pw / ow)))
-    return (ph - height) // 2, height
-
-
-# ------------------------------------------------------------------------------------------ recording
-class TakeoverRecorder:
-    """An `EpisodeSink` that saves each stretch a person drove as one demonstration file.
-
-    A stretch starts with the frame the person saw when taking over and ends when the model has the car
-    again or the episode ends. Its file has no reset seed (it does not start at a reset): the episode's
-    seed and the step it started at are in `takeover` in its meta.
-    """
-
-    recording = True
-
-    def __init__(
-        self, directory: str | os.PathLike[str], driver: Any, model_name: str, control_hz: float
-    ) -> None:
-        self.directory, self.driver = Path(directory), driver
-        self.model_name, self.control_hz = model_name, control_hz
-        self.saved: list[Path] = []
-        self._env_id, self._options, self._seed = "", {}, 0
-        self._last: tuple[Any, dict[str, Any]] | None = None
-        self._step = 0
-        self._writer: Any = None
-
-    def begin(self, env: gym.Env, seed: int, observation: Any, info: dict[str, Any]) -> None:
-        spec = env.unwrapped.spec
-        self._env_id = spec.id if spec is not None else ""
-        self._options = dict(spec.kwargs) if spec is not None else {}
-        self._seed, self._step = int(seed), 0
-        self._last = (np.array(observation), dict(info))
-
-    def step(
-        self,
-        action: Any,
-        observation: Any,
-        reward: float,
-        terminated: bool,
-        truncated: bool,
-        info: dict[str, Any],
-    ) -> None:
-        if self.driver.human_drove_last_step:
-            if self._writer is None:
-                self._open()
-            self._writer.add(np.array(observation), np.array(action), None, reward, dict(info))
-        elif self._writer is not None:
-            self._close(False, False)
-        self._last = (np.array(observation), dict(info))
-        self._step += 1
-
-    def end(self, terminated: bool, truncated: bool) -> None:
-        if self._writer is not None:
-            self._close(terminated, truncated)
-
-    def interrupted(self) -> None:
-        """Ctrl-C or SIGTERM: save the stretch being driven so far as a partial file."""
-        if self._writer is not None:
-            self._writer.checkpoint()
-
-    def _open(self) -> None:
-        from training.data.demo_writer import EpisodeWriter
-
-        assert self._last is not None
-        self._writer = EpisodeWriter(
-            self.directory,
-            self._env_id,
-            self._options,
-            None,
-            "human",
-            control_hz=self.control_hz,
-            extra_meta={
-                "takeover": {"model": self.model_name, "episode_seed": self._seed, "from_step": self._step}
-            },
-        )
-        self._writer.start(*self._last)
-
-    def _close(self, terminated: bool, truncated: bool) -> None:
-        path = self._writer.close(terminated, truncated)
-        self.saved.append(path)
-        print(f"recorded takeover {path} ({self._writer.steps} steps)", flush=True)
-        self._writer = None
-
-
-# ------------------------------------------------------------------------------------------ video
-class VideoWriter:
-    """Frames to an mp4 (H.264 through imageio-ffmpeg's bundled ffmpeg) or a GIF, at a fixed rate.
-
-    The frames go to a hidden file beside `path` that `close` renames to `path`: a video that is
-    being written, or whose writing failed, never stands where a finished one is expected.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], fps: float) -> None:
-        import imageio.v2 as imageio
-
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(self.path)
-        self._tmp = temp_path(self.path)  # keeps the suffix, from which imageio picks the format
-        self.frames = 0
-        if self.path.suffix.lower() == ".gif":
-            self._writer = imageio.get_writer(self._tmp, mode="I", duration=1000.0 / fps, loop=0)
-        else:
-            # macro_block_size 8: 960x600 (600 = 75 * 8) is encoded as it is, not padded to 16.
-            self._writer = imageio.get_writer(
-                self._tmp, fps=fps, codec="libx264", quality=7, macro_block_size=8, pixelformat="yuv420p"
-            )
-
-    def add(self, frame: np.ndarray) -> None:
-        self._writer.append_data(frame)
-        self.frames += 1
-
-    def close(self) -> None:
-        """Finish the file and put it at `path`."""
-        try:
-            self._writer.close()
-            os.replace(self._tmp, self.path)
-        except BaseException:
-            self._tmp.unlink(missing_ok=True)
-            raise
-
-    def discard(self) -> None:
-        """Stop writing and leave no file."""
-        try:
-            with contextlib.suppress(Exception):  # an encoder already gone: the file is dropped anyway
-                self._writer.close()
-        finally:
-            self._tmp.unlink(missing_ok=True)
-
-    def keep_partial(self) -> str:
-        """After Ctrl-C or SIGTERM: keep the frames written so far as the video; says what was kept."""
-        if not self.frames:
-            self.discard()
-            return "no video written"
-        try:
-            self.close()
-        except Exception as e:  # the encoder died with the signal (a whole process group was stopped)
-            return f"the video could not be finished ({type(e).__name__}); none written"
-        return f"kept the {self.frames} frames so far as {self.path}"
-
-
 # ------------------------------------------------------------------------------------------ command
 def check_args(args: argparse.Namespace) -> None:
     """Refuse arguments watch cannot use, before a model is loaded or a window opened.
@@ -461,10 +115,9 @@ def check_args(args: argparse.Namespace) -> None:
     argparse only checks that they are numbers; left alone, a bad one ends in a traceback from deep
     inside the viewer, the env or the takeover driver, which names an internal parameter, not the flag.
     """
-    if args.width < MIN_SIZE[0] or args.height < MIN_SIZE[1]:
-        raise WatchError(
-            f"the window must be at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, got {args.width}x{args.height}"
-        )
+    size_problem = window_size_problem(args.width, args.height)
+    if size_problem:
+        raise WatchError(size_problem)
     if args.video and Path(args.video).suffix.lower() not in VIDEO_SUFFIXES:
         raise WatchError(f"--video must end in {' or '.join(VIDEO_SUFFIXES)}, got {args.video!r}")
     if args.hz is not None and not args.hz > 0:
@@ -531,7 +184,7 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
     from agent.checkpoint import CheckpointError
     from agent.human import HumanInput
     from agent.takeover import TakeoverDriver
-    from sim.viewer import DisplayUnavailableError, Viewer
+    from sim.viewer import Viewer
 
     hz = (
         args.hz
@@ -593,10 +246,7 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
     )
     writer: VideoWriter | None = None
     try:
-        try:
-            viewer.open()
-        except DisplayUnavailableError as e:
-            print(f"{prog}: {e}. {display_problem(prog) or 'Is a display available?'}", file=sys.stderr)
+        if not open_window(viewer, prog):
             return exit_codes.FAILED
         max_frames = args.frames
         try:
@@ -614,10 +264,7 @@ def watch_main(args: argparse.Namespace, *, script: Any = ()) -> int:
             if writer is not None:
                 writer.discard()
             raise
-        if args.screenshot:
-            with replacing(args.screenshot) as tmp:
-                viewer.save_screenshot(tmp)
-            print(f"screenshot saved to {args.screenshot}")
+        save_screenshot(viewer, args)
     finally:
         viewer.close()
         env.close()
