@@ -35,6 +35,7 @@ import numpy as np
 from agent.baselines import BUILTIN, load_driver, model_env_options
 from agent.driver import Driver
 from sim import ENV_IDS  # importing sim registers the camdrive environments
+from sim.envs.base import unwrap
 from training.common import exit_codes
 from training.common.outputs import OutputError, check_output_file, remove_stale_temps, write_text
 
@@ -105,13 +106,14 @@ def evaluate_lane(
     while (km is None and episode < episodes) or (km is not None and tally.metres < km * 1000):
         obs, info = env.reset(seed=seed + episode)
         driver.reset(env)
-        world = env.unwrapped.world
+        camdrive = unwrap(env)
+        world = camdrive.world
         last_steer, last_distance = 0.0, info["distance"]
         while True:
             action = driver.act(obs, info)
             obs, _, terminated, truncated, info = env.step(action)
             tally.steps += 1
-            tally.seconds += env.unwrapped.dt
+            tally.seconds += camdrive.dt
             tally.speed_sum += info["speed"]
             offset = abs(info["lateral_offset"])
             tally.abs_offset_sum += offset
@@ -127,8 +129,8 @@ def evaluate_lane(
             if offset > INTERVENTION_OFFSET_M and not terminated:
                 tally.interventions += 1
                 world.put_back_on_lane_centre()
-                obs = env.unwrapped.observe()
-                info = env.unwrapped.current_info()
+                obs = camdrive.observe()
+                info = camdrive.current_info()
             elif terminated and info["off_road"]:
                 tally.offroad += 1
                 tally.interventions += 1
@@ -173,7 +175,7 @@ def evaluate_traffic(
         "score_kmh": median * 3.6,
         "mean_speed_kmh": float(np.mean(speeds)) * 3.6,
         "runs": runs,
-        "run_seconds": env.unwrapped.options.episode_seconds,
+        "run_seconds": unwrap(env).options.episode_seconds,
         "collisions": collisions,
         "offroad": offroad,
         "collisions_per_100_runs": collisions / runs * 100,
@@ -327,9 +329,10 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate_lane(driver, env, args.episodes, args.seed, args.km, progress=not args.quiet)
         else:
             result = evaluate_traffic(driver, env, args.episodes, args.seed, progress=not args.quiet)
-        result.update(driver=spec, env=env_id, seed=args.seed, safety=bool(env.unwrapped.options.safety))
+        built = unwrap(env).options  # validated, defaults filled in
+        result.update(driver=spec, env=env_id, seed=args.seed, safety=bool(built.safety))
         if args.env == "traffic":
-            result["action_mode"] = env.unwrapped.options.action_mode
+            result["action_mode"] = built.action_mode
         rows.append((spec, result))
         env.close()
     if args.env == "traffic":
