@@ -28,7 +28,7 @@ from gymnasium import spaces
 from tqdm import tqdm
 
 from agent.driver import Driver
-from sim import ENV_IDS  # importing sim registers the camdrive environments
+from sim import ENV_IDS, seeding  # importing sim registers the camdrive environments
 from training.common import exit_codes
 from training.common.interrupts import saying_what_is_kept
 from training.common.outputs import OutputError, check_output_dir, temp_writer_alive
@@ -186,7 +186,7 @@ def record(
             for i in range(episodes):
                 reset_seed = seed + i
                 bar.set_postfix_str(f"episode {i + 1}/{episodes}")
-                rng = np.random.default_rng([reset_seed, 7])  # noise draws, reproducible per episode
+                rng = seeding.stream(reset_seed, seeding.RECORD_NOISE)  # reproducible per episode
                 try:
                     obs, info = env.reset(seed=reset_seed)
                 except ValueError as e:
