@@ -66,3 +66,24 @@ def test_required_fields_and_unknown_fields(capsys):
     assert "the following arguments are required: --mode" in capsys.readouterr().err
     with pytest.raises(KeyError, match="wheels"):
         parser_for("wheels")
+
+
+@dataclass
+class Nested:
+    labels: str = "expert"
+    """Who labels."""
+    colour_space: str = "rgb"
+    """Colour space."""
+
+
+def test_a_prefix_names_a_nested_configs_options_and_names_respell_one(capsys):
+    parser = argparse.ArgumentParser(prog="t", exit_on_error=False)
+    add_config_options(parser, Nested, ["labels"], prefix="view_")
+    add_config_options(parser, Nested, ["colour_space"], names={"colour_space": "--colour"})
+    args = parser.parse_args(["--view-labels", "geometric", "--colour", "yuv"])
+    assert (args.view_labels, args.colour_space) == ("geometric", "yuv")
+    assert config_from_args(Nested, args, prefix="view_") == Nested(labels="geometric")
+    assert config_from_args(Nested, args) == Nested(colour_space="yuv")
+    with pytest.raises(SystemExit):  # unrecognized arguments exit even with exit_on_error=False
+        parser.parse_args(["--labels", "x"])
+    assert "unrecognized arguments: --labels x" in capsys.readouterr().err

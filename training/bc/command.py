@@ -1,17 +1,24 @@
-"""`camdrive train bc`: its options; the work is in train.py."""
+"""`camdrive train bc`: its options, made from `BCConfig`'s fields; the work is in train.py.
+
+Each option that sets a config field is generated from the field (`training.common.config_cli`): its
+type, default and help (the field's docstring) are written once, in training/bc/config.py. The few
+that are no field, or not a plain value (the paths, --force, --quiet), are written here.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+from pathlib import Path
 
-from training.common.arguments import (
-    Subparsers,
-    add_device_and_tensorboard,
-    add_force,
-    non_negative_float,
-    non_negative_int,
-    positive_int,
-)
+from agent.device import DEVICES
+from training.bc.config import VIEW_LABELS, BCConfig, ViewConfig
+from training.common.arguments import Subparsers, add_force, add_tensorboard
+from training.common.config_cli import add_config_options, config_from_args
+
+VIEW_PREFIX = "view_"
+"""`--view-labels` and `--view-return-s` set `BCConfig.views.labels` and `.return_s`."""
 
 
 def add_train_bc(train_commands: Subparsers) -> None:
@@ -29,145 +36,55 @@ def add_train_bc(train_commands: Subparsers) -> None:
     bc.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
     add_force(bc, "MODEL and its .csv, .png and .metrics.json")
     bc.add_argument("--data", metavar="DIR", help="train on demonstrations recorded by `camdrive record`")
-    bc.add_argument(
-        "--expert-episodes",
-        type=positive_int,
-        default=24,
-        metavar="N",
-        help="expert episodes (60 s each) to collect when no --data (default: %(default)s)",
+    add_config_options(
+        bc, BCConfig, ["expert_episodes", "augment"], metavars={"expert_episodes": "N", "augment": "K"}
     )
-    bc.add_argument(
-        "--augment",
-        type=non_negative_int,
-        default=2,
-        metavar="K",
-        help="extra shifted/rotated views per state (default: %(default)s)",
+    add_config_options(
+        bc,
+        ViewConfig,
+        ["labels", "return_s"],
+        prefix=VIEW_PREFIX,
+        choices={"labels": VIEW_LABELS},
+        metavars={"return_s": "T"},
     )
-    bc.add_argument(
-        "--view-labels",
-        choices=("expert", "geometric"),
-        default="expert",
-        help="label of the extra views: expert = the expert's controller from the displaced pose; "
-        "geometric = NVIDIA's steering back onto the recorded path in --view-return-s seconds, from the "
-        "recorded steering and the view's displacement alone, no expert (default: %(default)s)",
-    )
-    bc.add_argument(
-        "--view-return-s",
-        type=non_negative_float,
-        default=0.9,  # training.bc.augment.RETURN_S (a test holds them equal; --help stays light)
-        metavar="T",
-        help="geometric view labels: seconds in which they bring a view back onto the recorded path; "
-        "NVIDIA used 2, which corrects too gently to learn recoveries from an imperfect driver "
-        "(default: %(default)s, chosen on validation roads)",
-    )
-    bc.add_argument(
-        "--epochs", type=positive_int, default=6, metavar="E", help="training epochs (default: %(default)s)"
-    )
-    bc.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=64,
-        metavar="B",
-        help="frames (viewpoint views included) per Adam step; an epoch drops its ragged last batch "
-        "(default: %(default)s)",
-    )
-    bc.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        metavar="S",
-        help="run seed: expert episode i drives env seed S*10000 + i (DAgger from S*10000 + 5000); it "
-        "also seeds torch, the noise and the randomised looks; below 100, so training stays under the "
-        "evaluation seeds (default: %(default)s)",
-    )
-    bc.add_argument(
-        "--dagger",
-        type=non_negative_int,
-        default=0,
-        metavar="K",
-        help="DAgger rounds after behaviour cloning (default: %(default)s)",
-    )
-    bc.add_argument(
-        "--dagger-episodes",
-        type=positive_int,
-        default=10,
-        metavar="N",
-        help="learner episodes per DAgger round (default: %(default)s)",
-    )
-    bc.add_argument(
-        "--dagger-epochs",
-        type=positive_int,
-        default=3,
-        metavar="E",
-        help="epochs of retraining per DAgger round (default: %(default)s)",
-    )
-    bc.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
-    bc.add_argument(
-        "--patience",
-        type=positive_int,
-        default=3,
-        metavar="E",
-        help="stop after E epochs without a better validation loss (default: %(default)s)",
-    )
-    bc.add_argument(
-        "--noise",
-        type=non_negative_float,
-        default=0.15,
-        metavar="SIGMA",
-        help="std of the smooth noise on the expert's steering (default: %(default)s)",
-    )
-    bc.add_argument(
-        "--color",
-        choices=("rgb", "yuv"),
-        default="rgb",
-        help="colour space PilotNet converts its input to (default: %(default)s)",
-    )
-    bc.add_argument(
-        "--precision",
-        choices=("bf16", "fp32"),
-        default="bf16",
-        help="training arithmetic; bf16 autocast is ~1.7x faster on CPUs with AVX512-BF16 "
-        "(default: %(default)s)",
-    )
-    bc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: %(default)s)")
-    bc.add_argument(
-        "--max-minutes",
-        type=non_negative_float,
-        default=14.0,
-        metavar="M",
-        help="no epoch starts that would end after M minutes, 0: none (default: %(default)s)",
-    )
-    bc.add_argument(
-        "--randomize",
-        type=non_negative_float,
-        default=1.0,
-        help="domain randomisation strength 0..1 of the training looks: every training frame is drawn in "
-        "the default look or in one of --looks randomised palettes of this strength (drawn from the run "
-        "seed, never the evaluation seeds' looks); 0: default look only (default: %(default)s)",
-    )
-    bc.add_argument(
-        "--looks",
-        type=non_negative_int,
-        default=96,
-        metavar="N",
-        help="randomised palettes the training frames are drawn in (default: %(default)s)",
-    )
-    bc.add_argument(
-        "--default-look",
-        type=non_negative_float,
-        default=0.25,
-        metavar="P",
-        help="probability that a training frame is drawn in the default look (default: %(default)s)",
-    )
-    add_device_and_tensorboard(
-        bc, "network, batches and optimiser", "train and validation loss, learning rate, DAgger rounds"
-    )
+    add_config_options(
+        bc,
+        BCConfig,
+        [
+            "epochs", "batch_size", "seed", "dagger", "dagger_episodes", "dagger_epochs", "lr", "patience",
+            "noise", "color_space", "precision", "threads", "max_minutes", "randomize", "looks",
+            "default_look", "device",
+        ],
+        metavars={
+            "epochs": "E", "batch_size": "B", "seed": "S", "dagger": "K", "dagger_episodes": "N",
+            "dagger_epochs": "E", "patience": "E", "noise": "SIGMA", "max_minutes": "M", "looks": "N",
+            "default_look": "P",
+        },
+        choices={"color_space": ("rgb", "yuv"), "precision": ("bf16", "fp32"), "device": DEVICES},
+        names={"color_space": "--color"},
+    )  # fmt: skip
+    add_tensorboard(bc, "train and validation loss, learning rate, DAgger rounds")
     bc.add_argument("--quiet", action="store_true", help="no progress bars")
     bc.set_defaults(run=run)
+
+
+def config(args: argparse.Namespace) -> BCConfig:
+    """The run's config from the parsed options: the generated ones by name, the rest converted here."""
+    return config_from_args(
+        BCConfig,
+        args,
+        out=Path(args.out),
+        data=None if args.data is None else Path(args.data),
+        max_minutes=args.max_minutes or None,  # 0: no cap
+        tensorboard=None if args.tensorboard is None else Path(args.tensorboard),
+        progress=not args.quiet,
+        command=shlex.join(["camdrive", *sys.argv[1:]]),
+        views=config_from_args(ViewConfig, args, prefix=VIEW_PREFIX),
+    )
 
 
 def run(args: argparse.Namespace) -> int | None:
     """Imported when the command runs, so that `camdrive --help` never imports torch."""
     from training.bc.train import main
 
-    return main(args)
+    return main(config(args))

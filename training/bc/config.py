@@ -12,9 +12,12 @@ block before any work is done.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from training.common.config_cli import option_name
 
 ENV_ID = "camdrive/LaneKeep-v0"
 """The env behaviour cloning drives, records and learns from."""
@@ -69,7 +72,7 @@ class LookConfig:
     """The training looks: how many randomised palettes, how strong, how often the default look."""
 
     count: int = 96
-    """Randomised palettes in the pool (each renderer is built on first use: tens of ms and 2.6 MB)."""
+    """Randomised palettes in the pool (each palette's renderer is built on its first use)."""
     strength: float = 1.0
     """`Palette.randomised` strength, 0..1 (the env's `randomize`); 0 turns the pool off."""
     default_fraction: float = 0.25
@@ -129,10 +132,11 @@ class BCConfig:
     lr: float = 1e-3
     """Adam learning rate."""
     patience: int = 3
-    """Stop after this many epochs without a better validation loss."""
+    """Epochs without a better validation loss after which a stage stops (each halves the learning rate)."""
     max_minutes: float | None = 14.0
-    """No epoch or DAgger round starts that would end after this many minutes, 0: no cap; a run cut short
-    says so in its .metrics.json (stopped_by_time_cap) and is not repeatable."""
+    """Wall-clock cap of the run in minutes, 0: none. No epoch starts that would end after it, and no DAgger
+    round after it; a run it cut short says so in its .metrics.json (stopped_by_time_cap) and is not
+    repeatable."""
     val_fraction: float = 0.1
     """Share of the episodes (at least one) kept for validation."""
     noise: float = 0.15
@@ -142,7 +146,7 @@ class BCConfig:
     color_space: str = "rgb"
     """Colour space PilotNet converts its input to."""
     precision: str = "bf16"
-    """Training arithmetic; bf16 autocast is much faster on CPUs with AVX512-BF16."""
+    """Training arithmetic; bf16 autocast is faster on CPUs with AVX512-BF16."""
     threads: int = 1
     """Torch threads."""
     episode_seconds: float = 60.0
@@ -222,8 +226,12 @@ def check_limits(cfg: BCConfig) -> str | None:
 
     `expert_seeds` and `dagger_seeds` enforce the same limits, but only when they are reached, which
     for DAgger is after the whole behaviour-cloning training: a command line that cannot finish must
-    be refused before any of that work.
+    be refused before any of that work. The ranges of the numbers come first: the command line's
+    parser takes any int or float, and the messages name the options.
     """
+    problem = _range_problem(cfg)
+    if problem is not None:
+        return problem
     if cfg.seed * SEED_STRIDE + SEED_STRIDE > EVAL_SEED_START:
         return f"--seed must be below {EVAL_SEED_START // SEED_STRIDE}"
     if cfg.expert_episodes > MAX_EXPERT_EPISODES:
@@ -234,6 +242,33 @@ def check_limits(cfg: BCConfig) -> str | None:
         return f"--dagger-episodes must be at most {MAX_DAGGER_EPISODES}, got {cfg.dagger_episodes}"
     if cfg.dagger and cfg.views.labels == "geometric":
         return "--dagger labels with the expert, which --view-labels geometric does without: use one"
-    if cfg.views.return_s <= 0:
+    if not (math.isfinite(cfg.views.return_s) and cfg.views.return_s > 0):
         return f"--view-return-s must be above 0, got {cfg.views.return_s:g}"
+    return None
+
+
+def _range_problem(cfg: BCConfig) -> str | None:
+    """Why a count or amount of `cfg` is out of its range (in `sim.validation`'s words), or None."""
+    from sim.validation import check_at_least
+
+    counts = (
+        "expert_episodes",
+        "epochs",
+        "batch_size",
+        "dagger_episodes",
+        "dagger_epochs",
+        "patience",
+        "threads",
+    )
+    minimums = {**dict.fromkeys(counts, 1), **dict.fromkeys(("augment", "seed", "dagger", "looks"), 0)}
+    amounts = {"noise": cfg.noise, "max_minutes": 0.0 if cfg.max_minutes is None else cfg.max_minutes}
+    try:
+        for name, low in minimums.items():
+            check_at_least(option_name(name), getattr(cfg, name), low, integer=True)
+        for name, value in amounts.items():
+            check_at_least(option_name(name), value, 0)
+    except ValueError as e:
+        return str(e)
+    if not (0.0 <= cfg.randomize <= 1.0 and 0.0 <= cfg.default_look <= 1.0):
+        return "--randomize and --default-look must be in 0..1"
     return None

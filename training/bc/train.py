@@ -30,11 +30,9 @@ model card.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -50,7 +48,7 @@ from agent.checkpoint import save_checkpoint
 from agent.device import select_device
 from agent.pilotnet import ARCH, INPUT_SHAPE, PilotNet, param_count
 from training.bc.augment import LookPool
-from training.bc.config import ENV_ID, BCConfig, ViewConfig, check_limits, seed_ranges
+from training.bc.config import ENV_ID, BCConfig, check_limits, seed_ranges
 from training.bc.dagger import run_dagger
 from training.bc.data import Dataset, collect_expert, data_summary
 from training.bc.from_demos import NoUsableDemosError, data_problem, load_demos
@@ -316,39 +314,9 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def main(args: argparse.Namespace) -> int:
-    """Entry point of `camdrive train bc`."""
-    cfg = BCConfig(
-        out=Path(args.out),
-        data=None if args.data is None else Path(args.data),
-        expert_episodes=args.expert_episodes,
-        augment=args.augment,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        dagger=args.dagger,
-        dagger_episodes=args.dagger_episodes,
-        dagger_epochs=args.dagger_epochs,
-        lr=args.lr,
-        patience=args.patience,
-        noise=args.noise,
-        color_space=args.color,
-        precision=args.precision,
-        threads=args.threads,
-        max_minutes=args.max_minutes or None,
-        randomize=args.randomize,
-        looks=args.looks,
-        default_look=args.default_look,
-        device=args.device,
-        views=ViewConfig(labels=args.view_labels, return_s=args.view_return_s),
-        tensorboard=None if args.tensorboard is None else Path(args.tensorboard),
-        force=args.force,
-        progress=not args.quiet,
-        command=shlex.join(["camdrive", *sys.argv[1:]]),
-    )
-    if not 0.0 <= cfg.randomize <= 1.0 or not 0.0 <= cfg.default_look <= 1.0:
-        print("camdrive train bc: error: --randomize and --default-look must be in 0..1", file=sys.stderr)
-        return exit_codes.BAD_INPUT
+def main(cfg: BCConfig) -> int:
+    """`camdrive train bc` with the config its options make (`training.bc.command`): refuses a run
+    that cannot finish in one line with exit code 2 before any work, then trains."""
     problem = check_limits(cfg)
     if problem is None and cfg.data is not None:
         problem = data_problem(cfg.data)

@@ -57,35 +57,47 @@ def add_config_options(
     metavars: Mapping[str, str] | None = None,
     choices: Mapping[str, Iterable[Any]] | None = None,
     required: Iterable[str] = (),
+    prefix: str = "",
+    names: Mapping[str, str] | None = None,
 ) -> None:
     """One option per named field of dataclass `cls` (in the given order): `--name VALUE` for numbers
-    and strings, `--name` / `--no-name` for booleans; help is the field's docstring and its default."""
+    and strings, `--name` / `--no-name` for booleans; help is the field's docstring and its default.
+
+    `prefix` names the options of a nested config (`prefix="view_"`: field `labels` is `--view-labels`,
+    parsed into `args.view_labels`; `config_from_args` takes the same prefix); `names` gives a field an
+    option spelled otherwise (`{"color_space": "--color"}`), still parsed into the field's name.
+    """
     hints = typing.get_type_hints(cls)
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     docs = field_docs(cls)
     metavars, choices, required = dict(metavars or {}), dict(choices or {}), set(required)
+    names = dict(names or {})
     for name in fields:
         if name not in defaults:
             raise KeyError(f"{cls.__name__} has no field {name!r}")
         kind = _value_type(hints[name])
         help_text = docs.get(name, "").replace("%", "%%")
+        dest = prefix + name
+        flag = names.get(name, option_name(dest))
         if name in required:
             parser.add_argument(
-                option_name(name), type=kind, required=True, metavar=metavars.get(name), help=help_text
+                flag, dest=dest, type=kind, required=True, metavar=metavars.get(name), help=help_text
             )
             continue
         default = defaults[name]
         shown = f" (default: {default})" if default not in (None, "") else ""
         if kind is bool:
             parser.add_argument(
-                option_name(name),
+                flag,
+                dest=dest,
                 action=argparse.BooleanOptionalAction,
                 default=default,
                 help=help_text + shown,
             )
             continue
         parser.add_argument(
-            option_name(name),
+            flag,
+            dest=dest,
             type=kind,
             default=default,
             metavar=metavars.get(name),
@@ -94,9 +106,10 @@ def add_config_options(
         )
 
 
-def config_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
-    """An instance of dataclass `cls` from the parsed options that name its fields, then `overrides`;
-    fields with no option keep their defaults."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    values = {name: value for name, value in vars(args).items() if name in names}
+def config_from_args(cls: type[T], args: argparse.Namespace, prefix: str = "", **overrides: Any) -> T:
+    """An instance of dataclass `cls` from the parsed options that name its fields (with `prefix`, as
+    `add_config_options` was given it), then `overrides`; fields with no option keep their defaults."""
+    parsed = vars(args)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    values = {name: parsed[prefix + name] for name in names if prefix + name in parsed}
     return cls(**{**values, **overrides})
