@@ -332,6 +332,10 @@ def test_each_skipped_demo_is_one_line_and_none_usable_is_bad_input(demo_files, 
         (["--expert-episodes", "5001"], "--expert-episodes must be at most 5000, got 5001"),
         (["--seed", "100"], "--seed must be below 100"),
         (["--data", "MISSING"], "no such directory"),
+        (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
+        (["--noise", "-0.5"], "--noise must be a number >= 0, got -0.5"),
+        (["--default-look", "1.5"], "--randomize and --default-look must be in 0..1"),
+        (["--view-return-s", "nan"], "--view-return-s must be above 0, got nan"),
     ],
 )
 def test_bc_refuses_impossible_runs_before_any_work(args, message, tmp_path, capsys, monkeypatch):
@@ -530,3 +534,19 @@ def test_a_run_that_completes_no_epoch_fails_and_writes_nothing(demo_files, tmp_
     (tmp_path / "m.safetensors").write_bytes(b"an earlier model")
     assert run_cli([*argv, "--force"]) == 1
     assert bc_files(tmp_path) == {"m.safetensors": b"an earlier model"}
+
+
+def test_every_config_field_has_the_docstring_its_option_shows(capsys):
+    """The options are made from BCConfig's fields: each field documents itself, and --help shows it."""
+    import dataclasses
+
+    from training import cli
+    from training.common.config_cli import field_docs
+
+    for cls in (BCConfig, ViewConfig, LookConfig, JitterConfig):
+        assert set(field_docs(cls)) == {f.name for f in dataclasses.fields(cls)}, cls.__name__
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "bc", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"--color {{rgb,yuv}} {field_docs(BCConfig)['color_space']} (default: rgb)" in shown
+    assert f"--view-return-s T {field_docs(ViewConfig)['return_s']} (default: 0.9)" in shown
