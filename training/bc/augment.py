@@ -42,12 +42,11 @@ Training looks (`LookPool`, domain randomisation done per frame). Every frame, c
 is drawn in a look chosen at random: the default clear day with probability `default_fraction`, else
 one of `count` palettes drawn by `Palette.randomised` (the same kinds of randomisation the env's
 `randomize` option uses: colours, lighting, marking wear, sensor noise, haze) from the training run's
-own seed stream. Why per frame and not the env's per-episode look: with one look per episode, 24
-episodes show the network only 24 looks, each tied to one episode, and it learns look-specific
-colour cues instead of the road's geometry (validation MSE 0.016 against 0.0006 on the training looks;
-on an unseen look the steering was biased by up to +0.47; 38.8 % autonomy on randomised evaluation
-roads). Drawing the look independently per frame decouples look from episode, displacement and
-label, and shows the network `count` looks (98.6 % on the same roads, with the stronger jitter).
+own seed stream. Why per frame and not the env's per-episode look: with one look per episode, N
+episodes show the network only N looks, each tied to one episode, and it learns look-specific
+colour cues instead of the road's geometry. Drawing the look independently per frame decouples look
+from episode, displacement and label, and shows the network `count` looks (assets/pilotnet/MODEL_CARD.md
+has the measurements of both).
 
 Photometric jitter (brightness, contrast, colour gain, saturation, hue mixing, offsets, sensor noise)
 is applied per sample in the training loop (`photometric_jitter`), so the network keys on the road's
