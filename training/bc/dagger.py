@@ -20,6 +20,8 @@ import torch
 
 from agent.expert import Expert
 from agent.pilotnet import PilotNet
+from sim import seeding
+from sim.envs.base import unwrap
 from training.bc.augment import LookPool, render_state
 from training.bc.config import ENV_ID, BCConfig, ViewConfig, dagger_seeds
 from training.bc.data import Dataset, data_summary, label_state
@@ -48,14 +50,14 @@ def collect_dagger_episode(
     The learner runs on its own device; the frames it sees are moved there. Returns (frames, labels,
     states, interventions, metres).
     """
-    u = env.unwrapped
+    u = unwrap(env)
     device = next(model.parameters()).device
-    rng = np.random.default_rng([seed, 13])
+    rng = seeding.stream(seed, seeding.BC_DAGGER_EPISODE)
     obs, info = env.reset(seed=seed)
     expert = Expert()
     expert.reset(env)
     model.eval()
-    picker = looks.picker(seed, 16) if looks is not None else None
+    picker = looks.picker(seed, seeding.BC_DAGGER_LOOKS) if looks is not None else None
     eyes = picker.pick()[0] if picker is not None and picker.enabled else None
     frames, labels = [], []
     states, interventions, expert_driving = 0, 0, False

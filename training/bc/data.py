@@ -16,9 +16,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import sim  # noqa: F401  (registers the envs)
 from agent.expert import Expert
 from agent.pilotnet import INPUT_SHAPE
+from sim import seeding  # importing sim registers the envs
+from sim.envs.base import CamDriveEnv, unwrap
 from training.bc.augment import (
     LookPicker,
     LookPool,
@@ -116,7 +117,7 @@ def extra_views(
 
 def label_state(
     obs,
-    u,
+    u: CamDriveEnv[Any],
     expert: Expert,
     augment: int,
     views,
@@ -133,13 +134,13 @@ def label_state(
     clean = expert.steering()
     if looks is not None and looks.enabled:
         (renderer,) = looks.pick()
-        if renderer is not looks.default or u.obs_type.renderer.palette != renderer.palette:
+        if renderer is not looks.default or u.look != renderer.palette:
             obs = render_state(renderer, u.world)
     frames.append(obs[None])
     labels.append(np.array([clean], dtype=np.float32))
     if augment:
         f, lab = extra_views(
-            u.world, u.obs_type.renderer, expert.target_lane, augment, views, rng, looks, clean
+            u.world, u.camera.renderer, expert.target_lane, augment, views, rng, looks, clean
         )
         frames.append(f)
         labels.append(lab)
@@ -160,9 +161,9 @@ def collect_expert_episode(
     Returns (frames, labels, states). Randomness (noise, view displacements, looks) is drawn from the
     episode seed, so an episode's data does not depend on which other episodes were collected.
     """
-    u = env.unwrapped
-    rng = np.random.default_rng([seed, 11])
-    picker = looks.picker(seed, 14) if looks is not None else None
+    u = unwrap(env)
+    rng = seeding.stream(seed, seeding.BC_EXPERT_EPISODE)
+    picker = looks.picker(seed, seeding.BC_EXPERT_LOOKS) if looks is not None else None
     obs, _ = env.reset(seed=seed)
     expert = Expert()
     expert.reset(env)

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from agent.pilotnet import INPUT_SHAPE
+from sim import seeding
+from sim.envs.base import unwrap
 from training.bc.augment import LookPool, render_state
 from training.bc.config import ENV_ID, BCConfig
 from training.bc.data import Dataset, extra_views
@@ -142,15 +144,15 @@ def replay_views(
             f"({type(e).__name__}: {e}); no extra views"
         )
         return None
-    rng = np.random.default_rng([int(meta["reset_seed"]), 12])
+    rng = seeding.stream(int(meta["reset_seed"]), seeding.BC_RECORDED_VIEWS)
     recorded, _ = steering_labels(ep)
     frames, labels, centres = [], [], []
     try:
         env.reset(seed=int(meta["reset_seed"]))
-        u = env.unwrapped
+        u = unwrap(env)
         if looks is None or not looks.matches(env):
             looks = LookPool(env, cfg.look_config(), cfg.seed)
-        picker = looks.picker(int(meta["reset_seed"]), 15)
+        picker = looks.picker(int(meta["reset_seed"]), seeding.BC_RECORDED_LOOKS)
         for t in range(ep.steps):
             if not _matches(u.world, ep.state, t):
                 warn_line(f"{ep.path}: replay diverges from the recording at step {t}; views stop there")
@@ -162,7 +164,7 @@ def replay_views(
             if cfg.augment:
                 steer = None if recorded is None else float(recorded[t])
                 f, lab = extra_views(
-                    w, u.obs_type.renderer, w.state().lane, cfg.augment, cfg.views, rng, picker, steer
+                    w, u.camera.renderer, w.state().lane, cfg.augment, cfg.views, rng, picker, steer
                 )
                 frames.append(f)
                 labels.append(lab)
