@@ -49,14 +49,10 @@ def driving_env(make_env):
 def expert_from(env, expert: Expert, delta_d: float, delta_yaw: float) -> float:
     """The expert's own steering after physically moving the car to the displaced pose."""
     w = env.unwrapped.world
-    saved = (w.ego.x, w.ego.y, w.ego.yaw, w.s, w.d)
-    x, y, yaw = displaced_pose(w, delta_d, delta_yaw)
-    w.ego.x, w.ego.y, w.ego.yaw = x, y, yaw
-    w.s, w.d = w.road.frenet(x, y, w.s)
-    w._state = None
+    saved = (w.ego.x, w.ego.y, w.ego.yaw)
+    w.place_ego(*displaced_pose(w, delta_d, delta_yaw))
     steer = expert.steering()
-    w.ego.x, w.ego.y, w.ego.yaw, w.s, w.d = saved
-    w._state = None
+    w.place_ego(*saved)
     return steer
 
 
