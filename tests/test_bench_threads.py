@@ -7,16 +7,16 @@ import json
 import gymnasium as gym
 from cli_runner import run_cli
 
-from training.evaluation import bench
+from training.evaluation.bench_measure import measure_vector_env
 
 
 def test_measure_vector_env_passes_threads_and_reports_them(monkeypatch) -> None:
     made = []
     real_make_vec = gym.make_vec
     monkeypatch.setattr(gym, "make_vec", lambda *a, **kw: made.append(kw) or real_make_vec(*a, **kw))
-    r = bench.measure_vector_env("camdrive/LaneKeep-v0", 3, steps=6, threads=1, options={"camera_width": 64})
+    r = measure_vector_env("camdrive/LaneKeep-v0", 3, steps=6, threads=1, options={"camera_width": 64})
     assert made[0]["threads"] == 1 and r["threads"] == 1 and r["steps_per_s"] > 0
-    default = bench.measure_vector_env("camdrive/LaneKeep-v0", 3, steps=6, options={"camera_width": 64})
+    default = measure_vector_env("camdrive/LaneKeep-v0", 3, steps=6, options={"camera_width": 64})
     assert "threads" not in made[1] and default["threads"] == 1
 
 

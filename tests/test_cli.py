@@ -17,6 +17,15 @@ from gymnasium import spaces
 
 from training import cli
 from training.evaluation import bench
+from training.evaluation.bench_first_step import measure_first_step
+from training.evaluation.bench_measure import (
+    VECTOR_MIN_CALLS,
+    measure_env,
+    measure_vector_env,
+    time_observe,
+    time_vector_steps,
+)
+from training.evaluation.bench_report import format_report
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_ID = "camdrive_test/TwoStep-v0"
@@ -182,7 +191,7 @@ def fake_env_id():
 
 def test_measure_env(fake_env_id):
     phases = []
-    r = bench.measure_env(fake_env_id, steps=5, seed=3, resets=4, on_phase=phases.append)
+    r = measure_env(fake_env_id, steps=5, seed=3, resets=4, on_phase=phases.append)
     assert r["env_id"] == fake_env_id
     assert r["config"] == {"kwargs": {"length": 2}, "max_episode_steps": None}
     assert r["observation_space"] == str(spaces.Box(0, 255, (4, 4, 3), np.uint8))
@@ -196,7 +205,7 @@ def test_measure_env(fake_env_id):
 def test_env_without_observe_has_no_render_fps():
     env = TwoStepEnv()
     env.observe = None  # hide the method
-    assert bench.time_observe(env, frames=3, seed=0)["render_fps"] is None
+    assert time_observe(env, frames=3, seed=0)["render_fps"] is None
 
 
 def test_run_bench_skips_unregistered_ids(fake_env_id):
@@ -208,7 +217,7 @@ def test_run_bench_skips_unregistered_ids(fake_env_id):
         "CarRacing-v3": "--no-carracing",
         "camdrive_test/Missing-v0": "not registered with Gymnasium",
     }
-    text = bench.format_report(report)
+    text = format_report(report)
     assert fake_env_id in text and "n/a" in text and "skipped camdrive_test/Missing-v0" in text
 
 
@@ -319,7 +328,7 @@ def test_bench_rejects_a_bad_vector_size_in_one_line_before_measuring(value, mon
 def timed_vector_steps(env_id: str, num_envs: int, steps: int) -> dict:
     envs = gym.make_vec(env_id, num_envs=num_envs)
     try:
-        return bench.time_vector_steps(envs, steps=steps, seed=0)
+        return time_vector_steps(envs, steps=steps, seed=0)
     finally:
         envs.close()
 
@@ -334,12 +343,12 @@ def test_time_vector_steps_counts_env_steps(fake_env_id):
 
 def test_time_vector_steps_makes_at_least_a_few_calls(fake_env_id):
     r = timed_vector_steps(fake_env_id, num_envs=64, steps=5)
-    assert r["calls"] == bench.VECTOR_MIN_CALLS and r["steps"] == 64 * bench.VECTOR_MIN_CALLS
+    assert r["calls"] == VECTOR_MIN_CALLS and r["steps"] == 64 * VECTOR_MIN_CALLS
 
 
 def test_measure_vector_env_uses_camdrive_native_vector_env():
     phases = []
-    r = bench.measure_vector_env(
+    r = measure_vector_env(
         "camdrive/Traffic-v0", 3, steps=6, seed=1, on_phase=phases.append, options={"obs_type": "grid"}
     )
     assert r["vector_env"] == "TrafficVectorEnv" and r["num_envs"] == 3
@@ -352,7 +361,7 @@ def test_measure_vector_env_with_worker_processes(monkeypatch):
     made = []
     real_make_vec = gym.make_vec
     monkeypatch.setattr(gym, "make_vec", lambda *a, **kw: made.append(kw) or real_make_vec(*a, **kw))
-    r = bench.measure_vector_env("camdrive/Traffic-v0", 2, steps=4, options={"obs_type": "grid"}, workers=2)
+    r = measure_vector_env("camdrive/Traffic-v0", 2, steps=4, options={"obs_type": "grid"}, workers=2)
     assert made[0]["workers"] == 2 and r["workers"] == 2 and r["steps_per_s"] > 0
 
 
@@ -368,7 +377,7 @@ def test_bench_command_measures_vector_envs(fake_env_id, monkeypatch, tmp_path, 
     rows = doc["vector_results"]
     assert [(r["env_id"], r["num_envs"]) for r in rows] == [(fake_env_id, n) for n in (1, 2, 3)]
     for r in rows:
-        assert r["steps"] == r["num_envs"] * max(bench.VECTOR_MIN_CALLS, math.ceil(4 / r["num_envs"]))
+        assert r["steps"] == r["num_envs"] * max(VECTOR_MIN_CALLS, math.ceil(4 / r["num_envs"]))
         assert r["ratio_vs_reference"] is None  # --no-carracing
         assert r["ratio_vs_single_env"] == pytest.approx(r["steps_per_s"] / single["steps_per_s"])
     assert "vector env" in text and "vs single env" in text
@@ -387,6 +396,6 @@ def test_run_bench_measures_vector_envs_next_to_the_reference(fake_env_id, fake_
 
 def test_first_step_compiles_with_an_empty_cache_and_loads_with_a_warm_one():
     """The first process compiles the renderer's kernels; the second finds them in the cache it left."""
-    r = bench.measure_first_step("camdrive/LaneKeep-v0")
+    r = measure_first_step("camdrive/LaneKeep-v0")
     assert r["env_id"] == "camdrive/LaneKeep-v0"
     assert 0 < r["warm_cache_s"] < r["cold_cache_s"]
