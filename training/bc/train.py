@@ -136,39 +136,13 @@ def _train_bc(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, 3])
     out = Path(cfg.out)
-
-    data = Dataset()
-    env = gym.make(ENV_ID, **cfg.env_options())
-    looks = LookPool(env, cfg.look_config(), cfg.seed)
-    env.close()
-    if cfg.data is not None:
-        load_demos(cfg, data, log, looks)
-    else:
-        collect_expert(cfg, data, log, looks)
+    data, looks = _collect(cfg, log)
     collect_s = time.perf_counter() - t_start
     out.parent.mkdir(parents=True, exist_ok=True)  # only now: --data refused leaves no trace
 
     val_mask = split_episodes(data.episodes, cfg.val_fraction, rng)
     model = PilotNet(cfg.color_space).to(device)  # initialised on the CPU: the same weights on any device
-    metrics: dict[str, Any] = {
-        "command": cfg.command,
-        "seed": cfg.seed,
-        "config": _config_dict(cfg),
-        "architecture": ARCH,
-        "param_count": param_count(model),
-        "env_id": ENV_ID,
-        "env_options": cfg.env_options(),
-        "training_env_seeds": seed_ranges(cfg),
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": cfg.threads,
-            "cpu": platform.processor() or platform.machine(),
-            "device": str(device),
-        },
-        "dagger_rounds": [],
-        "looks": _looks_dict(cfg),
-    }
+    metrics = _run_metrics(cfg, model, device)
 
     def save(trainer: Trainer) -> None:
         if not saved and cfg.force:
@@ -211,17 +185,60 @@ def _train_bc(
         epochs_run=len(trainer.history),
         stopped_by_time_cap=trainer.stopped_by_time_cap,
         best_val_loss=trainer.best_val,
-        final_val_loss=trainer.history[-1].val_loss if trainer.history else math.nan,
-        final_train_loss=trainer.history[-1].train_loss if trainer.history else math.nan,
+        final_val_loss=trainer.history[-1].val_loss,
+        final_train_loss=trainer.history[-1].train_loss,
         model_file=out.name,
     )
-    _save_model(out, model, cfg, metrics, data, total_s, trainer.best_val)
+    _write_outputs(cfg, trainer, metrics, data, total_s)
+    log(f"wrote {out} ({total_s:.0f} s total: {collect_s:.0f} s data, {train_s:.0f} s training)")
+    return metrics
+
+
+def _collect(cfg: BCConfig, log: Any) -> tuple[Dataset, LookPool]:
+    """The run's data (the demos in `cfg.data`, else the expert's driving) and its training looks."""
+    data = Dataset()
+    env = gym.make(ENV_ID, **cfg.env_options())
+    looks = LookPool(env, cfg.look_config(), cfg.seed)
+    env.close()
+    if cfg.data is not None:
+        load_demos(cfg, data, log, looks)
+    else:
+        collect_expert(cfg, data, log, looks)
+    return data, looks
+
+
+def _run_metrics(cfg: BCConfig, model: PilotNet, device: torch.device) -> dict[str, Any]:
+    """What MODEL.metrics.json says of the run before it trains; the losses and timings come later."""
+    return {
+        "command": cfg.command,
+        "seed": cfg.seed,
+        "config": _config_dict(cfg),
+        "architecture": ARCH,
+        "param_count": param_count(model),
+        "env_id": ENV_ID,
+        "env_options": cfg.env_options(),
+        "training_env_seeds": seed_ranges(cfg),
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": cfg.threads,
+            "cpu": platform.processor() or platform.machine(),
+            "device": str(device),
+        },
+        "dagger_rounds": [],
+        "looks": _looks_dict(cfg),
+    }
+
+
+def _write_outputs(
+    cfg: BCConfig, trainer: Trainer, metrics: dict[str, Any], data: Dataset, seconds: float
+) -> None:
+    """The final model (the best weights, now in `trainer.model`) and its logs beside it."""
+    _save_model(Path(cfg.out), trainer.model, cfg, metrics, data, seconds, trainer.best_val)
     losses_csv, losses_png, metrics_json = output_paths(cfg)[1:]
     write_loss_csv(losses_csv, trainer.history)
     plot_losses(losses_png, trainer.history)
     write_text(metrics_json, json.dumps(_jsonable(metrics), indent=2) + "\n")
-    log(f"wrote {out} ({total_s:.0f} s total: {collect_s:.0f} s data, {train_s:.0f} s training)")
-    return metrics
 
 
 def _kept(out: Path | str, saved: Sequence[float]) -> str:
