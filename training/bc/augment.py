@@ -62,11 +62,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sim import seeding
+from sim.envs.base import unwrap
 from sim.lane_control import steer_to_offset
 from sim.render.frontcam import FrontCameraRenderer
 from sim.render.palette import Palette
 from sim.vehicle import VehicleParams
-from sim.world import World
+from sim.world import Camera, World
 from training.bc.config import EXPERT_LOOKAHEAD_S, RETURN_S, JitterConfig, LookConfig, ViewConfig
 
 if TYPE_CHECKING:
@@ -153,12 +155,10 @@ def displaced_pose(world: World, delta_d: float, delta_yaw: float) -> tuple[floa
     return e.x - math.sin(h) * delta_d, e.y + math.cos(h) * delta_d, e.yaw + delta_yaw
 
 
-def render_state(renderer: Any, world: World) -> np.ndarray:
+def render_state(renderer: Camera, world: World) -> np.ndarray:
     """The ego's current view drawn by `renderer` (a training look's renderer, say): the frame the
     env would observe if its camera had that look."""
-    assert world.road is not None
-    e = world.ego
-    return renderer.render(world.road, e.x, e.y, e.yaw, world.s, world.cars())
+    return world.camera_view(renderer)
 
 
 def render_views(
@@ -172,19 +172,17 @@ def render_views(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frames (k, H, W, C) uint8 and labels (k,) float32 of the views displaced by each row of `deltas`.
 
-    `renderer` is a `sim.render.frontcam.FrontCameraRenderer` (the env's: `env.unwrapped.obs_type.renderer`),
+    `renderer` is a `sim.render.frontcam.FrontCameraRenderer` (the env's: `unwrap(env).camera.renderer`),
     so the views look exactly like the env's observations, traffic included; or a sequence of k
     renderers, one per view (each view in its own look, see `LookPool`). Labels: the expert's
     controller toward `d_target`, or with `recorded_steer` the geometric labels back to the recorded
     path (`geometric_label`; `d_target` is then unused).
     """
-    assert world.road is not None
-    cars = world.cars()
     renderers = renderer if isinstance(renderer, list | tuple) else [renderer] * len(deltas)
     frames, labels = [], []
     for (delta_d, delta_yaw), r in zip(deltas, renderers, strict=True):
-        x, y, yaw = displaced_pose(world, float(delta_d), float(delta_yaw))
-        frames.append(r.render(world.road, x, y, yaw, world.s, cars))
+        pose = displaced_pose(world, float(delta_d), float(delta_yaw))
+        frames.append(world.camera_view(r, pose))
         if recorded_steer is None:
             labels.append(recovery_label(world, d_target, float(delta_d), float(delta_yaw), lookahead_s))
     if recorded_steer is not None:
@@ -194,29 +192,24 @@ def render_views(
     return np.stack(frames), np.asarray(labels, dtype=np.float32)
 
 
-LOOK_STREAM = 29
-"""Seed stream of the training looks: palette i of run seed S is drawn from default_rng([S, 29, i]).
-The env draws an episode's look from default_rng([episode_seed, 2]), so evaluation looks (seeds
->= 1,000,000) are other draws of the same kinds, never these."""
-
-
 class LookPool:
     """Renderers of the training looks for one env's camera and road; `pick` chooses one per frame.
 
     Index -1 is the env's default-look renderer; 0 .. count-1 are the randomised palettes of the run
-    seed (module docstring). Seeded: which look a frame gets comes from the caller's generator.
+    seed (module docstring), drawn from stream `sim.seeding.TRAINING_LOOKS`, which the env's own looks
+    (`EPISODE_LOOK`) never draw from. Seeded: which look a frame gets comes from the caller's generator.
     """
 
     def __init__(self, env: Any, cfg: LookConfig, run_seed: int) -> None:
-        obs_type = env.unwrapped.obs_type
+        camera = unwrap(env).camera
         self.cfg, self.run_seed = cfg, run_seed
-        self._camera, self._road, self._grayscale = obs_type.camera, obs_type.road, obs_type.grayscale
+        self._camera, self._road, self._grayscale = camera.camera, camera.road, camera.grayscale
         self.default = FrontCameraRenderer(self._camera, self._road, Palette(), self._grayscale)
         self._renderers: dict[int, FrontCameraRenderer] = {}
 
     def matches(self, env: Any) -> bool:
         """Whether `env` has the camera and road this pool's renderers were built for."""
-        o = env.unwrapped.obs_type
+        o = unwrap(env).camera
         return (o.camera, o.road, o.grayscale) == (self._camera, self._road, self._grayscale)
 
     @property
@@ -224,23 +217,25 @@ class LookPool:
         return self.cfg.enabled
 
     def palette(self, i: int) -> Palette:
-        return Palette.randomised(np.random.default_rng([self.run_seed, LOOK_STREAM, i]), self.cfg.strength)
+        return Palette.randomised(seeding.stream(self.run_seed, seeding.TRAINING_LOOKS, i), self.cfg.strength)
 
     def renderer(self, i: int) -> FrontCameraRenderer:
         if i < 0:
             return self.default
         if i not in self._renderers:
+            wear = seeding.stream(self.run_seed, seeding.TRAINING_LOOKS, i, 1)
             self._renderers[i] = FrontCameraRenderer(
                 self._camera,
                 self._road,
                 self.palette(i),
                 self._grayscale,
-                wear_seed=int(np.random.default_rng([self.run_seed, LOOK_STREAM, i, 1]).integers(2**31 - 1)),
+                wear_seed=int(wear.integers(2**31 - 1)),
             )
         return self._renderers[i]
 
     def picker(self, *key: int) -> LookPicker:
-        """This pool with a generator of its own, seeded by `key` (an episode's seed and a stream)."""
+        """This pool with a generator of its own, seeded by `key` (an episode's seed and a `sim.seeding`
+        stream)."""
         return LookPicker(self, np.random.default_rng([*key]))
 
     def pick(self, rng: np.random.Generator, k: int = 1) -> list[FrontCameraRenderer]:

@@ -47,6 +47,7 @@ import torch
 from agent.checkpoint import save_checkpoint
 from agent.device import select_device
 from agent.pilotnet import ARCH, INPUT_SHAPE, PilotNet, param_count
+from sim import seeding
 from training.bc.augment import LookPool
 from training.bc.config import ENV_ID, BCConfig, check_limits, seed_ranges
 from training.bc.dagger import run_dagger
@@ -134,7 +135,7 @@ def _train_bc(
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng([cfg.seed, 3])
+    rng = seeding.stream(cfg.seed, seeding.BC_RUN)
     out = Path(cfg.out)
     data, looks = _collect(cfg, log)
     collect_s = time.perf_counter() - t_start
@@ -299,15 +300,13 @@ def _save_model(
 
 
 def _looks_dict(cfg: BCConfig) -> dict[str, Any]:
-    from training.bc.augment import LOOK_STREAM
-
     if not cfg.look_config().enabled:
         return {"randomised": 0, "default_fraction": 1.0}
     return {
         "randomised": cfg.looks,
         "strength": cfg.randomize,
         "default_fraction": cfg.default_look,
-        "palette_seeds": f"numpy default_rng([{cfg.seed}, {LOOK_STREAM}, i]), i < {cfg.looks}",
+        "palette_seeds": f"numpy default_rng([{cfg.seed}, {seeding.TRAINING_LOOKS}, i]), i < {cfg.looks}",
     }
 
 
