@@ -12,7 +12,7 @@ Measured on this machine (1 thread, both cores busy with other jobs, batch 32, o
 no-grad forwards for the Double-DQN target + forward/backward/Adam): 47 ms for this net, 158 ms for
 the Nature net on 84x84 and 232 ms on 66x200, i.e. ~3.3x cheaper; 42x100 frames cost 51 ms and
 555 k parameters for little more to see (those were whole updates before the trainer's own speed-ups,
-which bring this net's update to ~9.5 ms: see `training/dqn/train.py`; the ratios are the point). Cars
+which bring this net's update to ~9.5 ms: see assets/dqn/MODEL_CARD.md; the ratios are the point). Cars
 ahead are still several pixels tall at 33x100, which is what the policy needs. The third Nature conv
 (3x3/1) is dropped because at this resolution its input would be only 2 rows high.
 

@@ -37,7 +37,7 @@ from training.data.demo_writer import EpisodeWriter
 LANE_ID = "camdrive/LaneKeep-v0"
 TRAFFIC_ID = "camdrive/Traffic-v0"
 SMALL_TRAFFIC = {"camera_width": 100, "camera_height": 33, "grayscale": True}
-"""The DQN's and the RLlib exports' Traffic-v0 frames (training/dqn/train.py, training/rllib/train.py)."""
+"""The DQN's and the RLlib exports' Traffic-v0 frames (training/dqn/config.py, training/rllib/train.py)."""
 DEMO_STEPS = 5
 
 
@@ -84,7 +84,7 @@ def dqn_net(**changes: Any) -> QNet:
 
 
 def dqn_meta(net: QNet, **changes: Any) -> dict[str, Any]:
-    """Metadata as `camdrive train dqn` writes it (training/dqn/train.py)."""
+    """Metadata as `camdrive train dqn` writes it (training/dqn/state.py)."""
     meta = {
         "architecture": "dqn",
         "network": net.config(),

@@ -16,21 +16,12 @@ from gymnasium import spaces
 from agent.expert import Expert
 from agent.qnet import DQNDriver, QNet, load_qnet
 from training import cli
+from training.dqn.config import DQNConfig
+from training.dqn.learn import double_dqn_target, epsilon, large_margin_loss, make_vector_env
 from training.dqn.replay import ReplayBuffer
-from training.dqn.train import (
-    DQNConfig,
-    NothingTrainedError,
-    check_ready,
-    double_dqn_target,
-    epsilon,
-    initial_weights,
-    large_margin_loss,
-    load_training_state,
-    make_vector_env,
-    save_model,
-    selection_key,
-    train,
-)
+from training.dqn.selection import selection_key
+from training.dqn.state import check_ready, initial_weights, load_training_state, save_model
+from training.dqn.train import NothingTrainedError, train
 
 PICK_ID = "camdrive_test/Pick-v0"
 
@@ -286,7 +277,7 @@ def test_checkpoints_are_picked_on_validation_seeds_apart_from_the_test_seeds(tm
     """The periodic evaluations (which choose MODEL) and the learning curve's baselines never drive
     on the seeds `camdrive eval` reports as the test (EVAL_SEED_START on), nor on training seeds."""
     import training.evaluation.evaluate
-    from training.dqn.train import EVAL_SEED_START, VALIDATION_SEED_START
+    from training.dqn.config import EVAL_SEED_START, VALIDATION_SEED_START
 
     seen: list[tuple[int, int]] = []
     real = training.evaluation.evaluate.evaluate_traffic
@@ -374,6 +365,13 @@ def test_defaults_and_documented_edge_values_are_valid(tmp_path):
     # eval_every 0 = evaluate only at the end; learning_starts 0 = learn from the first steps;
     # probabilities may be exactly 0 or 1.
     DQNConfig(eval_every=0, learning_starts=0, eps_start=1, eps_end=0.0, gamma=1.0, eps_fraction=0).validate()
+
+
+def test_the_teachers_default_headway_is_the_experts():
+    """Written out in the config so that `train dqn --help` does not import the simulator for it."""
+    from agent.expert import HEADWAY_S
+
+    assert DQNConfig().expert_headway_s == HEADWAY_S
 
 
 @pytest.mark.parametrize(
@@ -468,7 +466,7 @@ def test_resume_without_a_training_state_is_an_error(tmp_path, capsys, monkeypat
 
 def test_train_dqn_help_describes_the_checkpoint_selection(capsys):
     """The help names what `selection_key` ranks by and the seed ranges the code uses."""
-    from training.dqn.train import EVAL_SEED_START, VALIDATION_SEED_START
+    from training.dqn.config import EVAL_SEED_START, VALIDATION_SEED_START
 
     with pytest.raises(SystemExit):
         cli.main(["train", "dqn", "--help"])
@@ -490,7 +488,7 @@ def test_device_cpu_and_tensorboard_change_no_number_and_log_the_scalars(tmp_pat
     from safetensors.torch import load_file
 
     from agent.checkpoint import read_metadata
-    from training.dqn.train import TENSORBOARD_TAGS
+    from training.dqn.log import TENSORBOARD_TAGS
 
     quick = {"steps": 300, "learning_starts": 100, "eval_runs": 2, "log_every": 100}
     plain = pick_config(tmp_path / "plain", **quick)
@@ -728,7 +726,7 @@ def test_safety_off_reaches_the_training_envs_but_not_the_models_env_options(tmp
 
 
 def test_a_finished_run_is_described_in_words():
-    from training.dqn.train import describe_run
+    from training.dqn.log import describe_run
 
     summary = {
         "out": "runs/dqn.safetensors",

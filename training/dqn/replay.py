@@ -13,7 +13,7 @@ Layout per env ring, one slot per observation (absolute positions count up forev
   `pos + 1` and never crosses into another episode.
 - `start`: absolute position of the episode's first frame.
 - `expert_action`: what a privileged teacher would have done from this observation, or -1 (none
-  asked); `training.dqn.train`'s large-margin loss reads it.
+  asked); `training.dqn.learn`'s large-margin loss reads it.
 
 Windows with `frame_stride` k > 1 take every k-th frame, so they reach back (frames - 1) * k + 1
 observations, as `agent.qnet.DQNDriver` builds them.
@@ -40,7 +40,7 @@ from agent.frame_window import window_span
 @dataclass
 class Batch:
     """A sampled batch (numpy). The learner's target is returns + discounts * Q_target(next_obs, a*),
-    with a* the online network's greedy action (Double DQN, `training.dqn.train`)."""
+    with a* the online network's greedy action (Double DQN, `training.dqn.learn`)."""
 
     obs: np.ndarray
     """(B, frames, H, W) uint8 windows, channels-last in memory (see `ReplayBuffer.window`)."""

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 import sim  # noqa: F401  (registers the envs)
-from training.dqn.train import EVAL_SEED_START, TRAFFIC_ID, DQNConfig, train
+from training.dqn.config import EVAL_SEED_START, TRAFFIC_ID, DQNConfig
+from training.dqn.train import train
 from training.evaluation.evaluate import evaluate_traffic
 
 

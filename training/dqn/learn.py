@@ -1,0 +1,134 @@
+"""The parts the DQN loop is made of: the networks and optimiser, the envs and teachers it collects
+with, the exploration schedule, and one gradient step (Double-DQN target, Huber loss, the optional
+large-margin loss toward a teacher, clipped gradients).
+
+Each is small enough to test on its own (tests/test_dqn.py computes the target and the margin loss by
+hand); `training.dqn.train` strings them together.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+import torch.nn.functional as F
+
+import sim  # noqa: F401  (registers the envs)
+from agent.expert import Expert
+from agent.qnet import QNet
+from training.dqn.config import DQNConfig
+from training.dqn.log import Recent
+from training.dqn.replay import Batch
+from training.dqn.state import initial_weights
+
+
+def epsilon(cfg: DQNConfig, step: int) -> float:
+    """Linear schedule from eps_start to eps_end over eps_fraction * steps, then flat."""
+    span = max(1.0, cfg.eps_fraction * cfg.steps)
+    return cfg.eps_end + (cfg.eps_start - cfg.eps_end) * max(0.0, 1.0 - step / span)
+
+
+def double_dqn_target(
+    returns: torch.Tensor, discounts: torch.Tensor, next_q_online: torch.Tensor, next_q_target: torch.Tensor
+) -> torch.Tensor:
+    """returns + discounts * Q_target(s', argmax_a Q_online(s', a)) (van Hasselt et al. 2016)."""
+    best = next_q_online.argmax(dim=1, keepdim=True)
+    return returns + discounts * next_q_target.gather(1, best).squeeze(1)
+
+
+def large_margin_loss(q_all: torch.Tensor, expert_actions: torch.Tensor, margin: float) -> torch.Tensor:
+    """DQfD's supervised loss: the mean over states of max_a [Q(s, a) + margin * (a != a_E)] - Q(s, a_E).
+
+    Zero once the expert's action a_E leads every other action by the margin; unlike a cross-entropy it
+    leaves the Q values themselves to the TD loss, so they stay returns."""
+    margins = torch.full_like(q_all, margin)
+    margins.scatter_(1, expert_actions[:, None], 0.0)
+    q_expert = q_all.gather(1, expert_actions[:, None]).squeeze(1)
+    return ((q_all + margins).max(dim=1).values - q_expert).mean()
+
+
+def make_teachers(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> list[Expert]:
+    """One privileged expert per training env (none unless `cfg.uses_teacher()`), answering each state
+    on its own (`Expert(sigma_delta=False)`), since the network, not the expert, takes the actions."""
+    if not cfg.uses_teacher():
+        return []
+    teachers = [Expert(headway_s=cfg.expert_headway_s, sigma_delta=False) for _ in range(cfg.envs)]
+    for teacher, env in zip(teachers, envs.envs, strict=True):
+        teacher.reset(env)
+    return teachers
+
+
+def make_optimizer(cfg: DQNConfig, params: list[torch.nn.Parameter]) -> torch.optim.Adam:
+    """Adam with the fused CPU kernel when torch has it (2.4+; camdrive allows 2.2).
+
+    Why fused: one pass over all parameters instead of a loop of small per-tensor ops, a few times
+    faster than torch's CPU default and `foreach=True` (measured in assets/dqn/MODEL_CARD.md).
+    """
+    try:
+        return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps, fused=True)
+    except RuntimeError:  # older torch: fused Adam is CUDA-only
+        return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
+
+
+def make_vector_env(cfg: DQNConfig) -> gym.vector.VectorEnv:
+    options = {**cfg.training_env_options()}
+    if cfg.env == "traffic":
+        options["episode_seconds"] = cfg.episode_seconds
+    fns = [lambda: gym.make(cfg.env_id(), **options) for _ in range(cfg.envs)]
+    mode = gym.vector.AutoresetMode.NEXT_STEP
+    if cfg.vector == "async":
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+
+
+def build_networks(cfg: DQNConfig, device: torch.device) -> tuple[QNet, QNet]:
+    """The online and target networks for the env's frames and actions, initialised on the CPU (the
+    same starting weights on every device, from `cfg.init_from` if given) and moved to `device`."""
+    probe = gym.make(cfg.env_id(), **cfg.env_options())
+    h, w = probe.observation_space.shape[:2]
+    n_actions = int(probe.action_space.n)
+    probe.close()
+    network = dict(n_actions=n_actions, frames=cfg.frames, height=h, width=w, hidden=cfg.hidden)
+    network.update(dueling=cfg.dueling, frame_stride=cfg.frame_stride)
+    q = QNet(**network).to(device)
+    target = QNet(**network).to(device)
+    if cfg.init_from:
+        q.load_state_dict(initial_weights(cfg, q))
+    target.load_state_dict(q.state_dict())
+    return q, target
+
+
+def gradient_step(
+    cfg: DQNConfig,
+    batch: Batch,
+    q: QNet,
+    target: QNet,
+    opt: torch.optim.Optimizer,
+    device: torch.device,
+    recent: Recent,
+) -> None:
+    """One Adam step on a replay batch (numpy in CPU memory; only the batch goes to the device): the
+    Huber loss against the Double-DQN target, plus `cfg.expert_weight` times the large-margin loss on
+    the states the teacher labelled; the losses go to `recent`."""
+    obs_t, actions_t, returns_t, discounts_t, next_obs_t = (
+        torch.from_numpy(a).to(device)
+        for a in (batch.obs, batch.actions, batch.returns, batch.discounts, batch.next_obs)
+    )
+    with torch.no_grad():
+        next_x = QNet.scale(next_obs_t)  # scaled once, read by both networks
+        y = double_dqn_target(returns_t, discounts_t, q.forward_scaled(next_x), target.forward_scaled(next_x))
+    q_all = q(obs_t)
+    q_taken = q_all.gather(1, actions_t[:, None]).squeeze(1)
+    td_loss = loss = F.smooth_l1_loss(q_taken, y)
+    labelled = torch.from_numpy(batch.expert_actions >= 0).to(device)
+    if cfg.expert_weight and bool(labelled.any()):
+        expert_t = torch.from_numpy(batch.expert_actions).to(device)[labelled]
+        q_labelled = q_all[labelled]
+        margin_loss = large_margin_loss(q_labelled, expert_t, cfg.expert_margin)
+        loss = td_loss + cfg.expert_weight * margin_loss
+        recent.expert_agreement.append((q_labelled.argmax(dim=1) == expert_t).float().mean().item())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(q.parameters(), cfg.grad_clip)
+    opt.step()
+    recent.td_loss.append(td_loss.item())
+    recent.mean_q.append(q_taken.mean().item())
