@@ -359,6 +359,35 @@ def test_good_set_values_reach_the_config_as_the_fields_types(tmp_path, monkeypa
     assert cfg.eps_end == 0.5 and cfg.buffer_size == 1000
 
 
+def test_the_options_are_made_from_the_configs_fields(tmp_path, monkeypatch, capsys):
+    """An option left out keeps DQNConfig's default; one given reaches its field; a bad one is refused
+    by the config's check, which names the field, before training starts."""
+    import training.dqn.train
+
+    seen: list[DQNConfig] = []
+
+    def fake_train(cfg):
+        seen.append(cfg)
+        return {"out": cfg.out, "global_step": 0, "best_score": 0.0, "final_eval": {}}
+
+    monkeypatch.setattr(training.dqn.train, "train", fake_train)
+    out = str(tmp_path / "m.safetensors")
+    assert cli.main(["train", "dqn", "--out", out]) == 0
+    given = ["--steps", "9000", "--envs", "2", "--seed", "3", "--eval-every", "0", "--threads", "2"]
+    given += ["--action-mode", "lane", "--vector", "async", "--device", "cpu", "--resume", "--quiet"]
+    assert cli.main(["train", "dqn", "--out", out, *given]) == 2  # no training state to resume
+    assert cli.main(["train", "dqn", "--out", out, *given, "--no-resume"]) == 0
+    default, chosen = seen
+    assert default == DQNConfig(out=out, command=default.command)
+    assert chosen == DQNConfig(
+        out=out, steps=9000, envs=2, seed=3, eval_every=0, threads=2, action_mode="lane", vector="async",
+        device="cpu", progress=False, command=chosen.command,
+    )  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(["train", "dqn", "--out", out, "--steps", "0"]) == 2
+    assert capsys.readouterr().err == "camdrive train dqn: steps must be an integer >= 1, got 0\n"
+
+
 def test_defaults_and_documented_edge_values_are_valid(tmp_path):
     assert DQNConfig().validate() == DQNConfig()
     pick_config(tmp_path).validate()

@@ -1,16 +1,19 @@
-"""`camdrive train dqn`: its options; the work is in train.py."""
+"""`camdrive train dqn`: its options, made from DQNConfig's fields (config.py); the work is in train.py."""
 
 from __future__ import annotations
 
 import argparse
 
-from training.common.arguments import (
-    Subparsers,
-    add_device_and_tensorboard,
-    key_value,
-    non_negative_int,
-    positive_int,
-)
+from agent.device import DEVICES
+from training.common.arguments import Subparsers, key_value
+from training.common.config_cli import add_config_options
+from training.dqn.config import ACTION_MODES, VECTORS, DQNConfig
+
+OPTIONS = (
+    "env", "steps", "out", "envs", "vector", "resume", "force", "action_mode", "seed", "eval_every",
+    "threads", "device", "tensorboard",
+)  # fmt: skip
+"""The DQNConfig fields that have an option of their own; `--set KEY=VALUE` reaches every other one."""
 
 
 def add_train_dqn(train_commands: Subparsers) -> None:
@@ -25,52 +28,20 @@ def add_train_dqn(train_commands: Subparsers) -> None:
         ".png, .metrics.json and .train.safetensors (training state for --resume). Training env seeds "
         "are < 1000000; the test seeds camdrive eval reports (from 1000000) are never used.",
     )
-    dqn.add_argument("--env", choices=["traffic"], default="traffic", help="task (default: traffic)")
-    dqn.add_argument("--steps", type=positive_int, default=300_000, help="env steps (default: %(default)s)")
-    dqn.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
-    dqn.add_argument("--envs", type=positive_int, default=4, metavar="K", help="parallel envs (default: 4)")
-    dqn.add_argument("--vector", choices=["sync", "async"], default="sync", help="vector env (default: sync)")
-    dqn.add_argument("--resume", action="store_true", help="continue from MODEL's training state")
-    dqn.add_argument(
-        "--force",
-        action="store_true",
-        help="start a new run over MODEL, its training state and its .csv, .png and .metrics.json "
-        "(without it, an --out that has them is refused: continue it with --resume)",
+    add_config_options(
+        dqn,
+        DQNConfig,
+        OPTIONS,
+        metavars={"out": "MODEL", "envs": "K", "seed": "S", "eval_every": "N", "tensorboard": "DIR"},
+        choices={"env": ["traffic"], "vector": VECTORS, "action_mode": ACTION_MODES, "device": DEVICES},
+        required=["out"],
     )
-    dqn.add_argument(
-        "--action-mode",
-        choices=["steer", "lane"],
-        default="steer",
-        help="left/right turn the wheel (steer) or change lane (lane) (default: steer)",
-    )
-    dqn.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        metavar="S",
-        help="seeds torch, numpy and the training envs (env seeds from S*10000, kept < 1000000) "
-        "(default: %(default)s)",
-    )
-    dqn.add_argument(
-        "--eval-every",
-        type=non_negative_int,
-        default=25_000,
-        metavar="N",
-        help="env steps between evaluations on the validation seeds, which choose MODEL; 0: evaluate "
-        "only once, at the end, and keep the final network (default: %(default)s)",
-    )
-    dqn.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: %(default)s)")
     dqn.add_argument(
         "--set",
         action="append",
         type=key_value,
         metavar="KEY=VALUE",
-        help="any other DQNConfig field (training/dqn/train.py), e.g. lr=1e-4 (repeatable)",
-    )
-    add_device_and_tensorboard(
-        dqn,
-        "networks, sampled batches and optimiser (the replay buffer stays in CPU memory)",
-        "TD loss, mean Q, epsilon, training and validation scores, env steps/s",
+        help="any other DQNConfig field (training/dqn/config.py), e.g. lr=1e-4 (repeatable)",
     )
     dqn.add_argument("--quiet", action="store_true", help="no progress bar")
     dqn.set_defaults(run=run)
