@@ -2,7 +2,8 @@
 
 Why a module of its own: `camdrive train bc`'s options are made from these dataclasses
 (`training.common.config_cli`), so its parser imports this module, and `--help` must stay quick and
-torch-free; only the standard library is imported here. The field docstrings are the options' help.
+torch-free; nothing but the standard library and the options' naming rule is imported here (the
+range checks import `sim.validation` when called). The field docstrings are the options' help.
 
 Seed ranges: episode i of a run with `--seed S` is `env.reset(seed=S * SEED_STRIDE + i)`, its DAgger
 episodes take the block from S * SEED_STRIDE + DAGGER_SEED_OFFSET, and evaluation uses seeds from
