@@ -6,8 +6,6 @@ import argparse
 import json
 import math
 
-from agent.device import DEVICES
-
 # The type argparse's add_subparsers() returns (private in argparse, hence the alias).
 Subparsers = argparse._SubParsersAction
 
@@ -75,21 +73,9 @@ def add_force(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def add_device_and_tensorboard(parser: argparse.ArgumentParser, on_device: str, scalars: str) -> None:
-    """--device and --tensorboard of the torch trainers; `on_device` and `scalars` say what each
-    trainer puts on the device and writes to TensorBoard."""
-    parser.add_argument(
-        "--device",
-        choices=DEVICES,
-        default="auto",
-        help=f"torch device of the {on_device}: auto = cuda when torch sees a GPU, else cpu; cuda "
-        "without one is refused before any work (default: %(default)s)",
-    )
-    add_tensorboard(parser, scalars)
-
-
 def add_tensorboard(parser: argparse.ArgumentParser, scalars: str) -> None:
-    """--tensorboard, shared by every trainer; `scalars` says what it writes."""
+    """--tensorboard of a trainer whose options are not made from its config; `scalars` says what it
+    writes."""
     parser.add_argument(
         "--tensorboard",
         metavar="DIR",
