@@ -74,7 +74,7 @@ def add_force(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_tensorboard(parser: argparse.ArgumentParser, scalars: str) -> None:
-    """--tensorboard of a trainer whose options are not made from its config; `scalars` says what it
+    """--tensorboard for the trainers that do not make it from a config field; `scalars` says what it
     writes."""
     parser.add_argument(
         "--tensorboard",
