@@ -352,3 +352,4 @@ def main(cfg: BCConfig) -> int:
     except NothingTrainedError as exc:
         print(f"camdrive train bc: error: {exc}", file=sys.stderr)
         return exit_codes.FAILED
+    return exit_codes.OK
