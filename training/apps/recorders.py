@@ -3,10 +3,11 @@ episode) and `TakeoverRecorder` for `camdrive watch --record` (every stretch a p
 
 Recording goes through `training.data.demo_writer.EpisodeWriter`. Its checkpoint rewrites the whole
 episode so far (uncompressed, fsynced), which takes long enough at a 30 Hz control rate to freeze the
-picture, and the final compressed write takes longer. A frozen picture while driving is not acceptable,
-so `Recorder` does both on a background thread: while a write runs, new steps wait in a list and are
-handed to the writer once it is idle, so the writer is never touched by two threads at once and the
-viewer never blocks on the disk (except when quitting, which waits for the last episode to be written).
+picture, and the final compressed write takes longer (docs/demos.md). A frozen picture while driving is
+not acceptable, so `Recorder` does both on a background thread: while a write runs, new steps wait in a
+list and are handed to the writer once it is idle, so the writer is never touched by two threads at
+once and the viewer never blocks on the disk (except when quitting, which waits for the last episode
+to be written).
 """
 
 from __future__ import annotations
