@@ -230,10 +230,10 @@ class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
         the options, rather than in the first `reset`. Where the cars go does not depend on the seed
         (every lane has the same slots), so one trial placement decides it."""
         try:
-            self.world.reset(0, lane=0, speed=0.0)
+            self._world.reset(0, lane=0, speed=0.0)
         except TrafficDoesNotFitError:
             raise ValueError(
-                f"traffic_cars={self.options.traffic_cars} do not fit on lanes={self.options.lanes}: "
+                f"traffic_cars={self._options.traffic_cars} do not fit on lanes={self._options.lanes}: "
                 "lower traffic_cars or add lanes"
             ) from None
 
@@ -273,17 +273,17 @@ class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
         super().reset(seed=check_seed(seed))
         self.episode_seed = int(self.np_random.integers(0, 2**31 - 1))
         lane, speed = self._start()
-        self.world.reset(self.episode_seed, lane, speed)
+        self._world.reset(self.episode_seed, lane, speed)
         palette = None
-        if self.options.randomize > 0:
+        if self._options.randomize > 0:
             palette = Palette.randomised(
-                seeding.stream(self.episode_seed, seeding.EPISODE_LOOK), self.options.randomize
+                seeding.stream(self.episode_seed, seeding.EPISODE_LOOK), self._options.randomize
             )
         self._look = palette or Palette()
-        self.obs_type.set_palette(palette, self.episode_seed)
+        self._obs_type.set_palette(palette, self.episode_seed)
         if self._view is not None:
             self._view.set_palette(self._look)
-        self.action_type.reset(self.world)
+        self._action_type.reset(self._world)
         self.steps = 0
         self.last_reward = 0.0
         self.last_controls = (0.0, 0.0)
@@ -291,21 +291,21 @@ class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
     def advance(self, action: object) -> tuple[float, bool, bool]:
         """Move the world one control step under `action`: (reward, terminated, truncated), without
         observing or rendering (`step` without its frame: a planner's rollouts in `planning_copy`s)."""
-        controls = self.action_type.controls(action, self.world)
-        s_before = self.world.s
-        self.world.step(controls.steer, controls.accel, self.dt)
+        controls = self._action_type.controls(action, self._world)
+        s_before = self._world.s
+        self._world.step(controls.steer, controls.accel, self.dt)
         self.steps += 1
         self.last_controls = (controls.steer, controls.accel)
-        terminated = self.world.collided or self.world.off_road
+        terminated = self._world.collided or self._world.off_road
         truncated = self.steps >= self.max_steps and not terminated
-        reward = float(self._reward(self.world.s - s_before))
+        reward = float(self._reward(self._world.s - s_before))
         self.last_reward = reward
         return reward, terminated, truncated
 
     def observe(self, out: np.ndarray | None = None) -> np.ndarray:
         """The current observation, rendered again without stepping (used by `camdrive bench`, and by
         `sim.envs.vector` after `new_episode`/`advance`), written into `out` if given."""
-        return self.obs_type.observe(self.world, out)
+        return self._obs_type.observe(self._world, out)
 
     def planning_copy(self) -> CamDriveEnv[OptionsT]:
         """A deep copy of this env to `advance` in, sharing the (read-only, large) renderer and window:
@@ -318,12 +318,12 @@ class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
         return self._info()
 
     def _info(self) -> dict[str, Any]:
-        info = dict(vars(self.world.state()))
+        info = dict(vars(self._world.state()))
         info.update(
-            collision=self.world.collided,
-            off_road=self.world.off_road,
-            safety_brakes=self.world.safety_brakes,
-            safety_refusals=self.world.safety_refusals,
+            collision=self._world.collided,
+            off_road=self._world.off_road,
+            safety_brakes=self._world.safety_brakes,
+            safety_refusals=self._world.safety_refusals,
             seed=self.episode_seed,
         )
         return info
@@ -333,15 +333,15 @@ class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
             return None
         if self._view is None:
-            self._view = EnvView(self.world.road_config, self.options.camera())
-        frame = self._view.draw(self.world, self._hud_lines())
+            self._view = EnvView(self._world.road_config, self._options.camera())
+        frame = self._view.draw(self._world, self._hud_lines())
         if self.render_mode == "human":
             self._view.show(frame, self.metadata["render_fps"])
             return None
         return frame
 
     def _hud_lines(self) -> list[str]:
-        st = self.world.state()
+        st = self._world.state()
         return [
             f"{st.speed * 3.6:5.1f} km/h  {st.speed * 2.23694:5.1f} mph",
             f"steer {self.last_controls[0]:+.2f}  lane {st.lane}",
