@@ -210,6 +210,39 @@ def test_an_exception_leaves_a_partial_file(tmp_path):
     assert load_episode(writer.partial_path).steps == 3
 
 
+class InterruptedInfo(dict):
+    """An `info` whose "speed" is never read: SIGTERM arrives while `add` stores the step's state."""
+
+    def get(self, key, default=None):
+        if key == "speed":
+            raise KeyboardInterrupt
+        return super().get(key, default)
+
+
+class InterruptedReward:
+    """A reward never read: SIGTERM arrives after `add` has stored the step's frame and action."""
+
+    def __float__(self):
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("cut", ["state", "reward"])
+def test_an_add_cut_short_leaves_its_half_step_out_of_the_partial_file(tmp_path, cut):
+    """Ctrl-C or SIGTERM can land anywhere inside `add`: the partial file the writer's exit writes
+    holds the whole steps before it, and loads."""
+    writer = EpisodeWriter(tmp_path, LANE_ID, {}, 0, "expert", checkpoint_seconds=None)
+    frame = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(KeyboardInterrupt), writer:
+        writer.start(frame, fake_info(0))
+        for t in range(3):
+            writer.add(frame, [0.0], None, 0.0, fake_info(t + 1))
+        if cut == "state":
+            writer.add(frame, [0.0], None, 0.0, InterruptedInfo(fake_info(4)))
+        else:
+            writer.add(frame, [0.0], None, InterruptedReward(), fake_info(4))
+    assert load_episode(writer.partial_path).steps == 3 == writer.steps
+
+
 def test_writer_rejects_what_it_cannot_store(tmp_path):
     writer = EpisodeWriter(tmp_path, LANE_ID, {}, 0, "expert")
     with pytest.raises(ValueError, match="uint8"):

@@ -197,7 +197,8 @@ class EpisodeWriter:
 
     @property
     def steps(self) -> int:
-        return len(self._actions)
+        """Steps stored whole. A step is whole once its reward is stored, the last thing `add` does."""
+        return len(self._rewards)
 
     # ------------------------------------------------------------------------------------ recording
     def start(self, obs: np.ndarray, info: dict[str, Any]) -> None:
@@ -267,16 +268,21 @@ class EpisodeWriter:
             self._state[key].append(_state_value(info, key))
 
     def _arrays(self, **meta_updates: Any) -> dict[str, np.ndarray]:
-        meta = {**self.meta, **meta_updates, "steps": len(self._actions)}
+        """The episode's whole steps as the file's arrays. Ctrl-C or SIGTERM can cut an `add` short
+        (its frame stored, not yet its action or reward): the checkpoint the exit then writes leaves
+        that half step out, so that its arrays agree in length and the file loads."""
+        steps = self.steps
+        meta = {**self.meta, **meta_updates, "steps": steps}
+        actions, labels = self._actions[:steps], None if self._labels is None else self._labels[:steps]
         arrays: dict[str, np.ndarray] = {
-            "frames": np.stack(self._frames),
-            "actions": np.stack(self._actions) if self._actions else np.zeros((0,), np.float32),
+            "frames": np.stack(self._frames[: steps + 1]),
+            "actions": np.stack(actions) if actions else np.zeros((0,), np.float32),
             "rewards": np.asarray(self._rewards, dtype=np.float32),
         }
-        if self._labels is not None:
-            arrays["labels"] = np.stack(self._labels) if self._labels else np.zeros((0,), np.float32)
+        if labels is not None:
+            arrays["labels"] = np.stack(labels) if labels else np.zeros((0,), np.float32)
         for key, values in self._state.items():
-            arrays[f"state_{key}"] = np.asarray(values, dtype=np.float64)
+            arrays[f"state_{key}"] = np.asarray(values[: steps + 1], dtype=np.float64)
         arrays["meta"] = np.array(json.dumps(meta))
         return arrays
 
