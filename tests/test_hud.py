@@ -70,7 +70,7 @@ def drive_until_the_safety_brake(viewer: Viewer, steps: int = 400) -> bool:
     viewer.reset()
     for _ in range(steps):
         viewer.step()
-        if viewer._braking:
+        if viewer.braking:
             return True
     return False
 
@@ -84,10 +84,10 @@ def test_pedal_says_who_works_it(make_env):
         viewer.open()
         viewer.reset()
         viewer.step()
-        who, pedal = viewer.pedal()
-        assert who == "cruise" and viewer.cruise_speed() is not None
+        who, pedal = viewer.hud.pedal()
+        assert who == "cruise" and viewer.hud.cruise_speed() is not None
         assert drive_until_the_safety_brake(viewer), "a dense road makes the safety system brake"
-        who, pedal = viewer.pedal()
+        who, pedal = viewer.hud.pedal()
         assert who == "safety" and pedal < 0
         applied = env.unwrapped.world.applied_accel
         assert applied < 0 and pedal == max(-1.0, applied / env.unwrapped.world.ego.params.max_brake)
@@ -101,7 +101,7 @@ def test_the_drivers_own_pedal_has_no_cruise(make_env):
     viewer = Viewer(env, HumanInput(env.action_space), size=(480, 300), fps=0, seed=2)
     try:
         viewer.run(max_frames=2)
-        assert viewer.cruise_speed() is None and viewer.pedal()[0] == ""
+        assert viewer.hud.cruise_speed() is None and viewer.hud.pedal()[0] == ""
     finally:
         viewer.close()
 
@@ -130,7 +130,7 @@ def test_a_video_shows_the_time_rate_not_the_render_rate(make_env):
     viewer = Viewer(env, HumanInput(env.action_space), size=(480, 300), fps=0, seed=2, video_fps=10.0)
     try:
         viewer.run(max_frames=2)
-        line = viewer.hud_lines()[-1]
+        line = viewer.hud.lines()[-1]
     finally:
         viewer.close()
     assert line.startswith("1.0x real time") and "fps" not in line

@@ -319,7 +319,7 @@ def test_viewer_drives_traffic_with_discrete_keys(make_env):
     viewer = Viewer(env, HumanInput(), size=(480, 300), fps=0, seed=7, sink=sink, script=script)
     try:
         stats = viewer.run(max_frames=10)
-        assert "fps" in viewer.hud_lines()[-1]
+        assert "fps" in viewer.hud.lines()[-1]
     finally:
         viewer.close()
     assert sink.actions[:8] == [NOOP] * 3 + [LEFT] * 2 + [NOOP] * 3
