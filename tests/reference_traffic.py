@@ -1,4 +1,4 @@
-"""`Traffic.step` in plain numpy: the oracle the compiled `sim.traffic._common_step` is held to.
+"""`Traffic.step` in plain numpy: the oracle the compiled `sim.traffic.step_kernel.common_step` is held to.
 
 The per-car formulas of one traffic step (leaders, IDM, integration, the cosine lane-change
 profile, which cars try a lane change) as they read in numpy; the compiled kernel must give the
@@ -11,7 +11,11 @@ import math
 
 import numpy as np
 
-from sim.traffic import _MIN_IDM_GAP, BLOCKED_MARGIN, EGO_CLEARANCE_M, MAX_IDM_BRAKE, Traffic
+from sim.traffic import Traffic
+from sim.traffic.config import EGO_CLEARANCE_M, MAX_IDM_BRAKE
+from sim.traffic.idm import MIN_IDM_GAP
+from sim.traffic.lane_changes import BLOCKED_MARGIN, try_lane_change
+from sim.traffic.recycling import recycle
 
 
 def reference_step(
@@ -29,15 +33,15 @@ def reference_step(
     integrate(t, acc, dt)
     advance_lane_changes(t, dt)
     consider_lane_changes(t, dt, steady, acc, gap, v_lead)
-    t._recycle()
+    recycle(t)
 
 
 def idm(t: Traffic, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
     """IDM acceleration of every car, braking capped at MAX_IDM_BRAKE; the gap floored at
-    _MIN_IDM_GAP so that touching cars brake hard but finitely."""
+    MIN_IDM_GAP so that touching cars brake hard but finitely."""
     cfg, v = t.config, t.speed
     s_star = np.maximum(v * (cfg.time_headway + (v - v_lead) * t._inv_2sqrt_ab), 0.0) + cfg.min_gap
-    ratio = s_star / np.maximum(gap, _MIN_IDM_GAP)
+    ratio = s_star / np.maximum(gap, MIN_IDM_GAP)
     free = v / t.desired_speed
     free = free * free
     return np.maximum((1.0 - free * free - ratio * ratio) * cfg.max_accel, -MAX_IDM_BRAKE)
@@ -114,14 +118,14 @@ def consider_lane_changes(
         look = 2.0 * (cfg.min_gap + v * cfg.time_headway) + 10.0
         held_up = v < v0 - BLOCKED_MARGIN and v_lead[i] < v0 - BLOCKED_MARGIN and gap[i] < look
         if held_up and steady[i]:
-            t._try_lane_change(int(i), float(acc[i]))
+            try_lane_change(t, int(i), float(acc[i]))
 
 
 def neighbours(
     t: Traffic, i: int, lane: int, s: float, half_length: float
 ) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
-    """`Traffic._neighbours`: nearest vehicles in `lane` ahead of and behind a body centred at `s`,
-    other than car i, from the all-vehicle buffers."""
+    """`sim.traffic.lane_changes.neighbours`: nearest vehicles in `lane` ahead of and behind a body
+    centred at `s`, other than car i, from the all-vehicle buffers."""
     in_lane = (t._bits >> lane) & 1 == 1
     if 0 <= i < t.n:
         in_lane[i] = False
@@ -141,7 +145,7 @@ def neighbours(
 def free_intervals(
     t: Traffic, i: int, half: float, clearance: float, lo: float, hi: float
 ) -> list[tuple[int, float, float, int, int]]:
-    """`Traffic._free_intervals`: free centre intervals (lane, a, b, follower, leader) within
+    """`sim.traffic.recycling.free_intervals`: free centre intervals (lane, a, b, follower, leader) within
     [lo, hi]; -1 = no vehicle. The (vehicle, lane) memberships sorted by lane, then by s, then one
     sweep per lane. Reaches differ (the ego's is larger), so a vehicle later in s order can block
     from further back: each gap ends at the smallest blocked-from position of all the vehicles

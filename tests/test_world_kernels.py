@@ -15,6 +15,8 @@ from reference_traffic import reference_step
 
 from sim.road import Road, RoadConfig
 from sim.traffic import Traffic, TrafficConfig
+from sim.traffic.lane_changes import neighbours
+from sim.traffic.recycling import free_intervals
 from sim.vehicle import VehicleParams
 from sim.world import SafetyConfig, World
 
@@ -98,7 +100,7 @@ def test_lane_neighbours_match_the_numpy_reference(
     asks = [(i, float(t._S[i]), float(t._HL[i])) for i in range(t.n)] + probes
     for i, s, half_length in asks:
         for lane in range(lanes):
-            assert t._neighbours(i, lane, s, half_length) == reference_traffic.neighbours(
+            assert neighbours(t, i, lane, s, half_length) == reference_traffic.neighbours(
                 t, i, lane, s, half_length
             )
 
@@ -136,7 +138,7 @@ def test_free_intervals_match_the_python_sweep(
         lo = max(lo, 0.0)
         for i in range(t.n):
             want = reference_traffic.free_intervals(t, i, half, clearance, lo, lo + width)
-            assert repr(t._free_intervals(i, half, clearance, lo, lo + width)) == repr(want)
+            assert repr(free_intervals(t, i, half, clearance, lo, lo + width)) == repr(want)
 
 
 # ----------------------------------------------------------------------------------------- road

@@ -1,0 +1,288 @@
+"""Recycling: a car that leaves the window around the ego reappears at its other end.
+
+So a fixed number of cars describes an endless highway. A new car needs a free spot where its
+follower need not brake hard and from which it drifts into the window rather than straight back out
+(`recycle`); the free spots come from one sweep over every lane (`free_interval_sweep`, compiled).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numba
+import numpy as np
+
+from sim.traffic.config import EGO_CLEARANCE_M, HEIGHT_RANGE, LENGTH_RANGE, N_COLORS, WIDTH_RANGE
+from sim.traffic.idm import idm1, safe_speed
+
+if TYPE_CHECKING:
+    from sim.traffic.traffic import Traffic
+
+SPAWN_BAND_M = 30.0
+"""Recycled cars first try to appear within this distance of the window's edge (after the margin)."""
+SPAWN_MARGIN_M = 5.0
+"""Recycled cars appear at least this far inside the window."""
+
+
+def recycle(t: Traffic) -> None:
+    """Respawn cars that left the window at its opposite end (behind -> ahead, ahead -> behind)."""
+    lo, hi = t.window()
+    out = np.flatnonzero((t.s < lo) | (t.s > hi))
+    if out.size == 0:
+        return
+    t._refresh()
+    for i in out:
+        _respawn(t, int(i), to_front=bool(t.s[i] < lo), lo=lo, hi=hi)
+
+
+def _respawn(t: Traffic, i: int, to_front: bool, lo: float, hi: float) -> bool:
+    """Give car i a new identity and a free spot, normally at the far end of the window.
+
+    First choice: within SPAWN_BAND_M of the window's far edge (where a car coming from beyond
+    the window would appear), else anywhere in the window half on that side of the ego, with
+    min_gap + a car length of clearance, a new follower that need not brake harder than
+    comfort_brake, and a speed that carries the car into the window (see `_find_spot`). In a
+    jam that last condition can fail (say every spot behind the ego is in a queue slower than
+    the ego, so a car placed there leaves again within a few steps, over and over); then a car
+    entering from the other end is tried, as on a real road, and taken if it meets all three.
+    Otherwise the best spot of the first search (possibly a cut-in, see `_spawn_speed`); last
+    resort, any spot with min_gap of clearance, on the intended side if possible. If even that
+    fails (an overfull window) the car stays where it is and is retried next step. Returns
+    whether it was placed.
+    """
+    cfg = t.config
+    length = float(t.rng.uniform(*LENGTH_RANGE))
+    half, roomy = 0.5 * length, cfg.min_gap + length
+    desired = _entering_speed(t, to_front)
+    spot = _find_spot(t, i, _bands(t, to_front, lo, hi), half, desired, roomy, to_front, True)
+    if spot is None or spot[3] % 2 == 0:  # no spot, or the car would drift straight back out
+        other_desired = _entering_speed(t, not to_front)
+        bands = _bands(t, not to_front, lo, hi)
+        other = _find_spot(t, i, bands, half, other_desired, roomy, not to_front, True)
+        if other is not None and other[3] == 5:
+            spot, desired = other, other_desired
+    if spot is None:
+        bands = (_bands(t, to_front, lo, hi)[1], (lo, hi))
+        spot = _find_spot(t, i, bands, half, desired, cfg.min_gap, to_front, False)
+    if spot is None:
+        return False
+    _place(t, i, spot[0], spot[1], spot[2], desired, length)
+    return True
+
+
+def _bands(t: Traffic, to_front: bool, lo: float, hi: float) -> tuple[tuple[float, float], ...]:
+    """Where to put a car entering the window [lo, hi]: the edge band, then that half.
+
+    Both stop SPAWN_MARGIN_M short of the edge: a car placed on it at the ego's speed would
+    leave again on the next step with the slightest acceleration.
+    """
+    ego_s = t._ego_s
+    if to_front:
+        edge = hi - SPAWN_MARGIN_M
+        return (max(edge - SPAWN_BAND_M, ego_s), edge), (ego_s, edge)
+    edge = lo + SPAWN_MARGIN_M
+    return (edge, min(edge + SPAWN_BAND_M, ego_s)), (edge, ego_s)
+
+
+def _entering_speed(t: Traffic, to_front: bool) -> float:
+    """Desired speed of a car entering the window: slower than the ego ahead, faster behind.
+
+    Only such cars can enter a window that moves with the ego, and a car that could not (say a
+    slow car placed at the rear edge) would leave again on the next step and be recycled
+    back and forth. When the ego is outside [speed_min, speed_max] the full range is used.
+    """
+    cfg, ego_v = t.config, float(t._V[t.n])
+    low, high = cfg.speed_min, cfg.speed_max
+    if to_front and low < ego_v:
+        high = min(high, ego_v)
+    elif not to_front and ego_v < high:
+        low = max(low, ego_v)
+    return float(t.rng.uniform(low, high))
+
+
+def _find_spot(
+    t: Traffic,
+    i: int,
+    bands: tuple[tuple[float, float], ...],
+    half: float,
+    desired: float,
+    clearance: float,
+    to_front: bool,
+    check_follower: bool,
+) -> tuple[float, int, float, int] | None:
+    """(s, lane, speed, rank) for a new car of half length `half` centred in `bands`, or None.
+
+    Exhaustive: every vehicle (car i excluded, the ego included with at least EGO_CLEARANCE_M)
+    forbids the centre positions within its half length + `half` + `clearance`; one sort by
+    (lane, s) and a sweep give every free interval of every lane, with the vehicles just behind
+    and ahead of it. Bands are tried in order of preference; within a band, the free intervals
+    in random order, at a random point and then at the midpoint. The speed is `desired` capped
+    to be safe behind the leader and, ahead of the ego, at the ego's speed. Spots
+    are ranked by the new follower's comfort (grade 2, 1, 0 in `_spawn_speed`), then by whether
+    the car will drift into the window rather than straight back out (ahead of the ego no
+    faster than it, behind no slower: a car placed behind in a queue slower than the ego would
+    be recycled again within a few steps). The first spot of the top rank (5) wins, else the
+    best seen; grade 0 only without `check_follower`.
+    """
+    lo = min(b[0] for b in bands)
+    hi = max(b[1] for b in bands)
+    if hi <= lo:
+        return None
+    n = t.n
+    intervals = free_intervals(t, i, half, clearance, lo, hi)
+    rng, ego_s, ego_v = t.rng, t._ego_s, float(t._V[n])
+    # A car entering from the front cannot be faster than the ego (it would never have been
+    # caught up with); it may still want to be, and then accelerates away at IDM's pace.
+    # `top` bounds the speed for the follower test; each spot is capped by its own side.
+    top = min(desired, ego_v) if to_front else desired
+    best: dict[int, tuple[float, int, float, int]] = {}
+    for band_lo, band_hi in bands:
+        for k in rng.permutation(len(intervals)).tolist():
+            ln, a, b, behind, ahead = intervals[k]
+            a, b = max(a, band_lo), min(b, band_hi)
+            if a >= b:
+                continue
+            # Skip the part of the gap where the follower could not be comfortable at any speed.
+            comfy = a if behind < 0 else max(a, _comfort_front(t, behind, top) + half)
+            tries: tuple[float, ...]
+            if comfy < b:
+                tries = (comfy + (b - comfy) * rng.random(), 0.5 * (comfy + b))
+            else:
+                tries = () if 3 in best else (b,)  # roomiest spot, for a cut-in
+            for pos in tries:
+                in_front = pos > ego_s
+                cap = min(desired, ego_v) if in_front else desired
+                speed, grade = _spawn_speed(t, pos, half, cap, behind, ahead)
+                rank = 2 * grade + ((speed <= ego_v) if in_front else (speed >= ego_v))
+                if rank == 5:
+                    return pos, ln, speed, rank
+                best.setdefault(rank, (pos, ln, speed, rank))
+    usable = [r for r in best if r >= 2 or not check_follower]
+    return best[max(usable)] if usable else None
+
+
+def _comfort_front(t: Traffic, f: int, v_max: float) -> float:
+    """Nearest rear-bumper s ahead of vehicle f at which a car driving at v_max or slower keeps
+    f's IDM braking within comfort_brake (IDM solved for the gap; slower only needs more)."""
+    cfg = t.config
+    v_f, v0_f = float(t._V[f]), float(t._V0[f])
+    s_star = cfg.min_gap + max(0.0, v_f * (cfg.time_headway + (v_f - v_max) * t._inv_2sqrt_ab))
+    room = 1.0 + cfg.comfort_brake / cfg.max_accel - (v_f / v0_f) ** 4
+    front = float(t._S[f] + t._HL[f])
+    return front + s_star / math.sqrt(room) if room > 0.0 else math.inf
+
+
+def free_intervals(
+    t: Traffic, i: int, half: float, clearance: float, lo: float, hi: float
+) -> list[tuple[int, float, float, int, int]]:
+    """Free centre intervals (lane, a, b, follower, leader) within [lo, hi] for a car of half
+    length `half` (-1 = no vehicle), lane by lane, in s order: where every vehicle but car i
+    leaves `clearance` (the ego at least EGO_CLEARANCE_M) to its body (`free_interval_sweep`,
+    compiled: recycling runs it several times per respawn)."""
+    ints, ends = free_interval_sweep(t._S, t._HL, t._bits, i, t._lane_ids.size, half, clearance, lo, hi)
+    return [(ln, a, b, f, j) for (ln, f, j), (a, b) in zip(ints.tolist(), ends.tolist(), strict=True)]
+
+
+def _spawn_speed(
+    t: Traffic, pos: float, half: float, top: float, behind: int, ahead: int
+) -> tuple[float, int]:
+    """Speed of a car appearing at `pos` between vehicles `behind` and `ahead` (-1 = none).
+
+    The speed is `top`, capped to be safe behind the leader. The second value
+    grades the new follower (the ego included): 2 if its IDM braking stays within comfort_brake;
+    1 if not, but braking at comfort_brake would still match speeds before the gap shrinks to
+    min_gap (a cut-in: IDM brakes harder than that for a moment because the time headway is
+    short, but nobody collides); 0 otherwise.
+    """
+    cfg = t.config
+    speed = top
+    if ahead >= 0:
+        gap = float(t._S[ahead] - t._HL[ahead]) - half - pos
+        speed = min(speed, safe_speed(cfg, gap, float(t._V[ahead])))
+    if behind < 0:
+        return speed, 2
+    gap = pos - half - float(t._S[behind] + t._HL[behind])
+    v_f = float(t._V[behind])
+    if idm1(cfg, v_f, float(t._V0[behind]), gap, speed) >= -cfg.comfort_brake:
+        return speed, 2
+    closing = max(v_f - speed, 0.0)
+    return speed, int(closing * closing <= 2.0 * cfg.comfort_brake * (gap - cfg.min_gap))
+
+
+def _place(t: Traffic, i: int, s: float, lane: int, speed: float, desired: float, length: float) -> None:
+    """Commit a respawned car's new identity and keep the all-vehicle buffers in step."""
+    rng = t.rng
+    t.set_car(i, s, lane, speed, desired)
+    t.length[i] = length
+    t.width[i] = rng.uniform(*WIDTH_RANGE)
+    t.height[i] = rng.uniform(*HEIGHT_RANGE)
+    t.color[i] = rng.integers(0, N_COLORS)
+    t._S[i], t._V[i], t._V0[i], t._HL[i] = s, speed, desired, 0.5 * length
+    t._bits[i] = 1 << lane
+
+
+@numba.njit(cache=True, nogil=True)
+def free_interval_sweep(
+    buf_s: np.ndarray,
+    buf_hl: np.ndarray,
+    buf_bits: np.ndarray,
+    skip: int,
+    n_lanes: int,
+    half: float,
+    clearance: float,
+    lo: float,
+    hi: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`free_intervals`: rows (lane, follower, leader) and (a, b) of every free interval.
+
+    Every vehicle but `skip` (the ego at least EGO_CLEARANCE_M) forbids the centre positions within
+    its half length + `half` + `clearance`. Per lane, the member vehicles are sorted by s (ties by
+    index); reaches differ (the ego's is larger), so a vehicle later in s order can block from
+    further back: each gap ends at the smallest blocked-from position of all the vehicles after it.
+    Python's min and max (the first of equals) throughout. tests/reference_traffic.py has the
+    numpy and Python version.
+    """
+    m = buf_s.size
+    reach = buf_hl + (half + clearance)
+    reach[m - 1] = buf_hl[m - 1] + half + _py_max(clearance, EGO_CLEARANCE_M)
+    ints = np.empty((m * n_lanes + n_lanes, 3), dtype=np.int64)
+    ends = np.empty((m * n_lanes + n_lanes, 2))
+    count = 0
+    for ln in range(n_lanes):
+        members = np.empty(m, dtype=np.int64)
+        size = 0
+        for j in range(m):
+            if j != skip and (buf_bits[j] >> ln) & 1 == 1:
+                members[size] = j
+                size += 1
+        members = members[:size][np.argsort(buf_s[members[:size]], kind="mergesort")]
+        ends_before = np.empty(members.size + 1)
+        ends_before[members.size] = hi
+        for k in range(members.size - 1, -1, -1):  # suffix minimum
+            j = members[k]
+            ends_before[k] = _py_min(buf_s[j] - reach[j], ends_before[k + 1])
+        covered, behind = lo, -1
+        for k in range(members.size + 1):
+            j = members[k] if k < members.size else -1
+            end = _py_min(ends_before[k], hi)
+            if covered < end:
+                ints[count, 0], ints[count, 1], ints[count, 2] = ln, behind, j
+                ends[count, 0], ends[count, 1] = covered, end
+                count += 1
+            if j >= 0:
+                covered = _py_max(covered, buf_s[j] + reach[j])
+                behind = j
+    return ints[:count], ends[:count]
+
+
+@numba.njit(cache=True, nogil=True)
+def _py_min(a: float, b: float) -> float:
+    """Python's min(a, b): a unless b is smaller (so min(0.0, -0.0) is 0.0)."""
+    return b if b < a else a
+
+
+@numba.njit(cache=True, nogil=True)
+def _py_max(a: float, b: float) -> float:
+    """Python's max(a, b): a unless b is larger."""
+    return b if b > a else a
