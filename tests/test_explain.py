@@ -9,19 +9,12 @@ import torch
 from torch import nn
 
 import sim  # noqa: F401  (registers the camdrive envs)
-from agent.explain import (
-    SEPARATOR_RGB,
-    explain,
-    feature_maps,
-    guided_backprop,
-    overlay_saliency,
-    saliency_rgba,
-    tile_maps,
-    visual_backprop,
-)
+from agent.explain import explain
+from agent.heatmaps import SEPARATOR_RGB, overlay_saliency, saliency_rgba, tile_maps
 from agent.pilotnet import PilotNetDriver
 from agent.policies import policy_env_options
 from agent.qnet import DQNDriver
+from agent.saliency import feature_maps, guided_backprop, visual_backprop
 
 PILOTNET = "assets/pilotnet/pilotnet.safetensors"
 DQN = "assets/dqn/dqn_lane.safetensors"
@@ -350,7 +343,7 @@ def deletion_scores(
 @pytest.mark.parametrize("which", ["pilotnet", "dqn"])
 def test_blanking_the_most_salient_pixels_moves_the_decision_more_than_random(which):
     """Measured with 32 PilotNet frames and 52 DQN windows: 46x and 3.7x the change of random
-    blanking (agent/explain.py's table); here fewer frames and a margin of 2x."""
+    blanking (docs/saliency.md's table); here fewer frames and a margin of 2x."""
     driver, inputs = pilotnet_held_out() if which == "pilotnet" else dqn_held_out()
     assert len(inputs) >= 9
     channels_last = which == "pilotnet"

@@ -57,7 +57,8 @@ class CnnView:
         if not self.available or not (self.saliency or self.features):
             self._tiles = []
             return
-        from agent.explain import explain, tile_maps
+        from agent.explain import explain
+        from agent.heatmaps import tile_maps
 
         seen = explain(self.model, self.viewer_obs())
         if self.saliency:
@@ -176,13 +177,13 @@ def round_scale(value: float) -> float:
 
 def blend_saliency(picture: np.ndarray, saliency: np.ndarray) -> None:
     """Paint `saliency` (the observation's size) on the band of `picture` that the observation covers,
-    in place: the colours and weights of `agent.explain.saliency_rgba` (the most salient tenth of the
+    in place: the colours and weights of `agent.heatmaps.saliency_rgba` (the most salient tenth of the
     pixels, the rest of the scene untouched), scaled and blended by pygame in C, which is several times
     faster than a numpy blend of a window-sized picture.
     """
     import pygame
 
-    from agent.explain import saliency_rgba
+    from agent.heatmaps import saliency_rgba
 
     ph, pw = picture.shape[:2]
     top, height = observation_band(saliency.shape, (ph, pw))
