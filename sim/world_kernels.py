@@ -97,7 +97,7 @@ def strongest_brake(
 ) -> float:
     """The strongest braking (m/s^2, positive) asked for by the cars ahead of `ego_s` in the band
     (counting a car changing lanes in its target lane too), or nan if none asks
-    (`sim.world.World._safety_brake`).
+    (`sim.safety.safety_brake`).
 
     A car asks for the deceleration that matches its speed just as the bumper gap shrinks to the
     margin, when it is closer than `headway_gap` and not faster, or when that deceleration exceeds
@@ -136,7 +136,7 @@ def lane_has_room(
     margin: float,
     closing_s: float,
 ) -> bool:
-    """`sim.world.World.lane_is_safe` for the lane centred at `lane_d`: a bumper gap of at least the margin
+    """`sim.safety.lane_is_safe` for the lane centred at `lane_d`: a bumper gap of at least the margin
     plus `closing_s` seconds of closing speed to the nearest car ahead and behind (a car changing
     lanes counts in its target lane too), measured from the ego's centre so that a car alongside
     counts (as a negative gap)."""

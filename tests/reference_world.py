@@ -8,8 +8,9 @@ import math
 import numpy as np
 
 from sim.road import SAMPLE_SPACING_M, Road, _nearest_sample
+from sim.safety import COMFORT_BRAKE, LANE_CHANGE_CLOSING_S, SAFE_LATERAL_MARGIN_M
 from sim.traffic import Traffic
-from sim.world import COMFORT_BRAKE, LANE_CHANGE_CLOSING_S, SAFE_LATERAL_MARGIN_M, World
+from sim.world import World
 
 
 def frenet(road: Road, x: float, y: float, s_hint: float | None = None) -> tuple[float, float]:
@@ -63,7 +64,7 @@ def follower(t: Traffic, s: float, d: float, half_width: float, anticipate: bool
 
 
 def safety_brake(w: World, accel: float) -> tuple[float, bool]:
-    """`World._safety_brake`: (the acceleration it lets through, whether it overrode the driver)."""
+    """`sim.safety.safety_brake`: (the acceleration it lets through, whether it overrode the driver)."""
     assert w.traffic is not None
     lo, hi = w.ego_band()
     lo, hi = lo - SAFE_LATERAL_MARGIN_M, hi + SAFE_LATERAL_MARGIN_M

@@ -10,9 +10,10 @@ import pytest
 
 from sim.actions import _discrete, _finite_values
 from sim.road import Road, RoadConfig, wrap_angle
+from sim.safety import SafetyConfig
 from sim.traffic import Traffic, TrafficConfig
 from sim.vehicle import VehicleParams
-from sim.world import SafetyConfig, World
+from sim.world import World
 
 
 def make_world(lanes: int = 3, cars: int = 8, seed: int = 3) -> World:

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from reference_traffic import reference_step
 
 from sim.road import Road, RoadConfig
+from sim.safety import SafetyConfig, safety_brake
 from sim.traffic import Traffic, TrafficConfig
 from sim.traffic.lane_changes import neighbours
 from sim.traffic.recycling import free_intervals
 from sim.vehicle import VehicleParams
-from sim.world import SafetyConfig, World
+from sim.world import World
 
 EGO_LENGTH, EGO_WIDTH = 4.6, 1.9
 KERNEL_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -235,7 +236,7 @@ def test_safety_queries_match_the_numpy_reference(
     assert t is not None
     brakes = world.safety_brakes
     want_accel, braked = reference_world.safety_brake(world, accel)
-    assert world._safety_brake(accel) == want_accel
+    assert safety_brake(world, accel) == want_accel
     assert world.safety_brakes == brakes + braked
     for lane in range(-1, 6):
         assert world.lane_is_safe(lane) == reference_world.lane_is_safe(world, lane)

@@ -24,11 +24,12 @@ from sim.camera import CameraConfig
 from sim.observations import CameraObservation, ObservationType
 from sim.render.palette import Palette
 from sim.road import RoadConfig
+from sim.safety import SafetyConfig
 from sim.traffic import TrafficConfig, TrafficDoesNotFitError
 from sim.validation import check_range, check_seed, short_repr
 from sim.vehicle import VehicleParams
 from sim.view import EnvView
-from sim.world import SafetyConfig, World
+from sim.world import World
 
 
 @dataclass(frozen=True)
