@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.render import kernels
+from sim.render import ground_kernels
 from sim.render.ground import box_filter
 
 
@@ -20,7 +20,7 @@ from sim.render.ground import box_filter
 def test_periodic_box_filters_equal_the_reference(rows: int, n: int, widths: list[int], seed: int) -> None:
     """Widths of 1 (no blur), even and odd, and wider than the period (the window wraps more than once)."""
     sharp = np.random.default_rng(seed).random((rows, n)) * 3.0 - 1.0
-    got = kernels.periodic_box_filters(sharp, np.array(widths, dtype=np.int64))
+    got = ground_kernels.periodic_box_filters(sharp, np.array(widths, dtype=np.int64))
     want = np.stack([box_filter(sharp, w, periodic=True) for w in widths])
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)
@@ -29,5 +29,5 @@ def test_periodic_box_filters_equal_the_reference(rows: int, n: int, widths: lis
 def test_a_box_filter_averages_over_its_window() -> None:
     """Width 3 on a period of 4: each texel is the mean of itself and its two neighbours, wrapping."""
     sharp = np.array([[4.0, 0.0, 0.0, 8.0]])
-    got = kernels.periodic_box_filters(sharp, np.array([3], dtype=np.int64))[0, 0]
+    got = ground_kernels.periodic_box_filters(sharp, np.array([3], dtype=np.int64))[0, 0]
     np.testing.assert_allclose(got, [4.0, 4.0 / 3.0, 8.0 / 3.0, 4.0])

@@ -17,7 +17,7 @@ few hundred 1-D box filters and one small matrix product (about 5 ms), not a reb
 
 Drawing is then, per pixel, its Frenet (s, d), the few layers present at that d (a sparse list per
 footprint level and texel column), one multiply-add per layer and the haze of its row, in a compiled kernel
-(`sim.render.kernels.paint_ground`); `reference_colour` is the same sum in plain numpy, which the
+(`sim.render.ground_kernels.paint_ground`); `reference_colour` is the same sum in plain numpy, which the
 tests hold the kernel to.
 """
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.render import kernels
+from sim.render import ground_kernels
 from sim.render.palette import Palette
 from sim.road import SAMPLE_SPACING_M, Road, RoadConfig
 
@@ -158,7 +158,7 @@ class AlongLevels:
         sharp = np.stack(funcs)
         mix = self._mixing(palette, layers.across.shape[0], len(paint))
         self.widths = widths
-        filtered = kernels.periodic_box_filters(sharp, widths.astype(np.int64))  # (L, F, N_S)
+        filtered = ground_kernels.periodic_box_filters(sharp, widths.astype(np.int64))  # (L, F, N_S)
         table = np.einsum("lfs,ftc->lstc", filtered, mix, optimize=True)
         self.table = np.ascontiguousarray(table, dtype=np.float32)
         self.table.flags.writeable = False  # shared by every renderer in this look
@@ -274,7 +274,7 @@ class GroundPainter:
     def draw(self, road: Road, x: float, y: float, yaw: float, s_near: float, out: np.ndarray) -> None:
         """Colour `out` (the ground rows of the frame) for a viewer at (x, y, yaw), arc length s_near."""
         s_row, lat_row, cos_row, sin_row = row_frames(road, x, y, yaw, s_near, self.forward)
-        kernels.paint_ground(
+        ground_kernels.paint_ground(
             out, self.right, s_row, lat_row, cos_row, sin_row, self.layers.d_min, 1.0 / TEXEL_D_M,
             1.0 / TEXEL_S_M, self.across_level, self.across.layer, self.across.weight, self.along_level,
             self.look.table, self.keep, self.add,
@@ -319,7 +319,7 @@ def row_frames(
     `s_near` is the viewer's arc length; the road is read from 30 m behind it to the farthest row.
     """
     i0, i1 = road_window(road, s_near, forward)
-    return kernels.row_frames(road.x, road.y, road.heading, road.s, i0, i1, x, y, yaw, forward)
+    return ground_kernels.row_frames(road.x, road.y, road.heading, road.s, i0, i1, x, y, yaw, forward)
 
 
 def road_window(road: Road, s_near: float, forward: np.ndarray) -> tuple[int, int]:

@@ -1,0 +1,167 @@
+"""The ground's per-pixel loops, compiled by numba: the road's layers painted through the camera.
+
+`paint_ground` is the inner loop of `ground.GroundPainter.draw` (whose `reference_colour` is the same
+sum in plain numpy, the tests' reference), `row_frames` where each screen row meets the road, and
+`periodic_box_filters` the blurred tables a look is drawn from. `sim.render.kernels` calls them too,
+to draw a whole camera frame in one compiled call. Compiled code is cached on disk (`cache=True`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+import numba
+import numpy as np
+
+
+class JitOptions(TypedDict):
+    """numba's options for the renderer's pixel loops, typed so that `njit(**JIT)` type-checks."""
+
+    nogil: bool
+    cache: bool
+    error_model: Literal["python", "numpy"]
+    boundscheck: bool
+
+
+JIT: JitOptions = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
+"""The options of every pixel loop (here and in `sim.render.kernels`): numpy's error model (no
+ZeroDivisionError checks), no bounds checks, the GIL released, and the machine code cached on disk."""
+
+
+_FLOOR_SHIFT = 1 << 20
+"""Added to texel rows before truncating, so truncation floors the few negative ones (s < 0 behind
+the road's start); a multiple of every table length, so the wrap is unchanged."""
+
+
+@numba.njit(**JIT)
+def paint_ground(
+    out: np.ndarray,
+    right: np.ndarray,
+    s_row: np.ndarray,
+    lat_row: np.ndarray,
+    cos_row: np.ndarray,
+    sin_row: np.ndarray,
+    d_min: float,
+    inv_texel_d: float,
+    inv_texel_s: float,
+    across_level: np.ndarray,
+    layer: np.ndarray,
+    weight: np.ndarray,
+    along_level: np.ndarray,
+    table: np.ndarray,
+    keep: np.ndarray,
+    add: np.ndarray,
+) -> None:
+    """Colour every pixel of `out` (rows, cols, 3) uint8 from the road's layers.
+
+    Pixel (i, j) lies `delta = right[i, j] - lat_row[i]` to the right of row i's centreline point,
+    so at d = -delta * cos_row[i] and s = s_row[i] - delta * sin_row[i] (`ground.row_frames`), in
+    texel column (d - d_min) * inv_texel_d (clipped) and texel row s * inv_texel_s (wrapped). Its
+    colour is the sum over the layers present in its texel column (at its footprint's level
+    across_level[i, j]) of weight x the layer's along table (at its row's level) at its texel
+    (`ground.GroundPainter.reference_colour`), faded by the row's haze: keep[i] x sum + add[i].
+    All arithmetic is float32, as the tables are.
+    """
+    rows, cols = right.shape
+    n_d, slots = layer.shape[1], layer.shape[2]
+    n_s = table.shape[1]
+    last_column = np.float32(n_d - 1)
+    zero = np.float32(0.0)
+    d0, inv_d, inv_s = np.float32(d_min), np.float32(inv_texel_d), np.float32(inv_texel_s)
+    shift = np.float32(_FLOOR_SHIFT)
+    column = np.empty(cols, np.int32)
+    texel = np.empty(cols, np.int32)
+    for i in range(rows):
+        lat, cos_phi, sin_phi, s_centre = lat_row[i], cos_row[i], sin_row[i], s_row[i]
+        for j in range(cols):  # texel coordinates first: a loop the compiler can vectorise
+            delta = right[i, j] - lat
+            c = (-(delta * cos_phi) - d0) * inv_d
+            column[j] = np.int32(min(max(c, zero), last_column))
+            texel[j] = np.int32((s_centre - delta * sin_phi) * inv_s + shift) & (n_s - 1)
+        level, fade = along_level[i], keep[i]
+        add_r, add_g, add_b = add[i, 0], add[i, 1], add[i, 2]
+        for j in range(cols):
+            a, c, t = across_level[i, j], column[j], texel[j]
+            r, g, b = zero, zero, zero
+            for m in range(slots):
+                lyr = layer[a, c, m]
+                if lyr < 0:
+                    break
+                w = weight[a, c, m]
+                r += w * table[level, t, lyr, 0]
+                g += w * table[level, t, lyr, 1]
+                b += w * table[level, t, lyr, 2]
+            out[i, j, 0] = to_byte(r * fade + add_r)
+            out[i, j, 1] = to_byte(g * fade + add_g)
+            out[i, j, 2] = to_byte(b * fade + add_b)
+
+
+@numba.njit(cache=True, nogil=True)
+def row_frames(
+    road_x: np.ndarray,
+    road_y: np.ndarray,
+    road_heading: np.ndarray,
+    road_s: np.ndarray,
+    i0: int,
+    i1: int,
+    x: float,
+    y: float,
+    yaw: float,
+    forward: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`ground.row_frames` on the road samples i0..i1, compiled (a dozen small numpy calls cost more than the
+    work; numba's np.interp is numpy's algorithm, and the frames are bit-identical)."""
+    cos_y, sin_y = np.cos(yaw), np.sin(yaw)
+    n = i1 - i0
+    fwd, lat, heading = np.empty(n), np.empty(n), np.empty(n)
+    farthest = -np.inf
+    for k in range(n):
+        dx, dy = road_x[i0 + k] - x, road_y[i0 + k] - y
+        # Running maximum: the samples' forward distances made non-decreasing, as np.interp needs.
+        farthest = max(farthest, dx * cos_y + dy * sin_y)
+        fwd[k] = farthest
+        lat[k] = dx * sin_y - dy * cos_y
+        heading[k] = road_heading[i0 + k] - yaw
+    phi = np.interp(forward, fwd, heading)
+    s_row = np.interp(forward, fwd, road_s[i0:i1]).astype(np.float32)
+    lat_row = np.interp(forward, fwd, lat).astype(np.float32)
+    return s_row, lat_row, np.cos(phi).astype(np.float32), np.sin(phi).astype(np.float32)
+
+
+@numba.njit(**JIT)
+def periodic_box_filters(sharp: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """`ground.box_filter(sharp, w, periodic=True)` for every w of `widths`: (len(widths), *sharp.shape).
+
+    The same float64 operations in the same order as the numpy reference (a running sum from the
+    window's first padded texel, then differences of that sum divided by the width), so the tables,
+    and the frames, are bit for bit the reference's; compiled because a randomised look rebuilds
+    these filters at every reset.
+    """
+    rows, n = sharp.shape
+    out = np.empty((widths.size, rows, n))
+    running = np.empty(n + int(widths.max()))
+    for level in range(widths.size):
+        width = int(widths[level])
+        if width <= 1:
+            out[level] = sharp
+            continue
+        left = width // 2
+        for r in range(rows):
+            running[0] = 0.0
+            total = 0.0
+            for k in range(n + width - 1):
+                total += sharp[r, (k - left) % n]
+                running[k + 1] = total
+            for j in range(n):
+                out[level, r, j] = (running[j + width] - running[j]) / width
+    return out
+
+
+@numba.njit(inline="always", **JIT)
+def to_byte(v: np.float32) -> np.uint8:
+    """Clip to 0..255 and truncate (the clamps as plain branches, which vectorise)."""
+    if v < np.float32(0.0):
+        v = np.float32(0.0)
+    if v > np.float32(255.0):
+        v = np.float32(255.0)
+    return np.uint8(np.int32(v))
