@@ -379,11 +379,11 @@ def test_iter_episodes_on_a_missing_directory(tmp_path):
 
 # ------------------------------------------------------------------------------ killed recorder
 def start_recorder(tmp_path: Path, driver: str) -> tuple[subprocess.Popen, Path]:
-    """`python -m training.data.record` with a stand-in driver, 40-step episodes, checkpoints every 20 ms."""
+    """`python -m training.cli record` with a stand-in driver, 40-step episodes, checkpoints every 20 ms."""
     (tmp_path / "standin_kill.py").write_text(STAND_IN)
     out = tmp_path / "demos"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    argv = [sys.executable, "-m", "training.data.record", "--driver", f"standin_kill:{driver}",
+    argv = [sys.executable, "-m", "training.cli", "record", "--driver", f"standin_kill:{driver}",
             "--episodes", "1000", "--out", str(out), "--steps-per-episode", "40",
             "--checkpoint-seconds", "0.02", "--quiet", *SMALL_ARGS]  # fmt: skip
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE), out

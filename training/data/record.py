@@ -316,9 +316,3 @@ def main(args: argparse.Namespace) -> int:
     name = str(getattr(driver, "name", args.driver))
     print(summary_line(results, name, env_id, out, time.perf_counter() - start))
     return exit_codes.OK
-
-
-if __name__ == "__main__":
-    from training.cli import main as cli_main
-
-    sys.exit(cli_main(["record", *sys.argv[1:]]))
