@@ -135,6 +135,7 @@ def test_training_looks_are_seeded_per_frame_and_never_the_evaluation_looks(make
     assert 0.4 < differs.mean() < 1.0
 
 
+@pytest.mark.slow
 def test_pilotnet_overfits_a_small_dataset(make_env):
     """A real learning test: 64 expert frames (with extra views, so the labels vary) are fitted closely."""
     torch.set_num_threads(1)
@@ -161,6 +162,7 @@ def test_pilotnet_overfits_a_small_dataset(make_env):
     assert after < 0.05 * variance, f"MSE {after:.5f} (before {before:.5f}, label variance {variance:.5f})"
 
 
+@pytest.mark.slow
 def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
     def run(name: str, seed: int) -> dict[str, torch.Tensor]:
         cfg = BCConfig(
@@ -293,6 +295,7 @@ def test_bc_refuses_demos_of_another_env_or_without_steering(demo_files, tmp_pat
     assert not (tmp_path / "t").exists()
 
 
+@pytest.mark.slow
 def test_each_skipped_demo_is_one_line_and_none_usable_is_bad_input(demo_files, tmp_path):
     """The real command, as a user sees it: one stderr line per skipped file (a Python warning takes
     two, the second a line of camdrive's code), then one error line and exit code 2."""
@@ -363,6 +366,7 @@ def test_bc_accepts_the_largest_allowed_run(tmp_path, monkeypatch):
         dagger_seeds(0, 51, 1)
 
 
+@pytest.mark.slow
 def test_bc_trains_without_views_on_demos_whose_env_options_are_gone(demo_files, tmp_path, capsys):
     """An option this camdrive no longer knows: no re-simulation (one line naming the file), but the
     recorded frames and labels are still trained on."""
@@ -388,6 +392,7 @@ def tiny_bc(out: Path, **options: object) -> BCConfig:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_bc_device_cpu_and_tensorboard_change_no_number_and_log_the_losses(
     tmp_path, monkeypatch, tensorboard_scalars
 ):
@@ -482,6 +487,7 @@ def one_error_line(err: str) -> str:
     return line
 
 
+@pytest.mark.slow
 def test_two_models_in_one_folder_keep_their_own_logs(demo_files, tmp_path):
     """The logs are named after the model: a second model beside the first changes none of its files."""
     folder = tmp_path / "models"

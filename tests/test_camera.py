@@ -530,6 +530,7 @@ def drawn_step_by_step(renderer: FrontCameraRenderer, world, noise_state: dict) 
     [{}, {"randomize": 1.0}, {"camera_mount_height": 2.5, "randomize": 1.0}, {"camera_pitch_deg": -10.0}],
     ids=["default", "noise", "roofs_and_noise", "no_ground"],
 )
+@pytest.mark.slow
 def test_the_one_call_frame_equals_the_passes_drawn_one_by_one(make_env, options: dict) -> None:
     """`FrontCameraRenderer.render` draws a frame in one compiled call (`kernels.draw_camera_frame`);
     bit for bit it is the ground, car, roof and noise passes called one after another."""

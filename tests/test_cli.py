@@ -81,6 +81,7 @@ def test_eval_help_prints_a_single_percent_sign(capsys):
 
 
 @pytest.mark.parametrize("words", help_pages(), ids=" ".join)
+@pytest.mark.slow
 def test_help_pages_have_no_doubled_percent_and_no_empty_option_help(words, capsys):
     """Every command has a help page, and every option says what it does: a help that is only
     "(default: ...)" explains nothing."""
@@ -394,6 +395,7 @@ def test_run_bench_measures_vector_envs_next_to_the_reference(fake_env_id, fake_
     assert fake_reference not in {r["env_id"] for r in report["vector_results"]}
 
 
+@pytest.mark.slow
 def test_first_step_compiles_with_an_empty_cache_and_loads_with_a_warm_one():
     """The first process compiles the renderer's kernels; the second finds them in the cache it left."""
     r = measure_first_step("camdrive/LaneKeep-v0")

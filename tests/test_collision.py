@@ -145,6 +145,7 @@ aligned_strategy = st.tuples(  # whole-metre positions, right angles: boxes that
         st.tuples(st.one_of(box_strategy, aligned_strategy), st.booleans()), min_size=1, max_size=8
     ),
 )
+@pytest.mark.slow
 def test_any_overlap_is_boxes_overlap_of_the_chosen_boxes(
     box: tuple[float, ...], boxes: list[tuple[tuple[float, ...], bool]]
 ) -> None:

@@ -410,6 +410,7 @@ def finished_files(out: Path) -> list[Path]:
     return list_files(out).episodes if out.is_dir() else []
 
 
+@pytest.mark.slow
 def test_sigkilled_recorder_leaves_loadable_episodes_and_one_partial(tmp_path):
     proc, out = start_recorder(tmp_path, "Hang")  # hangs after 10 steps of its third episode (seed 2)
     hung_since: list[float] = []
@@ -442,6 +443,7 @@ def test_sigkilled_recorder_leaves_loadable_episodes_and_one_partial(tmp_path):
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.07, 0.2])
+@pytest.mark.slow
 def test_recorder_killed_at_any_moment_leaves_a_consistent_directory(tmp_path, delay):
     """Wherever the kill lands (mid-checkpoint, between publishing an episode and removing its
     checkpoint), readers see only whole episodes, at most one partial one, and no duplicates.

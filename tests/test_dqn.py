@@ -111,6 +111,7 @@ def test_a_scaled_batch_gives_the_same_q_values_as_forward():
     assert torch.equal(floats, frames.float())  # a float caller's tensor is not scaled in place
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_run(tmp_path):
     weights = []
     for run in ("a", "b"):
@@ -129,6 +130,7 @@ def test_epsilon_schedule_is_linear_then_flat():
     assert epsilon(cfg, 500) == pytest.approx(0.1) and epsilon(cfg, 999) == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_trainer_learns_the_pick_task(tmp_path):
     summary = train(pick_config(tmp_path))
     # Greedy return per 10-step episode on held-out seeds: random play gets 2 on average.
@@ -143,6 +145,7 @@ class SimulatedKillError(Exception):
     """Stands in for SIGKILL: the run stops between two checkpoints without any cleanup."""
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_restores_counters_and_weights(tmp_path):
     cfg = pick_config(tmp_path, steps=600, checkpoint_every=200, learning_starts=100)
 
@@ -181,6 +184,7 @@ def test_resume_after_a_kill_restores_counters_and_weights(tmp_path):
 EVAL_KEYS = {"score_mph", "mean_speed_kmh", "collisions", "offroad", "runs"}
 
 
+@pytest.mark.slow
 def test_eval_reports_the_documented_keys_for_baselines_and_a_dqn(tmp_path):
     out = tmp_path / "eval.json"
     argv = ["eval", "--env", "traffic", "--model", "noop", "--episodes", "2", "--run-seconds", "2"]
@@ -211,6 +215,7 @@ def test_checkpoint_selection_puts_crash_free_evaluations_first():
     assert DQNConfig().eval_runs >= 20
 
 
+@pytest.mark.slow
 def test_traffic_eval_runs_the_baselines_in_the_models_action_mode(tmp_path):
     out = tmp_path / "eval.json"
     cfg = DQNConfig(out=str(tmp_path / "dqn.safetensors"), action_mode="lane")
@@ -273,6 +278,7 @@ def test_a_model_file_with_an_absurd_frame_stride_is_refused(tmp_path):
         load_qnet(path)
 
 
+@pytest.mark.slow
 def test_checkpoints_are_picked_on_validation_seeds_apart_from_the_test_seeds(tmp_path, monkeypatch):
     """The periodic evaluations (which choose MODEL) and the learning curve's baselines never drive
     on the seeds `camdrive eval` reports as the test (EVAL_SEED_START on), nor on training seeds."""
@@ -511,6 +517,7 @@ def test_train_dqn_help_describes_the_checkpoint_selection(capsys):
 # --- --device and --tensorboard -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_device_cpu_and_tensorboard_change_no_number_and_log_the_scalars(tmp_path, tensorboard_scalars):
     """--device cpu is what the default picks here: the same weights bit for bit; --tensorboard adds
     event files with the CSV's scalars and nothing else, and without it none are written."""
@@ -543,6 +550,7 @@ def test_device_cpu_and_tensorboard_change_no_number_and_log_the_scalars(tmp_pat
     )
 
 
+@pytest.mark.slow
 def test_tensorboard_keeps_what_a_killed_run_logged_and_a_resume_replaces_the_lost_steps(
     tmp_path, monkeypatch, tensorboard_scalars
 ):
@@ -666,6 +674,7 @@ def test_a_run_that_made_no_gradient_step_fails_and_writes_no_model(tmp_path):
     assert not cfg.path(".safetensors").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_says_what_resume_continues_from(tmp_path):
     """Ctrl-C or SIGTERM (KeyboardInterrupt under `camdrive`) keeps the last training state and names
     the step --resume continues from, for the one line `camdrive` prints."""
@@ -722,6 +731,7 @@ if CLIFF_ID not in gym.registry:
 
 
 @pytest.mark.parametrize(("penalty", "expected_return"), [(0.0, 1.2), (5.0, 5.0)])
+@pytest.mark.slow
 def test_a_crash_penalty_teaches_to_forgo_a_tempting_crash(tmp_path, penalty, expected_return):
     cfg = pick_config(tmp_path, env=CLIFF_ID, crash_penalty=penalty)
     summary = train(cfg)
@@ -814,6 +824,7 @@ def teacher_agreement(path: Path, seed: int) -> float:
     return float(np.mean(agree))
 
 
+@pytest.mark.slow
 def test_the_expert_margin_teaches_the_teachers_actions_on_states_training_never_saw(tmp_path):
     def run(name: str, weight: float) -> Path:
         cfg = DQNConfig(

@@ -55,6 +55,7 @@ def lane_keep_steps(env: gym.Env, steer: float, n: int) -> tuple[int, dict, floa
     [(LANE_KEEP, {}), (TRAFFIC, {}), (TRAFFIC, {"obs_type": "grid", "action_mode": "lane"})],
     ids=["lane_keep", "traffic", "traffic_grid_lane"],
 )
+@pytest.mark.slow
 def test_env_checker_passes_without_warnings(make_env, env_id: str, options: dict) -> None:
     env = make_env(env_id, **options)
     with warnings.catch_warnings(record=True) as caught:
@@ -758,6 +759,7 @@ def _assert_adversary_never_fails(env, adversaries, adversary: str) -> None:
 
 
 @pytest.mark.parametrize("adversary", list(_adversaries(np.random.default_rng(0))))
+@pytest.mark.slow
 def test_lane_mode_with_safety_never_collides_or_leaves_the_road(make_env, adversary: str) -> None:
     """DeepTraffic's guarantee: with the safety system on, no lane-mode action sequence crashes.
 
@@ -881,6 +883,7 @@ def _steer_adversaries(rng: np.random.Generator) -> dict:
     ("adversary", "steer_amount"),
     [(name, 0.3) for name in _steer_adversaries(np.random.default_rng(0))] + [("long_bursts", 1.0)],
 )
+@pytest.mark.slow
 def test_steer_mode_with_safety_never_collides_or_leaves_the_road(
     make_env, adversary: str, steer_amount: float
 ) -> None:
@@ -940,6 +943,7 @@ def test_steer_mode_assist_lets_the_car_drift_into_a_free_lane(make_env) -> None
 
 
 @pytest.mark.parametrize("action_mode", ["lane", "steer"])
+@pytest.mark.slow
 def test_a_car_braked_to_a_stop_in_traffic_is_not_rear_ended(make_env, action_mode: str) -> None:
     """Holding "decelerate" stops the ego in its lane; the traffic behind must queue, not creep into
     it (a cruise-controlled speed that decayed to 1e-40 m/s once read as "pulling away")."""

@@ -235,6 +235,7 @@ def test_an_existing_json_file_is_replaced_only_with_force(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["eval.json"]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_traffic_tables_rate_every_driver_against_the_oracle_with_the_safety_system_as_chosen(tmp_path):
     out = tmp_path / "eval.json"
     argv = [

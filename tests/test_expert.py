@@ -31,6 +31,7 @@ def test_expert_is_a_driver():
     assert isinstance(Expert(), Driver)
 
 
+@pytest.mark.slow
 def test_expert_keeps_its_lane_for_20_km_on_fresh_seeds():
     env = gym.make("camdrive/LaneKeep-v0", **SMALL_CAMERA)
     expert = Expert()
@@ -47,6 +48,7 @@ def test_expert_keeps_its_lane_for_20_km_on_fresh_seeds():
 
 
 @pytest.mark.parametrize("mode", ["steer", "lane"])
+@pytest.mark.slow
 def test_expert_never_collides_in_dense_traffic(mode):
     env = gym.make("camdrive/Traffic-v0", action_mode=mode, **SMALL_CAMERA)
     expert = Expert()

@@ -341,6 +341,7 @@ def deletion_scores(
 
 
 @pytest.mark.parametrize("which", ["pilotnet", "dqn"])
+@pytest.mark.slow
 def test_blanking_the_most_salient_pixels_moves_the_decision_more_than_random(which):
     """Measured with 32 PilotNet frames and 52 DQN windows: 46x and 3.7x the change of random
     blanking (docs/saliency.md's table); here fewer frames and a margin of 2x."""

@@ -269,6 +269,7 @@ def test_accepted_actions_mean_what_the_rule_says(twins, kind: str, action: Any,
 
 
 @pytest.mark.parametrize(("kind", "action"), corpus(REFUSED))
+@pytest.mark.slow
 def test_refused_actions_name_the_space_and_leave_the_env_untouched(twins, kind: str, action: Any) -> None:
     env, twin = twins(kind)
     env.reset(seed=4)
@@ -416,6 +417,7 @@ def test_any_box_action_is_accepted_by_the_rule_or_refused(twins, kind: str, act
 
 @SETTINGS
 @given(kind=st.sampled_from(["discrete_steer", "discrete_lane"]), action=st.one_of(NEAR_DISCRETE, ANYTHING))
+@pytest.mark.slow
 def test_any_discrete_action_is_accepted_by_the_rule_or_refused(twins, kind: str, action: Any) -> None:
     check_one_action(twins, kind, action)
 
@@ -463,6 +465,7 @@ MORE_NUMPY = [
 
 
 @pytest.mark.parametrize(("env_id", "name", "value"), numpy_cases() + MORE_NUMPY)
+@pytest.mark.slow
 def test_numpy_scalars_are_accepted_as_their_python_values(env_id: str, name: str, value: Any) -> None:
     env = build(env_id, **{name: value})
     try:
@@ -543,6 +546,7 @@ OPTION_VALUES = st.one_of(
 
 @settings(max_examples=100, deadline=None)
 @given(data=st.data(), env_id=st.sampled_from(sorted(OPTIONS)))
+@pytest.mark.slow
 def test_any_option_value_builds_or_is_refused_by_name(data: st.DataObject, env_id: str) -> None:
     name = data.draw(st.sampled_from([name for name, _ in option_fields(env_id)]), label="option")
     value = data.draw(OPTION_VALUES, label="value")

@@ -106,6 +106,7 @@ def model_commands(file: HostileFile) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.slow
 def test_every_hostile_model_is_refused_in_one_line_by_eval_and_watch(models, capsys):
     failures = {}
     for name, file in models.items():
@@ -166,6 +167,7 @@ def demo_files(tmp_path_factory) -> tuple[dict[str, HostileFile], Path]:
     return moved, good
 
 
+@pytest.mark.slow
 def test_every_hostile_demo_is_refused_in_one_line_by_replay_verify(demo_files, capsys):
     failures = {}
     for name, file in demo_files[0].items():
@@ -179,6 +181,7 @@ def test_every_hostile_demo_is_refused_in_one_line_by_replay_verify(demo_files, 
     assert not failures, json.dumps(failures, indent=1)
 
 
+@pytest.mark.slow
 def test_data_info_names_every_hostile_demo_in_one_line_and_counts_the_good_one(demo_files, capsys):
     failures = {}
     for name, file in demo_files[0].items():

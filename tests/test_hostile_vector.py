@@ -94,6 +94,7 @@ def test_a_batch_of_accepted_actions_means_what_they_do(twins, kind: str, action
 
 
 @pytest.mark.parametrize(("kind", "action"), corpus(REFUSED))
+@pytest.mark.slow
 def test_a_batch_with_a_refused_action_is_refused_naming_the_sub_env(twins, kind: str, action: Any) -> None:
     assert f"sub-env {N - 1}: " in check_batch(twins, kind, [NEUTRAL[kind], action], None)
 
@@ -143,6 +144,7 @@ def row_meanings(kind: str, rows: list[Any]) -> list[Any] | None:
 
 @SETTINGS
 @given(kind=st.sampled_from(list(KINDS)), rows=st.data())
+@pytest.mark.slow
 def test_any_list_batch_follows_the_rule_of_its_rows(twins, kind: str, rows: st.DataObject) -> None:
     near = NEAR_BOX if kind.startswith("steer") else NEAR_DISCRETE
     batch = rows.draw(st.lists(st.one_of(near, ANYTHING), min_size=N, max_size=N))
@@ -151,6 +153,7 @@ def test_any_list_batch_follows_the_rule_of_its_rows(twins, kind: str, rows: st.
 
 @SETTINGS
 @given(kind=st.sampled_from(list(KINDS)), data=st.data())
+@pytest.mark.slow
 def test_any_array_batch_follows_the_rule_of_its_rows(twins, kind: str, data: st.DataObject) -> None:
     envs, _ = twins(kind)
     batch = data.draw(hnp.arrays(hnp.scalar_dtypes(), envs.action_space.shape))

@@ -25,6 +25,7 @@ def _drive(driver, env, seed: int) -> tuple[float, bool]:
 
 
 @pytest.mark.parametrize("mode", ["steer", "lane"])
+@pytest.mark.slow
 def test_without_the_safety_system_it_never_crashes_and_outdrives_the_expert(mode):
     env = gym.make(
         "camdrive/Traffic-v0", obs_type="grid", action_mode=mode, safety=False, episode_seconds=20.0

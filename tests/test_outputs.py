@@ -114,6 +114,7 @@ def assert_refused_in_one_line(argv: list[str], path: str, what: str, capsys, pl
 
 
 @pytest.mark.parametrize("command", FILE_OUTPUTS)
+@pytest.mark.slow
 def test_every_hostile_output_file_is_refused_in_one_line_before_any_work(
     command, place, capsys, monkeypatch
 ):
@@ -124,6 +125,7 @@ def test_every_hostile_output_file_is_refused_in_one_line_before_any_work(
 
 
 @pytest.mark.parametrize("command", DIR_OUTPUTS)
+@pytest.mark.slow
 def test_every_hostile_output_directory_is_refused_in_one_line_before_any_work(
     command, place, capsys, monkeypatch
 ):
@@ -306,6 +308,7 @@ def test_a_worker_forked_by_a_command_still_ends_on_sigterm():
     assert worker.exitcode == -signal.SIGTERM
 
 
+@pytest.mark.slow
 def test_sigterm_to_record_keeps_the_episode_so_far_and_says_so(tmp_path):
     """The real process: `kill PID` while it records. Exit code 130, one line, the partial episode kept
     and readable, no temporary file left."""

@@ -201,6 +201,7 @@ def _check_new_lane_changes(tr: Traffic, prev_s: np.ndarray, prev_lane: np.ndarr
     return started.size
 
 
+@pytest.mark.slow
 def test_dense_traffic_never_overlaps_stays_in_window_and_changes_lanes_safely() -> None:
     tr = make(cars=30, lanes=3, seed=5)
     ego_s, ego_v = 100.0, 20.0

@@ -126,6 +126,7 @@ EQUIVALENCE_CASES = {
 
 
 @pytest.mark.parametrize(("env_id", "options", "crash"), EQUIVALENCE_CASES.values(), ids=EQUIVALENCE_CASES)
+@pytest.mark.slow
 def test_equals_sync_vector_env_across_autoresets(make_vec, env_id: str, options: dict, crash) -> None:
     native = make_vec(env_id, **options)
     reference = sync_vec(env_id, 3, **options)
@@ -289,6 +290,7 @@ def test_close_closes_the_sub_envs(make_vec) -> None:
 
 
 @pytest.mark.parametrize(("env_id", "options", "crash"), EQUIVALENCE_CASES.values(), ids=EQUIVALENCE_CASES)
+@pytest.mark.slow
 def test_worker_processes_give_the_same_results(make_vec, env_id: str, options: dict, crash) -> None:
     """Sub-envs stepped in two worker processes (frames in shared memory) equal those stepped here."""
     workers = make_vec(env_id, num_envs=5, workers=2, **options)
@@ -303,6 +305,7 @@ def test_worker_processes_give_the_same_results(make_vec, env_id: str, options: 
 
 @pytest.mark.parametrize(("env_id", "options", "crash"), EQUIVALENCE_CASES.values(), ids=EQUIVALENCE_CASES)
 @pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.slow
 def test_the_number_of_threads_changes_nothing(make_vec, env_id: str, options: dict, crash, threads) -> None:
     """Frames drawn by 2 or 3 threads (a pool beside the caller) equal those of the default (one thread,
     the results checked against SyncVectorEnv above), autoresets included."""

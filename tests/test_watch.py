@@ -115,6 +115,7 @@ def takeover_session(tmp_path_factory):
     return out, buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_scripted_takeover_is_counted_and_handed_back(takeover_session):
     out, printed = takeover_session
     steps = SCRIPT_FRAMES
@@ -137,6 +138,7 @@ def test_takeover_is_recorded_as_a_demonstration(takeover_session):
     assert "1 takeover(s) recorded" in printed
 
 
+@pytest.mark.slow
 def test_video_export_writes_every_frame(tmp_path, capsys):
     video = tmp_path / "clip.mp4"
     argv = ["watch", "--model", "expert", "--video", str(video), "--seconds", "1.5"]
@@ -317,6 +319,7 @@ def test_feature_maps_panel_is_drawn(tmp_path):
     assert np.abs(plain[panel] - tiles[panel]).mean() > 10
 
 
+@pytest.mark.slow
 def test_dqn_shows_its_q_values(tmp_path, capsys):
     video = tmp_path / "dqn.mp4"
     assert run_cli(["watch", "--model", "dqn", "--frames", "3", "--video", str(video)]) == 0
@@ -419,6 +422,7 @@ def test_watch_record_removes_what_a_killed_run_left(tmp_path):
     assert not stale.exists()
 
 
+@pytest.mark.slow
 def test_the_safety_system_is_as_asked_and_said(tmp_path, capsys):
     video = tmp_path / "dqn.mp4"
     argv = ["watch", "--model", "dqn", "--frames", "3", "--video", str(video), "--force"]
