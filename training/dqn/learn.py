@@ -9,6 +9,7 @@ hand); `training.dqn.train` strings them together.
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -119,10 +120,10 @@ def gradient_step(
     q_all = q(obs_t)
     q_taken = q_all.gather(1, actions_t[:, None]).squeeze(1)
     td_loss = loss = F.smooth_l1_loss(q_taken, y)
-    labelled = torch.from_numpy(batch.expert_actions >= 0).to(device)
-    if cfg.expert_weight and bool(labelled.any()):
-        expert_t = torch.from_numpy(batch.expert_actions).to(device)[labelled]
-        q_labelled = q_all[labelled]
+    labelled = np.flatnonzero(batch.expert_actions >= 0)  # chosen on the CPU: no device sync per step
+    if cfg.expert_weight and labelled.size:
+        expert_t = torch.from_numpy(batch.expert_actions[labelled]).to(device)
+        q_labelled = q_all[torch.from_numpy(labelled).to(device)]
         margin_loss = large_margin_loss(q_labelled, expert_t, cfg.expert_margin)
         loss = td_loss + cfg.expert_weight * margin_loss
         recent.expert_agreement.append((q_labelled.argmax(dim=1) == expert_t).float().mean().item())
