@@ -353,14 +353,14 @@ class DiscreteLaneAction(DiscreteSteerAction):
 
     def reset(self, world: World) -> None:
         super().reset(world)
-        self.target_lane = world.state().lane
+        self.target_lane = world.ego_lane()
         world.set_target_lane(self.target_lane)
 
     def controls(self, action: object, world: World) -> Controls:
         a = _discrete(action, self.where)
         assert world.road is not None
         safety = world.safety.enabled
-        here = world.state().lane
+        here = world.ego_lane()
         if a in (LEFT, RIGHT):
             direction = -1 if a == LEFT else 1
             lane = self.target_lane + direction
@@ -380,7 +380,7 @@ class DiscreteLaneAction(DiscreteSteerAction):
             world.refuse_lane_change()
             self.target_lane = here
         world.set_target_lane(self.target_lane)
-        st = world.state()
+        e = world.ego
         d_target = world.lane_centre(self.target_lane)
-        steer = steer_to_offset(world.road, world.ego.params, st.s, st.d, st.yaw, st.speed, d_target)
+        steer = steer_to_offset(world.road, e.params, world.s, world.d, e.yaw, e.speed, d_target)
         return Controls(steer, cruise_accel(world, self._speed_target(a, world), gain=2.0))

@@ -86,7 +86,7 @@ class GridObservation(ObservationType):
         assert world.traffic is not None
         grid = world.traffic.occupancy_grid(
             world.s,
-            world.state().lane,
+            world.ego_lane(),
             self.lanes_side,
             self.ahead,
             self.behind,

@@ -131,7 +131,7 @@ def sweeps_unsafe_lane(world: World) -> bool:
     """
     cfg = world.road_config
     lo, hi = world.ego_band(max(EGO_LOOKAHEAD_S, _recovery_seconds(world)))
-    own = world.state().lane
+    own = world.ego_lane()
     leftmost = max(math.floor((cfg.half_width - hi) / cfg.lane_width), -1)
     rightmost = min(math.floor((cfg.half_width - lo) / cfg.lane_width), cfg.lanes)
     return any(j != own and not lane_is_safe(world, j) for j in range(leftmost, rightmost + 1))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -98,6 +98,9 @@ class World:
         self.target_d: float | None = None
         """Lateral offset (m) the lane-change controller is steering to, or None (steer mode)."""
         self._start_s = 0.0
+        self._half_width = self.road_config.half_width
+        self._off_road_edge = self._half_width + self.road_config.shoulder_width
+        """|d| past which the car's centre is off the paved surface (`off_road`)."""
         self._state: EgoState | None = None
         """Per-step cache of `state()`."""
         self._he_pose: tuple[float, float, np.ndarray | None] = (math.nan, math.nan, None)
@@ -191,8 +194,7 @@ class World:
         """A safety driver's intervention: the car is placed on the centre of its lane, facing along
         the road, at the same arc length and speed (NVIDIA's autonomy test does this)."""
         assert self.road is not None
-        lane = self.state().lane
-        self.d = self.lane_centre(lane)
+        self.d = self.lane_centre(self.ego_lane())
         x, y, heading = (float(v) for v in self.road.pose(self.s, self.d))
         speed = self.ego.speed
         self.ego.reset(x, y, heading, speed)
@@ -245,9 +247,7 @@ class World:
     @property
     def off_road(self) -> bool:
         """The car's centre has left the paved surface (past the shoulder) or it faces sideways."""
-        assert self.road is not None
-        edge = self.road_config.half_width + self.road_config.shoulder_width
-        return abs(self.d) > edge or abs(self.heading_error()) > math.pi / 2
+        return abs(self.d) > self._off_road_edge or abs(self.heading_error()) > math.pi / 2
 
     def heading_error(self) -> float:
         """Ego heading minus road heading at `s`, rad, wrapped to [-pi, pi): computed once per pose.
@@ -267,26 +267,44 @@ class World:
         return self._he
 
     def state(self) -> EgoState:
-        """The ego's privileged state (what every env's `info` reports), computed once per step."""
-        assert self.road is not None
-        if self._state is not None:
-            return self._state
-        cfg = self.road_config
-        lane = min(max(int(math.floor((cfg.half_width - self.d) / cfg.lane_width)), 0), cfg.lanes - 1)
-        self._state = EgoState(
-            x=self.ego.x,
-            y=self.ego.y,
-            yaw=self.ego.yaw,
-            speed=self.ego.speed,
-            steer=self.ego.steer,
-            s=self.s,
-            d=self.d,
-            lane=lane,
-            lateral_offset=self.d - (0.5 * (cfg.lanes - 1) - lane) * cfg.lane_width,
-            heading_error=self.heading_error(),
-            distance=self.s - self._start_s,
-        )
+        """The ego's privileged state (what every env's `info` reports), built once per step."""
+        if self._state is None:
+            self._state = EgoState(**self.state_fields())
         return self._state
+
+    def state_fields(self) -> dict[str, Any]:
+        """`state()`'s fields by name, in its order, in a new dict (the env's `info` starts from it).
+
+        The env's step reads the few numbers it needs (`ego_lane`, `heading_error`, the ego) and its
+        info this dict: building the frozen `EgoState` costs several times as much, so only code that
+        asks for `state()` pays for it.
+        """
+        assert self.road is not None
+        e, lane = self.ego, self.ego_lane()
+        return {
+            "x": e.x,
+            "y": e.y,
+            "yaw": e.yaw,
+            "speed": e.speed,
+            "steer": e.steer,
+            "s": self.s,
+            "d": self.d,
+            "lane": lane,
+            "lateral_offset": self.lateral_offset(lane),
+            "heading_error": self.heading_error(),
+            "distance": self.s - self._start_s,
+        }
+
+    def ego_lane(self) -> int:
+        """The lane the ego's centre is in (`EgoState.lane`): 0 = leftmost, clipped to the road's lanes."""
+        cfg = self.road_config
+        return min(max(int(math.floor((self._half_width - self.d) / cfg.lane_width)), 0), cfg.lanes - 1)
+
+    def lateral_offset(self, lane: int) -> float:
+        """The ego's offset from the centre of `lane` (its own: `ego_lane`), m, positive left
+        (`EgoState.lateral_offset`)."""
+        cfg = self.road_config
+        return self.d - (0.5 * (cfg.lanes - 1) - lane) * cfg.lane_width
 
     def cars(self) -> CarBoxes:
         """Traffic as boxes for the renderers and the collision test (`Traffic.world_pose`).

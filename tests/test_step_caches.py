@@ -3,6 +3,7 @@ what the straightforward computation it replaced gives, and must notice every ch
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ from sim.road import Road, RoadConfig, wrap_angle
 from sim.safety import SafetyConfig
 from sim.traffic import Traffic, TrafficConfig
 from sim.vehicle import VehicleParams
-from sim.world import World
+from sim.world import EgoState, World
 
 
 def make_world(lanes: int = 3, cars: int = 8, seed: int = 3) -> World:
@@ -48,6 +49,23 @@ def test_heading_error_follows_every_pose_change() -> None:
     # A new road (reset) with the same pose must not reuse the old road's value.
     world.reset(4, lane=1, speed=20.0)
     assert world.heading_error() == plain_heading_error(world)
+
+
+def test_state_fields_are_the_state_computed_directly() -> None:
+    world = make_world(lanes=5)
+    assert world.road is not None
+    names = [f.name for f in dataclasses.fields(EgoState)]
+    for k in range(60):
+        world.step(0.7 if k < 25 else -0.7, 0.0, 0.1)  # across lanes, both ways
+        fields = world.state_fields()
+        state = world.state()
+        assert list(fields) == names and fields == vars(state)
+        assert world.state() is state  # built once per step
+        assert state.lane == world.ego_lane() == world.road.lane_index(world.d)
+        assert state.lateral_offset == world.d - world.road.lane_centre(state.lane)
+        assert state.heading_error == plain_heading_error(world)
+    world.place_ego(world.ego.x, world.ego.y, world.ego.yaw + 0.2)
+    assert world.state().heading_error == plain_heading_error(world)
 
 
 def boxes_computed_afresh(world: World) -> list[np.ndarray]:

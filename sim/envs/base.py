@@ -249,7 +249,9 @@ class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
         """Start lane and speed for a new episode (may use self.np_random)."""
         raise NotImplementedError
 
-    def _reward(self, progress: float) -> float:
+    def _reward(self, progress: float, terminated: bool) -> float:
+        """The step's reward for `progress` metres along the road (`terminated`: it collided or went
+        off the road)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------ gym API
@@ -299,7 +301,7 @@ class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
         self.last_controls = (controls.steer, controls.accel)
         terminated = self._world.collided or self._world.off_road
         truncated = self.steps >= self.max_steps and not terminated
-        reward = float(self._reward(self._world.s - s_before))
+        reward = float(self._reward(self._world.s - s_before, terminated))
         self.last_reward = reward
         return reward, terminated, truncated
 
@@ -319,14 +321,13 @@ class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
         return self._info()
 
     def _info(self) -> dict[str, Any]:
-        info = dict(vars(self._world.state()))
-        info.update(
-            collision=self._world.collided,
-            off_road=self._world.off_road,
-            safety_brakes=self._world.safety_brakes,
-            safety_refusals=self._world.safety_refusals,
-            seed=self.episode_seed,
-        )
+        world = self._world
+        info = world.state_fields()
+        info["collision"] = world.collided
+        info["off_road"] = world.off_road
+        info["safety_brakes"] = world.safety_brakes
+        info["safety_refusals"] = world.safety_refusals
+        info["seed"] = self.episode_seed
         return info
 
     def render(self) -> np.ndarray | None:

@@ -111,6 +111,7 @@ class LaneKeepEnv(CamDriveEnv[LaneKeepOptions]):
     def _start(self) -> tuple[int, float]:
         return int(self.np_random.integers(0, self.options.lanes)), self.options.cruise_speed
 
-    def _reward(self, progress: float) -> float:
-        failed = self.world.collided or self.world.off_road
-        return self.reward_fn(progress, self.dt, self.world.state(), failed)
+    def _reward(self, progress: float, terminated: bool) -> float:
+        world = self._world
+        offset = world.lateral_offset(world.ego_lane())
+        return self.reward_fn(progress, self.dt, offset, world.heading_error(), terminated)

@@ -144,5 +144,5 @@ class TrafficEnv(CamDriveEnv[TrafficOptions]):
     def _start(self) -> tuple[int, float]:
         return self.options.lanes // 2, 0.7 * self.options.speed_limit
 
-    def _reward(self, progress: float) -> float:
-        return traffic_reward(self.world.state(), self.options.speed_limit, self.world.collided)
+    def _reward(self, progress: float, terminated: bool) -> float:
+        return traffic_reward(self._world.ego.speed, self.options.speed_limit, self._world.collided)
