@@ -123,7 +123,9 @@ class Road:
             k_target = 0.0
         else:
             magnitude = k_max * rng.uniform(0.35, 1.0) * cfg.curviness
-            k_target = float(magnitude * rng.choice((-1.0, 1.0)))
+            # The draw of rng.choice((-1.0, 1.0)) (numpy's choice takes integers(0, 2) itself), at a
+            # fifth of its cost: roads are built at every reset.
+            k_target = magnitude * (-1.0, 1.0)[rng.integers(0, 2)]
         k_now = self._knot_k[-1]
         # Transition length: curvature changes at most k_max per 60 m, so steering ramps gently.
         ramp = max(40.0, 60.0 * abs(k_target - k_now) / max(k_max, 1e-9)) * rng.uniform(1.0, 1.6)
