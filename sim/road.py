@@ -189,13 +189,24 @@ class Road:
         sample, then the orthogonal projection on the segment before or after it, whichever is
         nearer (`_project`, compiled: this runs every step).
         """
-        if s_hint is None:
-            lo, hi = 0, self.s.size
-        else:
-            self.ensure_length(s_hint + 150.0)
-            i = int(s_hint / SAMPLE_SPACING_M)
-            lo, hi = max(i - 60, 0), min(i + 120, self.s.size)
+        lo, hi = self._search_window(s_hint)
         return _project(self.s, self.x, self.y, self.heading, lo, hi, float(x), float(y), 2.0)
+
+    def frenet_and_heading(
+        self, x: float, y: float, s_hint: float | None = None
+    ) -> tuple[float, float, float]:
+        """`frenet`'s (s, d) and the road's heading at that s (`heading_at`), in one compiled call
+        (`_project_and_heading`): the world's step needs both for the ego."""
+        lo, hi = self._search_window(s_hint)
+        return _project_and_heading(self.s, self.x, self.y, self.heading, lo, hi, float(x), float(y), 2.0)
+
+    def _search_window(self, s_hint: float | None) -> tuple[int, int]:
+        """The samples `frenet` searches: the whole road, or a window around `s_hint` (extended to it)."""
+        if s_hint is None:
+            return 0, self.s.size
+        self.ensure_length(s_hint + 150.0)
+        i = int(s_hint / SAMPLE_SPACING_M)
+        return max(i - 60, 0), min(i + 120, self.s.size)
 
     def heading_at(self, s: float) -> float:
         """Road direction (rad) at arc length `s`: `np.interp` on the sample grid, bit for bit
@@ -288,6 +299,23 @@ def _project(
                 -math.sin(h) * (x - px) + math.cos(h) * (y - py),
             )
     return best_s, best_d
+
+
+@numba.njit(cache=True, nogil=True)
+def _project_and_heading(
+    grid: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    heading: np.ndarray,
+    lo: int,
+    hi: int,
+    x: float,
+    y: float,
+    two: float,
+) -> tuple[float, float, float]:
+    """`_project`'s (s, d) and `_interp_grid`'s road heading at that s (`Road.frenet_and_heading`)."""
+    s, d = _project(grid, xs, ys, heading, lo, hi, x, y, two)
+    return s, d, _interp_grid(s, grid, heading)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -143,7 +143,8 @@ class World:
         self.applied_accel = accel
         n_sub = max(1, round(dt / PHYSICS_DT))
         self.ego.step(steer, accel, dt / n_sub, substeps=n_sub)
-        self.s, self.d = self.road.frenet(self.ego.x, self.ego.y, self.s)
+        self.s, self.d, road_heading = self.road.frenet_and_heading(self.ego.x, self.ego.y, self.s)
+        self._remember_heading_error(road_heading)
         # Traffic sees the ego over the band it will sweep in the next second and, during a lane
         # change, over its target lane too: nobody starts a lane change into the lane the ego is
         # moving into, and the cars of that lane follow the ego from the moment it decides to come.
@@ -262,8 +263,14 @@ class World:
         c_yaw, c_s, c_heading = self._he_pose
         if yaw == c_yaw and s == c_s and road.heading is c_heading:
             return self._he
-        self._he = float(wrap_angle(yaw - road.heading_at(s)))
-        self._he_pose = (yaw, s, road.heading)
+        return self._remember_heading_error(road.heading_at(s))
+
+    def _remember_heading_error(self, road_heading: float) -> float:
+        """Cache and return the heading error of the ego's pose given the road's heading at `s`
+        (`step` has it from the projection that found `s`)."""
+        assert self.road is not None
+        self._he = float(wrap_angle(self.ego.yaw - road_heading))
+        self._he_pose = (self.ego.yaw, self.s, self.road.heading)
         return self._he
 
     def state(self) -> EgoState:

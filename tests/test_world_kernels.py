@@ -196,6 +196,9 @@ def test_frenet_matches_the_python_projection(s: float, d: float, nudge: float, 
     got = ROAD.frenet(x, y, s_hint)
     want = reference_world.frenet(ROAD, x, y, s_hint)
     assert np.array(got).tobytes() == np.array(want).tobytes()
+    with_heading = ROAD.frenet_and_heading(x, y, s_hint)
+    heading = np.interp(want[0], ROAD.s, ROAD.heading)
+    assert np.array(with_heading).tobytes() == np.array([*want, heading]).tobytes()
 
 
 # ------------------------------------------------------------------------------- safety queries
