@@ -42,11 +42,18 @@ class Expert:
     name = "expert"
 
     def __init__(
-        self, change_lanes: bool = True, headway_s: float = HEADWAY_S, sigma_delta: bool = True
+        self,
+        change_lanes: bool = True,
+        headway_s: float = HEADWAY_S,
+        sigma_delta: bool = True,
+        speed_band: float | None = None,
     ) -> None:
         self.change_lanes = change_lanes
         self.headway_s = headway_s
         self.sigma_delta = sigma_delta
+        self.speed_band = speed_band
+        """None: discrete speed actions steer the cruise target the actions have set. A number: they
+        answer the car's actual speed with this dead band in m/s (see `_speed_action`)."""
         self._env: CamDriveEnv[Any] | None = None
         self.target_lane = 0
         self._residual = 0.0
@@ -121,6 +128,13 @@ class Expert:
     def _speed_action(self, action_type: DiscreteSteerAction) -> int:
         target = self.desired_speed()
         speed = self.world.ego.speed
+        if self.speed_band is not None:
+            # As a teacher for a network that sees frames: the car's speed shows in the road's motion,
+            # the cruise target set by earlier pulses does not; so brake in every step the car is too
+            # fast (a sustained signal), rather than in one pulse that lowers an unseen target.
+            if target < speed - self.speed_band:
+                return DECELERATE
+            return ACCELERATE if target > speed + self.speed_band else NOOP
         planned = action_type.target_speed
         if target < speed - 0.5 or planned > target + 0.5:
             return DECELERATE

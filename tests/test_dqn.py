@@ -17,7 +17,13 @@ from agent.expert import Expert
 from agent.qnet import DQNDriver, QNet, load_qnet
 from training import cli
 from training.dqn.config import DQNConfig
-from training.dqn.learn import double_dqn_target, epsilon, large_margin_loss, make_vector_env
+from training.dqn.learn import (
+    balancing_weights,
+    double_dqn_target,
+    epsilon,
+    large_margin_loss,
+    make_vector_env,
+)
 from training.dqn.replay import ReplayBuffer
 from training.dqn.selection import selection_key
 from training.dqn.state import check_ready, initial_weights, load_training_state, save_model
@@ -798,6 +804,34 @@ def test_the_large_margin_loss_by_hand():
     large_margin_loss(q, torch.tensor([0, 0]), 0.8).backward()
     # Descent raises the expert's action and lowers the action that beat it, in row 0 only.
     assert q.grad.tolist() == [[-0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_weights_count_each_state_in_the_margin_loss():
+    q = torch.tensor([[1.0, 2.0, 0.0], [3.0, 2.0, 0.0]])
+    # Row 0's term is 1.8, row 1's 0 (above): weights 2 and 5 give (2 * 1.8 + 0) / 2.
+    weighted = large_margin_loss(q, torch.tensor([0, 0]), 0.8, torch.tensor([2.0, 5.0]))
+    assert weighted.item() == pytest.approx(1.8)
+
+
+def test_balancing_gives_every_teacher_action_the_same_total_weight():
+    counts = np.array([60, 30, 8, 2, 0])  # the last action was never labelled
+    weights = balancing_weights(np.array([0, 1, 2, 3]), counts)
+    assert weights.tolist() == pytest.approx([100 / 240, 100 / 120, 100 / 32, 100 / 8])
+    # Over the labels the counts describe, each action's weights sum to the same, and they average 1.
+    labels = np.repeat(np.arange(4), counts[:4])
+    per_label = balancing_weights(labels, counts)
+    totals = np.bincount(labels, weights=per_label)
+    assert totals == pytest.approx([totals[0]] * 4)
+    assert per_label.mean() == pytest.approx(1.0)
+
+
+def test_the_replay_counts_the_teachers_labels():
+    buffer = ReplayBuffer(64, (2, 3), num_envs=1, frames=1)
+    frame = np.zeros((2, 3), np.uint8)
+    buffer.start_episode(0, frame)
+    for label in (2, 2, 0, -1, 4):
+        buffer.add_step(0, 1, 0.0, False, False, frame, expert_action=label)
+    assert buffer.label_counts(5).tolist() == [1, 0, 2, 0, 1]
 
 
 @pytest.mark.parametrize("settings", [{"vector": "async"}, {"env": PICK_ID}])

@@ -7,7 +7,7 @@ import pytest
 import sim  # noqa: F401  (registers the envs)
 from agent.driver import Driver
 from agent.expert import Expert
-from sim.actions import LEFT, RIGHT
+from sim.actions import ACCELERATE, DECELERATE, LEFT, NOOP, RIGHT
 
 FRESH_SEEDS = range(90_000, 90_100)
 """Seeds never used while tuning the expert (tuning used 1000-1020)."""
@@ -106,6 +106,27 @@ def test_a_teaching_expert_answers_each_state_alone_while_another_driver_acts():
         if terminated:
             break
     assert differ > 0
+
+
+def test_a_teacher_with_a_speed_band_answers_the_cars_speed_not_the_unseen_cruise_target():
+    """Without a speed band the expert's speed actions steer the cruise target that earlier pulses
+    set, which no camera frame shows; with one they answer the car's actual speed (which the road's
+    motion shows): a car slower than wanted is told to accelerate even if the target is already
+    high, and one faster than wanted to brake even if the target is already low."""
+    env = gym.make("camdrive/Traffic-v0", traffic_cars=0, safety=False, **SMALL_CAMERA)
+    env.reset(seed=5)
+    banded, planning = Expert(sigma_delta=False, speed_band=1.0), Expert(sigma_delta=False)
+    for teacher in (banded, planning):
+        teacher.reset(env)
+    world, cruise = env.unwrapped.world, env.unwrapped.action_type
+    wanted = banded.desired_speed()
+    for car_speed, target_speed, banded_answer, planning_answer in (
+        (wanted - 3.0, wanted + 3.0, ACCELERATE, DECELERATE),
+        (wanted + 3.0, wanted - 3.0, DECELERATE, DECELERATE),
+        (wanted + 0.7, wanted + 0.7, NOOP, DECELERATE),
+    ):
+        world.ego.speed, cruise.target_speed = car_speed, target_speed
+        assert (banded.act(), planning.act()) == (banded_answer, planning_answer), (car_speed, target_speed)
 
 
 def test_the_teacher_drives_dense_traffic_safely_without_the_safety_system():

@@ -81,6 +81,13 @@ class DQNConfig:
     """Margin of that loss, in Q units (a step at the speed limit earns 1)."""
     expert_headway_s: float = 1.6  # agent.expert.HEADWAY_S (a test holds them equal; --help stays light)
     """Time gap the teacher keeps to the car ahead (the expert of the evaluation tables keeps the default)."""
+    expert_speed_band: float = 0.0
+    """0: the teacher decides accelerate / decelerate against the cruise target its own pulses have set,
+    which the frames do not show. > 0: against the car's actual speed (which the road's motion shows),
+    with this dead band in m/s: it then brakes in every step the car is too fast, not in one pulse."""
+    expert_balance: bool = False
+    """Weight the large-margin loss by the inverse share of each teacher action among the replay's labels,
+    so that a rare action (braking) counts as much as a common one."""
     expert_explore: float = 0.0
     """Share of the exploring steps (epsilon) that take the teacher's action instead of a random one, so
     that early experience reaches the traffic a random driver never gets to."""
@@ -201,12 +208,13 @@ class DQNConfig:
         check_at_least("expert_weight", self.expert_weight, 0)
         check_at_least("expert_margin", self.expert_margin, 0)
         check_at_least("expert_headway_s", self.expert_headway_s, 0, strict=True)
+        check_at_least("expert_speed_band", self.expert_speed_band, 0)
         if self.uses_teacher() and (self.env != "traffic" or self.vector != "sync"):
             raise ValueError(
                 "expert_weight and expert_explore need env traffic and vector sync (the teacher reads "
                 f"each training world), got env {self.env!r}, vector {self.vector!r}"
             )
-        for name in ("safety", "dueling", "flush_denormal", "resume", "force", "progress"):
+        for name in ("safety", "expert_balance", "dueling", "flush_denormal", "resume", "force", "progress"):
             _check_bool(name, getattr(self, name))
         # The replay keeps a ring per env that must hold a whole window plus an n-step return.
         smallest = self.envs * (window_span(self.frames, self.frame_stride) + self.n_step + 1)

@@ -36,15 +36,33 @@ def double_dqn_target(
     return returns + discounts * next_q_target.gather(1, best).squeeze(1)
 
 
-def large_margin_loss(q_all: torch.Tensor, expert_actions: torch.Tensor, margin: float) -> torch.Tensor:
-    """DQfD's supervised loss: the mean over states of max_a [Q(s, a) + margin * (a != a_E)] - Q(s, a_E).
+def large_margin_loss(
+    q_all: torch.Tensor, expert_actions: torch.Tensor, margin: float, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """DQfD's supervised loss: the mean over states of max_a [Q(s, a) + margin * (a != a_E)] - Q(s, a_E),
+    each state's term times `weights` (one per state) if given.
 
     Zero once the expert's action a_E leads every other action by the margin; unlike a cross-entropy it
     leaves the Q values themselves to the TD loss, so they stay returns."""
     margins = torch.full_like(q_all, margin)
     margins.scatter_(1, expert_actions[:, None], 0.0)
     q_expert = q_all.gather(1, expert_actions[:, None]).squeeze(1)
-    return ((q_all + margins).max(dim=1).values - q_expert).mean()
+    per_state = (q_all + margins).max(dim=1).values - q_expert
+    return per_state.mean() if weights is None else (weights * per_state).mean()
+
+
+def balancing_weights(actions: np.ndarray, label_counts: np.ndarray) -> np.ndarray:
+    """A weight per labelled state that gives every teacher action the same total weight: the labels'
+    count over (the actions present x its action's count), so that the weights of all the labels
+    `label_counts` counts (per action) average 1. An action never labelled weighs 1.
+
+    Why: braking is a small share of a teacher's actions (a few %), so an unweighted loss is met by
+    never braking, and braking is where the safety is."""
+    counts = label_counts.astype(np.float64)
+    present = counts > 0
+    per_action = np.ones_like(counts)
+    per_action[present] = counts.sum() / (present.sum() * counts[present])
+    return per_action[actions].astype(np.float32)
 
 
 def make_teachers(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> list[Expert]:
@@ -52,7 +70,10 @@ def make_teachers(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> list[Expert]:
     on its own (`Expert(sigma_delta=False)`), since the network, not the expert, takes the actions."""
     if not cfg.uses_teacher():
         return []
-    teachers = [Expert(headway_s=cfg.expert_headway_s, sigma_delta=False) for _ in range(cfg.envs)]
+    band = cfg.expert_speed_band or None
+    teachers = [
+        Expert(headway_s=cfg.expert_headway_s, sigma_delta=False, speed_band=band) for _ in range(cfg.envs)
+    ]
     for teacher, env in zip(teachers, envs.envs, strict=True):
         teacher.reset(env)
     return teachers
@@ -106,10 +127,12 @@ def gradient_step(
     opt: torch.optim.Optimizer,
     device: torch.device,
     recent: Recent,
+    label_counts: np.ndarray | None = None,
 ) -> None:
     """One Adam step on a replay batch (numpy in CPU memory; only the batch goes to the device): the
     Huber loss against the Double-DQN target, plus `cfg.expert_weight` times the large-margin loss on
-    the states the teacher labelled; the losses go to `recent`."""
+    the states the teacher labelled, balanced over the teacher's actions by `label_counts` (how often
+    the replay holds each) with `cfg.expert_balance`; the losses go to `recent`."""
     obs_t, actions_t, returns_t, discounts_t, next_obs_t = (
         torch.from_numpy(a).to(device)
         for a in (batch.obs, batch.actions, batch.returns, batch.discounts, batch.next_obs)
@@ -124,7 +147,11 @@ def gradient_step(
     if cfg.expert_weight and labelled.size:
         expert_t = torch.from_numpy(batch.expert_actions[labelled]).to(device)
         q_labelled = q_all[torch.from_numpy(labelled).to(device)]
-        margin_loss = large_margin_loss(q_labelled, expert_t, cfg.expert_margin)
+        weights = None
+        if cfg.expert_balance and label_counts is not None:
+            balance = balancing_weights(batch.expert_actions[labelled], label_counts)
+            weights = torch.from_numpy(balance).to(device)
+        margin_loss = large_margin_loss(q_labelled, expert_t, cfg.expert_margin, weights)
         loss = td_loss + cfg.expert_weight * margin_loss
         recent.expert_agreement.append((q_labelled.argmax(dim=1) == expert_t).float().mean().item())
     opt.zero_grad(set_to_none=True)

@@ -130,6 +130,11 @@ class ReplayBuffer:
         if terminated or truncated:
             self.episode_start[env] = -1
 
+    def label_counts(self, n_actions: int) -> np.ndarray:
+        """How many held transitions a teacher labelled with each of the `n_actions` actions."""
+        labels = self.expert_action[self.expert_action >= 0]
+        return np.bincount(labels, minlength=n_actions)[:n_actions]
+
     def __len__(self) -> int:
         """Frames currently held (an upper bound on the transitions that can be sampled)."""
         return int(np.minimum(self.count, self.size).sum())

@@ -264,7 +264,8 @@ def _train(
         while step >= next_train:
             next_train += cfg.train_every
             if collected_since_start >= cfg.learning_starts:
-                gradient_step(cfg, buffer.sample(cfg.batch_size), q, target, opt, device, recent)
+                labels = buffer.label_counts(q.n_actions) if cfg.expert_balance else None
+                gradient_step(cfg, buffer.sample(cfg.batch_size), q, target, opt, device, recent, labels)
                 counters["updates"] += 1
         if step >= next_target:
             next_target += cfg.target_update
