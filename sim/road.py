@@ -21,6 +21,7 @@ from typing import overload
 import numba
 import numpy as np
 
+from sim import seeding
 from sim.validation import check_range
 
 SAMPLE_SPACING_M = 0.5
@@ -122,14 +123,14 @@ class Road:
         if rng.random() < 0.35 + 0.6 * (1.0 - cfg.curviness):
             k_target = 0.0
         else:
-            magnitude = k_max * rng.uniform(0.35, 1.0) * cfg.curviness
+            magnitude = k_max * seeding.uniform(rng, 0.35, 1.0) * cfg.curviness
             # The draw of rng.choice((-1.0, 1.0)) (numpy's choice takes integers(0, 2) itself), at a
             # fifth of its cost: roads are built at every reset.
             k_target = magnitude * (-1.0, 1.0)[rng.integers(0, 2)]
         k_now = self._knot_k[-1]
         # Transition length: curvature changes at most k_max per 60 m, so steering ramps gently.
-        ramp = max(40.0, 60.0 * abs(k_target - k_now) / max(k_max, 1e-9)) * rng.uniform(1.0, 1.6)
-        hold = rng.uniform(60.0, 250.0)
+        ramp = max(40.0, 60.0 * abs(k_target - k_now) / max(k_max, 1e-9)) * seeding.uniform(rng, 1.0, 1.6)
+        hold = seeding.uniform(rng, 60.0, 250.0)
         s0 = self._knot_s[-1]
         self._knot_s += [s0 + ramp, s0 + ramp + hold]
         self._knot_k += [k_target, k_target]

@@ -48,3 +48,11 @@ def stream(seed: int, stream_id: int, *index: int) -> np.random.Generator:
     """The generator of stream `stream_id` (one of this module's constants) for `seed`, and `index`
     within it where a stream has several (training look i): `default_rng([seed, stream_id, *index])`."""
     return np.random.default_rng([seed, stream_id, *index])
+
+
+def uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """`rng.uniform(low, high)` for one number, bit for bit and advancing `rng` the same, at a third of
+    its cost: numpy's draw is low + (high - low) * the next double, which `rng.random()` is. For the
+    scalar draws made per curve of a new road and per respawned car; `low <= high` is the caller's to
+    keep (numpy would raise)."""
+    return low + (high - low) * rng.random()

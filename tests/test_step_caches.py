@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from sim import seeding
 from sim.actions import _discrete, _finite_values
 from sim.road import Road, RoadConfig, wrap_angle
 from sim.safety import SafetyConfig
@@ -172,3 +173,13 @@ def test_discrete_accepts_integers(action: object) -> None:
 def test_discrete_rejects_everything_else(action: object) -> None:
     with pytest.raises(ValueError):
         _discrete(action)
+
+
+def test_uniform_is_numpys_draw() -> None:
+    bounds = [(0.35, 1.0), (1.0, 1.6), (60.0, 250.0), (4.2, 5.2), (15.0, 33.0), (0.0, 0.0), (-3.0, 1e9)]
+    for seed in range(300):
+        ours, numpys = np.random.default_rng(seed), np.random.default_rng(seed)
+        for low, high in bounds:
+            got, want = seeding.uniform(ours, low, high), numpys.uniform(low, high)
+            assert type(got) is float and np.float64(got).tobytes() == np.float64(want).tobytes()
+        assert ours.random() == numpys.random()  # the streams stay in step

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
+from sim import seeding
 from sim.traffic.config import EGO_CLEARANCE_M, HEIGHT_RANGE, LENGTH_RANGE, N_COLORS, WIDTH_RANGE
 from sim.traffic.idm import idm1, safe_speed
 
@@ -52,7 +53,7 @@ def _respawn(t: Traffic, i: int, to_front: bool, lo: float, hi: float) -> bool:
     whether it was placed.
     """
     cfg = t.config
-    length = float(t.rng.uniform(*LENGTH_RANGE))
+    length = seeding.uniform(t.rng, *LENGTH_RANGE)
     half, roomy = 0.5 * length, cfg.min_gap + length
     desired = _entering_speed(t, to_front)
     spot = _find_spot(t, i, _bands(t, to_front, lo, hi), half, desired, roomy, to_front, True)
@@ -98,7 +99,7 @@ def _entering_speed(t: Traffic, to_front: bool) -> float:
         high = min(high, ego_v)
     elif not to_front and ego_v < high:
         low = max(low, ego_v)
-    return float(t.rng.uniform(low, high))
+    return seeding.uniform(t.rng, low, high)
 
 
 def _find_spot(
@@ -215,8 +216,8 @@ def _place(t: Traffic, i: int, s: float, lane: int, speed: float, desired: float
     rng = t.rng
     t.set_car(i, s, lane, speed, desired)
     t.length[i] = length
-    t.width[i] = rng.uniform(*WIDTH_RANGE)
-    t.height[i] = rng.uniform(*HEIGHT_RANGE)
+    t.width[i] = seeding.uniform(rng, *WIDTH_RANGE)
+    t.height[i] = seeding.uniform(rng, *HEIGHT_RANGE)
     t.color[i] = rng.integers(0, N_COLORS)
     t._S[i], t._V[i], t._V0[i], t._HL[i] = s, speed, desired, 0.5 * length
     t._bits[i] = 1 << lane
