@@ -32,7 +32,7 @@ def steer_to_offset(
     heading_error = float(wrap_angle(yaw - road.heading_at(s)))
     # Angle from the car's heading to the target point, in the road's local frame.
     alpha = math.atan2(d_target - d, lookahead) - heading_error
-    kappa = 2.0 * math.sin(alpha) / lookahead + float(road.curvature(s + 0.5 * lookahead))
+    kappa = 2.0 * math.sin(alpha) / lookahead + road.curvature_at(s + 0.5 * lookahead)
     delta = math.atan(params.wheelbase * kappa)
     steer = -delta / params.max_wheel_angle(speed)
     return max(-1.0, min(1.0, steer))

@@ -168,6 +168,14 @@ class Road:
         self.ensure_length(float(s.max()) + 1.0)
         return np.interp(s, self.s, self.kappa)
 
+    def curvature_at(self, s: float) -> float:
+        """`curvature` at one arc length, as a float: `np.interp` on the sample grid bit for bit
+        (`_interp_grid`, compiled), without numpy's per-call overhead: the lane controller
+        (`sim.lane_control`) asks every step."""
+        s = float(s)
+        self.ensure_length(s + 1.0)
+        return _interp_grid(s, self.s, self.kappa)
+
     def curvature_ahead(self, s: float, distances: np.ndarray) -> np.ndarray:
         """Curvature at `distances` metres ahead of `s` (what a driver sees coming)."""
         return self.curvature(s + np.asarray(distances, dtype=float))

@@ -60,8 +60,13 @@ class VehicleParams:
         return self
 
     def max_wheel_angle(self, speed: float) -> float:
-        """Largest front-wheel angle (rad) that full steering input gives at `speed` (m/s)."""
-        return _max_wheel_angle(speed, self.max_steer_angle, self.wheelbase, self.max_lateral_accel)
+        """Largest front-wheel angle (rad) that full steering input gives at `speed` (m/s): the
+        formula of the compiled `_max_wheel_angle` (what `_bicycle_steps` calls), in Python, where a
+        compiled call would cost more than the formula (the safety system and the lane controller
+        ask every step). libm's atan in both: the same numbers (tests/test_vehicle.py)."""
+        if speed < 1e-3:
+            return self.max_steer_angle
+        return min(self.max_steer_angle, math.atan(self.wheelbase * self.max_lateral_accel / (speed * speed)))
 
 
 class Vehicle:

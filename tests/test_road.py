@@ -272,6 +272,16 @@ def test_heading_at_is_numpy_interp_bit_for_bit() -> None:
         assert road.heading_at(s) == float(np.interp(s, road.s, road.heading))
 
 
+def test_curvature_at_is_curvature_bit_for_bit() -> None:
+    """curvature_at (one float, compiled) gives `curvature`'s np.interp result, extending the road alike."""
+    lazy, eager = Road(LANE_KEEP_ROAD, 5), Road(LANE_KEEP_ROAD, 5)
+    rng = np.random.default_rng(2)
+    grid = lazy.s[:50]
+    queries = np.concatenate((rng.uniform(-3.0, 2.5 * lazy.length, 2000), grid, np.nextafter(grid, np.inf)))
+    for s in queries.tolist():
+        assert lazy.curvature_at(s) == float(eager.curvature(s)) and lazy.length == eager.length
+
+
 def test_wrap_angle_of_a_float_matches_the_array_version() -> None:
     values = np.random.default_rng(1).normal(0.0, 20.0, 1000)
     scalars = [wrap_angle(v) for v in values.tolist()]

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from sim.vehicle import Vehicle, VehicleParams
+from sim.vehicle import Vehicle, VehicleParams, _max_wheel_angle
 
 DT = 0.02  # the world's physics step
 
@@ -182,6 +182,18 @@ def test_max_wheel_angle_decreases_with_speed() -> None:
     assert angles[0] == p.max_steer_angle
     assert all(a >= b for a, b in zip(angles, angles[1:], strict=False))
     assert angles[-1] < 0.1 * p.max_steer_angle
+
+
+def test_max_wheel_angle_is_the_compiled_formula() -> None:
+    """`VehicleParams.max_wheel_angle` (Python, for the safety system and the lane controller) gives
+    what the physics' compiled `_max_wheel_angle` gives, bit for bit."""
+    speeds = np.concatenate(
+        ([0.0, 1e-3, np.nextafter(1e-3, 0.0), 1e-300, 1e300], np.geomspace(1e-4, 100.0, 2000))
+    )
+    for p in (VehicleParams(), VehicleParams(wheelbase=3.3, max_steer_angle=0.9, max_lateral_accel=12.5)):
+        for speed in speeds.tolist():
+            compiled = _max_wheel_angle(speed, p.max_steer_angle, p.wheelbase, p.max_lateral_accel)
+            assert np.float64(p.max_wheel_angle(speed)).tobytes() == np.float64(compiled).tobytes()
 
 
 def test_steering_still_turns_at_highway_speed() -> None:
