@@ -242,6 +242,21 @@ def test_traffic_eval_runs_the_baselines_in_the_models_action_mode(tmp_path):
     assert cli.main(argv) == 2
 
 
+def test_a_models_field_of_view_is_the_one_it_is_evaluated_with(tmp_path):
+    """A run with a wider camera (`camera_hfov_deg`) records it with the model: evaluation and watch
+    rebuild that camera, not the env's default one."""
+    from agent.baselines import model_env_options
+
+    cfg = DQNConfig(out=str(tmp_path / "wide.safetensors"), camera_hfov_deg=120.0)
+    save_model(cfg, QNet(5, 4, 33, 100), Path(cfg.out), {})
+    options = model_env_options(cfg.out)
+    assert options["camera_hfov_deg"] == 120.0
+    env = gym.make("camdrive/Traffic-v0", **options)
+    assert env.unwrapped.camera.camera.hfov_deg == 120.0
+    with pytest.raises(ValueError, match="camera_hfov_deg"):
+        DQNConfig(camera_hfov_deg=170.0).validate()
+
+
 def test_driver_keeps_its_window_and_exposes_q_values():
     env = gym.make("camdrive/Traffic-v0", camera_width=100, camera_height=33, grayscale=True)
     driver = DQNDriver(QNet(5, 4, 33, 100), threads=None)

@@ -62,6 +62,9 @@ class DQNConfig:
     """Camera frame width: the default 200 halved (same field of view)."""
     camera_height: int = 33
     """Camera frame height: the default 66 halved."""
+    camera_hfov_deg: float = 80.0
+    """The camera's horizontal field of view (the env's default 80). Wider, a car being passed stays in
+    view until it is nearly alongside, at the cost of fewer pixels for the road ahead."""
     episode_seconds: float = 60.0
     """Training episode length (truncation; not treated as termination)."""
     safety: bool = True
@@ -199,6 +202,7 @@ class DQNConfig:
         check_range("seed", self.seed, 0, MAX_SEED, integer=True)
         check_range("camera_width", self.camera_width, MIN_FRAME_SIDE, MAX_FRAME_SIDE, integer=True)
         check_range("camera_height", self.camera_height, MIN_FRAME_SIDE, MAX_FRAME_SIDE, integer=True)
+        check_range("camera_hfov_deg", self.camera_hfov_deg, 20.0, 150.0)
         for name in ("episode_seconds", "lr", "adam_eps", "grad_clip", "eval_seconds"):
             check_at_least(name, getattr(self, name), 0, strict=True)
         for name in ("gamma", "eps_start", "eps_end", "eps_fraction", "expert_explore"):
@@ -241,6 +245,7 @@ class DQNConfig:
         return {
             "camera_width": self.camera_width,
             "camera_height": self.camera_height,
+            "camera_hfov_deg": self.camera_hfov_deg,
             "grayscale": True,
             "action_mode": self.action_mode,
         }
