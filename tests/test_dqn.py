@@ -892,3 +892,19 @@ def test_the_expert_margin_teaches_the_teachers_actions_on_states_training_never
     # Measured: 0.42 against 0.27 (the untaught network agrees where the teacher's action is common).
     taught_agreement = np.mean([teacher_agreement(taught, seed) for seed in seeds])
     assert taught_agreement > np.mean([teacher_agreement(untaught, seed) for seed in seeds]) + 0.1
+
+
+@pytest.mark.slow
+def test_the_shipped_safe_dqn_drives_held_out_traffic_without_the_safety_system():
+    """`assets/dqn/dqn_safe.safetensors` (its model card: no failure in 100 test runs without the
+    safety system) on three of those runs, with the wide camera its metadata asks for."""
+    from training.evaluation.evaluate import evaluate_traffic
+
+    shipped = Path(__file__).resolve().parent.parent / "assets" / "dqn" / "dqn_safe.safetensors"
+    driver = DQNDriver.from_checkpoint(shipped)
+    options = driver.metadata["env_options"]
+    assert options["camera_hfov_deg"] == 120.0 and options["action_mode"] == "steer"
+    env = gym.make("camdrive/Traffic-v0", **options, safety=False, episode_seconds=45.0)
+    result = evaluate_traffic(driver, env, 3, 1_000_000)
+    assert result["collisions"] == 0 and result["offroad"] == 0, result
+    assert result["safety_brakes_per_run"] == 0  # the system was off: the network did it alone
