@@ -310,8 +310,7 @@ class World:
     def lateral_offset(self, lane: int) -> float:
         """The ego's offset from the centre of `lane` (its own: `ego_lane`), m, positive left
         (`EgoState.lateral_offset`)."""
-        cfg = self.road_config
-        return self.d - (0.5 * (cfg.lanes - 1) - lane) * cfg.lane_width
+        return self.d - self.lane_centre(lane)
 
     def cars(self) -> CarBoxes:
         """Traffic as boxes for the renderers and the collision test (`Traffic.world_pose`).
