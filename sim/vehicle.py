@@ -60,13 +60,15 @@ class VehicleParams:
         return self
 
     def max_wheel_angle(self, speed: float) -> float:
-        """Largest front-wheel angle (rad) that full steering input gives at `speed` (m/s): the
-        formula of the compiled `_max_wheel_angle` (what `_bicycle_steps` calls), in Python, where a
-        compiled call would cost more than the formula (the safety system and the lane controller
-        ask every step). libm's atan in both: the same numbers (tests/test_vehicle.py)."""
-        if speed < 1e-3:
-            return self.max_steer_angle
-        return min(self.max_steer_angle, math.atan(self.wheelbase * self.max_lateral_accel / (speed * speed)))
+        """Largest front-wheel angle (rad) that full steering input gives at `speed` (m/s).
+
+        The one formula is `_max_wheel_angle`, which `_bicycle_steps` calls compiled; here its plain
+        Python (`py_func`) runs it, since a call into compiled code would cost more than the formula
+        (the safety system and the lane controller ask every step). libm's atan in both: the same
+        numbers (tests/test_vehicle.py)."""
+        return float(
+            _max_wheel_angle.py_func(speed, self.max_steer_angle, self.wheelbase, self.max_lateral_accel)
+        )
 
 
 class Vehicle:
