@@ -847,6 +847,12 @@ def test_the_replay_counts_the_teachers_labels():
     for label in (2, 2, 0, -1, 4):
         buffer.add_step(0, 1, 0.0, False, False, frame, expert_action=label)
     assert buffer.label_counts(5).tolist() == [1, 0, 2, 0, 1]
+    # Once the ring wraps, overwritten labels no longer count: the counts are those of what it holds.
+    rng = np.random.default_rng(0)
+    for label in rng.integers(-1, 5, 300):
+        buffer.add_step(0, 1, 0.0, False, False, frame, expert_action=int(label))
+    held = buffer.expert_action[buffer.expert_action >= 0]
+    assert buffer.label_counts(5).tolist() == np.bincount(held, minlength=5).tolist()
 
 
 @pytest.mark.parametrize("settings", [{"vector": "async"}, {"env": PICK_ID}])

@@ -30,6 +30,7 @@ correct m-step target. Truncation (time limit) is never treated as termination.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +82,8 @@ class ReplayBuffer:
         self.frame = np.zeros((num_envs, self.size, h, w), dtype=np.uint8)
         self.action = np.zeros((num_envs, self.size), dtype=np.int64)
         self.expert_action = np.full((num_envs, self.size), -1, dtype=np.int64)
+        self._labels: Counter[int] = Counter()
+        """How many entries of `expert_action` hold each action, kept as they are written."""
         self.reward = np.zeros((num_envs, self.size), dtype=np.float32)
         self.terminated = np.zeros((num_envs, self.size), dtype=bool)
         self.has_step = np.zeros((num_envs, self.size), dtype=bool)
@@ -122,6 +125,8 @@ class ReplayBuffer:
             raise RuntimeError(f"env {env}: add_step before start_episode")
         slot = int(self.count[env] - 1) % self.size
         self.action[env, slot] = action
+        self._labels[int(self.expert_action[env, slot])] -= 1
+        self._labels[expert_action] += 1
         self.expert_action[env, slot] = expert_action
         self.reward[env, slot] = reward
         self.terminated[env, slot] = terminated
@@ -131,9 +136,9 @@ class ReplayBuffer:
             self.episode_start[env] = -1
 
     def label_counts(self, n_actions: int) -> np.ndarray:
-        """How many held transitions a teacher labelled with each of the `n_actions` actions."""
-        labels = self.expert_action[self.expert_action >= 0]
-        return np.bincount(labels, minlength=n_actions)[:n_actions]
+        """How many held transitions a teacher labelled with each of the `n_actions` actions (counted
+        as they are written: the DQN asks at every gradient step)."""
+        return np.array([self._labels[a] for a in range(n_actions)], dtype=np.int64)
 
     def __len__(self) -> int:
         """Frames currently held (an upper bound on the transitions that can be sampled)."""
