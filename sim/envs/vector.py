@@ -6,20 +6,18 @@ code (their action parsing, physics, reward, info and renderer), which is why th
 for bit, those of a `gymnasium.vector.SyncVectorEnv` of `gymnasium.make` environments seeded and
 driven the same way.
 
-In this process (`workers=1`, the default) the worlds are stepped one after another, then the N
-frames are drawn by `threads` threads (default 1): a frame is one compiled call that releases the
-interpreter (`kernels.draw_camera_frame`), so on two physical cores two threads draw two frames at
-once. Not by default: where the cores are two hyperthreads of one (as on the 2-vCPU machine this is
-developed on, where a load-bound kernel gains nothing from a second thread), the second drawing
-thread halved the vector env's rate instead. The world step is still partly Python, which holds
-the interpreter, so it stays in one thread (`blocks.STEP_IN_THREADS` is the switch for when it is
+In this process (`workers=1`, the default) the worlds are stepped one after another (the world step
+is partly Python, which holds the interpreter), then the N frames are drawn by `threads` threads, by
+default one per core this process may use: a frame is one compiled call that releases the
+interpreter (`kernels.draw_camera_frame`), so two cores draw two frames at once
+(`blocks.STEP_IN_THREADS` is the switch for stepping from the threads too, once the world step is
 compiled). `workers=K` instead splits the sub-envs into K blocks, each stepped by a worker process of
-its own, frames written into shared memory (`sim.envs.blocks`): on a K-core machine K worlds step at
-once.
+its own, frames written into shared memory (`sim.envs.blocks`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,10 +89,10 @@ class CamDriveVectorEnv(VectorEnv):
     - `copy`: whether observations are returned as copies (default True, like `SyncVectorEnv`).
     - `workers`: processes stepping the sub-envs (default 1: this one; at most num_envs). Each worker
       takes a second or two to start (a fresh interpreter) and uses one core.
-    - `threads`: with `workers=1`, threads drawing the frames (default 1, the calling thread only; at
-      most num_envs). 2 pays on two physical cores, not on two hyperthreads of one: measure with
-      `camdrive bench --vector 16 --threads 2`. The results do not depend on it. Worker processes
-      draw with one thread each.
+    - `threads`: with `workers=1`, threads drawing the frames, the calling thread among them (default
+      None: one per core this process may use, `usable_cores()`; at most num_envs). 1 draws in the
+      calling thread only. The results do not depend on it (`camdrive bench --vector 16 --threads K`
+      measures the rate). Worker processes draw with one thread each.
 
     ## Version History
     - v0: initial release.
@@ -110,11 +108,13 @@ class CamDriveVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         copy: bool = True,
         workers: int = 1,
-        threads: int = 1,
+        threads: int | None = None,
         **options: Any,
     ) -> None:
         check_at_least("num_envs", num_envs, 1, integer=True)
         check_at_least("workers", workers, 1, integer=True)
+        if threads is None:
+            threads = usable_cores()
         check_at_least("threads", threads, 1, integer=True)
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}")
@@ -226,6 +226,14 @@ class CamDriveVectorEnv(VectorEnv):
         blocks = getattr(self, "_blocks", None)  # None when __init__ failed (a bad option)
         if blocks is not None:
             blocks.close()
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS reports one), at least 1:
+    the vector env's default number of drawing threads."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return max(os.cpu_count() or 1, 1)
 
 
 def _step_limit(max_episode_steps: object) -> int | None:

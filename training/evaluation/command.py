@@ -115,8 +115,8 @@ def add_bench(subparsers: Subparsers) -> None:
         "--threads",
         type=positive_int,
         metavar="K",
-        help="threads drawing each vector env's frames in the bench's process, for --vector (default: 1; the "
-        "vector env's threads= option: 2 pays on two physical cores, not on two hyperthreads of one)",
+        help="threads drawing each vector env's frames in the bench's process, for --vector (default: one "
+        "per core the process may use, the vector env's own default for its threads= option)",
     )
     parser.add_argument(
         "--first-step",
