@@ -840,6 +840,25 @@ def test_balancing_gives_every_teacher_action_the_same_total_weight():
     assert per_label.mean() == pytest.approx(1.0)
 
 
+def test_a_balancing_power_below_one_lifts_rare_actions_less():
+    counts = np.array([60, 30, 8, 2, 0])
+    labels = np.repeat(np.arange(4), counts[:4])
+    # Power 0 weighs every label alike; 0.5 by the inverse square root of its action's count.
+    assert balancing_weights(labels, counts, power=0.0).tolist() == pytest.approx([1.0] * 100)
+    half = balancing_weights(np.array([0, 1, 2, 3]), counts, power=0.5)
+    assert half / half[0] == pytest.approx(np.sqrt(60 / counts[:4]))
+    assert balancing_weights(labels, counts, power=0.5).mean() == pytest.approx(1.0)
+    assert (
+        half[3] / half[0]
+        < balancing_weights(np.array([0, 3]), counts)[1] / balancing_weights(np.array([0]), counts)[0]
+    )
+
+
+def test_balancing_power_is_checked():
+    with pytest.raises(ValueError, match="expert_balance_power"):
+        DQNConfig(expert_balance_power=1.5).validate()
+
+
 def test_the_replay_counts_the_teachers_labels():
     buffer = ReplayBuffer(64, (2, 3), num_envs=1, frames=1)
     frame = np.zeros((2, 3), np.uint8)

@@ -91,6 +91,9 @@ class DQNConfig:
     expert_balance: bool = False
     """Weight the large-margin loss by the inverse share of each teacher action among the replay's labels,
     so that a rare action (braking) counts as much as a common one."""
+    expert_balance_power: float = 1.0
+    """With expert_balance: each label weighs its action's share to the power -P (then scaled to average
+    1). 1 gives every action the same total weight; 0.5 lifts a rare action less far above a common one."""
     expert_explore: float = 0.0
     """Share of the exploring steps (epsilon) that take the teacher's action instead of a random one, so
     that early experience reaches the traffic a random driver never gets to."""
@@ -213,6 +216,7 @@ class DQNConfig:
         check_at_least("expert_margin", self.expert_margin, 0)
         check_at_least("expert_headway_s", self.expert_headway_s, 0, strict=True)
         check_at_least("expert_speed_band", self.expert_speed_band, 0)
+        check_range("expert_balance_power", self.expert_balance_power, 0.0, 1.0)
         if self.uses_teacher() and (self.env != "traffic" or self.vector != "sync"):
             raise ValueError(
                 "expert_weight and expert_explore need env traffic and vector sync (the teacher reads "
