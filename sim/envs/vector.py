@@ -233,7 +233,7 @@ def usable_cores() -> int:
     the vector env's default number of drawing threads."""
     if hasattr(os, "sched_getaffinity"):
         return max(len(os.sched_getaffinity(0)), 1)
-    return max(os.cpu_count() or 1, 1)
+    return os.cpu_count() or 1
 
 
 def _step_limit(max_episode_steps: object) -> int | None:

@@ -9,8 +9,7 @@ With `--vector N` (a list of sizes), each camdrive environment is also measured 
 `gymnasium.make_vec(env_id, num_envs=N)`, camdrive's native vector env. Its ratios to CarRacing-v3
 and to the same environment's single-env steps/s, both measured in the same run, show what batching buys.
 `--threads K` sets the threads that draw its frames (the vector env's `threads=`; by default one per
-core),
-`--workers K` the processes that step it instead.
+core), `--workers K` the processes that step it instead.
 
 Only `main` prints.
 """
