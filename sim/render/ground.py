@@ -272,10 +272,13 @@ class GroundPainter:
         self.add = (haze[:, None] * palette.array(palette.sky_horizon) + 0.5).astype(np.float32)
 
     def draw(self, road: Road, x: float, y: float, yaw: float, s_near: float, out: np.ndarray) -> None:
-        """Colour `out` (the ground rows of the frame) for a viewer at (x, y, yaw), arc length s_near."""
+        """Colour `out` (the ground rows of the frame, a C-contiguous array) for a viewer at (x, y, yaw),
+        arc length s_near."""
+        if not out.flags.c_contiguous:
+            raise ValueError("GroundPainter.draw needs a C-contiguous frame")
         s_row, lat_row, cos_row, sin_row = row_frames(road, x, y, yaw, s_near, self.forward)
         ground_kernels.paint_ground(
-            out, self.right, s_row, lat_row, cos_row, sin_row, self.layers.d_min, 1.0 / TEXEL_D_M,
+            out, 0, self.right, s_row, lat_row, cos_row, sin_row, self.layers.d_min, 1.0 / TEXEL_D_M,
             1.0 / TEXEL_S_M, self.across_level, self.across.layer, self.across.weight, self.along_level,
             self.look.table, self.keep, self.add,
         )  # fmt: skip

@@ -36,6 +36,7 @@ the road's start); a multiple of every table length, so the wrap is unchanged.""
 @numba.njit(**JIT)
 def paint_ground(
     out: np.ndarray,
+    first_row: int,
     right: np.ndarray,
     s_row: np.ndarray,
     lat_row: np.ndarray,
@@ -52,7 +53,7 @@ def paint_ground(
     keep: np.ndarray,
     add: np.ndarray,
 ) -> None:
-    """Colour every pixel of `out` (rows, cols, 3) uint8 from the road's layers.
+    """Colour rows first_row.. of `out` (height, cols, 3) uint8, C-contiguous, from the road's layers.
 
     Pixel (i, j) lies `delta = right[i, j] - lat_row[i]` to the right of row i's centreline point,
     so at d = -delta * cos_row[i] and s = s_row[i] - delta * sin_row[i] (`ground.row_frames`), in
@@ -61,6 +62,12 @@ def paint_ground(
     across_level[i, j]) of weight x the layer's along table (at its row's level) at its texel
     (`ground.GroundPainter.reference_colour`), faded by the row's haze: keep[i] x sum + add[i].
     All arithmetic is float32, as the tables are.
+
+    Two choices are for speed, both measured: indices read from arrays are cast to unsigned (they
+    are never negative), which spares numba's negative-index wraparound on every lookup, and a row's
+    colours go through a float buffer, so that their conversion to bytes is one loop over the
+    contiguous row that the compiler vectorises. Together they took this loop to about 0.6x its
+    time and a whole camera frame to about 0.75x, with the same bytes.
     """
     rows, cols = right.shape
     n_d, slots = layer.shape[1], layer.shape[2]
@@ -71,6 +78,9 @@ def paint_ground(
     shift = np.float32(_FLOOR_SHIFT)
     column = np.empty(cols, np.int32)
     texel = np.empty(cols, np.int32)
+    colour = np.empty(3 * cols, np.float32)
+    flat_out = out.reshape(out.size)
+    row_length = 3 * cols
     for i in range(rows):
         lat, cos_phi, sin_phi, s_centre = lat_row[i], cos_row[i], sin_row[i], s_row[i]
         for j in range(cols):  # texel coordinates first: a loop the compiler can vectorise
@@ -78,22 +88,27 @@ def paint_ground(
             c = (-(delta * cos_phi) - d0) * inv_d
             column[j] = np.int32(min(max(c, zero), last_column))
             texel[j] = np.int32((s_centre - delta * sin_phi) * inv_s + shift) & (n_s - 1)
-        level, fade = along_level[i], keep[i]
+        level, fade = np.uintp(along_level[i]), keep[i]
         add_r, add_g, add_b = add[i, 0], add[i, 1], add[i, 2]
         for j in range(cols):
-            a, c, t = across_level[i, j], column[j], texel[j]
+            a, c, t = np.uintp(across_level[i, j]), np.uintp(column[j]), np.uintp(texel[j])
             r, g, b = zero, zero, zero
             for m in range(slots):
-                lyr = layer[a, c, m]
+                lyr = layer[a, c, np.uintp(m)]
                 if lyr < 0:
                     break
-                w = weight[a, c, m]
-                r += w * table[level, t, lyr, 0]
-                g += w * table[level, t, lyr, 1]
-                b += w * table[level, t, lyr, 2]
-            out[i, j, 0] = to_byte(r * fade + add_r)
-            out[i, j, 1] = to_byte(g * fade + add_g)
-            out[i, j, 2] = to_byte(b * fade + add_b)
+                w = weight[a, c, np.uintp(m)]
+                k = np.uintp(lyr)
+                r += w * table[level, t, k, np.uintp(0)]
+                g += w * table[level, t, k, np.uintp(1)]
+                b += w * table[level, t, k, np.uintp(2)]
+            colour[3 * j] = r * fade + add_r
+            colour[3 * j + 1] = g * fade + add_g
+            colour[3 * j + 2] = b * fade + add_b
+        start = (first_row + i) * row_length
+        row = flat_out[start : start + row_length]
+        for q in range(row_length):
+            row[q] = to_byte(colour[q])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -18,6 +18,12 @@ import numpy as np
 
 from sim.render.ground_kernels import JIT, paint_ground, row_frames, to_byte
 
+CALLEE_SOURCES_SHA256 = "ffd87cb7b0ec4db6af6c2844e5c9529a80683a83daa211af449e4cc55ddffedf"
+"""sha256 of ground_kernels.py, whose loops `draw_camera_frame` calls. numba keys a function's cached
+machine code by the text of its own file alone, yet the cached frame kernel contains those loops: an
+edit there alone would leave the stale frame kernel in use. Keeping their digest here (the tests
+check it) makes every such edit change this file too."""
+
 
 @numba.njit(**JIT)
 def cull_cars(
@@ -133,11 +139,11 @@ def paint_cars(
         h = height[best]
         for r in range(n_rows):
             g = (mount * grid - row_slope[r] * (best_in * grid)) / h + grid_offset
-            index = base + int(min(max(g, 0.0), grid_size - 1.0))
+            index = np.uintp(base + int(min(max(g, 0.0), grid_size - 1.0)))  # unsigned: no wraparound
             if drawn_lut[index]:
-                frame[r, j, 0] = face_lut[index, 0]
-                frame[r, j, 1] = face_lut[index, 1]
-                frame[r, j, 2] = face_lut[index, 2]
+                frame[r, j, 0] = face_lut[index, np.uintp(0)]
+                frame[r, j, 1] = face_lut[index, np.uintp(1)]
+                frame[r, j, 2] = face_lut[index, np.uintp(2)]
 
 
 _SLOPE_MARGIN = 1e-6
@@ -254,7 +260,7 @@ def draw_camera_frame(
             road_x, road_y, road_heading, road_s, i0, i1, cam_x, cam_y, cam_yaw, forward
         )
         paint_ground(
-            frame[first_row : first_row + forward.size], right, s_row, lat_row, cos_row, sin_row, d_min,
+            frame, first_row, right, s_row, lat_row, cos_row, sin_row, d_min,
             inv_texel_d, inv_texel_s, across_level, layer, weight, along_level, table, keep, add,
         )  # fmt: skip
     k = 0

@@ -13,6 +13,11 @@ import numpy as np
 from sim.traffic.idm import idm_all, leader_search
 from sim.traffic.lane_changes import BLOCKED_MARGIN, advance_lane_changes
 
+CALLEE_SOURCES_SHA256 = "221793487fa1544bd9cca9b3bb29ff226ebc157d0a7b21ba8145089f0271b8bd"
+"""sha256 of idm.py then lane_changes.py, whose compiled functions `common_step` calls: numba's cache
+keys it by this file's text alone, so their digest here (the tests check it) makes an edit there
+change this file too, and the stale cached step is not loaded (`sim.render.kernels` says more)."""
+
 
 @numba.njit(cache=True, nogil=True)
 def common_step(
