@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim.camera import CameraConfig
-from sim.render.frontcam import FrontCameraRenderer
+from sim.render.frontcam import FrameJob, FrontCameraRenderer
 from sim.render.palette import Palette
 from sim.road import RoadConfig
 from sim.world import World
@@ -29,6 +29,13 @@ class ObservationType(ABC):
     @abstractmethod
     def observe(self, world: World, out: np.ndarray | None = None) -> np.ndarray:
         """The observation of `world`'s current state, written into `out` (of the space's shape) if given."""
+
+    def prepare(self, world: World, out: np.ndarray) -> FrameJob | None:
+        """`observe(world, out)` in parts, for a vector env that draws many frames from several threads:
+        a camera frame's job, whose `draw` and `finish` complete it; None if the observation is
+        already in `out` (one with no compiled frame to draw)."""
+        self.observe(world, out)
+        return None
 
 
 class CameraObservation(ObservationType):
@@ -53,6 +60,12 @@ class CameraObservation(ObservationType):
     def observe(self, world: World, out: np.ndarray | None = None) -> np.ndarray:
         """The frame of `world`'s camera, drawn into `out` (of the space's shape) if given."""
         return world.camera_view(self.renderer, out=out)
+
+    def prepare(self, world: World, out: np.ndarray) -> FrameJob:
+        """The frame of `world`'s camera as a job that draws it into `out`."""
+        assert world.road is not None
+        e = world.ego
+        return self.renderer.prepare(world.road, e.x, e.y, e.yaw, world.s, world.cars(), out)
 
 
 class GridObservation(ObservationType):

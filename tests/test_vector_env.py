@@ -117,6 +117,11 @@ EQUIVALENCE_CASES = {
         [1.0, 1.0],
     ),
     "traffic": (TRAFFIC, {**SHORT, "lanes": 3, "traffic_cars": 6, "safety": False}, 4),
+    "traffic_randomised_looks": (  # a new look per episode, with sensor noise in the frames
+        TRAFFIC,
+        {**SHORT, "lanes": 3, "traffic_cars": 6, "safety": False, "randomize": 1.0},
+        4,
+    ),
     "traffic_grid_time_limit": (
         TRAFFIC,
         {"obs_type": "grid", "safety": False, "steer_amount": 1.0, "max_episode_steps": 20},

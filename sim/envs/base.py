@@ -22,6 +22,7 @@ from sim import seeding
 from sim.actions import ActionType
 from sim.camera import CameraConfig
 from sim.observations import CameraObservation, ObservationType
+from sim.render.frontcam import FrameJob
 from sim.render.palette import Palette
 from sim.road import RoadConfig
 from sim.safety import SafetyConfig
@@ -309,6 +310,11 @@ class CamDriveEnv(gym.Env[np.ndarray, Any], Generic[OptionsT]):
         """The current observation, rendered again without stepping (used by `camdrive bench`, and by
         `sim.envs.vector` after `new_episode`/`advance`), written into `out` if given."""
         return self._obs_type.observe(self._world, out)
+
+    def prepare_observation(self, out: np.ndarray) -> FrameJob | None:
+        """`observe(out)` in parts (`ObservationType.prepare`): the vector env prepares every sub-env's
+        frame, draws them all from its threads, then finishes them."""
+        return self._obs_type.prepare(self._world, out)
 
     def planning_copy(self) -> CamDriveEnv[OptionsT]:
         """A deep copy of this env to `advance` in, sharing the (read-only, large) renderer and window:

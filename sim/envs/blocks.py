@@ -42,12 +42,17 @@ do not change: tests/test_vector_env.py checks it)."""
 class EnvBlock:
     """`count` sub-envs made with the same options, stepped in this process by `threads` threads.
 
-    The worlds are stepped first (here, or from the threads with `STEP_IN_THREADS`), then observed:
-    the sub-envs are split into `threads` consecutive runs, the calling thread draws the first run's
-    frames while a small persistent pool draws the others'. A frame is one compiled call that releases
-    the interpreter (`kernels.draw_camera_frame`), so two threads draw two frames at once on two
-    cores; the few lines of Python around each call take turns. A sub-env's frame depends only on
-    its own world and renderer, so the results do not depend on the number of threads.
+    The worlds are stepped first (here, or from the threads with `STEP_IN_THREADS`), then observed in
+    three phases (`_observe_all`): the calling thread prepares every frame (the Python part:
+    `CamDriveEnv.prepare_observation`) and writes the infos; then the sub-envs are split into
+    `threads` consecutive runs, the calling thread draws the first run's frames while a small
+    persistent pool draws the others'; then the calling thread finishes them (roofs seen from above,
+    grayscale). A frame is one compiled call that releases the interpreter
+    (`kernels.draw_camera_frame`), so two threads draw two frames at once on two cores, and they
+    take turns on the interpreter only between whole frames: with the Python part of each frame
+    interleaved between the calls, a thread back from a frame often waited for the other's, which on
+    this 2-vCPU machine made two threads slower than one (measured). A sub-env's frame depends only
+    on its own world and renderer, so the results do not depend on the number of threads.
     """
 
     def __init__(
@@ -75,7 +80,7 @@ class EnvBlock:
         """Reset every sub-env with its seed and observe it; their infos, batched."""
         for env, seed in zip(self.envs, seeds, strict=True):
             env.new_episode(seed)
-        self._across_threads(self._observe_run)
+        self._observe_all()
         self.autoreset[:] = False
         return self.infos.arrays
 
@@ -93,7 +98,7 @@ class EnvBlock:
             self._across_threads(step_run)
         else:
             step_run(range(len(self.envs)))
-        self._across_threads(self._observe_run)
+        self._observe_all()
         np.logical_or(terminations, truncations, out=self.autoreset)
         return self.infos.arrays
 
@@ -110,12 +115,26 @@ class EnvBlock:
             truncated = True  # TimeLimit truncates even an episode that also terminated
         rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
 
-    def _observe_run(self, run: range) -> None:
-        """Observe the sub-envs of `run`: frames drawn straight into `observations`, infos into rows."""
-        for i in run:
-            env = self.envs[i]
-            env.observe(self.observations[i])
+    def _observe_all(self) -> None:
+        """Observe every sub-env, frames drawn straight into `observations` and infos into rows: the
+        frames prepared here, drawn from all the threads, then finished here."""
+        jobs = []
+        for i, env in enumerate(self.envs):
+            jobs.append(env.prepare_observation(self.observations[i]))
             self.infos.write(i, env.current_info())
+        if all(job is None for job in jobs):  # observed already (no camera): no frames to draw
+            return
+
+        def draw_run(run: range) -> None:
+            for i in run:
+                job = jobs[i]
+                if job is not None:
+                    job.draw()
+
+        self._across_threads(draw_run)
+        for job in jobs:
+            if job is not None:
+                job.finish()
 
     def _across_threads(self, work: Callable[[range], None]) -> None:
         """`work(run)` for every run of sub-envs, the first here and the others in the pool; an

@@ -12,6 +12,8 @@ milliseconds: domain randomisation draws a new one at every reset.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from sim.boxes import CarBoxes
@@ -101,10 +103,26 @@ class FrontCameraRenderer:
         """Frame seen by a camera on a car whose centre is at (x, y) facing `yaw`, at road arc length s.
 
         Returns uint8 (height, width, 3), or (height, width, 1) in grayscale: drawn into `out` if it is
-        given (an array of that shape, which is then returned), else into a new array. Everything but
-        a roof seen from above is one compiled call (`kernels.draw_camera_frame`), so a frame holds the
-        interpreter only for this method's few lines and can be drawn beside another in a thread.
+        given (an array of that shape, which is then returned), else into a new array. It is
+        `prepare`, then the job's `draw` and `finish`.
         """
+        job = self.prepare(road, x, y, yaw, s, cars, out)
+        job.draw()
+        return job.finish()
+
+    def prepare(
+        self,
+        road: Road,
+        x: float,
+        y: float,
+        yaw: float,
+        s: float,
+        cars: CarBoxes | None = None,
+        out: np.ndarray | None = None,
+    ) -> FrameJob:
+        """The Python part of `render` (same arguments): the frame's compiled call with its arguments,
+        as a job to `draw` and then `finish`. A renderer has one set of scratch arrays: finish a job
+        before preparing its next one."""
         off = self.camera.config.forward_offset
         cos_yaw, sin_yaw = np.cos(yaw), np.sin(yaw)
         cx, cy = x + off * cos_yaw, y + off * sin_yaw
@@ -120,7 +138,7 @@ class FrontCameraRenderer:
         if self._noise is not None:
             noise = self._noise
             noise_i, noise_j = int(self._noise_rng.integers(0, h)), int(self._noise_rng.integers(0, w))
-        k, roofs = kernels.draw_camera_frame(
+        args = (
             frame, self.background, self._first_row, road.x, road.y, road.heading, road.s, i0, i1, cx, cy,
             yaw, cos_yaw, sin_yaw, ground.forward, ground.right, ground.layers.d_min, 1.0 / TEXEL_D_M,
             1.0 / TEXEL_S_M, ground.across_level, ground.across.layer, ground.across.weight,
@@ -131,11 +149,39 @@ class FrontCameraRenderer:
             painter.face_lut, painter.drawn_lut, TAIL_LIGHT_INSET_M, GRID, GRID_OFFSET, GRID_SIZE,
             painter.hit_car, painter.hit_in, painter.hit_out, noise, noise_i, noise_j,
         )  # fmt: skip
-        if roofs:
-            painter.paint_roofs(frame, k)
+        return FrameJob(self, frame, out, args)
+
+
+class FrameJob:
+    """One camera frame, its Python part done (`FrontCameraRenderer.prepare`): `draw` is one compiled
+    call that releases the interpreter (`kernels.draw_camera_frame`), `finish` the rest.
+
+    The split lets a vector env prepare all its frames in one thread and then draw them from several:
+    the drawing threads then take turns on the interpreter only between whole frames, not in the
+    middle of each (`sim.envs.blocks.EnvBlock`). `finish` paints the roofs seen from above (the
+    noise, which goes on last, after them) and converts to grayscale; it returns the frame.
+    """
+
+    __slots__ = ("_renderer", "_frame", "_out", "_args", "_cars_in_view", "_roofs")
+
+    def __init__(self, renderer: FrontCameraRenderer, frame: np.ndarray, out: np.ndarray | None,
+                 args: tuple[Any, ...]) -> None:  # fmt: skip
+        self._renderer, self._frame, self._out, self._args = renderer, frame, out, args
+        self._cars_in_view, self._roofs = 0, False
+
+    def draw(self) -> None:
+        """Draw the frame: sky, ground, cars and noise, unless a roof is seen from above."""
+        self._cars_in_view, self._roofs = kernels.draw_camera_frame(*self._args)
+
+    def finish(self) -> np.ndarray:
+        """What `draw` left (roofs, then the noise; grayscale); the frame, in `out` if it was given."""
+        renderer, frame, out = self._renderer, self._frame, self._out
+        if self._roofs:
+            renderer.cars.paint_roofs(frame, self._cars_in_view)
+            noise, noise_i, noise_j = self._args[-3:]
             if noise.size:
                 kernels.add_noise(frame, noise, noise_i, noise_j)
-        if self.grayscale:
+        if renderer.grayscale:
             gray = (frame @ _GRAY_WEIGHTS + 0.5).astype(np.uint8)[..., None]
             if out is None:
                 return gray
