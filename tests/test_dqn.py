@@ -760,6 +760,53 @@ def test_a_crash_penalty_teaches_to_forgo_a_tempting_crash(tmp_path, penalty, ex
     assert summary["final_eval"]["score"] == pytest.approx(expected_return)
 
 
+SHIELD_ID = "camdrive_test/Shield-v0"
+
+
+class ShieldEnv(gym.Env):
+    """Action 0 pays 1.0 a step but needs the safety system in every step (its info counts an override);
+    action 1 pays 0.6 a step on its own. Episodes last 10 steps."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0, 255, (24, 40, 1), dtype=np.uint8)
+        self.action_space = spaces.Discrete(2)
+        self.t = self.brakes = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = self.brakes = 0
+        return np.full((24, 40, 1), 100, dtype=np.uint8), {"safety_brakes": 0, "safety_refusals": 0}
+
+    def step(self, action):
+        self.t += 1
+        self.brakes += int(action) == 0
+        info = {"safety_brakes": self.brakes, "safety_refusals": 0}
+        frame = np.full((24, 40, 1), 100, dtype=np.uint8)
+        return frame, 1.0 if int(action) == 0 else 0.6, False, self.t >= 10, info
+
+
+if SHIELD_ID not in gym.registry:
+    gym.register(SHIELD_ID, entry_point=ShieldEnv)
+
+
+@pytest.mark.parametrize(("penalty", "expected_return"), [(0.0, 10.0), (1.0, 6.0)])
+@pytest.mark.slow
+def test_a_safety_penalty_teaches_to_drive_without_the_systems_help(tmp_path, penalty, expected_return):
+    cfg = pick_config(tmp_path, env=SHIELD_ID, safety_penalty=penalty)
+    summary = train(cfg)
+    # Evaluation reports the env's own reward: the penalty only shapes what the network learns.
+    assert summary["final_eval"]["score"] == pytest.approx(expected_return)
+
+
+def test_validation_can_choose_without_the_safety_system_it_trained_with(tmp_path):
+    cfg = DQNConfig(out=str(tmp_path / "dqn.safetensors"), safety=True, select_without_safety=True)
+    assert cfg.training_env_options()["safety"] is True
+    assert cfg.selection_env_options()["safety"] is False
+    assert DQNConfig(out=str(tmp_path / "b.safetensors")).selection_env_options()["safety"] is True
+    with pytest.raises(ValueError, match="safety_penalty"):
+        DQNConfig(out=str(tmp_path / "c.safetensors"), safety_penalty=-1.0).validate()
+
+
 def test_init_from_starts_the_run_from_a_models_weights_and_refuses_another_network(tmp_path):
     cfg = pick_config(tmp_path)
     start = QNet(5, cfg.frames, 24, 40, cfg.hidden, cfg.dueling)

@@ -75,6 +75,15 @@ class DQNConfig:
     """Subtracted from the reward of a step that ends the episode (terminated: in Traffic-v0 a collision
     or an off-road exit). 0 keeps DeepTraffic's reward, speed alone, where a crash only costs the speed
     that would have followed; a penalty makes it cost more than any short gain from tailgating."""
+    safety_penalty: float = 0.0
+    """Subtracted from the reward of each step in which the safety system overrode the network: it braked,
+    or in steer mode took the wheel (the steps its info's safety_brakes and safety_refusals count). With
+    `safety` on, the system keeps training runs from crashing at any speed while the penalty teaches the
+    network to drive so that the system is never needed, which is driving safely without it (then
+    choose with `select_without_safety`). 0: the system's help is free."""
+    select_without_safety: bool = False
+    """Choose MODEL, and draw the learning curve's noop and expert lines, on validation runs with the
+    safety system off, whatever `safety` trains with: the bar for a network trained to leave it idle."""
     expert_weight: float = 0.0
     """Weight of a large-margin loss toward a privileged teacher (DQfD, Hester et al. 2018): the expert
     (`agent.expert.Expert`, which reads the true traffic state) is asked what it would do in every state
@@ -212,6 +221,7 @@ class DQNConfig:
             check_range(name, getattr(self, name), 0.0, 1.0)
         _check_text("init_from", self.init_from, allow_empty=True)
         check_at_least("crash_penalty", self.crash_penalty, 0)
+        check_at_least("safety_penalty", self.safety_penalty, 0)
         check_at_least("expert_weight", self.expert_weight, 0)
         check_at_least("expert_margin", self.expert_margin, 0)
         check_at_least("expert_headway_s", self.expert_headway_s, 0, strict=True)
@@ -222,7 +232,8 @@ class DQNConfig:
                 "expert_weight and expert_explore need env traffic and vector sync (the teacher reads "
                 f"each training world), got env {self.env!r}, vector {self.vector!r}"
             )
-        for name in ("safety", "expert_balance", "dueling", "flush_denormal", "resume", "force", "progress"):
+        flags = ("safety", "select_without_safety", "expert_balance", "dueling", "flush_denormal")
+        for name in (*flags, "resume", "force", "progress"):
             _check_bool(name, getattr(self, name))
         # The replay keeps a ring per env that must hold a whole window plus an n-step return.
         smallest = self.envs * (window_span(self.frames, self.frame_stride) + self.n_step + 1)
@@ -260,6 +271,14 @@ class DQNConfig:
         if self.env != "traffic":
             return {}
         return {**self.env_options(), "safety": self.safety}
+
+    def selection_env_options(self) -> dict[str, Any]:
+        """`training_env_options` for the validation runs that choose MODEL: the safety system off
+        with `select_without_safety`."""
+        options = self.training_env_options()
+        if options and self.select_without_safety:
+            options["safety"] = False
+        return options
 
     def env_id(self) -> str:
         return TRAFFIC_ID if self.env == "traffic" else self.env

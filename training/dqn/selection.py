@@ -27,7 +27,7 @@ def evaluate(cfg: DQNConfig, net: QNet, runs: int, seed: int = VALIDATION_SEED_S
     if cfg.env == "traffic":
         from training.evaluation.evaluate import evaluate_traffic
 
-        env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.training_env_options())
+        env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.selection_env_options())
         result = evaluate_traffic(driver, env, runs, seed)
         env.close()
         return result
@@ -76,7 +76,7 @@ def baseline_scores(cfg: DQNConfig, runs: int) -> dict[str, float]:
 
     out = {}
     for name in ("noop", "expert"):
-        env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.training_env_options())
+        env = gym.make(TRAFFIC_ID, episode_seconds=cfg.eval_seconds, **cfg.selection_env_options())
         out[name] = evaluate_traffic(load_driver(name), env, runs, VALIDATION_SEED_START)["score_mph"]
         env.close()
     return out

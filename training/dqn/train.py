@@ -187,6 +187,7 @@ def _train(
     needs_start = np.zeros(cfg.envs, dtype=bool)  # the env's next frame starts an episode
     episode_speed: list[list[float]] = [[] for _ in range(cfg.envs)]
     episode_return = np.zeros(cfg.envs)
+    overrides = np.zeros(cfg.envs)  # the safety system's overrides so far in each env's episode
     recent = Recent()
     baselines = baseline_scores(cfg, cfg.eval_runs) if resumed_from is None else counters.get("baselines", {})
     counters["baselines"] = baselines
@@ -233,6 +234,10 @@ def _train(
                 greedy = q(torch.from_numpy(window).to(device)).argmax(dim=1).cpu().numpy()
             actions = np.where(explore, actions, greedy)
         next_obs, rewards, terms, truncs, infos = envs.step(actions)
+        overrode = np.zeros(cfg.envs)  # the steps' overrides: each costs cfg.safety_penalty
+        if cfg.safety_penalty and "safety_brakes" in infos:
+            now = infos["safety_brakes"] + infos["safety_refusals"]
+            overrode, overrides = now - overrides, now.astype(float)
 
         # 2. Store: a NEXT_STEP autoreset step (after an episode ended) only brings the new first frame.
         for e in range(cfg.envs):
@@ -244,6 +249,7 @@ def _train(
                 needs_start[e] = False
                 continue
             reward = float(rewards[e]) - (cfg.crash_penalty if terms[e] else 0.0)
+            reward -= cfg.safety_penalty * float(overrode[e])
             label = -1 if labels is None else int(labels[e])
             buffer.add_step(e, int(actions[e]), reward, bool(terms[e]), bool(truncs[e]), frame, label)
             episode_return[e] += rewards[e]
