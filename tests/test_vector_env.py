@@ -6,6 +6,8 @@ from __future__ import annotations
 import inspect
 import os
 import signal
+import subprocess
+import sys
 from multiprocessing.shared_memory import SharedMemory
 
 import gymnasium as gym
@@ -366,6 +368,24 @@ def test_workers_render_and_close_cleanly(make_vec) -> None:
     assert not any(p.is_alive() for p in processes)
     with pytest.raises(FileNotFoundError):
         SharedMemory(name=memory)  # freed
+
+
+@pytest.mark.slow
+def test_a_vector_env_never_closed_leaves_no_worker_or_memory_behind() -> None:
+    """A program that ends without close(): its workers stop and its shared memory is freed at exit,
+    so the resource tracker has nothing to warn about."""
+    script = (
+        "import gymnasium as gym, sim\n"
+        f"envs = gym.make_vec({LANE_KEEP!r}, num_envs=2, workers=2, camera_width=64, camera_height=32)\n"
+        "envs.reset(seed=0)\n"
+        "envs.step(envs.action_space.sample())\n"
+        "print(envs.unwrapped._blocks._memory.name)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "leaked" not in done.stderr, done.stderr
+    with pytest.raises(FileNotFoundError):
+        SharedMemory(name=done.stdout.strip())
 
 
 def test_an_error_in_a_worker_is_raised_in_the_caller(make_vec, monkeypatch) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import signal
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -213,6 +214,11 @@ class WorkerBlocks:
         context = multiprocessing.get_context(WORKER_START_METHOD)
         self._connections: list[Connection] = []
         self._processes: list[Any] = []
+        # Also run at interpreter exit for a vector env never closed: the workers stop and the memory
+        # is released, rather than left for the resource tracker to warn about.
+        self._release = weakref.finalize(
+            self, _stop_workers, self._connections, self._processes, self._memory
+        )
         try:
             self._start(context, env_class, render_mode, options, step_limit)
             self._call_all([("ready", None)] * len(self.slices))
@@ -274,18 +280,25 @@ class WorkerBlocks:
         return replies
 
     def close(self) -> None:
-        for connection in self._connections:
-            with contextlib.suppress(BrokenPipeError, OSError):  # a worker that already died
-                connection.send(("close", None))
-        for process in self._processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-        for connection in self._connections:
-            connection.close()
-        del self.observations
-        self._memory.close()
-        self._memory.unlink()
+        if hasattr(self, "observations"):
+            del self.observations  # the memory's buffer, which must be let go before the memory closes
+        self._release()
+
+
+def _stop_workers(connections: list[Connection], processes: list[Any], memory: SharedMemory) -> None:
+    """Stop the workers and free the shared memory (`WorkerBlocks.close`, or at exit if never closed)."""
+    for connection in connections:
+        with contextlib.suppress(BrokenPipeError, OSError):  # a worker that already died
+            connection.send(("close", None))
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.terminate()
+    for connection in connections:
+        connection.close()
+    memory.unlink()
+    with contextlib.suppress(BufferError):  # at exit the vector env may still hold the observations
+        memory.close()
 
 
 def _joined_infos(blocks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
