@@ -751,15 +751,6 @@ if CLIFF_ID not in gym.registry:
     gym.register(CLIFF_ID, entry_point=CliffEnv)
 
 
-@pytest.mark.parametrize(("penalty", "expected_return"), [(0.0, 1.2), (5.0, 5.0)])
-@pytest.mark.slow
-def test_a_crash_penalty_teaches_to_forgo_a_tempting_crash(tmp_path, penalty, expected_return):
-    cfg = pick_config(tmp_path, env=CLIFF_ID, crash_penalty=penalty)
-    summary = train(cfg)
-    # Evaluation reports the env's own reward: the penalty only shapes what the network learns.
-    assert summary["final_eval"]["score"] == pytest.approx(expected_return)
-
-
 SHIELD_ID = "camdrive_test/Shield-v0"
 
 
@@ -789,11 +780,20 @@ if SHIELD_ID not in gym.registry:
     gym.register(SHIELD_ID, entry_point=ShieldEnv)
 
 
-@pytest.mark.parametrize(("penalty", "expected_return"), [(0.0, 10.0), (1.0, 6.0)])
+@pytest.mark.parametrize(
+    ("env_id", "penalty", "value", "expected_return"),
+    [
+        (CLIFF_ID, "crash_penalty", 0.0, 1.2),
+        (CLIFF_ID, "crash_penalty", 5.0, 5.0),
+        (SHIELD_ID, "safety_penalty", 0.0, 10.0),
+        (SHIELD_ID, "safety_penalty", 1.0, 6.0),
+    ],
+)
 @pytest.mark.slow
-def test_a_safety_penalty_teaches_to_drive_without_the_systems_help(tmp_path, penalty, expected_return):
-    cfg = pick_config(tmp_path, env=SHIELD_ID, safety_penalty=penalty)
-    summary = train(cfg)
+def test_a_penalty_teaches_to_forgo_a_tempting_reward(tmp_path, env_id, penalty, value, expected_return):
+    """A crash that pays at once, or help from the safety system that pays every step: each is taken
+    without its penalty and forgone with it."""
+    summary = train(pick_config(tmp_path, env=env_id, **{penalty: value}))
     # Evaluation reports the env's own reward: the penalty only shapes what the network learns.
     assert summary["final_eval"]["score"] == pytest.approx(expected_return)
 
