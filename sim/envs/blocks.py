@@ -50,10 +50,11 @@ class EnvBlock:
     persistent pool draws the others'; then the calling thread finishes them (roofs seen from above,
     grayscale). A frame is one compiled call that releases the interpreter
     (`kernels.draw_camera_frame`), so two threads draw two frames at once on two cores, and they
-    take turns on the interpreter only between whole frames: with the Python part of each frame
-    interleaved between the calls, a thread back from a frame often waited for the other's, which on
-    this 2-vCPU machine made two threads slower than one (measured). A sub-env's frame depends only
-    on its own world and renderer, so the results do not depend on the number of threads.
+    take turns on the interpreter only between whole frames. (With each frame's Python part between
+    the calls instead, two threads were slower than one in several runs on the 2-vCPU development
+    machine; in alternating runs the three phases gave two threads 11-27 % more env-steps/s.) A
+    sub-env's frame depends only on its own world and renderer, so the results do not depend on the
+    number of threads.
     """
 
     def __init__(
