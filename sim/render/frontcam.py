@@ -149,7 +149,7 @@ class FrontCameraRenderer:
             painter.face_lut, painter.drawn_lut, TAIL_LIGHT_INSET_M, GRID, GRID_OFFSET, GRID_SIZE,
             painter.hit_car, painter.hit_in, painter.hit_out, noise, noise_i, noise_j,
         )  # fmt: skip
-        return FrameJob(self, frame, out, args)
+        return FrameJob(self, frame, out, args, (noise, noise_i, noise_j))
 
 
 class FrameJob:
@@ -162,11 +162,13 @@ class FrameJob:
     noise, which goes on last, after them) and converts to grayscale; it returns the frame.
     """
 
-    __slots__ = ("_renderer", "_frame", "_out", "_args", "_cars_in_view", "_roofs")
+    __slots__ = ("_renderer", "_frame", "_out", "_args", "_noise", "_cars_in_view", "_roofs")
 
     def __init__(self, renderer: FrontCameraRenderer, frame: np.ndarray, out: np.ndarray | None,
-                 args: tuple[Any, ...]) -> None:  # fmt: skip
+                 args: tuple[Any, ...], noise: tuple[np.ndarray, int, int]) -> None:  # fmt: skip
         self._renderer, self._frame, self._out, self._args = renderer, frame, out, args
+        self._noise = noise
+        """The sensor noise and where it starts (empty: none), for `finish` when a roof deferred it."""
         self._cars_in_view, self._roofs = 0, False
 
     def draw(self) -> None:
@@ -178,7 +180,7 @@ class FrameJob:
         renderer, frame, out = self._renderer, self._frame, self._out
         if self._roofs:
             renderer.cars.paint_roofs(frame, self._cars_in_view)
-            noise, noise_i, noise_j = self._args[-3:]
+            noise, noise_i, noise_j = self._noise
             if noise.size:
                 kernels.add_noise(frame, noise, noise_i, noise_j)
         if renderer.grayscale:
