@@ -9,6 +9,7 @@ from gymnasium import spaces
 
 from sim.camera import CameraConfig
 from sim.render.frontcam import FrameJob, FrontCameraRenderer
+from sim.render.gauge import paint_speedometer
 from sim.render.palette import Palette
 from sim.road import RoadConfig
 from sim.world import World
@@ -39,12 +40,16 @@ class ObservationType(ABC):
 
 
 class CameraObservation(ObservationType):
-    """uint8 frames from the front camera: (height, width, 3) RGB or (height, width, 1) grayscale."""
+    """uint8 frames from the front camera: (height, width, 3) RGB or (height, width, 1) grayscale, with
+    the speed bar of `sim.render.gauge` along the bottom edge if `speedometer`."""
 
     name = "camera"
 
-    def __init__(self, camera: CameraConfig, road: RoadConfig, grayscale: bool) -> None:
+    def __init__(
+        self, camera: CameraConfig, road: RoadConfig, grayscale: bool, speedometer: bool = False
+    ) -> None:
         self.camera, self.road, self.grayscale = camera, road, grayscale
+        self.speedometer = speedometer
         channels = 1 if grayscale else 3
         self.space = spaces.Box(0, 255, (camera.height, camera.width, channels), dtype=np.uint8)
         self.renderer = FrontCameraRenderer(camera, road, Palette(), grayscale)
@@ -59,13 +64,19 @@ class CameraObservation(ObservationType):
 
     def observe(self, world: World, out: np.ndarray | None = None) -> np.ndarray:
         """The frame of `world`'s camera, drawn into `out` (of the space's shape) if given."""
-        return world.camera_view(self.renderer, out=out)
+        job = self.prepare(world, out)
+        job.draw()
+        return job.finish()
 
-    def prepare(self, world: World, out: np.ndarray) -> FrameJob:
-        """The frame of `world`'s camera as a job that draws it into `out`."""
+    def prepare(self, world: World, out: np.ndarray | None) -> FrameJob:
+        """The frame of `world`'s camera as a job that draws it into `out` (a new array if None)."""
         assert world.road is not None
         e = world.ego
-        return self.renderer.prepare(world.road, e.x, e.y, e.yaw, world.s, world.cars(), out)
+        job = self.renderer.prepare(world.road, e.x, e.y, e.yaw, world.s, world.cars(), out)
+        if self.speedometer:
+            speed = e.speed
+            job.then(lambda frame: paint_speedometer(frame, speed))
+        return job
 
 
 class GridObservation(ObservationType):

@@ -124,6 +124,11 @@ EQUIVALENCE_CASES = {
         {**SHORT, "lanes": 3, "traffic_cars": 6, "safety": False, "randomize": 1.0},
         4,
     ),
+    "traffic_speedometer_grayscale": (  # the speed bar painted last, over the gray frame
+        TRAFFIC,
+        {**SHORT, "lanes": 3, "traffic_cars": 6, "safety": False, "grayscale": True, "speedometer": True},
+        4,
+    ),
     "traffic_grid_time_limit": (
         TRAFFIC,
         {"obs_type": "grid", "safety": False, "steer_amount": 1.0, "max_episode_steps": 20},

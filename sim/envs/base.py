@@ -43,6 +43,9 @@ class CommonOptions:
     camera_mount_height: float = 1.3
     camera_pitch_deg: float = 6.0
     grayscale: bool = False
+    speedometer: bool = False
+    """A speed bar along the frame's bottom edge (`sim.render.gauge`): the car's speed, which the camera
+    alone shows only as the road's motion between frames."""
     lanes: int = 3
     lane_width: float = 3.6
     curviness: float = 0.7
@@ -63,6 +66,8 @@ class CommonOptions:
         """Check the options every env has (`parse_options` has made numpy scalars Python values)."""
         if not isinstance(self.grayscale, bool):
             raise ValueError(f"grayscale must be True or False, got {short_repr(self.grayscale)}")
+        if not isinstance(self.speedometer, bool):
+            raise ValueError(f"speedometer must be True or False, got {short_repr(self.speedometer)}")
         if not isinstance(self.safety, bool):
             raise ValueError(f"safety must be True or False, got {short_repr(self.safety)}")
         check_range("traffic_cars", self.traffic_cars, 0, 60, integer=True)

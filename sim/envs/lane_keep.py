@@ -62,7 +62,8 @@ class LaneKeepEnv(CamDriveEnv[LaneKeepOptions]):
 
     ## Observation Space
     `Box(0, 255, (66, 200, 3), uint8)`: the camera frame at PilotNet's input size (configurable,
-    `grayscale=True` gives one channel).
+    `grayscale=True` gives one channel; `speedometer=True` draws the car's speed as a bar along the
+    bottom edge, `sim.render.gauge`).
 
     ## Rewards
     Per step: progress along the road / (cruise_speed * dt) - 0.5 * (lane offset / half lane)^2
@@ -91,7 +92,8 @@ class LaneKeepEnv(CamDriveEnv[LaneKeepOptions]):
     ## Version History
     - v0: initial release. Unreleased change within v0 (camdrive 0.1.0): the road is drawn from
       box-filtered layers (solid far edge lines, shade bands that change between dashes), so
-      frames differ from earlier builds; dynamics, rewards and infos are unchanged.
+      frames differ from earlier builds; dynamics, rewards and infos are unchanged. Option
+      `speedometer` added (off by default, frames unchanged).
     """
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
@@ -101,7 +103,7 @@ class LaneKeepEnv(CamDriveEnv[LaneKeepOptions]):
 
     def _make_observation(self) -> ObservationType:
         o = self.options
-        return CameraObservation(o.camera(), o.road(), o.grayscale)
+        return CameraObservation(o.camera(), o.road(), o.grayscale, o.speedometer)
 
     def _make_action(self) -> ActionType:
         if self.options.action_type == "steer":

@@ -91,6 +91,7 @@ class TrafficEnv(CamDriveEnv[TrafficOptions]):
     ## Observation Space
     `Box(0, 255, (66, 200, 3), uint8)` camera frames (configurable), or with `obs_type="grid"`
     DeepTraffic's occupancy grid `Box(0, 1, (ahead + behind, 2 * lanes_side + 1), float32)`.
+    `speedometer=True` draws the car's speed as a bar along the frames' bottom edge (`sim.render.gauge`).
     The temporal window of past frames is the agent's business (see the DQN's replay buffer).
 
     ## Rewards
@@ -116,7 +117,8 @@ class TrafficEnv(CamDriveEnv[TrafficOptions]):
     ## Version History
     - v0: initial release. Unreleased change within v0 (camdrive 0.1.0): the road is drawn from
       box-filtered layers (solid far edge lines, shade bands that change between dashes), so
-      frames differ from earlier builds; dynamics, rewards and infos are unchanged.
+      frames differ from earlier builds; dynamics, rewards and infos are unchanged. Option
+      `speedometer` added (off by default, frames unchanged).
     """
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
@@ -133,7 +135,7 @@ class TrafficEnv(CamDriveEnv[TrafficOptions]):
                 o.grid_patch_length,
                 o.speed_limit,
             )
-        return CameraObservation(o.camera(), o.road(), o.grayscale)
+        return CameraObservation(o.camera(), o.road(), o.grayscale, o.speedometer)
 
     def _make_action(self) -> ActionType:
         o = self.options

@@ -12,6 +12,7 @@ milliseconds: domain randomisation draws a new one at every reset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -159,10 +160,11 @@ class FrameJob:
     The split lets a vector env prepare all its frames in one thread and then draw them from several:
     the drawing threads then take turns on the interpreter only between whole frames, not in the
     middle of each (`sim.envs.blocks.EnvBlock`). `finish` paints the roofs seen from above (the
-    noise, which goes on last, after them) and converts to grayscale; it returns the frame.
+    noise, which goes on last, after them), converts to grayscale and applies what `then` added (an
+    overlay such as the speedometer); it returns the frame.
     """
 
-    __slots__ = ("_renderer", "_frame", "_out", "_args", "_noise", "_cars_in_view", "_roofs")
+    __slots__ = ("_renderer", "_frame", "_out", "_args", "_noise", "_cars_in_view", "_roofs", "_then")
 
     def __init__(self, renderer: FrontCameraRenderer, frame: np.ndarray, out: np.ndarray | None,
                  args: tuple[Any, ...], noise: tuple[np.ndarray, int, int]) -> None:  # fmt: skip
@@ -170,22 +172,33 @@ class FrameJob:
         self._noise = noise
         """The sensor noise and where it starts (empty: none), for `finish` when a roof deferred it."""
         self._cars_in_view, self._roofs = 0, False
+        self._then: Callable[[np.ndarray], object] | None = None
+
+    def then(self, overlay: Callable[[np.ndarray], object]) -> None:
+        """Have `finish` call `overlay(frame)` on the finished frame (the observation's last touch, after
+        grayscale; its return value is ignored). One overlay per job."""
+        assert self._then is None, "a FrameJob takes one overlay"
+        self._then = overlay
 
     def draw(self) -> None:
         """Draw the frame: sky, ground, cars and noise, unless a roof is seen from above."""
         self._cars_in_view, self._roofs = kernels.draw_camera_frame(*self._args)
 
     def finish(self) -> np.ndarray:
-        """What `draw` left (roofs, then the noise; grayscale); the frame, in `out` if it was given."""
+        """What `draw` left (roofs, then the noise; grayscale; the overlay); the frame, in `out` if it
+        was given."""
         renderer, frame, out = self._renderer, self._frame, self._out
         if self._roofs:
             renderer.cars.paint_roofs(frame, self._cars_in_view)
             noise, noise_i, noise_j = self._noise
             if noise.size:
                 kernels.add_noise(frame, noise, noise_i, noise_j)
+        result = frame
         if renderer.grayscale:
-            gray = (frame @ _GRAY_WEIGHTS + 0.5).astype(np.uint8)[..., None]
-            if out is None:
-                return gray
-            out[:] = gray
-        return frame if out is None else out
+            result = (frame @ _GRAY_WEIGHTS + 0.5).astype(np.uint8)[..., None]
+        if out is not None and result is not out:
+            out[:] = result
+            result = out
+        if self._then is not None:
+            self._then(result)
+        return result

@@ -65,6 +65,10 @@ class DQNConfig:
     camera_hfov_deg: float = 80.0
     """The camera's horizontal field of view (the env's default 80). Wider, a car being passed stays in
     view until it is nearly alongside, at the cost of fewer pixels for the road ahead."""
+    speedometer: bool = False
+    """Frames with the env's speed bar along the bottom edge (`sim.render.gauge`). The teacher decides to
+    brake or accelerate from the car's speed, which a window of frames shows only as the road's motion;
+    with the bar a network can read it as the teacher does."""
     episode_seconds: float = 60.0
     """Training episode length (truncation; not treated as termination)."""
     safety: bool = True
@@ -232,7 +236,9 @@ class DQNConfig:
                 "expert_weight and expert_explore need env traffic and vector sync (the teacher reads "
                 f"each training world), got env {self.env!r}, vector {self.vector!r}"
             )
-        flags = ("safety", "select_without_safety", "expert_balance", "dueling", "flush_denormal")
+        flags = (
+            "speedometer", "safety", "select_without_safety", "expert_balance", "dueling", "flush_denormal"
+        )  # fmt: skip
         for name in (*flags, "resume", "force", "progress"):
             _check_bool(name, getattr(self, name))
         # The replay keeps a ring per env that must hold a whole window plus an n-step return.
@@ -262,6 +268,7 @@ class DQNConfig:
             "camera_height": self.camera_height,
             "camera_hfov_deg": self.camera_hfov_deg,
             "grayscale": True,
+            "speedometer": self.speedometer,
             "action_mode": self.action_mode,
         }
 

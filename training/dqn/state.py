@@ -178,8 +178,8 @@ def load_training_state(
 
 
 RESUME_MUST_MATCH = (
-    "env", "action_mode", "camera_width", "camera_height", "camera_hfov_deg", "frames", "frame_stride",
-    "hidden", "dueling", "safety", "crash_penalty", "safety_penalty", "select_without_safety",
+    "env", "action_mode", "camera_width", "camera_height", "camera_hfov_deg", "speedometer", "frames",
+    "frame_stride", "hidden", "dueling", "safety", "crash_penalty", "safety_penalty", "select_without_safety",
 )  # fmt: skip
 
 
