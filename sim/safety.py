@@ -69,8 +69,20 @@ class SafetyConfig:
 
 
 def safety_brake(world: World, accel: float) -> float:
-    """Brake for every slower car close ahead in the ego's band; count how often that overrode
-    the driver.
+    """Brake for every slower car close ahead in the ego's band (`brake_request`); count how often
+    that overrode the driver."""
+    strongest = brake_request(world)
+    if strongest == strongest:  # not nan: some car asked
+        needed = -(strongest + 0.5)
+        if needed < accel:
+            world.safety_brakes += 1
+            return max(needed, -world.ego.params.max_brake)
+    return accel
+
+
+def brake_request(world: World) -> float:
+    """The strongest deceleration (m/s^2, before the brake's 0.5 of headroom) that a slower car close
+    ahead in the ego's band asks for; nan if none asks.
 
     The band (`World.ego_band`, widened by SAFE_LATERAL_MARGIN_M) is where the ego is, where its
     current heading takes it within EGO_LOOKAHEAD_S and, during a lane change, its target
@@ -84,17 +96,25 @@ def safety_brake(world: World, accel: float) -> float:
     lo, hi = world.ego_band()
     lo, hi = lo - SAFE_LATERAL_MARGIN_M, hi + SAFE_LATERAL_MARGIN_M
     speed, margin = world.ego.speed, world.safety.margin_m
-    strongest = strongest_brake(
-        t.s, t.d, t.width, t.length, t.speed, t.lane_centres, t.lane, world.s, 0.5 * (lo + hi),
-        0.5 * (hi - lo), 0.5 * world.ego.params.length, speed, margin,
-        margin + world.safety.headway_s * speed, COMFORT_BRAKE,
-    )  # fmt: skip
-    if strongest == strongest:  # not nan: some car asked
-        needed = -(strongest + 0.5)
-        if needed < accel:
-            world.safety_brakes += 1
-            return max(needed, -world.ego.params.max_brake)
-    return accel
+    return float(
+        strongest_brake(
+            t.s, t.d, t.width, t.length, t.speed, t.lane_centres, t.lane, world.s, 0.5 * (lo + hi),
+            0.5 * (hi - lo), 0.5 * world.ego.params.length, speed, margin,
+            margin + world.safety.headway_s * speed, COMFORT_BRAKE,
+        )  # fmt: skip
+    )
+
+
+def in_danger(world: World, steer_assist: bool) -> bool:
+    """Whether the safety system, were it on, would be watching this state closely: a slower car close
+    ahead in the ego's band asks the brake to act (`brake_request`), or, with `steer_assist` (steer
+    mode), the ego's sweep reaches an unsafe lane or the road's edge (`sweeps_unsafe_lane`).
+
+    It reads the state only, whether the system is on or off, so a trainer can charge for coming this
+    close (`DQNConfig.danger_penalty`) in runs where nothing stops the crash that may follow.
+    """
+    request = brake_request(world)
+    return request == request or (steer_assist and sweeps_unsafe_lane(world))
 
 
 def lane_is_safe(world: World, lane: int) -> bool:

@@ -20,6 +20,7 @@ from training.dqn.config import DQNConfig
 from training.dqn.learn import (
     balancing_weights,
     double_dqn_target,
+    endangered_envs,
     epsilon,
     large_margin_loss,
     make_vector_env,
@@ -919,10 +920,28 @@ def test_the_replay_counts_the_teachers_labels():
     assert buffer.label_counts(5).tolist() == np.bincount(held, minlength=5).tolist()
 
 
+def test_endangered_envs_marks_the_training_worlds_close_behind_a_slower_car(tmp_path):
+    cfg = DQNConfig(out=str(tmp_path / "m.safetensors"), envs=2, danger_penalty=1.0).validate()
+    envs = make_vector_env(cfg)
+    try:
+        envs.reset(seed=[5, 6])
+        for env in envs.envs:  # an open road ahead in both
+            world = env.unwrapped.world
+            world.traffic.s[:] = world.s - 500.0
+        assert endangered_envs(cfg, envs).tolist() == [0.0, 0.0]
+        world = envs.envs[1].unwrapped.world
+        world.traffic.set_car(0, world.s + 15.0, world.ego_lane(), 5.0, desired_speed=5.0)
+        assert endangered_envs(cfg, envs).tolist() == [0.0, 1.0]
+        assert endangered_envs(DQNConfig(envs=2), envs).tolist() == [0.0, 0.0]  # no penalty: not read
+    finally:
+        envs.close()
+
+
+@pytest.mark.parametrize("reader", ["expert_weight", "danger_penalty"])
 @pytest.mark.parametrize("settings", [{"vector": "async"}, {"env": PICK_ID}])
-def test_a_teacher_needs_the_traffic_worlds_in_this_process(settings):
-    with pytest.raises(ValueError, match="expert_weight and expert_explore need env traffic and vector sync"):
-        DQNConfig(expert_weight=1.0, **settings).validate()
+def test_a_teacher_or_danger_needs_the_traffic_worlds_in_this_process(settings, reader):
+    with pytest.raises(ValueError, match=r"expert_weight, expert_explore and danger_penalty need env traffic"):
+        DQNConfig(**{reader: 1.0}, **settings).validate()
     DQNConfig(**settings).validate()
 
 

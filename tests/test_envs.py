@@ -709,6 +709,21 @@ def test_without_safety_the_same_scene_is_a_crash(make_env) -> None:
     assert info["safety_brakes"] == 0
 
 
+@pytest.mark.parametrize("safety", [False, True])
+def test_in_danger_reads_the_state_with_the_system_on_or_off(make_env, safety: bool) -> None:
+    from sim.safety import in_danger
+
+    env = make_env(TRAFFIC, safety=safety, action_mode="lane", traffic_cars=1, obs_type="grid")
+    _, info = env.reset(seed=0)
+    world = env.unwrapped.world
+    world.traffic.set_car(0, world.s + 200.0, info["lane"], 15.0, desired_speed=15.0)
+    assert not in_danger(world, steer_assist=True)  # open road: nothing to brake for
+    brakes = info["safety_brakes"]
+    world.traffic.set_car(0, world.s + 15.0, info["lane"], 15.0, desired_speed=15.0)
+    assert in_danger(world, steer_assist=False)  # 25 m/s behind a 15 m/s car 15 m ahead
+    assert env.unwrapped.world.safety_brakes == brakes  # asking does not count as braking
+
+
 @pytest.mark.parametrize("lead_speed", [0.5, 5.0])
 def test_safety_system_stops_for_a_much_slower_car_seen_from_far_away(make_env, lead_speed: float) -> None:
     """The safety brake must account for the closing speed, not only the headway at the ego's speed."""

@@ -85,6 +85,12 @@ class DQNConfig:
     `safety` on, the system keeps training runs from crashing at any speed while the penalty teaches the
     network to drive so that the system is never needed, which is driving safely without it (then
     choose with `select_without_safety`). 0: the system's help is free."""
+    danger_penalty: float = 0.0
+    """Subtracted from the reward of each step that ends where the safety system, were it on, would
+    act (`sim.safety.in_danger`: a slower car close ahead asks to brake, or in steer mode the car's
+    sweep reaches an unsafe lane or the road's edge), whether it is on or off. With `safety` off, a
+    dense cost of closing in that the network feels long before the crash that `crash_penalty`
+    charges. 0: none."""
     select_without_safety: bool = False
     """Choose MODEL, and draw the learning curve's noop and expert lines, on validation runs with the
     safety system off, whatever `safety` trains with: the bar for a network trained to leave it idle."""
@@ -226,15 +232,16 @@ class DQNConfig:
         _check_text("init_from", self.init_from, allow_empty=True)
         check_at_least("crash_penalty", self.crash_penalty, 0)
         check_at_least("safety_penalty", self.safety_penalty, 0)
+        check_at_least("danger_penalty", self.danger_penalty, 0)
         check_at_least("expert_weight", self.expert_weight, 0)
         check_at_least("expert_margin", self.expert_margin, 0)
         check_at_least("expert_headway_s", self.expert_headway_s, 0, strict=True)
         check_at_least("expert_speed_band", self.expert_speed_band, 0)
         check_range("expert_balance_power", self.expert_balance_power, 0.0, 1.0)
-        if self.uses_teacher() and (self.env != "traffic" or self.vector != "sync"):
+        if (self.uses_teacher() or self.danger_penalty) and (self.env != "traffic" or self.vector != "sync"):
             raise ValueError(
-                "expert_weight and expert_explore need env traffic and vector sync (the teacher reads "
-                f"each training world), got env {self.env!r}, vector {self.vector!r}"
+                "expert_weight, expert_explore and danger_penalty need env traffic and vector sync (they "
+                f"read each training world), got env {self.env!r}, vector {self.vector!r}"
             )
         flags = (
             "speedometer", "safety", "select_without_safety", "expert_balance", "dueling", "flush_denormal"

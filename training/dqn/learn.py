@@ -16,6 +16,8 @@ import torch.nn.functional as F
 import sim  # noqa: F401  (registers the envs)
 from agent.expert import Expert
 from agent.qnet import QNet
+from sim.envs.base import unwrap
+from sim.safety import in_danger
 from training.dqn.config import DQNConfig
 from training.dqn.log import Recent
 from training.dqn.replay import Batch
@@ -80,6 +82,16 @@ def make_teachers(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> list[Expert]:
     for teacher, env in zip(teachers, envs.envs, strict=True):
         teacher.reset(env)
     return teachers
+
+
+def endangered_envs(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> np.ndarray:
+    """Per training env, 1.0 if its world is where the safety system would act (`sim.safety.in_danger`,
+    the steer mode's assist included), else 0.0; all zeros, and no world read, without
+    `cfg.danger_penalty`."""
+    if not cfg.danger_penalty:
+        return np.zeros(cfg.envs)
+    steer = cfg.action_mode == "steer"
+    return np.array([float(in_danger(unwrap(env).world, steer)) for env in envs.envs])
 
 
 def make_optimizer(cfg: DQNConfig, params: list[torch.nn.Parameter]) -> torch.optim.Adam:

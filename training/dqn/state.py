@@ -179,7 +179,8 @@ def load_training_state(
 
 RESUME_MUST_MATCH = (
     "env", "action_mode", "camera_width", "camera_height", "camera_hfov_deg", "speedometer", "frames",
-    "frame_stride", "hidden", "dueling", "safety", "crash_penalty", "safety_penalty", "select_without_safety",
+    "frame_stride", "hidden", "dueling", "safety", "crash_penalty", "safety_penalty", "danger_penalty",
+    "select_without_safety",
 )  # fmt: skip
 
 

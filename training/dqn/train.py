@@ -74,6 +74,7 @@ from training.common.tensorboard_log import TensorBoardLog
 from training.dqn.config import EVAL_SEED_START, SEED_STRIDE, DQNConfig, apply_settings
 from training.dqn.learn import (
     build_networks,
+    endangered_envs,
     epsilon,
     gradient_step,
     make_optimizer,
@@ -238,6 +239,7 @@ def _train(
         if cfg.safety_penalty and "safety_brakes" in infos:
             now = infos["safety_brakes"] + infos["safety_refusals"]
             overrode, overrides = now - overrides, now.astype(float)
+        endangered = endangered_envs(cfg, envs)  # each costs cfg.danger_penalty
 
         # 2. Store: a NEXT_STEP autoreset step (after an episode ended) only brings the new first frame.
         for e in range(cfg.envs):
@@ -249,7 +251,7 @@ def _train(
                 needs_start[e] = False
                 continue
             reward = float(rewards[e]) - (cfg.crash_penalty if terms[e] else 0.0)
-            reward -= cfg.safety_penalty * float(overrode[e])
+            reward -= cfg.safety_penalty * float(overrode[e]) + cfg.danger_penalty * float(endangered[e])
             label = -1 if labels is None else int(labels[e])
             buffer.add_step(e, int(actions[e]), reward, bool(terms[e]), bool(truncs[e]), frame, label)
             episode_return[e] += rewards[e]
