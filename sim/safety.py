@@ -96,13 +96,12 @@ def brake_request(world: World) -> float:
     lo, hi = world.ego_band()
     lo, hi = lo - SAFE_LATERAL_MARGIN_M, hi + SAFE_LATERAL_MARGIN_M
     speed, margin = world.ego.speed, world.safety.margin_m
-    return float(
-        strongest_brake(
-            t.s, t.d, t.width, t.length, t.speed, t.lane_centres, t.lane, world.s, 0.5 * (lo + hi),
-            0.5 * (hi - lo), 0.5 * world.ego.params.length, speed, margin,
-            margin + world.safety.headway_s * speed, COMFORT_BRAKE,
-        )  # fmt: skip
-    )
+    request = strongest_brake(
+        t.s, t.d, t.width, t.length, t.speed, t.lane_centres, t.lane, world.s, 0.5 * (lo + hi),
+        0.5 * (hi - lo), 0.5 * world.ego.params.length, speed, margin,
+        margin + world.safety.headway_s * speed, COMFORT_BRAKE,
+    )  # fmt: skip
+    return float(request)
 
 
 def in_danger(world: World, steer_assist: bool) -> bool:

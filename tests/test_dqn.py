@@ -940,7 +940,7 @@ def test_endangered_envs_marks_the_training_worlds_close_behind_a_slower_car(tmp
 @pytest.mark.parametrize("reader", ["expert_weight", "danger_penalty"])
 @pytest.mark.parametrize("settings", [{"vector": "async"}, {"env": PICK_ID}])
 def test_a_teacher_or_danger_needs_the_traffic_worlds_in_this_process(settings, reader):
-    with pytest.raises(ValueError, match=r"expert_weight, expert_explore and danger_penalty need env traffic"):
+    with pytest.raises(ValueError, match="expert_explore and danger_penalty need env traffic"):
         DQNConfig(**{reader: 1.0}, **settings).validate()
     DQNConfig(**settings).validate()
 
