@@ -105,9 +105,10 @@ def brake_request(world: World) -> float:
 
 
 def in_danger(world: World, steer_assist: bool) -> bool:
-    """Whether the safety system, were it on, would be watching this state closely: a slower car close
-    ahead in the ego's band asks the brake to act (`brake_request`), or, with `steer_assist` (steer
-    mode), the ego's sweep reaches an unsafe lane or the road's edge (`sweeps_unsafe_lane`).
+    """Whether the safety system, were it on, would be called on in this state: a slower car close
+    ahead in the ego's band asks the brake to act (`brake_request`; the brake then overrides a driver
+    who is not already braking as hard), or, with `steer_assist` (steer mode), the ego's sweep reaches
+    an unsafe lane or the road's edge (`sweeps_unsafe_lane`, when the assist takes the wheel).
 
     It reads the state only, whether the system is on or off, so a trainer can charge for coming this
     close (`DQNConfig.danger_penalty`) in runs where nothing stops the crash that may follow.

@@ -13,6 +13,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from sim.actions import RIGHT
+from sim.safety import in_danger
 
 LANE_KEEP = "camdrive/LaneKeep-v0"
 TRAFFIC = "camdrive/Traffic-v0"
@@ -711,8 +712,6 @@ def test_without_safety_the_same_scene_is_a_crash(make_env) -> None:
 
 @pytest.mark.parametrize("safety", [False, True])
 def test_in_danger_reads_the_state_with_the_system_on_or_off(make_env, safety: bool) -> None:
-    from sim.safety import in_danger
-
     env = make_env(TRAFFIC, safety=safety, action_mode="lane", traffic_cars=1, obs_type="grid")
     _, info = env.reset(seed=0)
     world = env.unwrapped.world

@@ -86,10 +86,10 @@ class DQNConfig:
     network to drive so that the system is never needed, which is driving safely without it (then
     choose with `select_without_safety`). 0: the system's help is free."""
     danger_penalty: float = 0.0
-    """Subtracted from the reward of each step that ends where the safety system, were it on, would
-    act (`sim.safety.in_danger`: a slower car close ahead asks to brake, or in steer mode the car's
-    sweep reaches an unsafe lane or the road's edge), whether it is on or off. With `safety` off, a
-    dense cost of closing in that the network feels long before the crash that `crash_penalty`
+    """Subtracted from the reward of each step that ends where the safety system, were it on, would be
+    called on (`sim.safety.in_danger`: a slower car close ahead asks its brake to act, or in steer mode
+    the car's sweep reaches an unsafe lane or the road's edge), whether it is on or off. With `safety`
+    off, a dense cost of closing in that the network feels long before the crash that `crash_penalty`
     charges. 0: none."""
     select_without_safety: bool = False
     """Choose MODEL, and draw the learning curve's noop and expert lines, on validation runs with the

@@ -85,9 +85,9 @@ def make_teachers(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> list[Expert]:
 
 
 def endangered_envs(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> np.ndarray:
-    """Per training env, 1.0 if its world is where the safety system would act (`sim.safety.in_danger`,
-    the steer mode's assist included), else 0.0; all zeros, and no world read, without
-    `cfg.danger_penalty`."""
+    """Per training env, 1.0 if its world is where the safety system would be called on
+    (`sim.safety.in_danger`, the steer mode's assist included), else 0.0; all zeros, and no world
+    read, without `cfg.danger_penalty`."""
     if not cfg.danger_penalty:
         return np.zeros(cfg.envs)
     steer = cfg.action_mode == "steer"
