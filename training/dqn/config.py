@@ -132,6 +132,13 @@ class DQNConfig:
     """Dueling head (V + A - mean A)."""
     buffer_size: int = 100_000
     """Replay capacity in frames, split evenly between envs."""
+    priority_alpha: float = 0.0
+    """Prioritised replay (Schaul et al. 2016, `training.dqn.priorities`): draw each transition in
+    proportion to (|TD error| + 0.01) ** alpha, so that the rare ones the network gets most wrong, the
+    seconds before a crash, are replayed until learned; Rainbow uses 0.5. 0: uniform, as before."""
+    priority_beta: float = 0.4
+    """With priority_alpha: the importance weights' exponent at the first step, rising linearly to 1
+    at the last (1 undoes the skewed draws' bias entirely)."""
     batch_size: int = 32
     """Transitions per gradient step."""
     lr: float = 1e-4
@@ -227,7 +234,7 @@ class DQNConfig:
         check_range("camera_hfov_deg", self.camera_hfov_deg, 20.0, 150.0)
         for name in ("episode_seconds", "lr", "adam_eps", "grad_clip", "eval_seconds"):
             check_at_least(name, getattr(self, name), 0, strict=True)
-        for name in ("gamma", "eps_start", "eps_end", "eps_fraction", "expert_explore"):
+        for name in ("gamma", "eps_start", "eps_end", "eps_fraction", "expert_explore", "priority_beta"):
             check_range(name, getattr(self, name), 0.0, 1.0)
         _check_text("init_from", self.init_from, allow_empty=True)
         check_at_least("crash_penalty", self.crash_penalty, 0)
@@ -238,6 +245,7 @@ class DQNConfig:
         check_at_least("expert_headway_s", self.expert_headway_s, 0, strict=True)
         check_at_least("expert_speed_band", self.expert_speed_band, 0)
         check_range("expert_balance_power", self.expert_balance_power, 0.0, 1.0)
+        check_range("priority_alpha", self.priority_alpha, 0.0, 1.0)
         if (self.uses_teacher() or self.danger_penalty) and (self.env != "traffic" or self.vector != "sync"):
             raise ValueError(
                 "expert_weight, expert_explore and danger_penalty need env traffic and vector sync (they "

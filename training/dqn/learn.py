@@ -30,6 +30,12 @@ def epsilon(cfg: DQNConfig, step: int) -> float:
     return cfg.eps_end + (cfg.eps_start - cfg.eps_end) * max(0.0, 1.0 - step / span)
 
 
+def priority_beta(cfg: DQNConfig, step: int) -> float:
+    """Prioritised replay's importance exponent: linear from `priority_beta` at step 0 to 1 at the
+    run's last step (Schaul et al.: the bias matters most as the network converges)."""
+    return cfg.priority_beta + (1.0 - cfg.priority_beta) * min(1.0, step / max(1, cfg.steps))
+
+
 def double_dqn_target(
     returns: torch.Tensor, discounts: torch.Tensor, next_q_online: torch.Tensor, next_q_target: torch.Tensor
 ) -> torch.Tensor:
@@ -143,9 +149,10 @@ def gradient_step(
     device: torch.device,
     recent: Recent,
     label_counts: np.ndarray | None = None,
-) -> None:
+) -> np.ndarray:
     """One Adam step on a replay batch (numpy in CPU memory; only the batch goes to the device): the
-    Huber loss against the Double-DQN target, plus `cfg.expert_weight` times the large-margin loss on
+    Huber loss against the Double-DQN target (each transition's weighted by `batch.weights` when
+    the draw was prioritised), plus `cfg.expert_weight` times the large-margin loss on
     the states the teacher labelled, balanced over the teacher's actions by `label_counts` (how often
     the replay holds each) with `cfg.expert_balance`; the losses go to `recent`."""
     obs_t, actions_t, returns_t, discounts_t, next_obs_t = (
@@ -157,7 +164,11 @@ def gradient_step(
         y = double_dqn_target(returns_t, discounts_t, q.forward_scaled(next_x), target.forward_scaled(next_x))
     q_all = q(obs_t)
     q_taken = q_all.gather(1, actions_t[:, None]).squeeze(1)
-    td_loss = loss = F.smooth_l1_loss(q_taken, y)
+    if batch.weights is None:
+        td_loss = loss = F.smooth_l1_loss(q_taken, y)
+    else:  # a prioritised draw: each transition's loss times its importance weight
+        weights_t = torch.from_numpy(batch.weights).to(device)
+        td_loss = loss = (weights_t * F.smooth_l1_loss(q_taken, y, reduction="none")).mean()
     labelled = np.flatnonzero(batch.expert_actions >= 0)  # chosen on the CPU: no device sync per step
     if cfg.expert_weight and labelled.size:
         expert_t = torch.from_numpy(batch.expert_actions[labelled]).to(device)
@@ -177,3 +188,4 @@ def gradient_step(
     opt.step()
     recent.td_loss.append(td_loss.item())
     recent.mean_q.append(q_taken.mean().item())
+    return (q_taken - y).detach().cpu().numpy()

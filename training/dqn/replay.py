@@ -26,6 +26,13 @@ n-step returns (`n_step` > 1): the return is summed along the ring until n steps
 bootstrap), or an observation with no step yet (the newest frame, or the end of a truncated episode)
 — there the return is cut short and bootstrapped from that observation with gamma^m, which is still a
 correct m-step target. Truncation (time limit) is never treated as termination.
+
+Prioritised replay (`priority_alpha` > 0, `training.dqn.priorities`): a transition is drawn in
+proportion to its priority, (|TD error| + PRIORITY_EPS) ** alpha from the last batch it was in, a new
+one at the largest priority so far so that it is seen at least once. A slot holds priority 0 while
+it cannot be sampled: no step taken from it yet, or its window reaching frames the ring has
+overwritten. Each drawn transition carries the importance weight (1 / (held * P)) ** beta, scaled so
+the batch's largest is 1, which undoes the bias of the skewed draws as beta reaches 1.
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.frame_window import window_span
+from training.dqn.priorities import SumTree
+
+PRIORITY_EPS = 0.01
+"""Added to |TD error| before the power: a transition the network predicts exactly is still drawn."""
 
 
 @dataclass
@@ -55,6 +66,12 @@ class Batch:
     """(B, frames, H, W) uint8 windows m steps later (plain layout: only used without gradients)."""
     expert_actions: np.ndarray
     """(B,) int64: the teacher's action in obs, -1 where none was stored."""
+    weights: np.ndarray | None = None
+    """(B,) float32 importance weights of a prioritised draw (`ReplayBuffer.sample`); None: uniform."""
+    env: np.ndarray | None = None
+    """(B,) which env's ring each transition came from (a prioritised draw: for `update_priorities`)."""
+    pos: np.ndarray | None = None
+    """(B,) the transitions' absolute positions in those rings (likewise)."""
 
 
 class ReplayBuffer:
@@ -70,6 +87,7 @@ class ReplayBuffer:
         gamma: float = 0.99,
         seed: int = 0,
         frame_stride: int = 1,
+        priority_alpha: float = 0.0,
     ) -> None:
         self.span = window_span(frames, frame_stride)
         """Ring slots one window reaches over (`agent.frame_window.window_span`)."""
@@ -93,6 +111,11 @@ class ReplayBuffer:
         self.episode_start = np.full(num_envs, -1, dtype=np.int64)
         """Absolute position of the current episode's first frame; -1 between episodes."""
         self.rng = np.random.default_rng(seed)
+        self.priority_alpha = priority_alpha
+        self.priorities = SumTree(num_envs * self.size) if priority_alpha > 0 else None
+        """Per slot (leaf env * size + slot) its priority; None: uniform sampling."""
+        self.max_priority = 1.0
+        """The largest priority given so far: what a new transition starts with."""
 
     # ------------------------------------------------------------------------------------ writing
     def _write(self, env: int, frame: np.ndarray) -> None:
@@ -103,6 +126,12 @@ class ReplayBuffer:
         self.terminated[env, slot] = False
         self.start[env, slot] = self.episode_start[env]
         self.count[env] += 1
+        if self.priorities is not None:
+            # This slot has no step yet; once the ring wraps, the windows of the oldest span - 1
+            # positions reach back to overwritten frames (the uniform draw's `lo` skips them too).
+            stale = pos + np.arange(1, self.span) if pos >= self.size else np.zeros(0, dtype=np.int64)
+            leaves = env * self.size + np.append(stale, pos) % self.size
+            self.priorities.set(leaves, 0.0)
 
     def start_episode(self, env: int, frame: np.ndarray) -> None:
         """The first observation of a new episode of env `env`."""
@@ -131,6 +160,8 @@ class ReplayBuffer:
         self.reward[env, slot] = reward
         self.terminated[env, slot] = terminated
         self.has_step[env, slot] = True
+        if self.priorities is not None:
+            self.priorities.set(np.array([env * self.size + slot]), self.max_priority)
         self._write(env, next_frame)
         if terminated or truncated:
             self.episode_start[env] = -1
@@ -177,8 +208,11 @@ class ReplayBuffer:
         pos = lo[env] + (self.rng.random(n) * spans[env]).astype(np.int64)
         return env, pos
 
-    def sample(self, batch_size: int) -> Batch:
-        """Uniform over stored transitions (rejection sampling of slots that have a step)."""
+    def sample(self, batch_size: int, beta: float = 1.0) -> Batch:
+        """Uniform over stored transitions (rejection sampling of slots that have a step), or with
+        `priority_alpha` > 0 in proportion to their priorities, importance-weighted with exponent `beta`."""
+        if self.priorities is not None:
+            return self._sample_prioritised(batch_size, beta)
         envs, poss = [], []
         got = 0
         for _ in range(100):
@@ -193,6 +227,44 @@ class ReplayBuffer:
             raise ValueError("replay buffer holds too few transitions")
         env = np.concatenate(envs)[:batch_size]
         pos = np.concatenate(poss)[:batch_size]
+        return self._batch(env, pos)
+
+    def _sample_prioritised(self, batch_size: int, beta: float) -> Batch:
+        """One draw in each of `batch_size` equal parts of the priority mass (stratified, as Schaul
+        et al. do), with the transitions' importance weights."""
+        tree = self.priorities
+        assert tree is not None
+        total = tree.total
+        if total <= 0.0:
+            raise ValueError("replay buffer holds no transition yet")
+        mass = (np.arange(batch_size) + self.rng.random(batch_size)) * (total / batch_size)
+        leaf = tree.find(np.minimum(mass, np.nextafter(total, 0.0)))
+        env, slot = np.divmod(leaf, self.size)
+        # The absolute position of a slot: the newest one written to it.
+        newest = self.count[env] - 1
+        pos = newest - (newest - slot) % self.size
+        share = tree.get(leaf) / total
+        weights = (len(self) * share) ** -beta
+        batch = self._batch(env, pos)
+        batch.weights = (weights / weights.max()).astype(np.float32)
+        batch.env, batch.pos = env, pos
+        return batch
+
+    def update_priorities(self, env: np.ndarray, pos: np.ndarray, td_errors: np.ndarray) -> None:
+        """Set the sampled transitions' priorities from their new |TD errors| (a prioritised buffer)."""
+        assert self.priorities is not None, "update_priorities needs priority_alpha > 0"
+        priority = (np.abs(td_errors).astype(np.float64) + PRIORITY_EPS) ** self.priority_alpha
+        # A transition whose slot was overwritten or went stale since the draw keeps its 0 (as in
+        # `_write`: once a ring wraps, only positions from count - size + span - 1 on are whole).
+        count = self.count[env]
+        whole = (count <= self.size) | (count - pos <= self.size - self.span + 1)
+        live = whole & self.has_step[env, pos % self.size]
+        self.priorities.set(env[live] * self.size + pos[live] % self.size, priority[live])
+        self.max_priority = max(self.max_priority, float(priority.max(initial=0.0)))
+
+    def _batch(self, env: np.ndarray, pos: np.ndarray) -> Batch:
+        """The transitions at absolute positions `pos` of rings `env`, with their n-step returns."""
+        batch_size = len(pos)
         returns = np.zeros(batch_size, dtype=np.float32)
         discounts = np.ones(batch_size, dtype=np.float32)
         alive = np.ones(batch_size, dtype=bool)

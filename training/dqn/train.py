@@ -3,7 +3,8 @@
 `_train` reads top to bottom: set up the networks, optimiser, envs and replay, then loop: 1. act
 epsilon-greedy in K envs, 2. store the transitions in the replay buffer, 3. learn: every `train_every`
 env steps one Adam step on the Huber loss against the Double-DQN target (online net picks the next
-action, target net values it), and every `target_update` env steps copy the online net into the
+action, target net values it) on a uniform or prioritised draw (then the drawn transitions' priorities
+follow their new TD errors), and every `target_update` env steps copy the online net into the
 target net, 4. evaluate every `eval_every` steps (the best network so far becomes MODEL), log and
 checkpoint. The parts live in the modules beside this one: the settings in config.py, the parts of
 the algorithm in learn.py, the training state and model file in state.py, the evaluations that choose
@@ -80,6 +81,7 @@ from training.dqn.learn import (
     make_optimizer,
     make_teachers,
     make_vector_env,
+    priority_beta,
 )
 from training.dqn.log import (
     Recent,
@@ -178,6 +180,7 @@ def _train(
         cfg.gamma,
         seed=cfg.seed + counters["resumes"],
         frame_stride=cfg.frame_stride,
+        priority_alpha=cfg.priority_alpha,
     )
     first_seed = (cfg.seed * SEED_STRIDE + 100 * counters["resumes"]) % EVAL_SEED_START
     obs, _ = envs.reset(seed=[first_seed + i for i in range(cfg.envs)])
@@ -273,7 +276,10 @@ def _train(
             next_train += cfg.train_every
             if collected_since_start >= cfg.learning_starts:
                 labels = buffer.label_counts(q.n_actions) if cfg.expert_balance else None
-                gradient_step(cfg, buffer.sample(cfg.batch_size), q, target, opt, device, recent, labels)
+                batch = buffer.sample(cfg.batch_size, priority_beta(cfg, step))
+                td_errors = gradient_step(cfg, batch, q, target, opt, device, recent, labels)
+                if batch.env is not None and batch.pos is not None:  # prioritised: new priorities
+                    buffer.update_priorities(batch.env, batch.pos, td_errors)
                 counters["updates"] += 1
         if step >= next_target:
             next_target += cfg.target_update
