@@ -431,6 +431,16 @@ def test_the_teachers_default_headway_is_the_experts():
     assert DQNConfig().expert_headway_s == HEADWAY_S
 
 
+def test_the_action_steps_default_to_traffic_v0s():
+    """Written out in the config for the same reason; a model records them in its env options."""
+    from sim.envs.traffic import TrafficOptions
+
+    cfg, env = DQNConfig(), TrafficOptions()
+    assert (cfg.accel_step, cfg.steer_amount) == (env.accel_step, env.steer_amount)
+    options = DQNConfig(accel_step=3.0, steer_amount=0.15).env_options()
+    assert options["accel_step"] == 3.0 and options["steer_amount"] == 0.15
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -477,6 +487,10 @@ def test_the_teachers_default_headway_is_the_experts():
         ("expert_margin", math.nan, "expert_margin must be a number >= 0, got nan"),
         ("expert_headway_s", 0.0, "expert_headway_s must be a number > 0, got 0.0"),
         ("expert_explore", 1.5, "expert_explore must be a number in [0.0, 1.0], got 1.5"),
+        ("priority_alpha", 2.0, "priority_alpha must be a number in [0.0, 1.0], got 2.0"),
+        ("priority_beta", -0.1, "priority_beta must be a number in [0.0, 1.0], got -0.1"),
+        ("accel_step", 0.0, "accel_step must be a number in [0.1, 10.0], got 0.0"),
+        ("steer_amount", 2.0, "steer_amount must be a number in [0.05, 1.0], got 2.0"),
     ],
 )
 def test_validate_rejects_a_bad_field_by_name_and_range(field, value, message):

@@ -69,6 +69,12 @@ class DQNConfig:
     """Frames with the env's speed bar along the bottom edge (`sim.render.gauge`). The teacher decides to
     brake or accelerate from the car's speed, which a window of frames shows only as the road's motion;
     with the bar a network can read it as the teacher does."""
+    accel_step: float = 1.0  # sim.envs.traffic.TrafficOptions.accel_step (a test holds them equal)
+    """m/s an accelerate or decelerate action moves Traffic-v0's target speed (its default 1). Shedding
+    8 m/s for a slower car ahead takes 8 decelerate decisions in a row at 1 and 3 at 3: a larger step
+    asks fewer right decisions of the network for one manoeuvre, at a coarser cruise speed."""
+    steer_amount: float = 0.3  # sim.envs.traffic.TrafficOptions.steer_amount (likewise)
+    """Steering input a left or right action holds for its step in steer mode (Traffic-v0's 0.3)."""
     episode_seconds: float = 60.0
     """Training episode length (truncation; not treated as termination)."""
     safety: bool = True
@@ -246,6 +252,10 @@ class DQNConfig:
         check_at_least("expert_speed_band", self.expert_speed_band, 0)
         check_range("expert_balance_power", self.expert_balance_power, 0.0, 1.0)
         check_range("priority_alpha", self.priority_alpha, 0.0, 1.0)
+        if self.env == "traffic":  # the env's own ranges, before any work
+            from sim.envs.traffic import TrafficOptions
+
+            TrafficOptions(accel_step=self.accel_step, steer_amount=self.steer_amount).validate()
         if (self.uses_teacher() or self.danger_penalty) and (self.env != "traffic" or self.vector != "sync"):
             raise ValueError(
                 "expert_weight, expert_explore and danger_penalty need env traffic and vector sync (they "
@@ -285,6 +295,8 @@ class DQNConfig:
             "grayscale": True,
             "speedometer": self.speedometer,
             "action_mode": self.action_mode,
+            "accel_step": self.accel_step,
+            "steer_amount": self.steer_amount,
         }
 
     def training_env_options(self) -> dict[str, Any]:

@@ -180,7 +180,7 @@ def load_training_state(
 RESUME_MUST_MATCH = (
     "env", "action_mode", "camera_width", "camera_height", "camera_hfov_deg", "speedometer", "frames",
     "frame_stride", "hidden", "dueling", "safety", "crash_penalty", "safety_penalty", "danger_penalty",
-    "select_without_safety",
+    "select_without_safety", "accel_step", "steer_amount",
 )  # fmt: skip
 
 
