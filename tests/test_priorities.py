@@ -130,7 +130,7 @@ def test_importance_weights_scale_what_each_transition_teaches():
             y = batch.returns + batch.discounts * target(nxt)[np.arange(8), best].numpy()
         opt = make_optimizer(cfg, list(q.parameters()))
         errors = gradient_step(cfg, batch, q, target, opt, torch.device("cpu"), Recent())
-        assert np.allclose(errors, q_taken - y, atol=1e-5) and np.any(errors != 0)
+        assert errors is not None and np.allclose(errors, q_taken - y, atol=1e-5) and np.any(errors != 0)
         moved = any(not torch.equal(a, b) for a, b in zip(before, q.parameters(), strict=True))
         assert moved is moves
 

@@ -149,12 +149,14 @@ def gradient_step(
     device: torch.device,
     recent: Recent,
     label_counts: np.ndarray | None = None,
-) -> np.ndarray:
+) -> np.ndarray | None:
     """One Adam step on a replay batch (numpy in CPU memory; only the batch goes to the device): the
     Huber loss against the Double-DQN target (each transition's weighted by `batch.weights` when
     the draw was prioritised), plus `cfg.expert_weight` times the large-margin loss on
     the states the teacher labelled, balanced over the teacher's actions by `label_counts` (how often
-    the replay holds each) with `cfg.expert_balance`; the losses go to `recent`."""
+    the replay holds each) with `cfg.expert_balance`; the losses go to `recent`. For a prioritised draw,
+    returns the batch's TD errors, Q(s, a) minus the target, before the step (the transitions' new
+    priorities); for a uniform one None, so that no run pays a copy off the device it does not use."""
     obs_t, actions_t, returns_t, discounts_t, next_obs_t = (
         torch.from_numpy(a).to(device)
         for a in (batch.obs, batch.actions, batch.returns, batch.discounts, batch.next_obs)
@@ -188,4 +190,6 @@ def gradient_step(
     opt.step()
     recent.td_loss.append(td_loss.item())
     recent.mean_q.append(q_taken.mean().item())
+    if batch.weights is None:
+        return None
     return (q_taken - y).detach().cpu().numpy()

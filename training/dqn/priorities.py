@@ -22,7 +22,6 @@ class SumTree:
     def __init__(self, leaves: int) -> None:
         if leaves < 1:
             raise ValueError(f"a sum tree needs at least one leaf, got {leaves}")
-        self.leaves = leaves
         self.width = 1 << max(0, (leaves - 1).bit_length())
         """Leaves rounded up to a power of two: leaf i is node width + i (node 1 is the root)."""
         self.depth = self.width.bit_length() - 1

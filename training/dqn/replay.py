@@ -127,8 +127,8 @@ class ReplayBuffer:
         self.start[env, slot] = self.episode_start[env]
         self.count[env] += 1
         if self.priorities is not None:
-            # This slot has no step yet; once the ring wraps, the windows of the oldest span - 1
-            # positions reach back to overwritten frames (the uniform draw's `lo` skips them too).
+            # This slot has no step yet; once the ring wraps, the oldest span - 1 positions fall
+            # before `_first_whole` (their windows reach back to overwritten frames).
             stale = pos + np.arange(1, self.span) if pos >= self.size else np.zeros(0, dtype=np.int64)
             leaves = env * self.size + np.append(stale, pos) % self.size
             self.priorities.set(leaves, 0.0)
@@ -195,11 +195,14 @@ class ReplayBuffer:
             out[..., k] = self.frame[env, idx[:, k]]
         return out.transpose(0, 3, 1, 2)
 
+    def _first_whole(self, count: np.ndarray) -> np.ndarray:
+        """Oldest position of a ring that has written `count` frames whose whole window is still in
+        it: 0 before the ring wraps, then count - size + span - 1 (older windows reach overwritten
+        frames). The one rule both samplers and `_write`'s staleness follow."""
+        return np.where(count > self.size, count - self.size + self.span - 1, 0)
+
     def _candidates(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        held = np.minimum(self.count, self.size)
-        # Oldest position whose whole window is still in the ring (before the ring wraps every window is).
-        wrapped = self.count > self.size
-        lo = self.count - held + np.where(wrapped, self.span - 1, 0)
+        lo = self._first_whole(self.count)
         hi = self.count - 1  # the newest frame has no step yet
         spans = np.maximum(hi - lo, 0)
         if spans.sum() == 0:
@@ -254,11 +257,8 @@ class ReplayBuffer:
         """Set the sampled transitions' priorities from their new |TD errors| (a prioritised buffer)."""
         assert self.priorities is not None, "update_priorities needs priority_alpha > 0"
         priority = (np.abs(td_errors).astype(np.float64) + PRIORITY_EPS) ** self.priority_alpha
-        # A transition whose slot was overwritten or went stale since the draw keeps its 0 (as in
-        # `_write`: once a ring wraps, only positions from count - size + span - 1 on are whole).
-        count = self.count[env]
-        whole = (count <= self.size) | (count - pos <= self.size - self.span + 1)
-        live = whole & self.has_step[env, pos % self.size]
+        # A transition whose slot was overwritten or went stale since the draw keeps its 0.
+        live = (pos >= self._first_whole(self.count[env])) & self.has_step[env, pos % self.size]
         self.priorities.set(env[live] * self.size + pos[live] % self.size, priority[live])
         self.max_priority = max(self.max_priority, float(priority.max(initial=0.0)))
 

@@ -278,7 +278,7 @@ def _train(
                 labels = buffer.label_counts(q.n_actions) if cfg.expert_balance else None
                 batch = buffer.sample(cfg.batch_size, priority_beta(cfg, step))
                 td_errors = gradient_step(cfg, batch, q, target, opt, device, recent, labels)
-                if batch.env is not None and batch.pos is not None:  # prioritised: new priorities
+                if td_errors is not None and batch.env is not None and batch.pos is not None:  # prioritised
                     buffer.update_priorities(batch.env, batch.pos, td_errors)
                 counters["updates"] += 1
         if step >= next_target:
