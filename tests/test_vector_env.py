@@ -368,7 +368,7 @@ def test_workers_render_and_close_cleanly(make_vec) -> None:
     frames = envs.render()
     assert len(frames) == 3 and all(f.ndim == 3 and f.dtype == np.uint8 for f in frames)
     blocks = envs.unwrapped._blocks
-    processes, memory = list(blocks._processes), blocks._memory.name
+    processes, memory = blocks.worker_processes, blocks.memory_name
     envs.close()
     assert not any(p.is_alive() for p in processes)
     with pytest.raises(FileNotFoundError):
@@ -384,7 +384,7 @@ def test_a_vector_env_never_closed_leaves_no_worker_or_memory_behind() -> None:
         f"envs = gym.make_vec({LANE_KEEP!r}, num_envs=2, workers=2, camera_width=64, camera_height=32)\n"
         "envs.reset(seed=0)\n"
         "envs.step(envs.action_space.sample())\n"
-        "print(envs.unwrapped._blocks._memory.name)\n"
+        "print(envs.unwrapped._blocks.memory_name)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -396,7 +396,7 @@ def test_a_vector_env_never_closed_leaves_no_worker_or_memory_behind() -> None:
 def test_an_error_in_a_worker_is_raised_in_the_caller(make_vec, monkeypatch) -> None:
     envs = make_vec(LANE_KEEP, num_envs=2, workers=2, **SMALL)
     envs.reset(seed=0)
-    os.kill(envs.unwrapped._blocks._processes[1].pid, signal.SIGKILL)
+    os.kill(envs.unwrapped._blocks.worker_processes[0].pid, signal.SIGKILL)  # block 1's
     with pytest.raises(RuntimeError, match="vector env worker 1 died"):
         envs.step(np.zeros((2, 1), dtype=np.float32))
 

@@ -1,33 +1,21 @@
-"""Blocks of sub-envs for the native vector env: stepped here, or in worker processes, one per core.
+"""A block of sub-envs stepped in one process: the native vector env's unit of work.
 
 `EnvBlock` steps a run of sub-envs and writes their observations, rewards, flags and infos into
 arrays it is given; it draws the frames from a few threads (the renderer releases the interpreter).
-The vector env keeps one block in its own process (`workers=1`) or hands one block to each worker
-process (`WorkerBlocks`), whose observations land in shared memory, so that a step costs one small
-message per worker, not a pickled frame per env.
+The vector env keeps one block in its own process (`workers=1`), or splits the sub-envs into blocks
+that run side by side, one in its own process and the others in worker processes, all writing into
+shared memory (`sim.envs.workers`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import signal
-import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.connection import Connection
-from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import numpy as np
 
 from sim.envs.base import CamDriveEnv
-
-WORKER_START_METHOD: str | None = None
-"""multiprocessing's default, as Gymnasium's AsyncVectorEnv: fork on Linux (a worker starts in
-milliseconds and needs no `if __name__ == "__main__"` guard in the user's script), spawn on macOS and
-Windows (where scripts need the guard). Workers only run sim code, never torch."""
-
 
 STEP_IN_THREADS = False
 """Whether `EnvBlock` steps its worlds from its threads too, or only renders from them.
@@ -37,11 +25,19 @@ interpreter lock, and its short compiled calls hand the lock back and forth, whi
 renderer's threads waiting (no gain was measured). So the worlds step in the calling thread, one
 after another, and the frames are then drawn by all the threads. Once `World.step` runs as one nogil
 compiled call, stepping from the threads spreads it over the cores too: set this True (the results
-do not change: tests/test_vector_env.py checks it)."""
+do not change: tests/test_vector_env.py checks it). Until then, worker processes (`workers=K`) are
+what spreads the world step over the cores."""
+
+
+def make_envs(
+    env_class: type[CamDriveEnv], count: int, render_mode: str | None, options: dict[str, Any]
+) -> list[CamDriveEnv]:
+    """`count` unwrapped sub-envs made with the same options."""
+    return [env_class(render_mode=render_mode, **options) for _ in range(count)]
 
 
 class EnvBlock:
-    """`count` sub-envs made with the same options, stepped in this process by `threads` threads.
+    """Sub-envs made with the same options (`make_envs`), stepped in this process by `threads` threads.
 
     The worlds are stepped first (here, or from the threads with `STEP_IN_THREADS`), then observed in
     three phases (`_observe_all`): the calling thread prepares every frame (the Python part:
@@ -59,38 +55,37 @@ class EnvBlock:
 
     def __init__(
         self,
-        env_class: type[CamDriveEnv],
-        count: int,
-        render_mode: str | None,
-        options: dict[str, Any],
+        envs: list[CamDriveEnv],
         step_limit: int | None,
         observations: np.ndarray,
         threads: int = 1,
+        info_columns: dict[str, np.ndarray] | None = None,
     ) -> None:
-        self.envs = [env_class(render_mode=render_mode, **options) for _ in range(count)]
+        self.envs = envs
+        count = len(envs)
         self.step_limit = step_limit
         self.observations = observations
         """(count, *observation shape): where this block's observations are written."""
         self.autoreset = np.zeros(count, dtype=np.bool_)
-        self.infos = BatchedInfos(self.envs[0].current_info(), count)
+        self.infos = BatchedInfos(info_columns or BatchedInfos.columns_for(envs[0].current_info(), count))
+        """The sub-envs' infos of the last reset or step, one row each (`info_columns`, if given)."""
         edges = np.linspace(0, count, min(threads, count) + 1).round().astype(int)
         self._runs = [range(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
         """Which sub-envs each thread takes: the calling thread the first run, the pool the others."""
         self._pool = ThreadPoolExecutor(len(self._runs) - 1) if len(self._runs) > 1 else None
 
-    def reset(self, seeds: list[int | None]) -> dict[str, np.ndarray]:
-        """Reset every sub-env with its seed and observe it; their infos, batched."""
+    def reset(self, seeds: list[int | None]) -> None:
+        """Reset every sub-env with its seed and observe it (observations and `infos`)."""
         for env, seed in zip(self.envs, seeds, strict=True):
             env.new_episode(seed)
         self._observe_all()
         self.autoreset[:] = False
-        return self.infos.arrays
 
     def step(
         self, actions: np.ndarray, rewards: np.ndarray, terminations: np.ndarray, truncations: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """Step every sub-env, or reset those that ended on the previous step (NEXT_STEP autoreset);
-        rewards and flags into the arrays given, observations into `observations`; the infos, batched."""
+    ) -> None:
+        """Step every sub-env, or reset those that ended on the previous step (NEXT_STEP autoreset):
+        rewards and flags into the arrays given, observations into `observations`, infos into `infos`."""
 
         def step_run(run: range) -> None:
             for i in run:
@@ -102,7 +97,6 @@ class EnvBlock:
             step_run(range(len(self.envs)))
         self._observe_all()
         np.logical_or(terminations, truncations, out=self.autoreset)
-        return self.infos.arrays
 
     def _step_one(
         self, i: int, action: Any, rewards: np.ndarray, terminations: np.ndarray, truncations: np.ndarray
@@ -165,13 +159,24 @@ class BatchedInfos:
     """The sub-envs' infos in Gymnasium's vector format, as `VectorEnv._add_info` builds it.
 
     Every camdrive info has the same keys with plain values (int, float, bool) in every sub-env, so
-    each key is one array of the first sub-env's value type, written in place row by row, and its
-    "_key" mask is all True.
+    each key is one array (a column) of the first sub-env's value type, written in place row by row,
+    and its "_key" mask is all True. The columns may live in shared memory (`sim.envs.workers`).
     """
 
-    def __init__(self, example: dict[str, Any], count: int) -> None:
-        self.columns = {key: np.zeros(count, dtype=type(value)) for key, value in example.items()}
-        self.masks = {f"_{key}": np.ones(count, dtype=np.bool_) for key in example}
+    def __init__(self, columns: dict[str, np.ndarray]) -> None:
+        self.columns = columns
+        count = len(next(iter(columns.values()))) if columns else 0
+        self.masks = {f"_{key}": np.ones(count, dtype=np.bool_) for key in columns}
+
+    @staticmethod
+    def column_types(example: dict[str, Any]) -> dict[str, np.dtype]:
+        """The dtype of each key's column, from one sub-env's info."""
+        return {key: np.dtype(type(value)) for key, value in example.items()}
+
+    @staticmethod
+    def columns_for(example: dict[str, Any], count: int) -> dict[str, np.ndarray]:
+        """New zeroed columns of `count` rows for infos like `example`."""
+        return {key: np.zeros(count, dtype) for key, dtype in BatchedInfos.column_types(example).items()}
 
     def write(self, i: int, info: dict[str, Any]) -> None:
         """Sub-env i's info into row i."""
@@ -186,172 +191,3 @@ class BatchedInfos:
             infos[key] = column.copy()
             infos[f"_{key}"] = self.masks[f"_{key}"].copy()
         return infos
-
-
-class WorkerBlocks:
-    """Consecutive blocks of sub-envs, each stepped by a worker process of its own.
-
-    Observations are written by the workers straight into one shared-memory batch; a step sends
-    each worker its actions and receives its rewards, flags and info dicts. An exception in a worker
-    is raised here (RuntimeError naming it); closing stops the workers and frees the memory.
-    """
-
-    def __init__(
-        self,
-        env_class: type[CamDriveEnv],
-        num_envs: int,
-        workers: int,
-        render_mode: str | None,
-        options: dict[str, Any],
-        step_limit: int | None,
-        observation_shape: tuple[int, ...],
-        observation_dtype: np.dtype,
-    ) -> None:
-        size = int(np.prod((num_envs, *observation_shape))) * np.dtype(observation_dtype).itemsize
-        self._memory = SharedMemory(create=True, size=max(size, 1))
-        self.observations = np.ndarray((num_envs, *observation_shape), observation_dtype, self._memory.buf)
-        edges = np.linspace(0, num_envs, workers + 1).round().astype(int)
-        self.slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        context = multiprocessing.get_context(WORKER_START_METHOD)
-        self._connections: list[Connection] = []
-        self._processes: list[Any] = []
-        # Also run at interpreter exit for a vector env never closed: the workers stop and the memory
-        # is released, rather than left for the resource tracker to warn about.
-        self._release = weakref.finalize(
-            self, _stop_workers, self._connections, self._processes, self._memory
-        )
-        try:
-            self._start(context, env_class, render_mode, options, step_limit)
-            self._call_all([("ready", None)] * len(self.slices))
-        except BaseException:
-            self.close()
-            raise
-
-    def _start(self, context: Any, env_class: type[CamDriveEnv], render_mode: str | None,
-               options: dict[str, Any], step_limit: int | None) -> None:  # fmt: skip
-        for part in self.slices:
-            parent, child = context.Pipe()
-            process = context.Process(
-                target=_worker,
-                args=(child, env_class, part, render_mode, options, step_limit, self._memory.name,
-                      self.observations.shape, self.observations.dtype),
-                daemon=True,
-            )  # fmt: skip
-            process.start()
-            child.close()
-            self._connections.append(parent)
-            self._processes.append(process)
-
-    def reset(self, seeds: list[int | None]) -> dict[str, np.ndarray]:
-        replies = self._call_all([("reset", seeds[part]) for part in self.slices])
-        return _joined_infos(replies)
-
-    def step(
-        self, actions: np.ndarray, rewards: np.ndarray, terminations: np.ndarray, truncations: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        replies = self._call_all([("step", actions[part]) for part in self.slices])
-        for part, (block_rewards, block_terminations, block_truncations, _) in zip(
-            self.slices, replies, strict=True
-        ):
-            rewards[part], terminations[part], truncations[part] = (
-                block_rewards,
-                block_terminations,
-                block_truncations,
-            )
-        return _joined_infos([infos for *_, infos in replies])
-
-    def render(self) -> list[Any]:
-        return [frame for frames in self._call_all([("render", None)] * len(self.slices)) for frame in frames]
-
-    def _call_all(self, messages: list[tuple[str, Any]]) -> list[Any]:
-        """Send every worker its message, then collect the replies (the workers run meanwhile)."""
-        for connection, message in zip(self._connections, messages, strict=True):
-            connection.send(message)
-        replies = []
-        for k, connection in enumerate(self._connections):
-            try:
-                status, value = connection.recv()
-            except (EOFError, ConnectionError):
-                self._processes[k].join(timeout=1)
-                code = self._processes[k].exitcode
-                raise RuntimeError(f"vector env worker {k} died (exit code {code})") from None
-            if status == "error":
-                raise RuntimeError(f"vector env worker {k}: {value}")
-            replies.append(value)
-        return replies
-
-    def close(self) -> None:
-        if hasattr(self, "observations"):
-            del self.observations  # the memory's buffer, which must be let go before the memory closes
-        self._release()
-
-
-def _stop_workers(connections: list[Connection], processes: list[Any], memory: SharedMemory) -> None:
-    """Stop the workers and free the shared memory (`WorkerBlocks.close`, or at exit if never closed)."""
-    for connection in connections:
-        with contextlib.suppress(BrokenPipeError, OSError):  # a worker that already died
-            connection.send(("close", None))
-    for process in processes:
-        process.join(timeout=5)
-        if process.is_alive():
-            process.terminate()
-    for connection in connections:
-        connection.close()
-    memory.unlink()
-    with contextlib.suppress(BufferError):  # at exit the vector env may still hold the observations
-        memory.close()
-
-
-def _joined_infos(blocks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """The batched infos of consecutive blocks as those of all their sub-envs together."""
-    return {key: np.concatenate([infos[key] for infos in blocks]) for key in blocks[0]}
-
-
-def _worker(
-    connection: Connection,
-    env_class: type[CamDriveEnv],
-    part: slice,
-    render_mode: str | None,
-    options: dict[str, Any],
-    step_limit: int | None,
-    memory_name: str,
-    shape: tuple[int, ...],
-    dtype: np.dtype,
-) -> None:
-    """A worker process: build its block of sub-envs, then answer the parent's messages until "close".
-
-    Ctrl-C is the parent's to handle (it closes the workers), so the worker ignores SIGINT.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    memory = SharedMemory(name=memory_name)  # the parent unlinks it (one resource tracker serves both)
-    observations = None
-    try:
-        observations = np.ndarray(shape, dtype, memory.buf)[part]
-        count = part.stop - part.start
-        block = EnvBlock(env_class, count, render_mode, options, step_limit, observations)
-        rewards = np.zeros(count)
-        terminations = np.zeros(count, dtype=np.bool_)
-        truncations = np.zeros(count, dtype=np.bool_)
-        while True:
-            command, argument = connection.recv()
-            try:
-                if command == "close":
-                    block.close()
-                    return
-                if command == "ready":
-                    reply: Any = None
-                elif command == "reset":
-                    reply = block.reset(argument)
-                elif command == "step":
-                    infos = block.step(argument, rewards, terminations, truncations)
-                    reply = (rewards, terminations, truncations, infos)
-                else:  # "render"
-                    reply = block.render()
-                connection.send(("ok", reply))
-            except Exception as error:  # reported to the parent, which raises it
-                connection.send(("error", f"{type(error).__name__}: {error}"))
-    except (EOFError, KeyboardInterrupt):
-        return
-    finally:
-        del observations
-        memory.close()

@@ -11,8 +11,9 @@ is partly Python, which holds the interpreter), then the N frames are drawn by `
 default one per core this process may use: a frame is one compiled call that releases the
 interpreter (`kernels.draw_camera_frame`), so two cores draw two frames at once
 (`blocks.STEP_IN_THREADS` is the switch for stepping from the threads too, once the world step is
-compiled). `workers=K` instead splits the sub-envs into K blocks, each stepped by a worker process of
-its own, frames written into shared memory (`sim.envs.blocks`).
+compiled). `workers=K` instead splits the sub-envs into K blocks stepped side by side, the first
+in this process and each other one in a worker process of its own, so the Python part of the step
+runs on K cores; everything they return is written into shared memory (`sim.envs.workers`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from gymnasium.vector.utils import batch_space, create_empty_array
 
 from sim.actions import checked_batch
 from sim.envs.base import CamDriveEnv, registered_id
-from sim.envs.blocks import EnvBlock, WorkerBlocks
+from sim.envs.blocks import EnvBlock, make_envs
 from sim.envs.lane_keep import LaneKeepEnv
 from sim.envs.traffic import TrafficEnv
+from sim.envs.workers import WorkerBlocks
 from sim.validation import check_at_least, check_seed, short_repr
 
 RENDER_MODES = ["rgb_array"]
@@ -87,12 +89,14 @@ class CamDriveVectorEnv(VectorEnv):
     - `max_episode_steps`: as `gymnasium.make`'s TimeLimit: truncate after that many steps (None or -1:
       no limit beyond the env's own `episode_seconds`).
     - `copy`: whether observations are returned as copies (default True, like `SyncVectorEnv`).
-    - `workers`: processes stepping the sub-envs (default 1: this one; at most num_envs). Each worker
-      takes a second or two to start (a fresh interpreter) and uses one core.
+    - `workers`: processes stepping the sub-envs side by side (default 1: this one only; at most
+      num_envs): this one and workers - 1 worker processes, each with a block of consecutive sub-envs
+      and a core of its own. A worker starts in milliseconds where processes fork (Linux), in a second
+      or two where they spawn (macOS, Windows).
     - `threads`: with `workers=1`, threads drawing the frames, the calling thread among them (default
       None: one per core this process may use, `usable_cores()`; at most num_envs). 1 draws in the
       calling thread only. The results do not depend on it (`camdrive bench --vector 16 --threads K`
-      measures the rate). Worker processes draw with one thread each.
+      measures the rate). With workers > 1 every block draws with one thread.
 
     ## Version History
     - v0: initial release.
@@ -146,9 +150,8 @@ class CamDriveVectorEnv(VectorEnv):
             observations = create_empty_array(self.single_observation_space, num_envs)
             assert isinstance(observations, np.ndarray)  # a Box's batch
             self.threads = min(threads, num_envs)
-            self._blocks = EnvBlock(
-                self.env_class, num_envs, render_mode, options, self.step_limit, observations, self.threads
-            )
+            envs = make_envs(self.env_class, num_envs, render_mode, options)
+            self._blocks = EnvBlock(envs, self.step_limit, observations, self.threads)
         else:
             obs_space = self.single_observation_space
             assert isinstance(obs_space, gym.spaces.Box)  # frames or a grid
@@ -169,7 +172,8 @@ class CamDriveVectorEnv(VectorEnv):
         seeds = self._seeds(seed)
         if options:
             raise ValueError(f"camdrive envs take no reset options, got {sorted(options)}")
-        infos = self._blocks.reset(seeds)
+        self._blocks.reset(seeds)
+        infos = self._blocks.infos.arrays
         self._rewards[:] = 0.0
         self._terminations[:] = False
         self._truncations[:] = False
@@ -181,7 +185,8 @@ class CamDriveVectorEnv(VectorEnv):
         if self._needs_reset:
             raise ResetNeeded("Cannot call step() before calling reset()")  # as gymnasium.make's envs
         actions = self._checked_actions(actions)
-        infos = self._blocks.step(actions, self._rewards, self._terminations, self._truncations)
+        self._blocks.step(actions, self._rewards, self._terminations, self._truncations)
+        infos = self._blocks.infos.arrays
         return self._batch(), self._rewards.copy(), self._terminations.copy(), self._truncations.copy(), infos
 
     @property

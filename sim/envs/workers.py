@@ -1,0 +1,308 @@
+"""Sub-envs stepped side by side in several processes, everything they return in shared memory.
+
+`WorkerBlocks` splits the vector env's sub-envs into K consecutive blocks (`EnvBlock`s): the first is
+stepped in the calling process, each other one in a worker process of its own, all at the same time.
+So the world step, which is partly Python and holds its interpreter, runs on K cores, not one.
+
+Observations, rewards, flags and info columns are arrays in one shared-memory segment
+(`SharedBatch`), which every block writes its rows of in place: a step costs each worker one small
+message (its actions) and one short reply, never a pickled frame or info dict. The calling process
+sends the workers their actions first and steps its own block while they step theirs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import signal
+import weakref
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+import numpy as np
+
+from sim.envs.base import CamDriveEnv
+from sim.envs.blocks import BatchedInfos, EnvBlock, make_envs
+
+WORKER_START_METHOD: str | None = None
+"""multiprocessing's default, as Gymnasium's AsyncVectorEnv: fork on Linux (a worker starts in
+milliseconds and needs no `if __name__ == "__main__"` guard in the user's script), spawn on macOS and
+Windows (where scripts need the guard and a worker takes a second or two to start). Workers only run
+sim code, never torch."""
+
+Layout = list[tuple[str, tuple[int, ...], str]]
+"""A shared batch's arrays: (name, shape, dtype string), in the order they are laid out."""
+
+_ALIGN = 64
+"""Every array of a shared batch starts on a cache line of its own."""
+
+_OBSERVATIONS = "observations"
+_REWARDS = "rewards"
+_TERMINATIONS = "terminations"
+_TRUNCATIONS = "truncations"
+_INFO = "info:"
+"""Prefix of the info columns' names in a batch's layout (the other names are the arrays above)."""
+
+
+class SharedBatch:
+    """Named arrays in one shared-memory segment, laid out by a `Layout` that every process rebuilds
+    the same views from (`attach`). The creator unlinks the segment (`close(unlink=True)`)."""
+
+    def __init__(self, memory: SharedMemory, layout: Layout) -> None:
+        self.memory = memory
+        self.layout = layout
+        self.arrays: dict[str, np.ndarray] = {}
+        offset = 0
+        for name, shape, dtype in layout:
+            self.arrays[name] = np.ndarray(shape, np.dtype(dtype), memory.buf, offset)
+            offset = _aligned(offset + self.arrays[name].nbytes)
+
+    @classmethod
+    def create(cls, layout: Layout) -> SharedBatch:
+        size = 0
+        for _, shape, dtype in layout:
+            size = _aligned(size + int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        return cls(SharedMemory(create=True, size=max(size, 1)), layout)
+
+    @classmethod
+    def attach(cls, name: str, layout: Layout) -> SharedBatch:
+        return cls(SharedMemory(name=name), layout)
+
+    def info_columns(self, part: slice) -> dict[str, np.ndarray]:
+        """The rows `part` of every info column, by info key."""
+        return {name[len(_INFO) :]: a[part] for name, a in self.arrays.items() if name.startswith(_INFO)}
+
+    def release(self) -> None:
+        """Drop the views (they must go before the segment's buffer can close)."""
+        self.arrays.clear()
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // _ALIGN) * _ALIGN
+
+
+def batch_layout(
+    count: int, observation_shape: tuple[int, ...], observation_dtype: np.dtype, info: dict[str, Any]
+) -> Layout:
+    """The shared arrays of `count` sub-envs: observations, rewards, flags, and a column per key of
+    `info` (one sub-env's info, for its keys and value types)."""
+    layout: Layout = [
+        (_OBSERVATIONS, (count, *observation_shape), np.dtype(observation_dtype).str),
+        (_REWARDS, (count,), np.dtype(np.float64).str),
+        (_TERMINATIONS, (count,), np.dtype(np.bool_).str),
+        (_TRUNCATIONS, (count,), np.dtype(np.bool_).str),
+    ]
+    for key, dtype in BatchedInfos.column_types(info).items():
+        layout.append((_INFO + key, (count,), dtype.str))
+    return layout
+
+
+class WorkerBlocks:
+    """The sub-envs in `workers` consecutive blocks: the first stepped here, the others each by a
+    worker process of its own, side by side; everything they return lands in shared memory.
+
+    An exception in a worker is raised here (RuntimeError naming it), once every block has finished
+    the call; closing stops the workers and frees the memory. Every block draws its frames with one
+    thread (each block has a core of its own).
+    """
+
+    def __init__(
+        self,
+        env_class: type[CamDriveEnv],
+        num_envs: int,
+        workers: int,
+        render_mode: str | None,
+        options: dict[str, Any],
+        step_limit: int | None,
+        observation_shape: tuple[int, ...],
+        observation_dtype: np.dtype,
+    ) -> None:
+        edges = np.linspace(0, num_envs, workers + 1).round().astype(int)
+        self.slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        local = self.slices[0]
+        envs = make_envs(env_class, local.stop - local.start, render_mode, options)
+        layout = batch_layout(num_envs, observation_shape, observation_dtype, envs[0].current_info())
+        self._shared = SharedBatch.create(layout)
+        arrays = self._shared.arrays
+        self.observations = arrays[_OBSERVATIONS]
+        self.infos = BatchedInfos(self._shared.info_columns(slice(None)))
+        self._rewards, self._terminations, self._truncations = (
+            arrays[_REWARDS],
+            arrays[_TERMINATIONS],
+            arrays[_TRUNCATIONS],
+        )
+        self._local = EnvBlock(
+            envs, step_limit, self.observations[local], info_columns=self._shared.info_columns(local)
+        )
+        context = multiprocessing.get_context(WORKER_START_METHOD)
+        self._connections: list[Connection] = []
+        self._processes: list[Any] = []
+        """The worker processes, of blocks 1.. in order (block 0 is this process's)."""
+        # Also run at interpreter exit for a vector env never closed: the workers stop and the memory
+        # is released, rather than left for the resource tracker to warn about.
+        self._release = weakref.finalize(
+            self, _stop_workers, self._connections, self._processes, self._shared, self._local
+        )
+        try:
+            for part in self.slices[1:]:
+                self._start(context, env_class, part, render_mode, options, step_limit)
+            self._call_all([("ready", None)] * len(self.slices[1:]), lambda: None)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, context: Any, env_class: type[CamDriveEnv], part: slice, render_mode: str | None,
+               options: dict[str, Any], step_limit: int | None) -> None:  # fmt: skip
+        parent, child = context.Pipe()
+        process = context.Process(
+            target=_worker,
+            args=(child, env_class, part, render_mode, options, step_limit, self._shared.memory.name,
+                  self._shared.layout),
+            daemon=True,
+        )  # fmt: skip
+        process.start()
+        child.close()
+        self._connections.append(parent)
+        self._processes.append(process)
+
+    @property
+    def memory_name(self) -> str:
+        """The shared-memory segment's name (it no longer exists once the blocks are closed)."""
+        return self._shared.memory.name
+
+    @property
+    def worker_processes(self) -> list[Any]:
+        """The worker processes, of blocks 1.. in order (block 0 is stepped in this process)."""
+        return list(self._processes)
+
+    def reset(self, seeds: list[int | None]) -> None:
+        """Reset every block's sub-envs with their seeds (observations and `infos` in shared memory)."""
+        local, others = self.slices[0], self.slices[1:]
+        self._call_all([("reset", seeds[part]) for part in others], lambda: self._local.reset(seeds[local]))
+
+    def step(
+        self, actions: np.ndarray, rewards: np.ndarray, terminations: np.ndarray, truncations: np.ndarray
+    ) -> None:
+        """Step every block (`EnvBlock.step`); rewards and flags copied into the arrays given."""
+        local = self.slices[0]
+
+        def step_local() -> None:
+            self._local.step(
+                actions[local], self._rewards[local], self._terminations[local], self._truncations[local]
+            )
+
+        self._call_all([("step", actions[part]) for part in self.slices[1:]], step_local)
+        rewards[:], terminations[:], truncations[:] = self._rewards, self._terminations, self._truncations
+
+    def render(self) -> list[Any]:
+        frames: list[Any] = []
+        others = self._call_all(
+            [("render", None)] * len(self.slices[1:]), lambda: frames.extend(self._local.render())
+        )
+        return frames + [frame for block_frames in others for frame in block_frames]
+
+    def _call_all(self, messages: list[tuple[str, Any]], here: Callable[[], object]) -> list[Any]:
+        """Send every worker its message, run `here()` (this process's block) meanwhile, then collect
+        the workers' replies; an error here or in a worker is raised once all have answered."""
+        for connection, message in zip(self._connections, messages, strict=True):
+            connection.send(message)
+        error: BaseException | None = None
+        try:
+            here()
+        except BaseException as raised:  # the workers' replies must still be read, or the next call desyncs
+            error = raised
+        replies = []
+        for k, connection in enumerate(self._connections):
+            try:
+                status, value = connection.recv()
+            except (EOFError, ConnectionError):
+                self._processes[k].join(timeout=1)
+                code = self._processes[k].exitcode
+                error = error or RuntimeError(f"vector env worker {k + 1} died (exit code {code})")
+                continue
+            if status == "error":
+                error = error or RuntimeError(f"vector env worker {k + 1}: {value}")
+            replies.append(value)
+        if error is not None:
+            raise error
+        return replies
+
+    def close(self) -> None:
+        self._release()
+
+
+def _stop_workers(
+    connections: list[Connection], processes: list[Any], shared: SharedBatch, local: EnvBlock
+) -> None:
+    """Stop the workers and free the shared memory (`WorkerBlocks.close`, or at exit if never closed)."""
+    local.close()
+    for connection in connections:
+        with contextlib.suppress(BrokenPipeError, OSError):  # a worker that already died
+            connection.send(("close", None))
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.terminate()
+    for connection in connections:
+        connection.close()
+    shared.release()
+    shared.memory.unlink()
+    with contextlib.suppress(BufferError):  # views may remain (the vector env's observations): the
+        shared.memory.close()  # mapping then goes with the last of them
+
+
+def _worker(
+    connection: Connection,
+    env_class: type[CamDriveEnv],
+    part: slice,
+    render_mode: str | None,
+    options: dict[str, Any],
+    step_limit: int | None,
+    memory_name: str,
+    layout: Layout,
+) -> None:
+    """A worker process: build its block of sub-envs, then answer the parent's messages until "close".
+
+    Ctrl-C is the parent's to handle (it closes the workers), so the worker ignores SIGINT.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    shared = SharedBatch.attach(memory_name, layout)  # the parent unlinks it (one resource tracker)
+    try:
+        envs = make_envs(env_class, part.stop - part.start, render_mode, options)
+        _serve(connection, envs, step_limit, shared, part)
+    except (EOFError, KeyboardInterrupt):
+        return
+    finally:
+        shared.release()  # the block's views went with `_serve`
+        with contextlib.suppress(BufferError):
+            shared.memory.close()
+
+
+def _serve(
+    connection: Connection, envs: list[CamDriveEnv], step_limit: int | None, shared: SharedBatch, part: slice
+) -> None:
+    """Step the block of `envs` (rows `part` of the shared batch) as the parent's messages say."""
+    arrays = shared.arrays
+    rewards, terminations, truncations = (arrays[_REWARDS][part], arrays[_TERMINATIONS][part],
+                                          arrays[_TRUNCATIONS][part])  # fmt: skip
+    block = EnvBlock(envs, step_limit, arrays[_OBSERVATIONS][part], info_columns=shared.info_columns(part))
+    try:
+        while True:
+            command, argument = connection.recv()
+            try:
+                if command == "close":
+                    return
+                reply: Any = None
+                if command == "reset":
+                    block.reset(argument)
+                elif command == "step":
+                    block.step(argument, rewards, terminations, truncations)
+                elif command == "render":
+                    reply = block.render()
+                connection.send(("ok", reply))
+            except Exception as error:  # reported to the parent, which raises it
+                connection.send(("error", f"{type(error).__name__}: {error}"))
+    finally:
+        block.close()
