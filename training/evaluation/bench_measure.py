@@ -31,8 +31,12 @@ CAMDRIVE_ENV_IDS: tuple[str, ...] = ("camdrive/LaneKeep-v0", "camdrive/Traffic-v
 REFERENCE_ENV_ID = "CarRacing-v3"
 RESETS = 20
 """Seeded resets timed per environment."""
-WARMUP_STEPS = 10
-"""Untimed steps before the step timer starts (first-call checks, caches)."""
+WARMUP_STEPS = 300
+"""Untimed steps before the step timer starts: 30 s of driving, long enough for the rare events (a
+car trying a lane change, a car recycled, a car close enough for the exact collision test, an episode
+ending) to have happened. numba compiles a kernel at its first call, for seconds, once after an
+install: with 10 warm-up steps the first bench on a fresh install timed those compilations, and
+reported LaneKeep-v0 at about a tenth of its rate."""
 WARMUP_FRAMES = 3
 """Untimed observe() calls before the render timer starts."""
 VECTOR_MIN_CALLS = 3
