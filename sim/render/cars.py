@@ -24,6 +24,7 @@ from sim.boxes import CarBoxes
 from sim.camera import PinholeCamera
 from sim.render import kernels
 from sim.render.palette import Palette
+from sim.render.shared_arrays import shared
 
 NEAR_M = 0.3
 _SHADOW_FRACTION = 0.08
@@ -58,13 +59,13 @@ class CarPainter:
 
     def __init__(self, camera: PinholeCamera, palette: Palette) -> None:
         self.camera = camera
-        self.slope = camera.column_ray_slope()
+        self.slope = shared(camera.column_ray_slope())
         self.max_slope = float(np.max(np.abs(self.slope)))
         # Per row: how far below the lens a point on a vertical plane 1 m ahead appears: a pixel of
         # row r on a face `depth` ahead is at height mount - depth * row_slope[r].
         y = camera.row_y
         cp, sp = np.cos(camera.pitch), np.sin(camera.pitch)
-        self.row_slope = (sp + y * cp) / (cp - y * sp)
+        self.row_slope = shared((sp + y * cp) / (cp - y * sp))
         n = self.slope.size
         self.hit_car, self.hit_in, self.hit_out = np.empty(n, np.int64), np.empty(n), np.empty(n)
         """Per column: the car the kernel painted (-1: none), its entry and exit distances."""
@@ -77,7 +78,8 @@ class CarPainter:
         self.tail = palette.array(palette.tail_light)
         self.shadow = palette.array(palette.asphalt) * 0.55
         """Contact shadows are drawn as darkened asphalt (cars drive on the road)."""
-        self.face_lut, self.drawn_lut = self._face_tables()
+        face_lut, drawn_lut = self._face_tables()
+        self.face_lut, self.drawn_lut = shared(face_lut), shared(drawn_lut)
 
     def _face_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """What every grid index looks like on every kind of face, and whether it is drawn at all.

@@ -23,6 +23,7 @@ from sim.render import kernels
 from sim.render.cars import GRID, GRID_OFFSET, GRID_SIZE, NEAR_M, TAIL_LIGHT_INSET_M, CarPainter
 from sim.render.ground import TEXEL_D_M, TEXEL_S_M, GroundPainter, road_window
 from sim.render.palette import Palette
+from sim.render.shared_arrays import shared
 from sim.road import Road, RoadConfig
 
 _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -45,7 +46,7 @@ class FrontCameraRenderer:
         self.grayscale = grayscale
         self.rows, t, self.forward = self.camera.ground_rows()
         self._first_row = int(self.rows[0]) if self.rows.size else 0
-        self.right = (t[:, None] * self.camera.col_x[None, :]).astype(np.float32)
+        self.right = shared((t[:, None] * self.camera.col_x[None, :]).astype(np.float32))
         # A pixel's footprint on the road: `along` lengthwise; crosswise its own width, plus, off
         # centre, how far its lengthwise extent reaches sideways (a far pixel is a long wedge).
         along = np.abs(np.gradient(self.forward)) if self.forward.size > 1 else t / self.camera.focal
@@ -72,7 +73,7 @@ class FrontCameraRenderer:
     def _set_sky_cars_and_noise(self, palette: Palette, wear_seed: int) -> None:
         """The parts of a look other than the ground's: sky, cars' colours, sensor noise."""
         self.palette, self._wear_seed = palette, wear_seed
-        self.background = self._background(palette)
+        self.background = shared(self._background(palette))
         self.cars = CarPainter(self.camera, palette)
         self._noise_rng = np.random.default_rng(wear_seed)
         self._noise = None

@@ -30,6 +30,7 @@ import numpy as np
 
 from sim.render import ground_kernels
 from sim.render.palette import Palette
+from sim.render.shared_arrays import shared
 from sim.road import SAMPLE_SPACING_M, Road, RoadConfig
 
 TEXEL_S_M = 0.09375
@@ -253,11 +254,12 @@ class GroundPainter:
         wear_seed: int = 0,
     ) -> None:
         self.layers = RoadLayers.of(road)
-        self.forward = np.asarray(forward, dtype=np.float64)
-        self.right = np.ascontiguousarray(right, dtype=np.float32)
+        self.forward = shared(np.asarray(forward, dtype=np.float64))
+        self.right = shared(np.asarray(right, dtype=np.float32))
         self.haze_m = haze_m
-        self.along_widths, self.along_level = footprint_levels(np.asarray(along_m) / TEXEL_S_M)
-        across_widths, self.across_level = footprint_levels(np.asarray(across_m) / TEXEL_D_M)
+        self.along_widths, along_level = footprint_levels(np.asarray(along_m) / TEXEL_S_M)
+        across_widths, across_level = footprint_levels(np.asarray(across_m) / TEXEL_D_M)
+        self.along_level, self.across_level = shared(along_level), shared(across_level)
         self.across = AcrossLevels.of(self.layers, tuple(int(w) for w in across_widths))
         self.set_look(palette, wear_seed)
 
@@ -268,8 +270,8 @@ class GroundPainter:
         haze = np.zeros(len(self.forward))
         if self.haze_m is not None:
             haze = 1.0 - np.exp(-np.asarray(self.haze_m) / palette.visibility_m)
-        self.keep = (1.0 - haze).astype(np.float32)
-        self.add = (haze[:, None] * palette.array(palette.sky_horizon) + 0.5).astype(np.float32)
+        self.keep = shared((1.0 - haze).astype(np.float32))
+        self.add = shared((haze[:, None] * palette.array(palette.sky_horizon) + 0.5).astype(np.float32))
 
     def draw(self, road: Road, x: float, y: float, yaw: float, s_near: float, out: np.ndarray) -> None:
         """Colour `out` (the ground rows of the frame, a C-contiguous array) for a viewer at (x, y, yaw),
