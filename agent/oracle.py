@@ -46,7 +46,16 @@ class Oracle:
 
     name = "oracle"
 
-    def __init__(self, horizon_s: float = 4.0, replan_s: float = 0.5, escape_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        horizon_s: float = 4.0,
+        replan_s: float = 0.5,
+        escape_s: float = 2.0,
+        sigma_delta: bool = True,
+        speed_band: float | None = None,
+    ) -> None:
+        """`sigma_delta` and `speed_band` are the plan follower's (`agent.expert.Expert`'s): a teacher
+        for a network takes False and a band, and answers each state on its own."""
         if not horizon_s >= replan_s > 0 or escape_s < 0:
             raise ValueError(
                 f"need horizon_s >= replan_s > 0 and escape_s >= 0, got {horizon_s}, {replan_s}, {escape_s}"
@@ -55,7 +64,7 @@ class Oracle:
         self.replan_s = replan_s
         self.escape_s = escape_s
         self._env: CamDriveEnv[Any] | None = None
-        self._driver = _PlanFollower()
+        self._driver = _PlanFollower(sigma_delta=sigma_delta, speed_band=speed_band)
         self._steps_to_replan = 0
         self.plans_searched = 0
         """Plans driven in copies of the env since the last reset (how much searching it took)."""

@@ -23,6 +23,7 @@ from training.dqn.learn import (
     endangered_envs,
     epsilon,
     large_margin_loss,
+    make_teachers,
     make_vector_env,
 )
 from training.dqn.replay import ReplayBuffer
@@ -484,6 +485,7 @@ def test_the_action_steps_default_to_traffic_v0s():
         ("device", "gpu", "device must be one of 'auto', 'cpu', 'cuda', got 'gpu'"),
         ("tensorboard", "", "tensorboard must be a non-empty string, got ''"),
         ("expert_weight", -1.0, "expert_weight must be a number >= 0, got -1.0"),
+        ("expert_teacher", "planner", "expert_teacher must be one of 'expert', 'oracle', got 'planner'"),
         ("expert_margin", math.nan, "expert_margin must be a number >= 0, got nan"),
         ("expert_headway_s", 0.0, "expert_headway_s must be a number > 0, got 0.0"),
         ("expert_explore", 1.5, "expert_explore must be a number in [0.0, 1.0], got 1.5"),
@@ -974,6 +976,35 @@ def teacher_agreement(path: Path, seed: int) -> float:
         if terminated or truncated:
             break
     return float(np.mean(agree))
+
+
+def test_the_oracle_teaches_as_the_oracle_drives():
+    """With expert_teacher=oracle every training env's labels are those of `agent.oracle.Oracle` driving
+    that world with the teacher's controllers (one answer per state, the speed band); here the labels
+    drive, and a second oracle on a copy of each world, made the same way, gives the same actions."""
+    from agent.oracle import Oracle
+
+    cfg = DQNConfig(
+        envs=2, safety=False, expert_weight=1.0, expert_teacher="oracle", expert_speed_band=1.0,
+        camera_width=40, camera_height=24, episode_seconds=6.0,
+    ).validate()  # fmt: skip
+    envs = make_vector_env(cfg)
+    try:
+        envs.reset(seed=[3, 4])
+        teachers = make_teachers(cfg, envs)
+        shadows = [Oracle(sigma_delta=False, speed_band=1.0) for _ in teachers]
+        worlds = [env.unwrapped.planning_copy() for env in envs.envs]
+        for shadow, world in zip(shadows, worlds, strict=True):
+            shadow.reset(world)
+        for _ in range(40):
+            labels = np.array([t.act() for t in teachers])
+            assert labels.tolist() == [shadow.act() for shadow in shadows]
+            for world, label in zip(worlds, labels, strict=True):
+                world.advance(int(label))
+            _, _, terminated, truncated, _ = envs.step(labels)
+            assert not (terminated | truncated).any()
+    finally:
+        envs.close()
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from training.common.outputs import sidecar
 
 TRAFFIC_ID = "camdrive/Traffic-v0"
 ACTION_MODES = ("steer", "lane")
+TEACHERS = ("expert", "oracle")
 VECTORS = ("sync", "async")
 SEED_STRIDE = 10_000
 EVAL_SEED_START = 1_000_000
@@ -122,6 +123,12 @@ class DQNConfig:
     expert_explore: float = 0.0
     """Share of the exploring steps (epsilon) that take the teacher's action instead of a random one, so
     that early experience reaches the traffic a random driver never gets to."""
+    expert_teacher: str = "expert"
+    """Who teaches: "expert" (`agent.expert.Expert`, rules on the true state) or "oracle"
+    (`agent.oracle.Oracle`: it searches lane and time-gap plans 4 s ahead in copies of the world and
+    drives the best one with the expert's controllers). Both take expert_speed_band; the oracle picks
+    its own time gaps, so expert_headway_s is the expert's only. The oracle drives faster (the DQN model
+    card measures both) and costs a few milliseconds of planning per env and training step."""
     init_from: str = ""
     """A DQN model file whose Q-network starts the run (a curriculum: say the model trained with the
     safety system on, then trained on without it); "" starts from random weights. Its network and
@@ -221,6 +228,7 @@ class DQNConfig:
         _check_text("out", self.out)
         _check_text("env", self.env)
         check_choice("action_mode", self.action_mode, ACTION_MODES)
+        check_choice("expert_teacher", self.expert_teacher, TEACHERS)
         check_choice("vector", self.vector, VECTORS)
         check_choice("device", self.device, DEVICES)
         if self.tensorboard is not None:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 import sim  # noqa: F401  (registers the envs)
 from agent.expert import Expert
+from agent.oracle import Oracle
 from agent.qnet import QNet
 from sim.envs.base import unwrap
 from sim.safety import in_danger
@@ -76,15 +77,19 @@ def balancing_weights(actions: np.ndarray, label_counts: np.ndarray, power: floa
     return per_action[actions].astype(np.float32)
 
 
-def make_teachers(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> list[Expert]:
-    """One privileged expert per training env (none unless `cfg.uses_teacher()`), answering each state
-    on its own (`Expert(sigma_delta=False)`), since the network, not the expert, takes the actions."""
+def make_teachers(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> list[Expert | Oracle]:
+    """One privileged teacher per training env (none unless `cfg.uses_teacher()`): the expert, or the
+    oracle driving its plans with the expert's controllers (`cfg.expert_teacher`). Either answers each
+    state on its own (`sigma_delta=False`), since the network, not the teacher, takes the actions."""
     if not cfg.uses_teacher():
         return []
     band = cfg.expert_speed_band or None
-    teachers = [
-        Expert(headway_s=cfg.expert_headway_s, sigma_delta=False, speed_band=band) for _ in range(cfg.envs)
-    ]
+    teachers: list[Expert | Oracle]
+    if cfg.expert_teacher == "oracle":
+        teachers = [Oracle(sigma_delta=False, speed_band=band) for _ in range(cfg.envs)]
+    else:
+        headway = cfg.expert_headway_s
+        teachers = [Expert(headway_s=headway, sigma_delta=False, speed_band=band) for _ in range(cfg.envs)]
     for teacher, env in zip(teachers, envs.envs, strict=True):
         teacher.reset(env)
     return teachers
