@@ -48,22 +48,20 @@ _INFO = "info:"
 
 class SharedBatch:
     """Named arrays in one shared-memory segment, laid out by a `Layout` that every process rebuilds
-    the same views from (`attach`). The creator unlinks the segment (`close(unlink=True)`)."""
+    the same views from (`attach`). The creator unlinks the segment (`_stop_workers`)."""
 
     def __init__(self, memory: SharedMemory, layout: Layout) -> None:
         self.memory = memory
         self.layout = layout
-        self.arrays: dict[str, np.ndarray] = {}
-        offset = 0
-        for name, shape, dtype in layout:
-            self.arrays[name] = np.ndarray(shape, np.dtype(dtype), memory.buf, offset)
-            offset = _aligned(offset + self.arrays[name].nbytes)
+        offsets, _ = _offsets(layout)
+        self.arrays = {
+            name: np.ndarray(shape, np.dtype(dtype), memory.buf, offset)
+            for (name, shape, dtype), offset in zip(layout, offsets, strict=True)
+        }
 
     @classmethod
     def create(cls, layout: Layout) -> SharedBatch:
-        size = 0
-        for _, shape, dtype in layout:
-            size = _aligned(size + int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        _, size = _offsets(layout)
         return cls(SharedMemory(create=True, size=max(size, 1)), layout)
 
     @classmethod
@@ -74,13 +72,28 @@ class SharedBatch:
         """The rows `part` of every info column, by info key."""
         return {name[len(_INFO) :]: a[part] for name, a in self.arrays.items() if name.startswith(_INFO)}
 
+    def flags(self, part: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows `part` of the rewards, terminations and truncations, as `EnvBlock.step` fills them."""
+        return self.arrays[_REWARDS][part], self.arrays[_TERMINATIONS][part], self.arrays[_TRUNCATIONS][part]
+
+    def block(self, envs: list[CamDriveEnv], step_limit: int | None, part: slice) -> EnvBlock:
+        """An `EnvBlock` of `envs` writing its observations and infos into the rows `part`."""
+        observations = self.arrays[_OBSERVATIONS][part]
+        return EnvBlock(envs, step_limit, observations, info_columns=self.info_columns(part))
+
     def release(self) -> None:
         """Drop the views (they must go before the segment's buffer can close)."""
         self.arrays.clear()
 
 
-def _aligned(offset: int) -> int:
-    return -(-offset // _ALIGN) * _ALIGN
+def _offsets(layout: Layout) -> tuple[list[int], int]:
+    """Where each array of `layout` starts in the segment, each on a fresh cache line; the size."""
+    offsets, end = [], 0
+    for _, shape, dtype in layout:
+        offsets.append(end)
+        end += int(np.prod(shape)) * np.dtype(dtype).itemsize
+        end = -(-end // _ALIGN) * _ALIGN
+    return offsets, end
 
 
 def batch_layout(
@@ -125,17 +138,11 @@ class WorkerBlocks:
         envs = make_envs(env_class, local.stop - local.start, render_mode, options)
         layout = batch_layout(num_envs, observation_shape, observation_dtype, envs[0].current_info())
         self._shared = SharedBatch.create(layout)
-        arrays = self._shared.arrays
-        self.observations = arrays[_OBSERVATIONS]
+        self.observations = self._shared.arrays[_OBSERVATIONS]
         self.infos = BatchedInfos(self._shared.info_columns(slice(None)))
-        self._rewards, self._terminations, self._truncations = (
-            arrays[_REWARDS],
-            arrays[_TERMINATIONS],
-            arrays[_TRUNCATIONS],
-        )
-        self._local = EnvBlock(
-            envs, step_limit, self.observations[local], info_columns=self._shared.info_columns(local)
-        )
+        self._flags = self._shared.flags(slice(None))
+        self._local = self._shared.block(envs, step_limit, local)
+        self._local_flags = self._shared.flags(local)
         context = multiprocessing.get_context(WORKER_START_METHOD)
         self._connections: list[Connection] = []
         self._processes: list[Any] = []
@@ -187,14 +194,11 @@ class WorkerBlocks:
     ) -> None:
         """Step every block (`EnvBlock.step`); rewards and flags copied into the arrays given."""
         local = self.slices[0]
-
-        def step_local() -> None:
-            self._local.step(
-                actions[local], self._rewards[local], self._terminations[local], self._truncations[local]
-            )
-
-        self._call_all([("step", actions[part]) for part in self.slices[1:]], step_local)
-        rewards[:], terminations[:], truncations[:] = self._rewards, self._terminations, self._truncations
+        self._call_all(
+            [("step", actions[part]) for part in self.slices[1:]],
+            lambda: self._local.step(actions[local], *self._local_flags),
+        )
+        rewards[:], terminations[:], truncations[:] = self._flags
 
     def render(self) -> list[Any]:
         frames: list[Any] = []
@@ -284,10 +288,7 @@ def _serve(
     connection: Connection, envs: list[CamDriveEnv], step_limit: int | None, shared: SharedBatch, part: slice
 ) -> None:
     """Step the block of `envs` (rows `part` of the shared batch) as the parent's messages say."""
-    arrays = shared.arrays
-    rewards, terminations, truncations = (arrays[_REWARDS][part], arrays[_TERMINATIONS][part],
-                                          arrays[_TRUNCATIONS][part])  # fmt: skip
-    block = EnvBlock(envs, step_limit, arrays[_OBSERVATIONS][part], info_columns=shared.info_columns(part))
+    block, flags = shared.block(envs, step_limit, part), shared.flags(part)
     try:
         while True:
             command, argument = connection.recv()
@@ -298,7 +299,7 @@ def _serve(
                 if command == "reset":
                     block.reset(argument)
                 elif command == "step":
-                    block.step(argument, rewards, terminations, truncations)
+                    block.step(argument, *flags)
                 elif command == "render":
                     reply = block.render()
                 connection.send(("ok", reply))
