@@ -143,7 +143,8 @@ class FrontCameraRenderer:
         args = (
             frame, self.background, self._first_row, road.x, road.y, road.heading, road.s, i0, i1, cx, cy,
             yaw, cos_yaw, sin_yaw, ground.forward, ground.right, ground.layers.d_min, 1.0 / TEXEL_D_M,
-            1.0 / TEXEL_S_M, ground.across_level, ground.across.layer, ground.across.weight,
+            1.0 / TEXEL_S_M, ground.across_level, ground.across.first, ground.across.entry_layer,
+            ground.across.entry_weight,
             ground.along_level, ground.look.table, ground.keep, ground.add, cars.x, cars.y, cars.yaw,
             cars.length, cars.width, cars.height, cars.color, len(painter.body),
             self.camera.config.max_distance, painter.max_slope, NEAR_M, painter.visible,

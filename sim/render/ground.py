@@ -203,11 +203,18 @@ class AcrossLevels:
     """The layers across the road box-filtered at each footprint width, stored sparsely.
 
     `layer` (levels, n_d, k) int8 lists the layers present in each texel column (-1 pads), `weight`
-    the filtered coverage of each: only a handful of the layers are present at any d.
+    the filtered coverage of each: only a handful of the layers are present at any d (3.3 of 11 on
+    average on Traffic-v0's road). The painter reads the same entries packed end to end
+    (`entry_layer`, `entry_weight`: level a's column c has entries first[a, c] up to
+    first[a, c + 1]): a third of the bytes of the padded slots, so the part a frame reads
+    stays in the core's cache when many worlds' frames are drawn in turn.
     """
 
     layer: np.ndarray
     weight: np.ndarray
+    first: np.ndarray
+    entry_layer: np.ndarray
+    entry_weight: np.ndarray
 
     @staticmethod
     @functools.lru_cache(maxsize=16)
@@ -226,8 +233,12 @@ class AcrossLevels:
         slot = np.arange(group.size) - np.repeat(starts, np.diff(np.r_[starts, group.size]))
         layer[lvl, j, slot] = t
         weight[lvl, j, slot] = dense[lvl, t, j]
-        layer.flags.writeable = weight.flags.writeable = False  # shared by every painter of this layout
-        return AcrossLevels(layer, weight)
+        column_starts = np.arange(len(widths))[:, None] * layers.n_d + np.arange(layers.n_d + 1)
+        first = np.searchsorted(group, column_starts).astype(np.int32)
+        entry_layer, entry_weight = t.astype(np.int8), weight[lvl, j, slot]
+        for a in (layer, weight, first, entry_layer, entry_weight):
+            a.flags.writeable = False  # shared by every painter of this layout
+        return AcrossLevels(layer, weight, first, entry_layer, entry_weight)
 
 
 class GroundPainter:
@@ -281,7 +292,8 @@ class GroundPainter:
         s_row, lat_row, cos_row, sin_row = row_frames(road, x, y, yaw, s_near, self.forward)
         ground_kernels.paint_ground(
             out, 0, self.right, s_row, lat_row, cos_row, sin_row, self.layers.d_min, 1.0 / TEXEL_D_M,
-            1.0 / TEXEL_S_M, self.across_level, self.across.layer, self.across.weight, self.along_level,
+            1.0 / TEXEL_S_M, self.across_level, self.across.first, self.across.entry_layer,
+            self.across.entry_weight, self.along_level,
             self.look.table, self.keep, self.add,
         )  # fmt: skip
 

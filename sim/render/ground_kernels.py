@@ -46,8 +46,9 @@ def paint_ground(
     inv_texel_d: float,
     inv_texel_s: float,
     across_level: np.ndarray,
-    layer: np.ndarray,
-    weight: np.ndarray,
+    first: np.ndarray,
+    entry_layer: np.ndarray,
+    entry_weight: np.ndarray,
     along_level: np.ndarray,
     table: np.ndarray,
     keep: np.ndarray,
@@ -58,8 +59,10 @@ def paint_ground(
     Pixel (i, j) lies `delta = right[i, j] - lat_row[i]` to the right of row i's centreline point,
     so at d = -delta * cos_row[i] and s = s_row[i] - delta * sin_row[i] (`ground.row_frames`), in
     texel column (d - d_min) * inv_texel_d (clipped) and texel row s * inv_texel_s (wrapped). Its
-    colour is the sum over the layers present in its texel column (at its footprint's level
-    across_level[i, j]) of weight x the layer's along table (at its row's level) at its texel
+    colour is the sum over the layers present in its texel column c at its footprint's level
+    a = across_level[i, j] (the packed entries first[a, c] .. first[a, c + 1] of
+    `entry_layer`, `entry_weight`: `ground.AcrossLevels`) of weight x the layer's along table (at its
+    row's level) at its texel
     (`ground.GroundPainter.reference_colour`), faded by the row's haze: keep[i] x sum + add[i].
     All arithmetic is float32, as the tables are.
 
@@ -70,7 +73,7 @@ def paint_ground(
     time and a whole camera frame to about 0.75x, with the same bytes.
     """
     rows, cols = right.shape
-    n_d, slots = layer.shape[1], layer.shape[2]
+    n_d = first.shape[1] - 1
     n_s = table.shape[1]
     last_column = np.float32(n_d - 1)
     zero = np.float32(0.0)
@@ -93,12 +96,8 @@ def paint_ground(
         for j in range(cols):
             a, c, t = np.uintp(across_level[i, j]), np.uintp(column[j]), np.uintp(texel[j])
             r, g, b = zero, zero, zero
-            for m in range(slots):
-                lyr = layer[a, c, np.uintp(m)]
-                if lyr < 0:
-                    break
-                w = weight[a, c, np.uintp(m)]
-                k = np.uintp(lyr)
+            for e in range(first[a, c], first[a, c + np.uintp(1)]):
+                w, k = entry_weight[np.uintp(e)], np.uintp(entry_layer[np.uintp(e)])
                 r += w * table[level, t, k, np.uintp(0)]
                 g += w * table[level, t, k, np.uintp(1)]
                 b += w * table[level, t, k, np.uintp(2)]

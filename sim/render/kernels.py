@@ -18,7 +18,7 @@ import numpy as np
 
 from sim.render.ground_kernels import JIT, paint_ground, row_frames, to_byte
 
-CALLEE_SOURCES_SHA256 = "ffd87cb7b0ec4db6af6c2844e5c9529a80683a83daa211af449e4cc55ddffedf"
+CALLEE_SOURCES_SHA256 = "68e90b65ede2be215ccbaa3a92f9394c90da4c71e72e4db2ea86ffb21ccb56f0"
 """sha256 of ground_kernels.py, whose loops `draw_camera_frame` calls. numba keys a function's cached
 machine code by the text of its own file alone, yet the cached frame kernel contains those loops: an
 edit there alone would leave the stale frame kernel in use. Keeping their digest here (the tests
@@ -207,8 +207,9 @@ def draw_camera_frame(
     inv_texel_d: float,
     inv_texel_s: float,
     across_level: np.ndarray,
-    layer: np.ndarray,
-    weight: np.ndarray,
+    first: np.ndarray,
+    entry_layer: np.ndarray,
+    entry_weight: np.ndarray,
     along_level: np.ndarray,
     table: np.ndarray,
     keep: np.ndarray,
@@ -261,7 +262,8 @@ def draw_camera_frame(
         )
         paint_ground(
             frame, first_row, right, s_row, lat_row, cos_row, sin_row, d_min,
-            inv_texel_d, inv_texel_s, across_level, layer, weight, along_level, table, keep, add,
+            inv_texel_d, inv_texel_s, across_level, first, entry_layer, entry_weight, along_level, table,
+            keep, add,
         )  # fmt: skip
     k = 0
     if car_x.size:
