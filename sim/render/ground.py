@@ -270,7 +270,10 @@ class GroundPainter:
         self.haze_m = haze_m
         self.along_widths, along_level = footprint_levels(np.asarray(along_m) / TEXEL_S_M)
         across_widths, across_level = footprint_levels(np.asarray(across_m) / TEXEL_D_M)
-        self.along_level, self.across_level = shared(along_level), shared(across_level)
+        # One byte per pixel for the across level (there are a few dozen): the frame reads it for
+        # every pixel, and a quarter of the bytes keeps more of the tables in the core's cache.
+        across_dtype = np.uint8 if across_widths.size <= 256 else np.int32
+        self.along_level, self.across_level = shared(along_level), shared(across_level.astype(across_dtype))
         self.across = AcrossLevels.of(self.layers, tuple(int(w) for w in across_widths))
         self.set_look(palette, wear_seed)
 

@@ -254,7 +254,13 @@ def draw_camera_frame(
     and the noise, which goes on last, too (it is then not added here).
     """
     flat_frame, flat_background = frame.reshape(frame.size), background.reshape(background.size)
-    for q in range(flat_frame.size):  # a flat loop: numba's frame[:] = background walks 3-D indices
+    # The background goes only where the ground does not: `paint_ground` writes every byte of its rows.
+    row_length = frame.shape[1] * frame.shape[2]
+    ground_start = first_row * row_length if forward.size else flat_frame.size
+    ground_end = (first_row + forward.size) * row_length if forward.size else flat_frame.size
+    for q in range(ground_start):  # flat loops: numba's frame[:] = background walks 3-D indices
+        flat_frame[q] = flat_background[q]
+    for q in range(ground_end, flat_frame.size):
         flat_frame[q] = flat_background[q]
     if forward.size:
         s_row, lat_row, cos_row, sin_row = row_frames(
