@@ -198,7 +198,7 @@ class Road:
         sample, then the orthogonal projection on the segment before or after it, whichever is
         nearer (`_project`, compiled: this runs every step).
         """
-        lo, hi = self._search_window(s_hint)
+        lo, hi = self.search_window(s_hint)
         return _project(self.s, self.x, self.y, self.heading, lo, hi, float(x), float(y), 2.0)
 
     def frenet_and_heading(
@@ -206,11 +206,12 @@ class Road:
     ) -> tuple[float, float, float]:
         """`frenet`'s (s, d) and the road's heading at that s (`heading_at`), in one compiled call
         (`_project_and_heading`): the world's step needs both for the ego."""
-        lo, hi = self._search_window(s_hint)
+        lo, hi = self.search_window(s_hint)
         return _project_and_heading(self.s, self.x, self.y, self.heading, lo, hi, float(x), float(y), 2.0)
 
-    def _search_window(self, s_hint: float | None) -> tuple[int, int]:
-        """The samples `frenet` searches: the whole road, or a window around `s_hint` (extended to it)."""
+    def search_window(self, s_hint: float | None) -> tuple[int, int]:
+        """The samples `frenet` searches: the whole road, or a window around `s_hint` (the road
+        extended past it)."""
         if s_hint is None:
             return 0, self.s.size
         self.ensure_length(s_hint + 150.0)

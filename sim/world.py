@@ -22,6 +22,7 @@ from sim.road import Road, RoadConfig, wrap_angle
 from sim.safety import EGO_LOOKAHEAD_S, SafetyConfig
 from sim.traffic import Traffic, TrafficConfig
 from sim.vehicle import Vehicle, VehicleParams
+from sim.world_step import COLLISION_MARGIN_M, world_step
 
 PHYSICS_DT = 0.02
 """Fixed physics step of the ego car (50 Hz); control periods are whole multiples of it."""
@@ -111,6 +112,14 @@ class World:
         """`cars()` cache: the traffic object and its `revision` the boxes were built for."""
         self._near = np.zeros(0, dtype=bool)
         """`_hits_traffic` scratch: which cars are near the ego."""
+        p = self.ego.params
+        self._vehicle = np.array(
+            [p.wheelbase, p.max_steer_angle, p.max_lateral_accel, p.steer_rate, p.max_accel, p.max_brake,
+             p.max_speed, p.length, p.width]
+        )  # fmt: skip
+        """The ego's `VehicleParams` as `world_step` takes them."""
+        self._ego_state = np.zeros(7)
+        """`world_step`'s in/out ego state: x, y, yaw, speed, steer, s, d."""
 
     # ---------------------------------------------------------------------------------------- reset
     def reset(self, seed: int, lane: int, speed: float, start_s: float = 50.0) -> None:
@@ -135,23 +144,46 @@ class World:
 
     # ----------------------------------------------------------------------------------------- step
     def step(self, steer: float, accel: float, dt: float) -> None:
-        """Advance `dt` seconds with steering input `steer` (-1..1) and acceleration `accel` (m/s^2)."""
+        """Advance `dt` seconds with steering input `steer` (-1..1) and acceleration `accel` (m/s^2).
+
+        In order: the safety brake (`sim.safety.safety_brake`, when enabled), the ego's physics in
+        fixed sub-steps, its arc length, offset and heading error, then the traffic, which sees the
+        ego over the band it will sweep in the next second and, during a lane change, over its
+        target lane too (nobody starts a lane change into the lane the ego is moving into, and the
+        cars of that lane follow the ego from the moment it decides to come), then the collision
+        test. The common path is one compiled call (`sim.world_step.world_step`); the rare events
+        (a traffic car trying a lane change or recycled, a car close enough for the exact collision
+        test) run here.
+        """
         assert self.road is not None and self.traffic is not None, "call reset() first"
-        p = self.ego.params
-        if self.safety.enabled:
-            accel = safety_system.safety_brake(self, accel)
-        self.applied_accel = accel
+        if not 0.0 < dt <= 1.0:
+            raise ValueError(f"dt must be a number in (0, 1], got {dt!r}")
+        road, traffic, ego = self.road, self.traffic, self.ego
         n_sub = max(1, round(dt / PHYSICS_DT))
-        self.ego.step(steer, accel, dt / n_sub, substeps=n_sub)
-        self.s, self.d, road_heading = self.road.frenet_and_heading(self.ego.x, self.ego.y, self.s)
-        self._remember_heading_error(road_heading)
-        # Traffic sees the ego over the band it will sweep in the next second and, during a lane
-        # change, over its target lane too: nobody starts a lane change into the lane the ego is
-        # moving into, and the cars of that lane follow the ego from the moment it decides to come.
-        lo, hi = self.ego_band()
-        self.traffic.step(dt, self.s, 0.5 * (lo + hi), self.ego.speed, p.length, hi - lo)
+        search_lo, search_hi = road.search_window(self.s)  # extends the road if need be
+        traffic.draw_for_step()
+        state = self._ego_state
+        state[:] = ego.x, ego.y, ego.yaw, ego.speed, ego.steer, self.s, self.d
+        target_d = math.nan if self.target_d is None else self.target_d
+        safety = self.safety
+        accel, braked, heading_error, n_tries, leaves, near_car = world_step(
+            state, float(steer), float(accel), self.heading_error(), target_d, dt / n_sub, n_sub,
+            self._vehicle, safety.enabled, safety.margin_m, safety.headway_s, road.s, road.x, road.y,
+            road.heading, search_lo, search_hi, self.road_config.lane_width, *traffic.kernel_arrays,
+            self._near, traffic.kernel_params, traffic.config.lane_change_rate * dt, dt,
+        )  # fmt: skip
+        ego.x, ego.y, ego.yaw, ego.speed, ego.steer, self.s, self.d = state.tolist()
+        self.applied_accel = accel
+        self.safety_brakes += braked
+        self._he, self._he_pose = heading_error, (ego.yaw, self.s, road.heading)
+        traffic.stepped(self.s, n_tries, leaves)
         self._state = None
-        self.collided = self.collided or self._hits_traffic()
+        if self.collided:
+            return
+        if n_tries or leaves:  # the rare events moved cars: the whole test
+            self.collided = self._hits_traffic()
+        elif near_car:  # the pre-filter has marked the cars near the ego
+            self.collided = self._overlaps_near()
 
     def set_target_lane(self, lane: int | None) -> None:
         """Tell the safety system and the traffic which lane the ego is steering to (None: no lane)."""
@@ -237,12 +269,17 @@ class World:
         if t.s.size == 0:
             return False
         # Cheap Frenet pre-filter (with a generous margin for yaw); exact oriented-box test after.
-        near = self._near
-        if not frenet_neighbours(t.s, t.d, t.length, t.width, self.s, self.d, p.length, p.width, 1.5, near):
+        near, margin = self._near, COLLISION_MARGIN_M
+        e_s, e_d = self.s, self.d
+        if not frenet_neighbours(t.s, t.d, t.length, t.width, e_s, e_d, p.length, p.width, margin, near):
             return False
+        return self._overlaps_near()
+
+    def _overlaps_near(self) -> bool:
+        """The exact oriented-box test against the cars the pre-filter marked in `_near`."""
         c = self.cars()  # built once per traffic state, and reused by the renderer
-        e = self.ego
-        return any_overlap(e.x, e.y, e.yaw, p.length, p.width, c.x, c.y, c.yaw, c.length, c.width, near)
+        e, p = self.ego, self.ego.params
+        return any_overlap(e.x, e.y, e.yaw, p.length, p.width, c.x, c.y, c.yaw, c.length, c.width, self._near)
 
     # -------------------------------------------------------------------------------------- queries
     @property

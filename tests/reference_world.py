@@ -7,10 +7,11 @@ import math
 
 import numpy as np
 
+from sim import safety as sim_safety
 from sim.road import SAMPLE_SPACING_M, Road, _nearest_sample
 from sim.safety import COMFORT_BRAKE, LANE_CHANGE_CLOSING_S, SAFE_LATERAL_MARGIN_M
 from sim.traffic import Traffic
-from sim.world import World
+from sim.world import PHYSICS_DT, World
 
 
 def frenet(road: Road, x: float, y: float, s_hint: float | None = None) -> tuple[float, float]:
@@ -107,3 +108,22 @@ def lane_is_safe(w: World, lane: int) -> bool:
     need_ahead = w.safety.margin_m + closing_ahead * LANE_CHANGE_CLOSING_S
     need_behind = w.safety.margin_m + closing_behind * LANE_CHANGE_CLOSING_S
     return gap_ahead > need_ahead and gap_behind > need_behind
+
+
+def step(w: World, steer: float, accel: float, dt: float) -> None:
+    """`World.step` composed from its parts in Python, as it was before `sim.world_step` ran its
+    common path in one compiled call: the safety brake, the ego's physics, its projection and
+    heading error, the traffic's own `step`, the collision test."""
+    assert w.road is not None and w.traffic is not None
+    p = w.ego.params
+    if w.safety.enabled:
+        accel = sim_safety.safety_brake(w, accel)
+    w.applied_accel = accel
+    n_sub = max(1, round(dt / PHYSICS_DT))
+    w.ego.step(steer, accel, dt / n_sub, substeps=n_sub)
+    w.s, w.d, road_heading = w.road.frenet_and_heading(w.ego.x, w.ego.y, w.s)
+    w._remember_heading_error(road_heading)
+    lo, hi = w.ego_band()
+    w.traffic.step(dt, w.s, 0.5 * (lo + hi), w.ego.speed, p.length, hi - lo)
+    w._state = None
+    w.collided = w.collided or w._hits_traffic()

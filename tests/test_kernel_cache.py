@@ -12,6 +12,7 @@ from types import ModuleType
 import pytest
 
 import sim
+from sim import world_step
 from sim.render import kernels
 from sim.traffic import step_kernel
 
@@ -23,8 +24,19 @@ SIM = Path(sim.__file__).parent
     [
         (kernels, ["render/ground_kernels.py"]),
         (step_kernel, ["traffic/idm.py", "traffic/lane_changes.py"]),
+        (
+            world_step,
+            [
+                "collision.py",
+                "road.py",
+                "safety.py",
+                "traffic/step_kernel.py",
+                "vehicle.py",
+                "world_kernels.py",
+            ],  # fmt: skip
+        ),
     ],
-    ids=["frame kernel", "traffic step"],
+    ids=["frame kernel", "traffic step", "world step"],
 )
 def test_caller_keeps_the_digest_of_the_files_it_calls(caller: ModuleType, callees: list[str]) -> None:
     digest = hashlib.sha256()

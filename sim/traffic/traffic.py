@@ -87,6 +87,18 @@ class Traffic:
         (caches of derived data, such as `World.cars`, compare it)."""
         cfg = self.config
         self._inv_2sqrt_ab = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
+        self.kernel_arrays = (
+            self.s, self.d, self.speed, self.desired_speed, self.length, self.width, self.lane,
+            self._from_lane, self._d_from, self._lc_elapsed, self._lat_vel, self._S, self._V, self._V0,
+            self._HL, self._bits, self._centres, self._draws, self._acc, self._tries,
+        )  # fmt: skip
+        """The arrays `sim.world_step.world_step` steps the traffic in, in its order (they keep their
+        identity, so the tuple is built once)."""
+        self.kernel_params = np.array(
+            [cfg.time_headway, self._inv_2sqrt_ab, cfg.min_gap, cfg.max_accel, cfg.lane_change_time,
+             cfg.behind_m, cfg.ahead_m]
+        )  # fmt: skip
+        """The car-following and window parameters `world_step` takes, in its order."""
 
     # ------------------------------------------------------------------------------------- setup
     def reset(
@@ -237,8 +249,27 @@ class Traffic:
             self._bits, self._centres, draws, dt, cfg.time_headway, self._inv_2sqrt_ab, cfg.min_gap,
             cfg.max_accel, cfg.lane_change_time, cfg.lane_change_rate * dt, lo, hi, acc, tries,
         )  # fmt: skip
-        for i in tries[:n_tries].tolist():
-            try_lane_change(self, i, float(acc[i]))
+        self.rare_events(n_tries, leaves)
+
+    def draw_for_step(self) -> None:
+        """This step's lane-change draws (one uniform per car), for a step compiled elsewhere
+        (`sim.world_step`); `step` makes them itself."""
+        if self.n:
+            self.rng.random(out=self._draws)
+
+    def stepped(self, ego_s: float, n_tries: int, leaves: bool) -> None:
+        """The end of a step whose common path ran compiled (`sim.world_step.world_step`, the ego at
+        arc length `ego_s`): the new revision, then the rare events it reported."""
+        self.revision += 1
+        self._ego_s = ego_s
+        if n_tries or leaves:
+            self.rare_events(n_tries, leaves)
+
+    def rare_events(self, n_tries: int, leaves: bool) -> None:
+        """Lane changes tried by the cars `common_step` listed, in order, then recycling if a car
+        left the window: Python, since they use the random generator and happen in a few steps."""
+        for i in self._tries[:n_tries].tolist():
+            try_lane_change(self, i, float(self._acc[i]))
         if leaves:
             recycle(self)
 
