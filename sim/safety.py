@@ -4,14 +4,13 @@
 `safety`, on by default in both environments): a longitudinal brake (`safety_brake`) that looks at
 every car ahead in the lateral band the ego occupies, is about to sweep or is changing lanes into,
 and a lane-change check (`lane_is_safe`) repeated until the ego arrives. In steer mode a
-lane-keeping assist takes the wheel when that band reaches an unsafe lane (`sweeps_unsafe_lane`).
+lane-keeping assist takes the wheel when that band reaches an unsafe lane (`World.sweeps_unsafe_lane`).
 What it guarantees, and where that stops, is `SafetyConfig`'s docstring; docs/safety.md has the
 measurements. The per-car loops are compiled in `sim.world_kernels`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -108,13 +107,13 @@ def in_danger(world: World, steer_assist: bool) -> bool:
     """Whether the safety system, were it on, would be called on in this state: a slower car close
     ahead in the ego's band asks the brake to act (`brake_request`; the brake then overrides a driver
     who is not already braking as hard), or, with `steer_assist` (steer mode), the ego's sweep reaches
-    an unsafe lane or the road's edge (`sweeps_unsafe_lane`, when the assist takes the wheel).
+    an unsafe lane or the road's edge (`World.sweeps_unsafe_lane`, when the assist takes the wheel).
 
     It reads the state only, whether the system is on or off, so a trainer can charge for coming this
     close (`DQNConfig.danger_penalty`) in runs where nothing stops the crash that may follow.
     """
     request = brake_request(world)
-    return request == request or (steer_assist and sweeps_unsafe_lane(world))
+    return request == request or (steer_assist and world.sweeps_unsafe_lane())
 
 
 def lane_is_safe(world: World, lane: int) -> bool:
@@ -137,35 +136,3 @@ def lane_is_safe(world: World, lane: int) -> bool:
         world.lane_centre(lane), 0.5 * p.width, 0.5 * p.length, world.ego.speed, world.safety.margin_m,
         LANE_CHANGE_CLOSING_S,
     )  # fmt: skip
-
-
-def sweeps_unsafe_lane(world: World) -> bool:
-    """Whether the band the ego occupies or will sweep before it could turn back (`World.ego_band`
-    over `_recovery_seconds`, at least EGO_LOOKAHEAD_S) reaches a lane, other than the one its centre
-    is in, that fails `lane_is_safe`, or past an edge line of the road.
-
-    Steer mode's counterpart of refusing a lane change (`DiscreteSteerAction`): there the
-    heading, not a request, decides where the car goes, and a car holding a few degrees of
-    heading with the wheel centred drifts over the line into a car alongside (or off the road)
-    as surely as one turning. Lanes past the edges (-1 and `lanes`) are never safe.
-    """
-    cfg = world.road_config
-    lo, hi = world.ego_band(max(EGO_LOOKAHEAD_S, _recovery_seconds(world)))
-    own = world.ego_lane()
-    leftmost = max(math.floor((cfg.half_width - hi) / cfg.lane_width), -1)
-    rightmost = min(math.floor((cfg.half_width - lo) / cfg.lane_width), cfg.lanes)
-    return any(j != own and not lane_is_safe(world, j) for j in range(leftmost, rightmost + 1))
-
-
-def _recovery_seconds(world: World) -> float:
-    """Seconds the ego needs to come back parallel to the road: a full reversal of the steering
-    input, then the heading error turned away at the tightest turn its speed allows.
-
-    `sweeps_unsafe_lane` extrapolates the lateral speed over this time; the car really slows
-    its drift while turning back, so the band is wider than the sweep (on the safe side). A
-    fixed second is too short at a large heading: with the wheel at full lock a car crosses
-    safe lanes at 25-30 degrees and still crosses the next, unsafe, line while turning back.
-    """
-    p, speed = world.ego.params, world.ego.speed
-    turn_rate = speed * math.tan(p.max_wheel_angle(speed)) / p.wheelbase
-    return 2.0 / p.steer_rate + abs(world.heading_error()) / max(turn_rate, 1e-6)

@@ -22,7 +22,7 @@ from sim.road import Road, RoadConfig, wrap_angle
 from sim.safety import EGO_LOOKAHEAD_S, SafetyConfig
 from sim.traffic import Traffic, TrafficConfig
 from sim.vehicle import Vehicle, VehicleParams
-from sim.world_step import COLLISION_MARGIN_M, world_step
+from sim.world_step import COLLISION_MARGIN_M, sweeps_unsafe_lane, world_step
 
 PHYSICS_DT = 0.02
 """Fixed physics step of the ego car (50 Hz); control periods are whole multiples of it."""
@@ -219,9 +219,25 @@ class World:
         return safety_system.lane_is_safe(self, lane)
 
     def sweeps_unsafe_lane(self) -> bool:
-        """Whether the band the ego will sweep before it could turn back reaches an unsafe lane or the
-        road's edge: steer mode's lane-keeping assist (`sim.safety.sweeps_unsafe_lane`)."""
-        return safety_system.sweeps_unsafe_lane(self)
+        """Whether the band the ego occupies or will sweep before it could turn back (`ego_band` over
+        the seconds it needs to come back parallel to the road, at least EGO_LOOKAHEAD_S) reaches a
+        lane, other than the one its centre is in, that fails `lane_is_safe`, or past an edge line of
+        the road: steer mode's lane-keeping assist.
+
+        Steer mode's counterpart of refusing a lane change (`DiscreteSteerAction`): there the
+        heading, not a request, decides where the car goes, and a car holding a few degrees of
+        heading with the wheel centred drifts over the line into a car alongside (or off the road)
+        as surely as one turning. One compiled call (`sim.world_step.sweeps_unsafe_lane`): the
+        assist asks at every step.
+        """
+        t = self.traffic
+        assert self.road is not None and t is not None
+        target_d = math.nan if self.target_d is None else self.target_d
+        return sweeps_unsafe_lane(
+            t.s, t.d, t.width, t.length, t.speed, t.lane_centres, t.lane, self.s, self.d, self.ego.speed,
+            self.heading_error(), target_d, self._vehicle, self._half_width, self.road_config.lane_width,
+            self.safety.margin_m,
+        )  # fmt: skip
 
     def put_back_on_lane_centre(self) -> None:
         """A safety driver's intervention: the car is placed on the centre of its lane, facing along

@@ -1,4 +1,5 @@
-"""The common path of `World.step` in one compiled call (`world_step`).
+"""The world's per-step logic in compiled calls: `World.step`'s common path (`world_step`) and the
+lane-keeping assist's check (`sweeps_unsafe_lane`).
 
 A control step is a dozen small compiled calls glued by Python: the safety brake, the ego's physics,
 its projection on the road, the band it will sweep, the traffic's car following, the collision
@@ -8,8 +9,8 @@ a vector env steps many worlds in turn (each call's Python path falls out of the
 Python (`World.step`): a traffic car trying a lane change, a car recycled, the exact collision test
 when a car is close, and extending the road.
 
-tests/reference_world.py's `reference_step` is the same step composed from Python, as `World.step`
-was before; tests/test_world_step.py holds the two equal, bit for bit.
+tests/reference_world.py has both composed from Python, as they were before (`step`,
+`sweeps_unsafe_lane`); tests/test_world_step.py holds them equal, bit for bit.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import numpy as np
 
 from sim.collision import frenet_neighbours
 from sim.road import _project_and_heading
-from sim.safety import COMFORT_BRAKE, EGO_LOOKAHEAD_S, SAFE_LATERAL_MARGIN_M
+from sim.safety import COMFORT_BRAKE, EGO_LOOKAHEAD_S, LANE_CHANGE_CLOSING_S, SAFE_LATERAL_MARGIN_M
 from sim.traffic.step_kernel import common_step, lane_bits
-from sim.vehicle import _bicycle_steps
-from sim.world_kernels import strongest_brake
+from sim.vehicle import _bicycle_steps, _max_wheel_angle
+from sim.world_kernels import lane_has_room, strongest_brake
 
-CALLEE_SOURCES_SHA256 = "eb281a68c8eb4ea8b25877966d77708d57369850ad599b2068a8f7c838271529"
+CALLEE_SOURCES_SHA256 = "f4e33e2fcf344254aef3ec05d4dd8af2620417f6054741f019e76cdf0a954997"
 """sha256 of the files whose compiled functions and constants `world_step` uses (tests/
 test_kernel_cache.py lists them): numba's cache keys it by this file's text alone, so their digest
 here makes an edit there change this file too (`sim.render.kernels` says more)."""
@@ -161,3 +162,55 @@ def world_step(
             t_s, t_d, t_length, t_width, s, d, length, width, COLLISION_MARGIN_M, near
         )
     return accel, braked, heading_error, n_tries, leaves, near_car
+
+
+@numba.njit(cache=True, nogil=True)
+def sweeps_unsafe_lane(
+    t_s: np.ndarray,
+    t_d: np.ndarray,
+    t_width: np.ndarray,
+    t_length: np.ndarray,
+    t_speed: np.ndarray,
+    centres: np.ndarray,
+    t_lane: np.ndarray,
+    ego_s: float,
+    ego_d: float,
+    speed: float,
+    heading_error: float,
+    target_d: float,
+    vehicle: np.ndarray,
+    road_half_width: float,
+    lane_width: float,
+    margin: float,
+) -> bool:
+    """`World.sweeps_unsafe_lane`, with the world's numbers as `world_step` takes them.
+
+    The band is `ego_band` over the seconds the ego needs to come back parallel to the road (a full
+    reversal of the steering input, then the heading error turned away at the tightest turn its
+    speed allows), at least EGO_LOOKAHEAD_S: the car really slows its drift while turning back, so
+    the band is wider than the sweep (on the safe side), and a fixed second is too short at a large
+    heading (with the wheel at full lock a car crosses safe lanes at 25-30 degrees and still crosses
+    the next, unsafe, line while turning back). Every lane the band reaches, other than the one the
+    ego's centre is in, must have room (`lane_has_room`, as `sim.safety.lane_is_safe`); lanes past
+    the edges (-1 and `lanes`) never do.
+    """
+    wheelbase, length, width = vehicle[0], vehicle[7], vehicle[8]
+    turn_rate = speed * math.tan(_max_wheel_angle(speed, vehicle[1], wheelbase, vehicle[2])) / wheelbase
+    recovery_s = 2.0 / vehicle[3] + abs(heading_error) / max(turn_rate, 1e-6)
+    lo, hi = ego_band(ego_d, speed, heading_error, target_d, 0.5 * width, max(EGO_LOOKAHEAD_S, recovery_s))
+    lanes = centres.size
+    own = min(max(int(math.floor((road_half_width - ego_d) / lane_width)), 0), lanes - 1)
+    leftmost = max(math.floor((road_half_width - hi) / lane_width), -1)
+    rightmost = min(math.floor((road_half_width - lo) / lane_width), lanes)
+    for j in range(leftmost, rightmost + 1):
+        if j == own:
+            continue
+        if not 0 <= j < lanes:
+            return True
+        room = lane_has_room(
+            t_s, t_d, t_width, t_length, t_speed, centres, t_lane, ego_s, centres[j], 0.5 * width,
+            0.5 * length, speed, margin, LANE_CHANGE_CLOSING_S,
+        )  # fmt: skip
+        if not room:
+            return True
+    return False

@@ -9,7 +9,7 @@ import numpy as np
 
 from sim import safety as sim_safety
 from sim.road import SAMPLE_SPACING_M, Road, _nearest_sample
-from sim.safety import COMFORT_BRAKE, LANE_CHANGE_CLOSING_S, SAFE_LATERAL_MARGIN_M
+from sim.safety import COMFORT_BRAKE, EGO_LOOKAHEAD_S, LANE_CHANGE_CLOSING_S, SAFE_LATERAL_MARGIN_M
 from sim.traffic import Traffic
 from sim.world import PHYSICS_DT, World
 
@@ -127,3 +127,17 @@ def step(w: World, steer: float, accel: float, dt: float) -> None:
     w.traffic.step(dt, w.s, 0.5 * (lo + hi), w.ego.speed, p.length, hi - lo)
     w._state = None
     w.collided = w.collided or w._hits_traffic()
+
+
+def sweeps_unsafe_lane(w: World) -> bool:
+    """`World.sweeps_unsafe_lane` composed from Python, as it was before it was compiled: the band
+    over the recovery time (a full reversal of the steering input, then the heading error turned
+    away at the tightest turn), every lane it reaches but the ego's own checked by `lane_is_safe`."""
+    cfg, p, speed = w.road_config, w.ego.params, w.ego.speed
+    turn_rate = speed * math.tan(p.max_wheel_angle(speed)) / p.wheelbase
+    recovery_s = 2.0 / p.steer_rate + abs(w.heading_error()) / max(turn_rate, 1e-6)
+    lo, hi = w.ego_band(max(EGO_LOOKAHEAD_S, recovery_s))
+    own = w.ego_lane()
+    leftmost = max(math.floor((cfg.half_width - hi) / cfg.lane_width), -1)
+    rightmost = min(math.floor((cfg.half_width - lo) / cfg.lane_width), cfg.lanes)
+    return any(j != own and not sim_safety.lane_is_safe(w, j) for j in range(leftmost, rightmost + 1))

@@ -113,3 +113,24 @@ def test_a_step_longer_than_a_second_is_refused_before_anything_moves() -> None:
     with pytest.raises(ValueError, match="dt must be"):
         world.step(0.0, 0.0, 1.5)
     assert (world.ego.x, world.s) == before
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    cars=st.integers(0, 30),
+    lanes=st.integers(1, 5),
+    steer=st.floats(-1.0, 1.0),
+    accel=st.floats(-8.0, 3.5),
+    target=st.one_of(st.none(), st.integers(0, 4)),
+)
+def test_compiled_lane_keeping_check_equals_the_python_composition(
+    seed: int, cars: int, lanes: int, steer: float, accel: float, target: int | None
+) -> None:
+    """At every step of a weaving episode (the wheel swinging between `steer` and its opposite, so
+    the heading error grows and shrinks), the compiled check answers as the Python one."""
+    world, _ = world_pair(seed, min(cars, 6 * lanes), lanes, safety=False)
+    world.set_target_lane(None if target is None or target >= lanes else target)
+    for k in range(80):
+        world.step(steer if k % 12 < 6 else -steer, accel, 0.1)
+        assert world.sweeps_unsafe_lane() == reference_world.sweeps_unsafe_lane(world)
