@@ -102,7 +102,6 @@ def paint_cars(
     1/grid of the car's height, its band. `hit_car`, `hit_in`, `hit_out` receive each column's car
     (-1: none) and its entry and exit distances (for roofs, drawn by the caller).
     """
-    n_rows = frame.shape[0]
     k = fwd.size
     cos_r, sin_r = np.cos(yaw_rel), np.sin(yaw_rel)
     ox = -fwd * cos_r - left * sin_r
@@ -137,13 +136,45 @@ def paint_cars(
         tail = rear and abs(lateral) > 0.5 * width[best] - tail_inset_m
         base = ((colour[best] * 2 + int(best_end)) * 2 + int(tail)) * grid_size
         h = height[best]
-        for r in range(n_rows):
+        top, bottom = _car_rows(row_slope, mount * grid, best_in * grid, h, grid_offset, grid_size - 1.0)
+        for r in range(top, bottom):
             g = (mount * grid - row_slope[r] * (best_in * grid)) / h + grid_offset
             index = np.uintp(base + int(min(max(g, 0.0), grid_size - 1.0)))  # unsigned: no wraparound
             if drawn_lut[index]:
                 frame[r, j, 0] = face_lut[index, np.uintp(0)]
                 frame[r, j, 1] = face_lut[index, np.uintp(1)]
                 frame[r, j, 2] = face_lut[index, np.uintp(2)]
+
+
+@numba.njit(**JIT)
+def _car_rows(
+    row_slope: np.ndarray, lens: float, depth: float, height: float, offset: int, last: float
+) -> tuple[int, int]:
+    """The rows [top, bottom) of a column where the car `depth` / grid ahead can be drawn: its grid
+    index g(r) = (lens - row_slope[r] * depth) / height + offset lies strictly between 0 and `last`.
+
+    Outside them g is clamped to the first or the last index, which are never drawn (below the
+    shadow, above the roof edge), so `paint_cars` skips them. row_slope increases down the image and
+    depth and height are positive, so g never increases with r, in floating point too (rounding is
+    monotonic): two binary searches find the rows, with g computed as `paint_cars` computes it.
+    """
+    n = row_slope.size
+    lo, hi = 0, n
+    while lo < hi:  # the first row with g < last
+        mid = (lo + hi) // 2
+        if (lens - row_slope[mid] * depth) / height + offset < last:
+            hi = mid
+        else:
+            lo = mid + 1
+    top = lo
+    hi = n
+    while lo < hi:  # the first row with g <= 0
+        mid = (lo + hi) // 2
+        if (lens - row_slope[mid] * depth) / height + offset <= 0.0:
+            hi = mid
+        else:
+            lo = mid + 1
+    return top, lo
 
 
 _SLOPE_MARGIN = 1e-6
