@@ -102,14 +102,9 @@ class Road:
         n_new = int(np.ceil(target / SAMPLE_SPACING_M)) + 1
         s_new = np.arange(n_old, n_new) * SAMPLE_SPACING_M
         k_new = np.interp(s_new, self._knot_s, self._knot_k)
-        # Exact integration of a piecewise linear curvature on each step: trapezoid for heading,
-        # midpoint heading for position (second-order accurate, error << 1 mm at 0.5 m steps).
-        k_prev = np.concatenate(([self.kappa[-1]], k_new[:-1]))
-        dpsi = 0.5 * (k_prev + k_new) * SAMPLE_SPACING_M
-        heading = self.heading[-1] + np.cumsum(dpsi)
-        mid = heading - 0.5 * dpsi
-        x = self.x[-1] + np.cumsum(np.cos(mid) * SAMPLE_SPACING_M)
-        y = self.y[-1] + np.cumsum(np.sin(mid) * SAMPLE_SPACING_M)
+        heading, x, y = _integrate_centreline(
+            k_new, float(self.kappa[-1]), float(self.heading[-1]), float(self.x[-1]), float(self.y[-1])
+        )
         self.s = np.concatenate((self.s, s_new))
         self.kappa = np.concatenate((self.kappa, k_new))
         self.heading = np.concatenate((self.heading, heading))
@@ -222,6 +217,34 @@ class Road:
         """Road direction (rad) at arc length `s`: `np.interp` on the sample grid, bit for bit
         (`_interp_grid`, compiled: it runs several times per step)."""
         return _interp_grid(float(s), self.s, self.heading)
+
+
+@numba.njit(cache=True, nogil=True)
+def _integrate_centreline(
+    kappa: np.ndarray, kappa_before: float, heading_before: float, x_before: float, y_before: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Heading, x and y of the samples of curvature `kappa` that follow a sample (kappa_before,
+    heading_before, x_before, y_before), SAMPLE_SPACING_M apart.
+
+    Exact integration of a piecewise linear curvature on each step: trapezoid for heading, midpoint
+    heading for position (second-order accurate, error << 1 mm at 0.5 m steps). Each running sum
+    starts from zero and is added to the sample before, as numpy's `before + np.cumsum(steps)` does,
+    with libm's sin and cos (numpy's here): the same numbers as those formulas in numpy
+    (tests/test_road.py), in about a third of the time (roads are built at every reset).
+    """
+    n = kappa.size
+    heading, x, y = np.empty(n), np.empty(n), np.empty(n)
+    turned, east, north, previous = 0.0, 0.0, 0.0, kappa_before
+    for i in range(n):
+        step = 0.5 * (previous + kappa[i]) * SAMPLE_SPACING_M
+        turned += step
+        heading[i] = heading_before + turned
+        mid = heading[i] - 0.5 * step
+        east += math.cos(mid) * SAMPLE_SPACING_M
+        north += math.sin(mid) * SAMPLE_SPACING_M
+        x[i], y[i] = x_before + east, y_before + north
+        previous = kappa[i]
+    return heading, x, y
 
 
 @numba.njit(cache=True, nogil=True)

@@ -27,7 +27,7 @@ from sim.traffic.step_kernel import common_step, lane_bits
 from sim.vehicle import _bicycle_steps, _max_wheel_angle
 from sim.world_kernels import lane_has_room, strongest_brake
 
-CALLEE_SOURCES_SHA256 = "f4e33e2fcf344254aef3ec05d4dd8af2620417f6054741f019e76cdf0a954997"
+CALLEE_SOURCES_SHA256 = "eefeea6a415cfca207b66425d8af5803cf3be3bdec61d8d9a9fa575dde9d8d78"
 """sha256 of the files whose compiled functions and constants `world_step` uses (tests/
 test_kernel_cache.py lists them): numba's cache keys it by this file's text alone, so their digest
 here makes an edit there change this file too (`sim.render.kernels` says more)."""

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 
+import sim.road as road_module
 from sim.road import SAMPLE_SPACING_M, Road, RoadConfig, wrap_angle
 
 LANE_KEEP_ROAD = RoadConfig(lanes=3, curviness=0.7, design_speed=25.0, max_lateral_accel=2.0)
@@ -287,3 +288,35 @@ def test_wrap_angle_of_a_float_matches_the_array_version() -> None:
     scalars = [wrap_angle(v) for v in values.tolist()]
     assert all(isinstance(v, float) for v in scalars)
     assert np.array_equal(np.array(scalars), wrap_angle(values))
+
+
+def numpy_centreline(
+    kappa: np.ndarray, kappa_before: float, heading_before: float, x_before: float, y_before: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centreline's integration in plain numpy (`sim.road._integrate_centreline`'s reference)."""
+    k_prev = np.concatenate(([kappa_before], kappa[:-1]))
+    dpsi = 0.5 * (k_prev + kappa) * SAMPLE_SPACING_M
+    heading = heading_before + np.cumsum(dpsi)
+    mid = heading - 0.5 * dpsi
+    x = x_before + np.cumsum(np.cos(mid) * SAMPLE_SPACING_M)
+    y = y_before + np.cumsum(np.sin(mid) * SAMPLE_SPACING_M)
+    return heading, x, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 12345])
+def test_centreline_is_the_numpy_integration_bit_for_bit(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled integration gives the plain numpy formulas' numbers, over a first build and
+    extensions by different lengths (each continues from the last sample)."""
+
+    def build() -> Road:
+        road = Road(RoadConfig(curviness=1.0), seed)
+        for more in (10.0, 2500.0, 333.3):
+            road.ensure_length(road.length + more)
+        return road
+
+    compiled = build()
+    monkeypatch.setattr(road_module, "_integrate_centreline", numpy_centreline)
+    reference = build()
+    assert compiled.s.size == reference.s.size > 6001 + 2 * 2000  # it was extended
+    for name in ("s", "kappa", "heading", "x", "y"):
+        assert getattr(compiled, name).tobytes() == getattr(reference, name).tobytes(), name
