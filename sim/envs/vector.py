@@ -157,7 +157,7 @@ class CamDriveVectorEnv(VectorEnv):
             assert isinstance(obs_space, gym.spaces.Box)  # frames or a grid
             self._blocks = WorkerBlocks(
                 self.env_class, num_envs, self.workers, render_mode, options, self.step_limit,
-                obs_space.shape, obs_space.dtype,
+                obs_space.shape, obs_space.dtype, self.single_action_space,
             )  # fmt: skip
         self._observations: np.ndarray = self._blocks.observations
         self._rewards = np.zeros(num_envs, dtype=np.float64)
