@@ -475,14 +475,16 @@ def test_car_pixel_grid_follows_the_band_edges() -> None:
     assert set(band[band >= 0]) == set(range(len(_BAND_EDGES) - 1))
 
 
-def test_compiled_sensor_noise_is_the_numpy_formula_bit_for_bit() -> None:
+@pytest.mark.parametrize("channels", [1, 3], ids=["one value per pixel", "spread over the channels"])
+def test_compiled_sensor_noise_is_the_numpy_formula_bit_for_bit(channels: int) -> None:
     from sim.render import kernels
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(channels)
     for _ in range(20):
         frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
         noise = rng.normal(0.0, 40.0, (2 * H, 2 * W, 1)).astype(np.float32)  # some sums leave 0..255
-        i, j = int(rng.integers(0, H)), int(rng.integers(0, W))
+        noise = np.repeat(noise, channels, axis=2)
+        i, j = int(rng.integers(0, H + 1)), int(rng.integers(0, W + 1))
         expected = np.clip(frame + noise[i : i + H, j : j + W], 0, 255).astype(np.uint8)
         kernels.add_noise(frame, noise, i, j)
         assert np.array_equal(frame, expected)

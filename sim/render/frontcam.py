@@ -80,7 +80,9 @@ class FrontCameraRenderer:
         if palette.noise_std > 0:
             h, w = self.camera.config.height, self.camera.config.width
             noise = np.random.default_rng(wear_seed + 1).normal(0.0, palette.noise_std, (2 * h, 2 * w, 1))
-            self._noise = noise.astype(np.float32)
+            # One value per pixel, stored once per channel: `kernels.add_noise` then reads each row
+            # of it as it is, instead of spreading it over the channels in every frame.
+            self._noise = np.repeat(noise.astype(np.float32), 3, axis=2)
 
     def _background(self, pal: Palette) -> np.ndarray:
         """Sky gradient above the horizon and haze colour below it (where no ground row is drawn)."""
