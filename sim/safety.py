@@ -1,8 +1,9 @@
 """DeepTraffic's safety system: never rear-end, never change lanes into a car.
 
 `World` is the world it protects and calls it every step when `SafetyConfig.enabled` (option
-`safety`, on by default in both environments): a longitudinal brake (`safety_brake`) that looks at
-every car ahead in the lateral band the ego occupies, is about to sweep or is changing lanes into,
+`safety`, on by default in both environments): a longitudinal brake (`brake_request`, applied at the
+start of every step by `sim.world_step.world_step`) that looks at every car ahead in the lateral band
+the ego occupies, is about to sweep or is changing lanes into,
 and a lane-change check (`lane_is_safe`) repeated until the ego arrives. In steer mode a
 lane-keeping assist takes the wheel when that band reaches an unsafe lane (`World.sweeps_unsafe_lane`).
 What it guarantees, and where that stops, is `SafetyConfig`'s docstring; docs/safety.md has the
@@ -39,7 +40,7 @@ LANE_CHANGE_CLOSING_S = 1.5
 class SafetyConfig:
     """DeepTraffic's safety system: never rear-end, never change lanes into a car.
 
-    What it does (see `World`): the longitudinal brake (`safety_brake`) overrides the driver
+    What it does (see `World`): the longitudinal brake (`brake_request`) overrides the driver
     whenever any traffic car ahead in the lateral band the ego occupies, will sweep in the next
     `EGO_LOOKAHEAD_S`, or is changing lanes into (`World.target_d`) needs it; lane changes are
     accepted only into a gap that passes `World.lane_is_safe`, one lane at a time, and re-checked every
@@ -67,21 +68,10 @@ class SafetyConfig:
         return self
 
 
-def safety_brake(world: World, accel: float) -> float:
-    """Brake for every slower car close ahead in the ego's band (`brake_request`); count how often
-    that overrode the driver."""
-    strongest = brake_request(world)
-    if strongest == strongest:  # not nan: some car asked
-        needed = -(strongest + 0.5)
-        if needed < accel:
-            world.safety_brakes += 1
-            return max(needed, -world.ego.params.max_brake)
-    return accel
-
-
 def brake_request(world: World) -> float:
     """The strongest deceleration (m/s^2, before the brake's 0.5 of headroom) that a slower car close
-    ahead in the ego's band asks for; nan if none asks.
+    ahead in the ego's band asks for; nan if none asks. `World.step` brakes at that plus 0.5 (at most
+    the car's `max_brake`) whenever the driver asks for less, and counts it (`World.safety_brakes`).
 
     The band (`World.ego_band`, widened by SAFE_LATERAL_MARGIN_M) is where the ego is, where its
     current heading takes it within EGO_LOOKAHEAD_S and, during a lane change, its target

@@ -146,7 +146,7 @@ class World:
     def step(self, steer: float, accel: float, dt: float) -> None:
         """Advance `dt` seconds with steering input `steer` (-1..1) and acceleration `accel` (m/s^2).
 
-        In order: the safety brake (`sim.safety.safety_brake`, when enabled), the ego's physics in
+        In order: the safety brake (`sim.safety.brake_request`, when enabled), the ego's physics in
         fixed sub-steps, its arc length, offset and heading error, then the traffic, which sees the
         ego over the band it will sweep in the next second and, during a lane change, over its
         target lane too (nobody starts a lane change into the lane the ego is moving into, and the

@@ -97,7 +97,7 @@ def strongest_brake(
 ) -> float:
     """The strongest braking (m/s^2, positive) asked for by the cars ahead of `ego_s` in the band
     (counting a car changing lanes in its target lane too), or nan if none asks
-    (`sim.safety.safety_brake`).
+    (`sim.safety.brake_request`).
 
     A car asks for the deceleration that matches its speed just as the bumper gap shrinks to the
     margin, when it is closer than `headway_gap` and not faster, or when that deceleration exceeds

@@ -65,7 +65,8 @@ def follower(t: Traffic, s: float, d: float, half_width: float, anticipate: bool
 
 
 def safety_brake(w: World, accel: float) -> tuple[float, bool]:
-    """`sim.safety.safety_brake`: (the acceleration it lets through, whether it overrode the driver)."""
+    """The safety brake at the start of `World.step` (`sim.safety.brake_request`'s request plus 0.5, at
+    most max_brake): (the acceleration it lets through, whether it overrode the driver)."""
     assert w.traffic is not None
     lo, hi = w.ego_band()
     lo, hi = lo - SAFE_LATERAL_MARGIN_M, hi + SAFE_LATERAL_MARGIN_M
@@ -117,7 +118,8 @@ def step(w: World, steer: float, accel: float, dt: float) -> None:
     assert w.road is not None and w.traffic is not None
     p = w.ego.params
     if w.safety.enabled:
-        accel = sim_safety.safety_brake(w, accel)
+        accel, braked = safety_brake(w, accel)
+        w.safety_brakes += braked
     w.applied_accel = accel
     n_sub = max(1, round(dt / PHYSICS_DT))
     w.ego.step(steer, accel, dt / n_sub, substeps=n_sub)
