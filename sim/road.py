@@ -196,14 +196,6 @@ class Road:
         lo, hi = self.search_window(s_hint)
         return _project(self.s, self.x, self.y, self.heading, lo, hi, float(x), float(y), 2.0)
 
-    def frenet_and_heading(
-        self, x: float, y: float, s_hint: float | None = None
-    ) -> tuple[float, float, float]:
-        """`frenet`'s (s, d) and the road's heading at that s (`heading_at`), in one compiled call
-        (`_project_and_heading`): the world's step needs both for the ego."""
-        lo, hi = self.search_window(s_hint)
-        return _project_and_heading(self.s, self.x, self.y, self.heading, lo, hi, float(x), float(y), 2.0)
-
     def search_window(self, s_hint: float | None) -> tuple[int, int]:
         """The samples `frenet` searches: the whole road, or a window around `s_hint` (the road
         extended past it)."""
@@ -346,7 +338,8 @@ def _project_and_heading(
     y: float,
     two: float,
 ) -> tuple[float, float, float]:
-    """`_project`'s (s, d) and `_interp_grid`'s road heading at that s (`Road.frenet_and_heading`)."""
+    """`_project`'s (s, d) and `_interp_grid`'s road heading at that s (the ego's projection in
+    `sim.world_step.world_step`)."""
     s, d = _project(grid, xs, ys, heading, lo, hi, x, y, two)
     return s, d, _interp_grid(s, grid, heading)
 

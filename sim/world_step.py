@@ -27,7 +27,7 @@ from sim.traffic.step_kernel import common_step, lane_bits
 from sim.vehicle import _bicycle_steps, _max_wheel_angle
 from sim.world_kernels import lane_has_room, strongest_brake
 
-CALLEE_SOURCES_SHA256 = "9c59a2709f00ad1744542c4e79a2b6374c08abab4c20cfdeb9ba0bbcf7cb6f7e"
+CALLEE_SOURCES_SHA256 = "31aacee2b8781d3d396f7b681e0b7f87f68f1bb09a52abd6eb84f79ca9b47824"
 """sha256 of the files whose compiled functions and constants `world_step` uses (tests/
 test_kernel_cache.py lists them): numba's cache keys it by this file's text alone, so their digest
 here makes an edit there change this file too (`sim.render.kernels` says more)."""

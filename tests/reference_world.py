@@ -123,7 +123,8 @@ def step(w: World, steer: float, accel: float, dt: float) -> None:
     w.applied_accel = accel
     n_sub = max(1, round(dt / PHYSICS_DT))
     w.ego.step(steer, accel, dt / n_sub, substeps=n_sub)
-    w.s, w.d, road_heading = w.road.frenet_and_heading(w.ego.x, w.ego.y, w.s)
+    w.s, w.d = w.road.frenet(w.ego.x, w.ego.y, w.s)
+    road_heading = w.road.heading_at(w.s)
     w._remember_heading_error(road_heading)
     lo, hi = w.ego_band()
     w.traffic.step(dt, w.s, 0.5 * (lo + hi), w.ego.speed, p.length, hi - lo)

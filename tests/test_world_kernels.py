@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference_traffic import reference_step
 
-from sim.road import Road, RoadConfig
+from sim.road import Road, RoadConfig, _project_and_heading
 from sim.safety import SafetyConfig, brake_request
 from sim.traffic import Traffic, TrafficConfig
 from sim.traffic.lane_changes import neighbours
@@ -196,7 +196,8 @@ def test_frenet_matches_the_python_projection(s: float, d: float, nudge: float, 
     got = ROAD.frenet(x, y, s_hint)
     want = reference_world.frenet(ROAD, x, y, s_hint)
     assert np.array(got).tobytes() == np.array(want).tobytes()
-    with_heading = ROAD.frenet_and_heading(x, y, s_hint)
+    lo, hi = ROAD.search_window(s_hint)
+    with_heading = _project_and_heading(ROAD.s, ROAD.x, ROAD.y, ROAD.heading, lo, hi, x, y, 2.0)
     heading = np.interp(want[0], ROAD.s, ROAD.heading)
     assert np.array(with_heading).tobytes() == np.array([*want, heading]).tobytes()
 
