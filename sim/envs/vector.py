@@ -10,8 +10,8 @@ In this process (`workers=1`, the default) the worlds are stepped one after anot
 is partly Python, which holds the interpreter), then the N frames are drawn by `threads` threads, by
 default one per core this process may use: a frame is one compiled call that releases the
 interpreter (`kernels.draw_camera_frame`), so two cores draw two frames at once
-(`blocks.STEP_IN_THREADS` is the switch for stepping from the threads too, once the world step is
-compiled). `workers=K` instead splits the sub-envs into K blocks stepped side by side, the first
+(`blocks.STEP_IN_THREADS` is the switch for stepping from the threads too, once the whole env step
+is compiled). `workers=K` instead splits the sub-envs into K blocks stepped side by side, the first
 in this process and each other one in a worker process of its own, so the Python part of the step
 runs on K cores; everything they return is written into shared memory (`sim.envs.workers`).
 """
