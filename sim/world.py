@@ -22,7 +22,7 @@ from sim.road import Road, RoadConfig, wrap_angle
 from sim.safety import EGO_LOOKAHEAD_S, SafetyConfig
 from sim.traffic import Traffic, TrafficConfig
 from sim.vehicle import Vehicle, VehicleParams
-from sim.world_step import COLLISION_MARGIN_M, sweeps_unsafe_lane, world_step
+from sim.world_step import COLLISION_MARGIN_M, ego_band, sweeps_unsafe_lane, world_step
 
 PHYSICS_DT = 0.02
 """Fixed physics step of the ego car (50 Hz); control periods are whole multiples of it."""
@@ -199,14 +199,12 @@ class World:
 
     def ego_band(self, lookahead_s: float = EGO_LOOKAHEAD_S) -> tuple[float, float]:
         """Lateral interval (d_lo, d_hi) the ego's body occupies now, will sweep within `lookahead_s`
-        at its current heading relative to the road, or is heading for (`target_d`)."""
+        at its current heading relative to the road, or is heading for (`target_d`): the formula
+        `world_step` uses, `sim.world_step.ego_band`."""
         assert self.road is not None
+        target_d = math.nan if self.target_d is None else self.target_d
         half_w = 0.5 * self.ego.params.width
-        swept = self.d + self.ego.speed * math.sin(self.heading_error()) * lookahead_s
-        lo, hi = min(self.d, swept), max(self.d, swept)
-        if self.target_d is not None:
-            lo, hi = min(lo, self.target_d), max(hi, self.target_d)
-        return lo - half_w, hi + half_w
+        return ego_band(self.d, self.ego.speed, self.heading_error(), target_d, half_w, lookahead_s)
 
     def body_in_lane(self, lane: int) -> bool:
         """Whether the ego's body overlaps `lane` (the traffic then counts the ego as in that lane)."""

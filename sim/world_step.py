@@ -1,7 +1,7 @@
 """The world's per-step logic in compiled calls: `World.step`'s common path (`world_step`) and the
 lane-keeping assist's check (`sweeps_unsafe_lane`).
 
-A control step is a dozen small compiled calls glued by Python: the safety brake, the ego's physics,
+A control step was a dozen small compiled calls glued by Python: the safety brake, the ego's physics,
 its projection on the road, the band it will sweep, the traffic's car following, the collision
 pre-filter. Called one by one from Python they cost about as much as the work itself, and more when
 a vector env steps many worlds in turn (each call's Python path falls out of the CPU's caches), so
@@ -104,11 +104,11 @@ def world_step(
 
     `ego` is (x, y, yaw, speed, steer, s, d) and is updated; `vehicle` the ego's `VehicleParams`
     (wheelbase, max_steer_angle, max_lateral_accel, steer_rate, max_accel, max_brake, max_speed,
-    length, width); `traffic` the traffic's parameters (`Traffic.kernel_params`) and `lane_change_chance`
-    its lane_change_rate * dt; the t_ and buf_ arrays are the traffic's (`Traffic.kernel_arrays`), its
-    draws for this step already made. `target_d` is
-    the lane-change target's offset or nan; `search_lo`..`search_hi` the road samples the projection
-    searches (the road extended that far).
+    length, width); `traffic` the traffic's parameters (`Traffic.kernel_params`) and
+    `lane_change_chance` its lane_change_rate * dt; the t_ and buf_ arrays are the traffic's
+    (`Traffic.kernel_arrays`), its draws for this step already made. `target_d` is the lane-change
+    target's offset or nan; `search_lo`..`search_hi` the road samples the projection searches (the
+    road extended that far).
 
     In order, as `World.step`: the safety brake (when `safety_on`), the ego's physics in `substeps`
     sub-steps of `sub_dt`, its projection on the road and heading error, the band it will sweep,

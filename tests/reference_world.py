@@ -64,11 +64,22 @@ def follower(t: Traffic, s: float, d: float, half_width: float, anticipate: bool
     return float(gaps[k]), float(t.speed[hit[k]])
 
 
+def ego_band(w: World, lookahead_s: float = EGO_LOOKAHEAD_S) -> tuple[float, float]:
+    """`World.ego_band` in Python: the lateral interval the ego's body occupies, sweeps within
+    `lookahead_s` at its heading relative to the road, or is heading for (`target_d`)."""
+    half_w = 0.5 * w.ego.params.width
+    swept = w.d + w.ego.speed * math.sin(w.heading_error()) * lookahead_s
+    lo, hi = min(w.d, swept), max(w.d, swept)
+    if w.target_d is not None:
+        lo, hi = min(lo, w.target_d), max(hi, w.target_d)
+    return lo - half_w, hi + half_w
+
+
 def safety_brake(w: World, accel: float) -> tuple[float, bool]:
     """The safety brake at the start of `World.step` (`sim.safety.brake_request`'s request plus 0.5, at
     most max_brake): (the acceleration it lets through, whether it overrode the driver)."""
     assert w.traffic is not None
-    lo, hi = w.ego_band()
+    lo, hi = ego_band(w)
     lo, hi = lo - SAFE_LATERAL_MARGIN_M, hi + SAFE_LATERAL_MARGIN_M
     gaps, lead_speeds = w.traffic.cars_ahead(w.s, lo, hi, anticipate=True)
     half_l = 0.5 * w.ego.params.length
@@ -126,7 +137,7 @@ def step(w: World, steer: float, accel: float, dt: float) -> None:
     w.s, w.d = w.road.frenet(w.ego.x, w.ego.y, w.s)
     road_heading = w.road.heading_at(w.s)
     w._remember_heading_error(road_heading)
-    lo, hi = w.ego_band()
+    lo, hi = ego_band(w)
     w.traffic.step(dt, w.s, 0.5 * (lo + hi), w.ego.speed, p.length, hi - lo)
     w._state = None
     w.collided = w.collided or w._hits_traffic()
@@ -139,7 +150,7 @@ def sweeps_unsafe_lane(w: World) -> bool:
     cfg, p, speed = w.road_config, w.ego.params, w.ego.speed
     turn_rate = speed * math.tan(p.max_wheel_angle(speed)) / p.wheelbase
     recovery_s = 2.0 / p.steer_rate + abs(w.heading_error()) / max(turn_rate, 1e-6)
-    lo, hi = w.ego_band(max(EGO_LOOKAHEAD_S, recovery_s))
+    lo, hi = ego_band(w, max(EGO_LOOKAHEAD_S, recovery_s))
     own = w.ego_lane()
     leftmost = max(math.floor((cfg.half_width - hi) / cfg.lane_width), -1)
     rightmost = min(math.floor((cfg.half_width - lo) / cfg.lane_width), cfg.lanes)
