@@ -23,11 +23,11 @@ import numpy as np
 from sim.collision import frenet_neighbours
 from sim.road import _project_and_heading
 from sim.safety import COMFORT_BRAKE, EGO_LOOKAHEAD_S, LANE_CHANGE_CLOSING_S, SAFE_LATERAL_MARGIN_M
-from sim.traffic.step_kernel import common_step, lane_bits
+from sim.traffic.step_kernel import common_step, set_ego_slot
 from sim.vehicle import _bicycle_steps, _max_wheel_angle
 from sim.world_kernels import lane_has_room, strongest_brake
 
-CALLEE_SOURCES_SHA256 = "31aacee2b8781d3d396f7b681e0b7f87f68f1bb09a52abd6eb84f79ca9b47824"
+CALLEE_SOURCES_SHA256 = "bf8cb5a229682123c4cf59254d3d04c1af6d7963a10440f0cb54f0f5516154b1"
 """sha256 of the files whose compiled functions and constants `world_step` uses (tests/
 test_kernel_cache.py lists them): numba's cache keys it by this file's text alone, so their digest
 here makes an edit there change this file too (`sim.render.kernels` says more)."""
@@ -145,11 +145,11 @@ def world_step(
     heading_error = wrap_angle(yaw - heading)
     ego[0], ego[1], ego[2], ego[3], ego[4], ego[5], ego[6] = x, y, yaw, speed, steer, s, d
     lo, hi = ego_band(d, speed, heading_error, target_d, half_width, EGO_LOOKAHEAD_S)
-    # The traffic's ego slot (`Traffic._set_ego`): the band as the ego's lateral extent.
-    n = t_s.size
-    buf_s[n], buf_v[n], buf_hl[n] = s, speed, 0.5 * length
-    buf_bits[n] = lane_bits(centres, 0.5 * (lo + hi), 0.5 * lane_width + 0.5 * (hi - lo))
-    if n == 0:
+    # The traffic's ego slot: the ego as wide as the band it will sweep.
+    set_ego_slot(
+        buf_s, buf_v, buf_hl, buf_bits, centres, s, 0.5 * (lo + hi), speed, length, hi - lo, lane_width
+    )
+    if t_s.size == 0:
         return accel, braked, heading_error, 0, False, False
     n_tries, leaves = common_step(
         t_s, t_d, t_speed, t_desired, t_length, t_lane, t_from_lane, t_d_from, t_lc_elapsed, t_lat_vel,

@@ -339,8 +339,8 @@ def add_noise(frame: np.ndarray, noise: np.ndarray, i: int, j: int) -> None:
     n = w * channels
     rows = frame.reshape(h, n)
     flat_noise = noise.reshape(noise.size)
-    spread = np.empty(n, np.float32)
     per_channel = noise.shape[2] == channels
+    spread = np.empty(0 if per_channel else n, np.float32)
     for r in range(h):
         start = ((i + r) * noise.shape[1] + j) * noise.shape[2]
         if per_channel:

@@ -117,8 +117,30 @@ def refresh_buffers(
 
 
 @numba.njit(cache=True, nogil=True)
+def set_ego_slot(
+    buf_s: np.ndarray,
+    buf_v: np.ndarray,
+    buf_hl: np.ndarray,
+    buf_bits: np.ndarray,
+    centres: np.ndarray,
+    s: float,
+    d: float,
+    speed: float,
+    length: float,
+    width: float,
+    lane_width: float,
+) -> None:
+    """The ego's slot, the last, of the all-vehicle buffers: its centre s, speed, half length, and
+    the bits of the lanes its body (centred at `d`, `width` wide) overlaps. `Traffic._set_ego` and
+    `sim.world_step.world_step` both store the ego through it."""
+    n = buf_s.size - 1
+    buf_s[n], buf_v[n], buf_hl[n] = s, speed, 0.5 * length
+    buf_bits[n] = lane_bits(centres, d, 0.5 * lane_width + 0.5 * width)
+
+
+@numba.njit(cache=True, nogil=True)
 def lane_bits(centres: np.ndarray, d: float, reach: float) -> int:
-    """Bit j set for every lane j whose centre is closer than `reach` to `d` (`Traffic._set_ego`)."""
+    """Bit j set for every lane j whose centre is closer than `reach` to `d` (`set_ego_slot`)."""
     bits = 0
     for j in range(centres.size):
         if abs(d - centres[j]) < reach:

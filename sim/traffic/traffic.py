@@ -28,7 +28,7 @@ from sim.traffic.config import (
 from sim.traffic.idm import leader_search, safe_speed
 from sim.traffic.lane_changes import try_lane_change
 from sim.traffic.recycling import recycle
-from sim.traffic.step_kernel import common_step, lane_bits, refresh_buffers
+from sim.traffic.step_kernel import common_step, refresh_buffers, set_ego_slot
 from sim.validation import check_range
 from sim.vehicle import VehicleParams
 from sim.world_kernels import band_overlap, nearest_in_band
@@ -275,13 +275,11 @@ class Traffic:
 
     def _set_ego(self, s: float, d: float, speed: float, length: float, width: float) -> None:
         """Store the ego in the last slot of the all-vehicle buffers, with the lanes its body overlaps."""
-        n = self.n
         self._ego_s = float(s)
-        self._S[n] = s
-        self._V[n] = speed
-        self._HL[n] = 0.5 * length
-        reach = 0.5 * self.road.config.lane_width + 0.5 * width
-        self._bits[n] = lane_bits(self._centres, float(d), reach)
+        set_ego_slot(
+            self._S, self._V, self._HL, self._bits, self._centres, self._ego_s, float(d), float(speed),
+            float(length), float(width), self.road.config.lane_width,
+        )  # fmt: skip
 
     def _refresh(self) -> None:
         """Copy the traffic state into the all-vehicle buffers (the ego slot is set by `_set_ego`):
