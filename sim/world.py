@@ -153,7 +153,7 @@ class World:
         cars of that lane follow the ego from the moment it decides to come), then the collision
         test. The common path is one compiled call (`sim.world_step.world_step`); the rare events
         (a traffic car trying a lane change or recycled, a car close enough for the exact collision
-        test) run here.
+        test) are called from here when they happen.
         """
         assert self.road is not None and self.traffic is not None, "call reset() first"
         if not 0.0 < dt <= 1.0:

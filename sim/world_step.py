@@ -5,9 +5,10 @@ A control step was a dozen small compiled calls glued by Python: the safety brak
 its projection on the road, the band it will sweep, the traffic's car following, the collision
 pre-filter. Called one by one from Python they cost about as much as the work itself, and more when
 a vector env steps many worlds in turn (each call's Python path falls out of the CPU's caches), so
-`world_step` runs them in the same order on the same numbers, in one call. The rare events stay in
-Python (`World.step`): a traffic car trying a lane change, a car recycled, the exact collision test
-when a car is close, and extending the road.
+`world_step` runs them in the same order on the same numbers, in one call. The rare events are
+called from `World.step` when they happen: a traffic car trying a lane change and a car recycled
+(compiled too: `Traffic.rare_events`), the exact collision test when a car is close, and extending
+the road.
 
 tests/reference_world.py has both composed from Python, as they were before (`step`,
 `sweeps_unsafe_lane`); tests/test_world_step.py holds them equal, bit for bit.
@@ -27,7 +28,7 @@ from sim.traffic.step_kernel import common_step, set_ego_slot
 from sim.vehicle import _bicycle_steps, _max_wheel_angle
 from sim.world_kernels import lane_has_room, strongest_brake
 
-CALLEE_SOURCES_SHA256 = "bf8cb5a229682123c4cf59254d3d04c1af6d7963a10440f0cb54f0f5516154b1"
+CALLEE_SOURCES_SHA256 = "8975cfb81e72fc7e57d2da5330ad0f9adf2ea82dade5afcfe6ff70aa1ecb1dbe"
 """sha256 of the files whose compiled functions and constants `world_step` uses (tests/
 test_kernel_cache.py lists them): numba's cache keys it by this file's text alone, so their digest
 here makes an edit there change this file too (`sim.render.kernels` says more)."""

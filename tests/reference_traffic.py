@@ -7,15 +7,13 @@ same state, bit for bit, and the same random stream.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from sim.traffic import Traffic
-from sim.traffic.config import EGO_CLEARANCE_M, MAX_IDM_BRAKE
+from sim.traffic.config import MAX_IDM_BRAKE
 from sim.traffic.idm import MIN_IDM_GAP
-from sim.traffic.lane_changes import BLOCKED_MARGIN, try_lane_change
-from sim.traffic.recycling import recycle
+from sim.traffic.lane_changes import BLOCKED_MARGIN
+from tests.reference_rare_events import recycle, try_lane_change
 
 
 def reference_step(
@@ -119,63 +117,3 @@ def consider_lane_changes(
         held_up = v < v0 - BLOCKED_MARGIN and v_lead[i] < v0 - BLOCKED_MARGIN and gap[i] < look
         if held_up and steady[i]:
             try_lane_change(t, int(i), float(acc[i]))
-
-
-def neighbours(
-    t: Traffic, i: int, lane: int, s: float, half_length: float
-) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
-    """`sim.traffic.lane_changes.neighbours`: nearest vehicles in `lane` ahead of and behind a body
-    centred at `s`, other than car i, from the all-vehicle buffers."""
-    in_lane = (t._bits >> lane) & 1 == 1
-    if 0 <= i < t.n:
-        in_lane[i] = False
-    ds = t._S - s
-    clear = np.abs(ds) - t._HL - half_length
-    out = []
-    for side in (ds > 0.0, ds <= 0.0):
-        cand = np.flatnonzero(in_lane & side)
-        if cand.size == 0:
-            out.append((math.inf, math.inf, -1))
-        else:
-            k = cand[np.argmin(clear[cand])]
-            out.append((float(clear[k]), float(t._V[k]), int(k)))
-    return out[0], out[1]
-
-
-def free_intervals(
-    t: Traffic, i: int, half: float, clearance: float, lo: float, hi: float
-) -> list[tuple[int, float, float, int, int]]:
-    """`sim.traffic.recycling.free_intervals`: free centre intervals (lane, a, b, follower, leader) within
-    [lo, hi]; -1 = no vehicle. The (vehicle, lane) memberships sorted by lane, then by s, then one
-    sweep per lane. Reaches differ (the ego's is larger), so a vehicle later in s order can block
-    from further back: each gap ends at the smallest blocked-from position of all the vehicles
-    after it."""
-    n = t.n
-    reach_arr = t._HL + (half + clearance)
-    reach_arr[n] = t._HL[n] + half + max(clearance, EGO_CLEARANCE_M)
-    member = ((t._bits[:, None] >> t._lane_ids[None, :]) & 1) == 1
-    member[i] = False
-    veh_arr, lane_arr = np.nonzero(member)
-    order = np.lexsort((t._S[veh_arr], lane_arr))
-    veh, lane, reach = veh_arr[order].tolist(), lane_arr[order].tolist(), reach_arr.tolist()
-    s = t._S.tolist()
-    out: list[tuple[int, float, float, int, int]] = []
-    first = 0
-    for ln in range(t._lane_ids.size):
-        last = first
-        while last < len(veh) and lane[last] == ln:
-            last += 1
-        members = veh[first:last]
-        first = last
-        ends_before = [s[j] - reach[j] for j in members] + [hi]
-        for k in range(len(members) - 1, -1, -1):  # suffix minimum
-            ends_before[k] = min(ends_before[k], ends_before[k + 1])
-        covered, behind = lo, -1
-        for k, j in enumerate(members + [-1]):
-            end = min(ends_before[k], hi)
-            if covered < end:
-                out.append((ln, covered, end, behind, j))
-            if j >= 0:
-                covered = max(covered, s[j] + reach[j])
-                behind = j
-    return out

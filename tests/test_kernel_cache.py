@@ -14,7 +14,7 @@ import pytest
 import sim
 from sim import world_step
 from sim.render import kernels
-from sim.traffic import step_kernel
+from sim.traffic import idm, lane_changes, recycling, step_kernel
 
 SIM = Path(sim.__file__).parent
 
@@ -23,6 +23,9 @@ SIM = Path(sim.__file__).parent
     ("caller", "callees"),
     [
         (kernels, ["render/ground_kernels.py"]),
+        (idm, ["py_semantics.py"]),
+        (lane_changes, ["traffic/idm.py"]),
+        (recycling, ["traffic/idm.py", "traffic/step_kernel.py", "py_semantics.py"]),
         (step_kernel, ["traffic/idm.py", "traffic/lane_changes.py"]),
         (
             world_step,
@@ -36,7 +39,7 @@ SIM = Path(sim.__file__).parent
             ],  # fmt: skip
         ),
     ],
-    ids=["frame kernel", "traffic step", "world step"],
+    ids=["frame kernel", "one-car IDM", "lane changes", "recycling", "traffic step", "world step"],
 )
 def test_caller_keeps_the_digest_of_the_files_it_calls(caller: ModuleType, callees: list[str]) -> None:
     digest = hashlib.sha256()

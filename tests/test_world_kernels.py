@@ -6,8 +6,10 @@ way, on random states (hypothesis), not only on the golden episodes.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-import reference_traffic
+import reference_rare_events
 import reference_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,8 +18,9 @@ from reference_traffic import reference_step
 from sim.road import Road, RoadConfig, _project_and_heading
 from sim.safety import SafetyConfig, brake_request
 from sim.traffic import Traffic, TrafficConfig
-from sim.traffic.lane_changes import neighbours
-from sim.traffic.recycling import free_intervals
+from sim.traffic.idm import idm1, safe_speed
+from sim.traffic.lane_changes import neighbours_in_lane
+from sim.traffic.recycling import free_interval_sweep
 from sim.vehicle import VehicleParams
 from sim.world import World
 
@@ -101,9 +104,9 @@ def test_lane_neighbours_match_the_numpy_reference(
     asks = [(i, float(t._S[i]), float(t._HL[i])) for i in range(t.n)] + probes
     for i, s, half_length in asks:
         for lane in range(lanes):
-            assert neighbours(t, i, lane, s, half_length) == reference_traffic.neighbours(
-                t, i, lane, s, half_length
-            )
+            found = neighbours_in_lane(t._S, t._HL, t._V, t._bits, i, lane, s, half_length)
+            want = reference_rare_events.neighbours(t, i, lane, s, half_length)
+            assert (found[:3], found[3:]) == want
 
 
 @KERNEL_SETTINGS
@@ -138,8 +141,64 @@ def test_free_intervals_match_the_python_sweep(
     for half, clearance, lo, width in spots:
         lo = max(lo, 0.0)
         for i in range(t.n):
-            want = reference_traffic.free_intervals(t, i, half, clearance, lo, lo + width)
-            assert repr(free_intervals(t, i, half, clearance, lo, lo + width)) == repr(want)
+            want = reference_rare_events.free_intervals(t, i, half, clearance, lo, lo + width)
+            ints, ends = free_interval_sweep(t._S, t._HL, t._bits, i, lanes, half, clearance, lo, lo + width)
+            rows = zip(ints.tolist(), ends.tolist(), strict=True)
+            assert repr([(ln, a, b, f, j) for (ln, f, j), (a, b) in rows]) == repr(want)
+
+
+def test_one_car_idm_gives_the_python_formulas_numbers() -> None:
+    """`idm1` and `safe_speed`, compiled, against their Python formulas on 20,000 random cars: a
+    square the compiler turns into a multiplication rounds differently in about 0.1 % of them."""
+    cfg = TrafficConfig()
+    inv_2sqrt_ab = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
+    params = (cfg.time_headway, inv_2sqrt_ab, cfg.min_gap, cfg.max_accel)
+    cars = np.random.default_rng(0).uniform((0.0, 5.0, -2.0, 0.0), (40.0, 40.0, 120.0, 40.0), (20000, 4))
+    for v, v0, gap, v_lead in cars.tolist():
+        assert idm1(v, v0, gap, v_lead, *params) == reference_rare_events.idm1(cfg, v, v0, gap, v_lead)
+        want = reference_rare_events.safe_speed(cfg, gap, v_lead)
+        assert safe_speed(gap, v_lead, cfg.min_gap, cfg.time_headway, inv_2sqrt_ab) == want
+
+
+@KERNEL_SETTINGS
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    cars=st.integers(1, 40),
+    lanes=st.integers(1, 5),
+    steps=st.integers(0, 60),
+    jump=st.floats(-200.0, 300.0),
+    ego_v=st.floats(0.0, 45.0),
+    tries=st.integers(0, 40),
+)
+def test_rare_events_match_the_python_version(
+    seed: int, cars: int, lanes: int, steps: int, jump: float, ego_v: float, tries: int
+) -> None:
+    """Lane changes tried and cars recycled, compiled (`Traffic.rare_events`) against the Python
+    version they were written in (tests/reference_rare_events.py): the same state, buffers, random
+    stream and revision. The ego jumps along the road first, so that up to every car leaves the
+    window at once (crowded windows reach the last-resort spots), and every car may try a change."""
+    try:
+        a, b = traffic_pair(seed, cars, lanes, 10.0)
+    except ValueError:
+        return
+    ego_s = 60.0
+    for k in range(steps):
+        ego_s = 60.0 + 2.5 * (k + 1)
+        for t in (a, b):
+            t.step(0.1, ego_s, t.road.lane_centres[0], 25.0, EGO_LENGTH, EGO_WIDTH)
+    ego_s = max(ego_s + jump, 0.0)
+    order = np.random.default_rng(seed).permutation(a.n)[: min(tries, a.n)]
+    accelerations = np.random.default_rng(seed + 1).uniform(-3.0, 1.0, a.n)
+    for t in (a, b):
+        t._set_ego(ego_s, t.road.lane_centres[-1], ego_v, EGO_LENGTH, EGO_WIDTH)
+        t._refresh()
+        t._tries[: order.size] = order
+        t._acc[:] = accelerations
+    a.rare_events(order.size, True)
+    reference_rare_events.rare_events(b, order.size, True)
+    assert_same_traffic(a, b)
+    for name in ("_S", "_V", "_V0", "_HL", "_bits"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
 
 
 # ----------------------------------------------------------------------------------------- road

@@ -2,9 +2,9 @@
 
 IDM is collision-free in its continuous form, smooth, and parameterised by quantities with a
 physical meaning (desired speed, time headway, jam gap, comfortable braking). Every car follows its
-leader: the nearest vehicle ahead that shares one of its lanes (`leader_search`). The plain-float
-versions (`idm1`, `safe_speed`) serve the rare events (lane changes, respawns, the reset); the
-compiled ones run over every car each step.
+leader: the nearest vehicle ahead that shares one of its lanes (`leader_search`). `idm_all` runs
+over every car each step; the one-car versions (`idm1`, `safe_speed`) serve the rare events (lane
+changes, respawns) and the reset. All are compiled.
 """
 
 from __future__ import annotations
@@ -14,32 +14,48 @@ import math
 import numba
 import numpy as np
 
-from sim.traffic.config import MAX_IDM_BRAKE, TrafficConfig
+from sim.py_semantics import libm_pow, py_max
+from sim.traffic.config import MAX_IDM_BRAKE
 
 MIN_IDM_GAP = 0.01
 """Gap floor (m) inside IDM so that touching or overlapping cars give maximal, finite braking."""
 
-
-def idm1(cfg: TrafficConfig, v: float, v0: float, gap: float, v_lead: float) -> float:
-    """IDM acceleration of one car (`idm_all` for all): plain floats, ~10x faster than numpy here."""
-    inv_2sqrt_ab = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
-    s_star = cfg.min_gap + max(0.0, v * (cfg.time_headway + (v - v_lead) * inv_2sqrt_ab))
-    interaction = (s_star / max(gap, MIN_IDM_GAP)) ** 2
-    return max(cfg.max_accel * (1.0 - (v / v0) ** 4 - interaction), -MAX_IDM_BRAKE)
+CALLEE_SOURCES_SHA256 = "ec52eeb0618fc6670862e2a69e6305c1684f7486842c3d50e43d4a23f43ddd86"
+"""sha256 of sim/py_semantics.py, whose compiled functions `idm1` calls: numba's cache keys it
+by this file's text alone (`sim.render.kernels` says more)."""
 
 
-def safe_speed(cfg: TrafficConfig, gap: float, v_lead: float) -> float:
+@numba.njit(cache=True, nogil=True)
+def idm1(
+    v: float,
+    v0: float,
+    gap: float,
+    v_lead: float,
+    time_headway: float,
+    inv_2sqrt_ab: float,
+    min_gap: float,
+    max_accel: float,
+) -> float:
+    """IDM acceleration of one car (`idm_all` for all), for the rare events: their Python formula,
+    libm's pow and Python's max (`sim.py_semantics`), so the numbers are the ones it gave."""
+    s_star = min_gap + py_max(0.0, v * (time_headway + (v - v_lead) * inv_2sqrt_ab))
+    interaction = libm_pow(s_star / py_max(gap, MIN_IDM_GAP), 2.0)
+    return py_max(max_accel * (1.0 - libm_pow(v / v0, 4.0) - interaction), -MAX_IDM_BRAKE)
+
+
+@numba.njit(cache=True, nogil=True)
+def safe_speed(gap: float, v_lead: float, min_gap: float, time_headway: float, inv_2sqrt_ab: float) -> float:
     """Largest speed whose IDM desired gap s* does not exceed `gap` behind a car at `v_lead`.
 
     Solves s0 + v*T + v*(v - v_lead)/(2 sqrt(ab)) = gap for v >= 0 (a quadratic in v); 0 when
     gap <= s0. At that speed IDM brakes by no more than about max_accel, so a car placed there
     needs no emergency stop.
     """
-    room = gap - cfg.min_gap
+    room = gap - min_gap
     if room <= 0.0:
         return 0.0
-    c = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
-    lin = cfg.time_headway - c * v_lead
+    c = inv_2sqrt_ab
+    lin = time_headway - c * v_lead
     return (-lin + math.sqrt(lin * lin + 4.0 * c * room)) / (2.0 * c)
 
 

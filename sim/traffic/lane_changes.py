@@ -9,71 +9,82 @@ along a cosine lateral profile (`advance_lane_changes`) and counts in both lanes
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 
 from sim.traffic.idm import idm1
 
-if TYPE_CHECKING:
-    from sim.traffic.traffic import Traffic
-
 LANE_CHANGE_GAIN = 0.2
 """MOBIL threshold: a lane change must improve the car's IDM acceleration by this much, m/s^2."""
 BLOCKED_MARGIN = 1.0
 """A car counts as held up when it and its leader are this much (m/s) below its desired speed."""
 
-
-def try_lane_change(t: Traffic, i: int, acc_now: float) -> None:
-    """Start a change to the adjacent lane that is safe and improves acceleration most, if any."""
-    best_lane, best_acc = -1, acc_now + LANE_CHANGE_GAIN
-    for target in (t.lane[i] - 1, t.lane[i] + 1):
-        if 0 <= target < t.road.config.lanes:
-            new_acc = _lane_change_acc(t, i, int(target))
-            if new_acc is not None and new_acc > best_acc:
-                best_lane, best_acc = int(target), new_acc
-    if best_lane >= 0:
-        t.start_lane_change(i, best_lane)
+CALLEE_SOURCES_SHA256 = "c9aa1021f6b5d8b108609edd9154c0788feb70afd7dc5bf6aeda3e24a698c5d7"
+"""sha256 of idm.py, whose compiled `idm1` `try_lane_change` calls: numba's cache keys it by this
+file's text alone (`sim.render.kernels` says more)."""
 
 
-def _lane_change_acc(t: Traffic, i: int, target: int) -> float | None:
-    """Car i's IDM acceleration in `target`, or None if the gap there is unsafe.
+@numba.njit(cache=True, nogil=True)
+def try_lane_change(
+    i: int,
+    acc_now: float,
+    d: np.ndarray,
+    speed: np.ndarray,
+    desired_speed: np.ndarray,
+    length: np.ndarray,
+    lane: np.ndarray,
+    from_lane: np.ndarray,
+    d_from: np.ndarray,
+    lc_elapsed: np.ndarray,
+    buf_s: np.ndarray,
+    buf_v: np.ndarray,
+    buf_v0: np.ndarray,
+    buf_hl: np.ndarray,
+    buf_bits: np.ndarray,
+    n_lanes: int,
+    params: np.ndarray,
+) -> bool:
+    """Start car i's change to the adjacent lane that is safe and improves its acceleration (now
+    `acc_now`) most, if any; returns whether it started one (`Traffic.start_lane_change`'s work).
 
     Safe means: at least min_gap + the car's length to the new leader and to the new follower,
     and neither the car nor its new follower (ego included) must brake harder than comfort_brake.
+    `params` is `Traffic.kernel_params`. tests/reference_rare_events.py has the Python version.
     """
-    cfg = t.config
-    need = cfg.min_gap + t.length[i]
-    lead, follow = neighbours(t, i, target, float(t._S[i]), float(t._HL[i]))
-    if lead[0] < need or follow[0] < need:
-        return None
-    v = t.speed[i]
-    lead_v = lead[1] if np.isfinite(lead[0]) else v
-    new_acc = idm1(cfg, float(v), float(t.desired_speed[i]), lead[0], float(lead_v))
-    if new_acc < -cfg.comfort_brake:
-        return None
-    if np.isfinite(follow[0]):
-        f = follow[2]
-        follower_acc = idm1(cfg, float(t._V[f]), float(t._V0[f]), follow[0], float(v))
-        if follower_acc < -cfg.comfort_brake:
-            return None
-    return new_acc
-
-
-def neighbours(
-    t: Traffic, i: int, lane: int, s: float, half_length: float
-) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
-    """Nearest vehicles in `lane` ahead of and behind a body centred at `s`, other than car i.
-
-    Returns ((gap, speed, index), (gap, speed, index)) for the leader and the follower, with
-    gap = inf and index = -1 when there is none. Uses the all-vehicle buffers; compiled
-    (`neighbours_in_lane`), as every lane-change test asks twice.
-    """
-    gap_ahead, v_ahead, ahead, gap_behind, v_behind, behind = neighbours_in_lane(
-        t._S, t._HL, t._V, t._bits, i, lane, s, half_length
-    )
-    return (gap_ahead, v_ahead, ahead), (gap_behind, v_behind, behind)
+    time_headway, inv_2sqrt_ab, min_gap, max_accel = params[0], params[1], params[2], params[3]
+    comfort_brake = params[7]
+    best_lane, best_acc = -1, acc_now + LANE_CHANGE_GAIN
+    for target in (lane[i] - 1, lane[i] + 1):
+        if not 0 <= target < n_lanes:
+            continue
+        need = min_gap + length[i]
+        gap_ahead, v_ahead, _, gap_behind, _, behind = neighbours_in_lane(
+            buf_s, buf_hl, buf_v, buf_bits, i, target, buf_s[i], buf_hl[i]
+        )
+        if gap_ahead < need or gap_behind < need:
+            continue
+        v = speed[i]
+        lead_v = v_ahead if np.isfinite(gap_ahead) else v
+        new_acc = idm1(v, desired_speed[i], gap_ahead, lead_v, time_headway, inv_2sqrt_ab, min_gap, max_accel)
+        if new_acc < -comfort_brake:
+            continue
+        if np.isfinite(gap_behind):
+            follower_acc = idm1(
+                buf_v[behind], buf_v0[behind], gap_behind, v, time_headway, inv_2sqrt_ab, min_gap, max_accel
+            )
+            if follower_acc < -comfort_brake:
+                continue
+        if new_acc > best_acc:
+            best_lane, best_acc = target, new_acc
+    if best_lane < 0:
+        return False
+    from_lane[i] = lane[i]
+    lane[i] = best_lane
+    d_from[i] = d[i]
+    lc_elapsed[i] = 0.0
+    buf_bits[i] |= 1 << best_lane
+    return True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -117,7 +128,7 @@ def neighbours_in_lane(
     s: float,
     half_length: float,
 ) -> tuple[float, float, int, float, float, int]:
-    """`neighbours` flattened: (gap, speed, index) of the nearest vehicle in `lane` ahead
+    """(gap, speed, index) of the nearest vehicle in `lane` ahead
     of a body centred at `s` (centre strictly beyond it), then of the nearest behind; the first of
     equals, (inf, inf, -1) for none; vehicle i (if a traffic car) left out."""
     n = buf_s.size - 1

@@ -8,36 +8,103 @@ follower need not brake hard and from which it drifts into the window rather tha
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 
-from sim import seeding
+from sim.py_semantics import libm_pow, py_max, py_min
 from sim.traffic.config import EGO_CLEARANCE_M, HEIGHT_RANGE, LENGTH_RANGE, N_COLORS, WIDTH_RANGE
 from sim.traffic.idm import idm1, safe_speed
-
-if TYPE_CHECKING:
-    from sim.traffic.traffic import Traffic
+from sim.traffic.step_kernel import refresh_buffers
 
 SPAWN_BAND_M = 30.0
 """Recycled cars first try to appear within this distance of the window's edge (after the margin)."""
 SPAWN_MARGIN_M = 5.0
 """Recycled cars appear at least this far inside the window."""
 
-
-def recycle(t: Traffic) -> None:
-    """Respawn cars that left the window at its opposite end (behind -> ahead, ahead -> behind)."""
-    lo, hi = t.window()
-    out = np.flatnonzero((t.s < lo) | (t.s > hi))
-    if out.size == 0:
-        return
-    t._refresh()
-    for i in out:
-        _respawn(t, int(i), to_front=bool(t.s[i] < lo), lo=lo, hi=hi)
+CALLEE_SOURCES_SHA256 = "da9e96762936b785a156fabba4fc99120b4198563b11d4df06f7f9d09676c430"
+"""sha256 of idm.py, step_kernel.py and sim/py_semantics.py, whose compiled functions `recycle`
+calls: numba's cache keys it by this file's text alone (`sim.render.kernels` says more)."""
 
 
-def _respawn(t: Traffic, i: int, to_front: bool, lo: float, hi: float) -> bool:
+@numba.njit(cache=True, nogil=True)
+def recycle(
+    rng: np.random.Generator,
+    ego_s: float,
+    s: np.ndarray,
+    d: np.ndarray,
+    speed: np.ndarray,
+    desired_speed: np.ndarray,
+    length: np.ndarray,
+    width: np.ndarray,
+    height: np.ndarray,
+    lane: np.ndarray,
+    color: np.ndarray,
+    from_lane: np.ndarray,
+    d_from: np.ndarray,
+    lc_elapsed: np.ndarray,
+    lat_vel: np.ndarray,
+    buf_s: np.ndarray,
+    buf_v: np.ndarray,
+    buf_v0: np.ndarray,
+    buf_hl: np.ndarray,
+    buf_bits: np.ndarray,
+    centres: np.ndarray,
+    params: np.ndarray,
+) -> int:
+    """Respawn the cars that left the window around the ego (at arc length `ego_s`) at its opposite
+    end (behind -> ahead, ahead -> behind); returns how many were placed.
+
+    The arrays are the traffic's (`Traffic.kernel_arrays`, plus `height` and `color`), `params` its
+    `kernel_params`; `rng` its generator, drawn from in the order the Python version
+    (tests/reference_rare_events.py) draws.
+    """
+    lo, hi = py_max(ego_s - params[5], 0.0), ego_s + params[6]  # `Traffic.window`
+    refreshed, placed = False, 0
+    for i in range(s.size):
+        if not (s[i] < lo or s[i] > hi):
+            continue
+        if not refreshed:
+            refresh_buffers(
+                s, speed, desired_speed, length, lane, from_lane, buf_s, buf_v, buf_v0, buf_hl, buf_bits
+            )
+            refreshed = True
+        placed += _respawn(
+            rng, i, s[i] < lo, lo, hi, ego_s, s, d, speed, desired_speed, length, width, height, lane, color,
+            from_lane, d_from, lc_elapsed, lat_vel, buf_s, buf_v, buf_v0, buf_hl, buf_bits, centres, params,
+        )  # fmt: skip
+    return placed
+
+
+@numba.njit(cache=True, nogil=True)
+def _respawn(
+    rng: np.random.Generator,
+    i: int,
+    to_front: bool,
+    lo: float,
+    hi: float,
+    ego_s: float,
+    s: np.ndarray,
+    d: np.ndarray,
+    speed: np.ndarray,
+    desired_speed: np.ndarray,
+    length: np.ndarray,
+    width: np.ndarray,
+    height: np.ndarray,
+    lane: np.ndarray,
+    color: np.ndarray,
+    from_lane: np.ndarray,
+    d_from: np.ndarray,
+    lc_elapsed: np.ndarray,
+    lat_vel: np.ndarray,
+    buf_s: np.ndarray,
+    buf_v: np.ndarray,
+    buf_v0: np.ndarray,
+    buf_hl: np.ndarray,
+    buf_bits: np.ndarray,
+    centres: np.ndarray,
+    params: np.ndarray,
+) -> bool:
     """Give car i a new identity and a free spot, normally at the far end of the window.
 
     First choice: within SPAWN_BAND_M of the window's far edge (where a car coming from beyond
@@ -52,142 +119,192 @@ def _respawn(t: Traffic, i: int, to_front: bool, lo: float, hi: float) -> bool:
     fails (an overfull window) the car stays where it is and is retried next step. Returns
     whether it was placed.
     """
-    cfg = t.config
-    length = seeding.uniform(t.rng, *LENGTH_RANGE)
-    half, roomy = 0.5 * length, cfg.min_gap + length
-    desired = _entering_speed(t, to_front)
-    spot = _find_spot(t, i, _bands(t, to_front, lo, hi), half, desired, roomy, to_front, True)
-    if spot is None or spot[3] % 2 == 0:  # no spot, or the car would drift straight back out
-        other_desired = _entering_speed(t, not to_front)
-        bands = _bands(t, not to_front, lo, hi)
-        other = _find_spot(t, i, bands, half, other_desired, roomy, not to_front, True)
-        if other is not None and other[3] == 5:
-            spot, desired = other, other_desired
-    if spot is None:
-        bands = (_bands(t, to_front, lo, hi)[1], (lo, hi))
-        spot = _find_spot(t, i, bands, half, desired, cfg.min_gap, to_front, False)
-    if spot is None:
+    min_gap, n_lanes = params[2], centres.size
+    car_length = _uniform(rng, LENGTH_RANGE[0], LENGTH_RANGE[1])
+    half, roomy = 0.5 * car_length, min_gap + car_length
+    desired = _entering_speed(rng, to_front, buf_v, params)
+    bands = _bands(to_front, lo, hi, ego_s)
+    found, pos, ln, v, rank = _find_spot(
+        rng, i, bands, half, desired, roomy, to_front, True, ego_s, buf_s, buf_v, buf_v0, buf_hl, buf_bits,
+        n_lanes, params,
+    )  # fmt: skip
+    if not found or rank % 2 == 0:  # no spot, or the car would drift straight back out
+        other_desired = _entering_speed(rng, not to_front, buf_v, params)
+        other_bands = _bands(not to_front, lo, hi, ego_s)
+        other = _find_spot(
+            rng, i, other_bands, half, other_desired, roomy, not to_front, True, ego_s, buf_s, buf_v, buf_v0,
+            buf_hl, buf_bits, n_lanes, params,
+        )  # fmt: skip
+        if other[0] and other[4] == 5:
+            found, pos, ln, v, rank = other
+            desired = other_desired
+    if not found:
+        last_resort = np.array([[bands[1, 0], bands[1, 1]], [lo, hi]])
+        found, pos, ln, v, rank = _find_spot(
+            rng, i, last_resort, half, desired, min_gap, to_front, False, ego_s, buf_s, buf_v, buf_v0, buf_hl,
+            buf_bits, n_lanes, params,
+        )  # fmt: skip
+    if not found:
         return False
-    _place(t, i, spot[0], spot[1], spot[2], desired, length)
+    # The new identity (as `Traffic.set_car`, then the body), and the all-vehicle buffers in step.
+    s[i], lane[i], from_lane[i], d[i] = pos, ln, ln, centres[ln]
+    d_from[i], lc_elapsed[i], lat_vel[i] = d[i], 0.0, 0.0
+    speed[i], desired_speed[i] = v, desired
+    length[i] = car_length
+    width[i] = _uniform(rng, WIDTH_RANGE[0], WIDTH_RANGE[1])
+    height[i] = _uniform(rng, HEIGHT_RANGE[0], HEIGHT_RANGE[1])
+    color[i] = rng.integers(0, N_COLORS)
+    buf_s[i], buf_v[i], buf_v0[i], buf_hl[i] = pos, v, desired, 0.5 * car_length
+    buf_bits[i] = 1 << ln
     return True
 
 
-def _bands(t: Traffic, to_front: bool, lo: float, hi: float) -> tuple[tuple[float, float], ...]:
-    """Where to put a car entering the window [lo, hi]: the edge band, then that half.
+@numba.njit(cache=True, nogil=True)
+def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """`sim.seeding.uniform`: one draw, low + (high - low) * U[0, 1)."""
+    return low + (high - low) * rng.random()
+
+
+@numba.njit(cache=True, nogil=True)
+def _bands(to_front: bool, lo: float, hi: float, ego_s: float) -> np.ndarray:
+    """Where to put a car entering the window [lo, hi]: the edge band, then that half (rows lo, hi).
 
     Both stop SPAWN_MARGIN_M short of the edge: a car placed on it at the ego's speed would
     leave again on the next step with the slightest acceleration.
     """
-    ego_s = t._ego_s
     if to_front:
         edge = hi - SPAWN_MARGIN_M
-        return (max(edge - SPAWN_BAND_M, ego_s), edge), (ego_s, edge)
+        return np.array([[py_max(edge - SPAWN_BAND_M, ego_s), edge], [ego_s, edge]])
     edge = lo + SPAWN_MARGIN_M
-    return (edge, min(edge + SPAWN_BAND_M, ego_s)), (edge, ego_s)
+    return np.array([[edge, py_min(edge + SPAWN_BAND_M, ego_s)], [edge, ego_s]])
 
 
-def _entering_speed(t: Traffic, to_front: bool) -> float:
+@numba.njit(cache=True, nogil=True)
+def _entering_speed(rng: np.random.Generator, to_front: bool, buf_v: np.ndarray, params: np.ndarray) -> float:
     """Desired speed of a car entering the window: slower than the ego ahead, faster behind.
 
     Only such cars can enter a window that moves with the ego, and a car that could not (say a
     slow car placed at the rear edge) would leave again on the next step and be recycled
     back and forth. When the ego is outside [speed_min, speed_max] the full range is used.
     """
-    cfg, ego_v = t.config, float(t._V[t.n])
-    low, high = cfg.speed_min, cfg.speed_max
+    ego_v = buf_v[buf_v.size - 1]
+    low, high = params[8], params[9]
     if to_front and low < ego_v:
-        high = min(high, ego_v)
+        high = py_min(high, ego_v)
     elif not to_front and ego_v < high:
-        low = max(low, ego_v)
-    return seeding.uniform(t.rng, low, high)
+        low = py_max(low, ego_v)
+    return _uniform(rng, low, high)
 
 
+@numba.njit(cache=True, nogil=True)
 def _find_spot(
-    t: Traffic,
+    rng: np.random.Generator,
     i: int,
-    bands: tuple[tuple[float, float], ...],
+    bands: np.ndarray,
     half: float,
     desired: float,
     clearance: float,
     to_front: bool,
     check_follower: bool,
-) -> tuple[float, int, float, int] | None:
-    """(s, lane, speed, rank) for a new car of half length `half` centred in `bands`, or None.
+    ego_s: float,
+    buf_s: np.ndarray,
+    buf_v: np.ndarray,
+    buf_v0: np.ndarray,
+    buf_hl: np.ndarray,
+    buf_bits: np.ndarray,
+    n_lanes: int,
+    params: np.ndarray,
+) -> tuple[bool, float, int, float, int]:
+    """(found, s, lane, speed, rank) for a new car of half length `half` centred in `bands`.
 
     Exhaustive: every vehicle (car i excluded, the ego included with at least EGO_CLEARANCE_M)
     forbids the centre positions within its half length + `half` + `clearance`; one sort by
     (lane, s) and a sweep give every free interval of every lane, with the vehicles just behind
-    and ahead of it. Bands are tried in order of preference; within a band, the free intervals
-    in random order, at a random point and then at the midpoint. The speed is `desired` capped
-    to be safe behind the leader and, ahead of the ego, at the ego's speed. Spots
+    and ahead of it (`free_interval_sweep`). Bands are tried in order of preference; within a band,
+    the free intervals in random order, at a random point and then at the midpoint. The speed is
+    `desired` capped to be safe behind the leader and, ahead of the ego, at the ego's speed. Spots
     are ranked by the new follower's comfort (grade 2, 1, 0 in `_spawn_speed`), then by whether
     the car will drift into the window rather than straight back out (ahead of the ego no
     faster than it, behind no slower: a car placed behind in a queue slower than the ego would
     be recycled again within a few steps). The first spot of the top rank (5) wins, else the
-    best seen; grade 0 only without `check_follower`.
+    first seen of the best rank; grade 0 only without `check_follower`.
     """
-    lo = min(b[0] for b in bands)
-    hi = max(b[1] for b in bands)
+    lo, hi = py_min(bands[0, 0], bands[1, 0]), py_max(bands[0, 1], bands[1, 1])
     if hi <= lo:
-        return None
-    n = t.n
-    intervals = free_intervals(t, i, half, clearance, lo, hi)
-    rng, ego_s, ego_v = t.rng, t._ego_s, float(t._V[n])
+        return False, 0.0, 0, 0.0, 0
+    ints, ends = free_interval_sweep(buf_s, buf_hl, buf_bits, i, n_lanes, half, clearance, lo, hi)
+    ego_v = buf_v[buf_v.size - 1]
     # A car entering from the front cannot be faster than the ego (it would never have been
     # caught up with); it may still want to be, and then accelerates away at IDM's pace.
     # `top` bounds the speed for the follower test; each spot is capped by its own side.
-    top = min(desired, ego_v) if to_front else desired
-    best: dict[int, tuple[float, int, float, int]] = {}
-    for band_lo, band_hi in bands:
-        for k in rng.permutation(len(intervals)).tolist():
-            ln, a, b, behind, ahead = intervals[k]
-            a, b = max(a, band_lo), min(b, band_hi)
+    top = py_min(desired, ego_v) if to_front else desired
+    seen = np.zeros(6, np.bool_)  # the first spot of each rank 0..5
+    seen_pos, seen_lane, seen_speed = np.zeros(6), np.zeros(6, np.int64), np.zeros(6)
+    tries = np.empty(2)
+    for band in range(2):
+        band_lo, band_hi = bands[band, 0], bands[band, 1]
+        for k in rng.permutation(ints.shape[0]):
+            ln, behind, ahead = ints[k, 0], ints[k, 1], ints[k, 2]
+            a, b = py_max(ends[k, 0], band_lo), py_min(ends[k, 1], band_hi)
             if a >= b:
                 continue
             # Skip the part of the gap where the follower could not be comfortable at any speed.
-            comfy = a if behind < 0 else max(a, _comfort_front(t, behind, top) + half)
-            tries: tuple[float, ...]
+            comfy = (
+                a
+                if behind < 0
+                else py_max(a, _comfort_front(behind, top, buf_s, buf_v, buf_v0, buf_hl, params) + half)
+            )
+            n_tries = 0
             if comfy < b:
-                tries = (comfy + (b - comfy) * rng.random(), 0.5 * (comfy + b))
-            else:
-                tries = () if 3 in best else (b,)  # roomiest spot, for a cut-in
-            for pos in tries:
+                tries[0] = comfy + (b - comfy) * rng.random()
+                tries[1] = 0.5 * (comfy + b)
+                n_tries = 2
+            elif not seen[3]:
+                tries[0] = b  # roomiest spot, for a cut-in
+                n_tries = 1
+            for q in range(n_tries):
+                pos = tries[q]
                 in_front = pos > ego_s
-                cap = min(desired, ego_v) if in_front else desired
-                speed, grade = _spawn_speed(t, pos, half, cap, behind, ahead)
-                rank = 2 * grade + ((speed <= ego_v) if in_front else (speed >= ego_v))
+                cap = py_min(desired, ego_v) if in_front else desired
+                v, grade = _spawn_speed(pos, half, cap, behind, ahead, buf_s, buf_v, buf_v0, buf_hl, params)
+                rank = 2 * grade + ((v <= ego_v) if in_front else (v >= ego_v))
                 if rank == 5:
-                    return pos, ln, speed, rank
-                best.setdefault(rank, (pos, ln, speed, rank))
-    usable = [r for r in best if r >= 2 or not check_follower]
-    return best[max(usable)] if usable else None
+                    return True, pos, ln, v, rank
+                if not seen[rank]:
+                    seen[rank] = True
+                    seen_pos[rank], seen_lane[rank], seen_speed[rank] = pos, ln, v
+    for rank in range(4, -1, -1):
+        if seen[rank] and (rank >= 2 or not check_follower):
+            return True, seen_pos[rank], seen_lane[rank], seen_speed[rank], rank
+    return False, 0.0, 0, 0.0, 0
 
 
-def _comfort_front(t: Traffic, f: int, v_max: float) -> float:
+@numba.njit(cache=True, nogil=True)
+def _comfort_front(
+    f: int, v_max: float, buf_s: np.ndarray, buf_v: np.ndarray, buf_v0: np.ndarray, buf_hl: np.ndarray,
+    params: np.ndarray,
+) -> float:  # fmt: skip
     """Nearest rear-bumper s ahead of vehicle f at which a car driving at v_max or slower keeps
     f's IDM braking within comfort_brake (IDM solved for the gap; slower only needs more)."""
-    cfg = t.config
-    v_f, v0_f = float(t._V[f]), float(t._V0[f])
-    s_star = cfg.min_gap + max(0.0, v_f * (cfg.time_headway + (v_f - v_max) * t._inv_2sqrt_ab))
-    room = 1.0 + cfg.comfort_brake / cfg.max_accel - (v_f / v0_f) ** 4
-    front = float(t._S[f] + t._HL[f])
+    time_headway, inv_2sqrt_ab, min_gap, max_accel, comfort_brake = (
+        params[0],
+        params[1],
+        params[2],
+        params[3],
+        params[7],
+    )
+    v_f, v0_f = buf_v[f], buf_v0[f]
+    s_star = min_gap + py_max(0.0, v_f * (time_headway + (v_f - v_max) * inv_2sqrt_ab))
+    room = 1.0 + comfort_brake / max_accel - libm_pow(v_f / v0_f, 4.0)
+    front = buf_s[f] + buf_hl[f]
     return front + s_star / math.sqrt(room) if room > 0.0 else math.inf
 
 
-def free_intervals(
-    t: Traffic, i: int, half: float, clearance: float, lo: float, hi: float
-) -> list[tuple[int, float, float, int, int]]:
-    """Free centre intervals (lane, a, b, follower, leader) within [lo, hi] for a car of half
-    length `half` (-1 = no vehicle), lane by lane, in s order: where every vehicle but car i
-    leaves `clearance` (the ego at least EGO_CLEARANCE_M) to its body (`free_interval_sweep`,
-    compiled: recycling runs it several times per respawn)."""
-    ints, ends = free_interval_sweep(t._S, t._HL, t._bits, i, t._lane_ids.size, half, clearance, lo, hi)
-    return [(ln, a, b, f, j) for (ln, f, j), (a, b) in zip(ints.tolist(), ends.tolist(), strict=True)]
-
-
+@numba.njit(cache=True, nogil=True)
 def _spawn_speed(
-    t: Traffic, pos: float, half: float, top: float, behind: int, ahead: int
-) -> tuple[float, int]:
+    pos: float, half: float, top: float, behind: int, ahead: int, buf_s: np.ndarray, buf_v: np.ndarray,
+    buf_v0: np.ndarray, buf_hl: np.ndarray, params: np.ndarray,
+) -> tuple[float, int]:  # fmt: skip
     """Speed of a car appearing at `pos` between vehicles `behind` and `ahead` (-1 = none).
 
     The speed is `top`, capped to be safe behind the leader. The second value
@@ -196,31 +313,25 @@ def _spawn_speed(
     min_gap (a cut-in: IDM brakes harder than that for a moment because the time headway is
     short, but nobody collides); 0 otherwise.
     """
-    cfg = t.config
-    speed = top
+    time_headway, inv_2sqrt_ab, min_gap, max_accel, comfort_brake = (
+        params[0],
+        params[1],
+        params[2],
+        params[3],
+        params[7],
+    )
+    v = top
     if ahead >= 0:
-        gap = float(t._S[ahead] - t._HL[ahead]) - half - pos
-        speed = min(speed, safe_speed(cfg, gap, float(t._V[ahead])))
+        gap = (buf_s[ahead] - buf_hl[ahead]) - half - pos
+        v = py_min(v, safe_speed(gap, buf_v[ahead], min_gap, time_headway, inv_2sqrt_ab))
     if behind < 0:
-        return speed, 2
-    gap = pos - half - float(t._S[behind] + t._HL[behind])
-    v_f = float(t._V[behind])
-    if idm1(cfg, v_f, float(t._V0[behind]), gap, speed) >= -cfg.comfort_brake:
-        return speed, 2
-    closing = max(v_f - speed, 0.0)
-    return speed, int(closing * closing <= 2.0 * cfg.comfort_brake * (gap - cfg.min_gap))
-
-
-def _place(t: Traffic, i: int, s: float, lane: int, speed: float, desired: float, length: float) -> None:
-    """Commit a respawned car's new identity and keep the all-vehicle buffers in step."""
-    rng = t.rng
-    t.set_car(i, s, lane, speed, desired)
-    t.length[i] = length
-    t.width[i] = seeding.uniform(rng, *WIDTH_RANGE)
-    t.height[i] = seeding.uniform(rng, *HEIGHT_RANGE)
-    t.color[i] = rng.integers(0, N_COLORS)
-    t._S[i], t._V[i], t._V0[i], t._HL[i] = s, speed, desired, 0.5 * length
-    t._bits[i] = 1 << lane
+        return v, 2
+    gap = pos - half - (buf_s[behind] + buf_hl[behind])
+    v_f = buf_v[behind]
+    if idm1(v_f, buf_v0[behind], gap, v, time_headway, inv_2sqrt_ab, min_gap, max_accel) >= -comfort_brake:
+        return v, 2
+    closing = py_max(v_f - v, 0.0)
+    return v, int(closing * closing <= 2.0 * comfort_brake * (gap - min_gap))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -246,7 +357,7 @@ def free_interval_sweep(
     """
     m = buf_s.size
     reach = buf_hl + (half + clearance)
-    reach[m - 1] = buf_hl[m - 1] + half + _py_max(clearance, EGO_CLEARANCE_M)
+    reach[m - 1] = buf_hl[m - 1] + half + py_max(clearance, EGO_CLEARANCE_M)
     ints = np.empty((m * n_lanes + n_lanes, 3), dtype=np.int64)
     ends = np.empty((m * n_lanes + n_lanes, 2))
     count = 0
@@ -262,28 +373,16 @@ def free_interval_sweep(
         ends_before[members.size] = hi
         for k in range(members.size - 1, -1, -1):  # suffix minimum
             j = members[k]
-            ends_before[k] = _py_min(buf_s[j] - reach[j], ends_before[k + 1])
+            ends_before[k] = py_min(buf_s[j] - reach[j], ends_before[k + 1])
         covered, behind = lo, -1
         for k in range(members.size + 1):
             j = members[k] if k < members.size else -1
-            end = _py_min(ends_before[k], hi)
+            end = py_min(ends_before[k], hi)
             if covered < end:
                 ints[count, 0], ints[count, 1], ints[count, 2] = ln, behind, j
                 ends[count, 0], ends[count, 1] = covered, end
                 count += 1
             if j >= 0:
-                covered = _py_max(covered, buf_s[j] + reach[j])
+                covered = py_max(covered, buf_s[j] + reach[j])
                 behind = j
     return ints[:count], ends[:count]
-
-
-@numba.njit(cache=True, nogil=True)
-def _py_min(a: float, b: float) -> float:
-    """Python's min(a, b): a unless b is smaller (so min(0.0, -0.0) is 0.0)."""
-    return b if b < a else a
-
-
-@numba.njit(cache=True, nogil=True)
-def _py_max(a: float, b: float) -> float:
-    """Python's max(a, b): a unless b is larger."""
-    return b if b > a else a

@@ -1,8 +1,9 @@
 """The common path of `Traffic.step` in one compiled call (`common_step`).
 
 Leaders, IDM, integration, lane changes in progress and the choice of the cars that try a change
-run here for every car each step; the rare events (a lane change tried, recycling) and all use of
-the random generator stay in Python. The numpy reference is tests/reference_traffic.py.
+run here for every car each step, without the random generator (the draws are made before). The
+rare events (a lane change tried, recycling) are compiled calls of their own, made by
+`Traffic.rare_events` only when they happen. The numpy reference is tests/reference_traffic.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from sim.traffic.idm import idm_all, leader_search
 from sim.traffic.lane_changes import BLOCKED_MARGIN, advance_lane_changes
 
-CALLEE_SOURCES_SHA256 = "221793487fa1544bd9cca9b3bb29ff226ebc157d0a7b21ba8145089f0271b8bd"
+CALLEE_SOURCES_SHA256 = "fcf340a05ed6ad19f12b528674a28be7eb85627f44f51b182370a456cafa7d7f"
 """sha256 of idm.py then lane_changes.py, whose compiled functions `common_step` calls: numba's cache
 keys it by this file's text alone, so their digest here (the tests check it) makes an edit there
 change this file too, and the stale cached step is not loaded (`sim.render.kernels` says more)."""

@@ -96,9 +96,10 @@ class Traffic:
         identity, so the tuple is built once)."""
         self.kernel_params = np.array(
             [cfg.time_headway, self._inv_2sqrt_ab, cfg.min_gap, cfg.max_accel, cfg.lane_change_time,
-             cfg.behind_m, cfg.ahead_m]
+             cfg.behind_m, cfg.ahead_m, cfg.comfort_brake, cfg.speed_min, cfg.speed_max]
         )  # fmt: skip
-        """The car-following and window parameters `world_step` takes, in its order."""
+        """The car-following, window and respawn parameters the compiled code takes, in this order
+        (`sim.world_step.world_step`, `lane_changes.try_lane_change`, `recycling.recycle`)."""
 
     # ------------------------------------------------------------------------------------- setup
     def reset(
@@ -164,12 +165,16 @@ class Traffic:
         """Cap speeds front to back so each car is no faster than is safe behind its leader."""
         if self.n == 0:
             return
+        cfg = self.config
         self._refresh()
         gap, _, j = self._leaders()
         for i in np.argsort(-self.s, kind="stable"):
             if np.isfinite(gap[i]):
                 v_lead = self._V[j[i]] if j[i] == self.n else self.speed[j[i]]
-                self.speed[i] = min(self.speed[i], safe_speed(self.config, float(gap[i]), float(v_lead)))
+                safe = safe_speed(
+                    float(gap[i]), float(v_lead), cfg.min_gap, cfg.time_headway, self._inv_2sqrt_ab
+                )
+                self.speed[i] = min(self.speed[i], safe)
 
     def set_car(
         self, index: int, s: float, lane: int, speed: float, desired_speed: float | None = None
@@ -267,11 +272,22 @@ class Traffic:
 
     def rare_events(self, n_tries: int, leaves: bool) -> None:
         """Lane changes tried by the cars `common_step` listed, in order, then recycling if a car
-        left the window: Python, since they use the random generator and happen in a few steps."""
+        left the window: each a compiled call (`lane_changes.try_lane_change`, `recycling.recycle`),
+        made only when it happens; `revision` counts each car that starts a change or is placed."""
+        params, lanes = self.kernel_params, self._centres.size
         for i in self._tries[:n_tries].tolist():
-            try_lane_change(self, i, float(self._acc[i]))
+            self.revision += try_lane_change(
+                i, float(self._acc[i]), self.d, self.speed, self.desired_speed, self.length, self.lane,
+                self._from_lane, self._d_from, self._lc_elapsed, self._S, self._V, self._V0, self._HL,
+                self._bits, lanes, params,
+            )  # fmt: skip
         if leaves:
-            recycle(self)
+            self.revision += recycle(
+                self.rng, self._ego_s, self.s, self.d, self.speed, self.desired_speed, self.length,
+                self.width, self.height, self.lane, self.color, self._from_lane, self._d_from,
+                self._lc_elapsed, self._lat_vel, self._S, self._V, self._V0, self._HL, self._bits,
+                self._centres, params,
+            )  # fmt: skip
 
     def _set_ego(self, s: float, d: float, speed: float, length: float, width: float) -> None:
         """Store the ego in the last slot of the all-vehicle buffers, with the lanes its body overlaps."""
