@@ -404,3 +404,30 @@ def test_first_step_compiles_with_an_empty_cache_and_loads_with_a_warm_one():
     r = measure_first_step("camdrive/LaneKeep-v0")
     assert r["env_id"] == "camdrive/LaneKeep-v0"
     assert 0 < r["warm_cache_s"] < r["cold_cache_s"]
+
+
+def test_bench_rounds_report_medians_of_the_ratios_within_each_round(fake_env_id, fake_reference):
+    """With rounds, each ratio is the median of the ratios taken within each round (a rate against the
+    reference measured beside it), not a ratio of two medians; each rate is the median of the rounds'."""
+    report = bench.run_bench([fake_env_id], steps=4, resets=2, vector=[2], rounds=3)
+    assert report["settings"]["rounds"] == 3
+    reference_rows = [r for r in report["results"] if r["env_id"] == fake_reference]
+    reference_rates = [n["steps_per_s"] for n in reference_rows[0]["rounds"]]
+    for row in [*report["results"], *report["vector_results"]]:
+        rounds = row["rounds"]
+        assert len(rounds) == 3
+        assert row["steps_per_s"] == pytest.approx(float(np.median([n["steps_per_s"] for n in rounds])))
+        ratios = [n["steps_per_s"] / rate for n, rate in zip(rounds, reference_rates, strict=True)]
+        assert [n["ratio_vs_reference"] for n in rounds] == pytest.approx(ratios)
+        assert row["ratio_vs_reference"] == pytest.approx(float(np.median(ratios)))
+        assert row["ratio_vs_reference_range"] == pytest.approx([min(ratios), max(ratios)])
+        assert row["steps"] == rounds[0]["steps"]  # a count the same in every round stays as it is
+    text = format_report(report)
+    assert "rounds: 3;" in text
+    low, high = report["vector_results"][0]["ratio_vs_reference_range"]
+    assert f"({low:.1f}-{high:.1f})" in text
+
+
+def test_bench_command_refuses_zero_rounds(capsys):
+    assert exit_code(["bench", "--rounds", "0"]) == 2
+    assert "--rounds" in capsys.readouterr().err

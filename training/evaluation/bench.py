@@ -11,6 +11,13 @@ and to the same environment's single-env steps/s, both measured in the same run,
 `--threads K` sets the threads that draw its frames (the vector env's `threads=`; by default one per
 core), `--workers K` the processes that step it instead.
 
+With `--rounds R` everything is measured R times over, in rounds (each round measures every
+environment once, CarRacing-v3 included), and each figure is reported as its median over the rounds
+and each ratio as the median of the ratios taken within each round. A ratio of two rates measured
+minutes apart moves with the machine's speed in between (on the shared 2-vCPU development machine
+the same configuration's rate varied by a third from run to run); within a round the two are measured
+close together, and the median leaves out a round the machine slowed.
+
 Only `main` prints.
 """
 
@@ -24,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from training.common import exit_codes
 from training.common.outputs import OutputError, check_output_file, remove_stale_temps, write_text
@@ -73,16 +81,19 @@ def run_bench(
     first_step: bool = False,
     vector_workers: int = 1,
     vector_threads: int | None = None,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     """Measure `env_ids` (made with `options`) and (if `reference` and Box2D is importable)
     CarRacing-v3 (always with its defaults); then each of `env_ids` as a native vector env of each size
     in `vector` (stepped by `vector_workers` processes, frames drawn by `vector_threads` threads: None
     for the vector env's default), under "vector_results"; with `first_step`,
-    `measure_first_step` under "first_step".
+    `measure_first_step` under "first_step". All of it `rounds` times, one round after the other
+    (`median_of_rounds` combines them).
 
     Ids that are not registered are listed under "skipped" with the reason, not measured.
     """
-    results: list[dict[str, Any]] = []
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     skipped: list[dict[str, str]] = []
     ids = list(env_ids)
     if not reference:
@@ -93,36 +104,17 @@ def run_bench(
         )
     else:
         ids.append(REFERENCE_ENV_ID)
-    for env_id in ids:
-        if env_id not in gym.registry:
-            skipped.append({"env_id": env_id, "reason": "not registered with Gymnasium"})
-            continue
-        env_options = None if env_id == REFERENCE_ENV_ID else options
-        results.append(
-            measure_env(env_id, steps, seed=seed, resets=resets, on_phase=on_phase, options=env_options)
+    missing = [env_id for env_id in ids if env_id not in gym.registry]
+    skipped += [{"env_id": env_id, "reason": "not registered with Gymnasium"} for env_id in missing]
+    ids = [env_id for env_id in ids if env_id not in missing]
+    measured = [
+        _measure_round(
+            ids, env_ids, steps, seed, resets, on_phase, options, vector, vector_workers, vector_threads
         )
-
-    single_rates = {r["env_id"]: r["steps_per_s"] for r in results}
-    vector_results = [
-        measure_vector_env(
-            env_id,
-            n,
-            steps,
-            seed=seed,
-            on_phase=on_phase,
-            options=options,
-            workers=vector_workers,
-            threads=vector_threads,
-        )  # fmt: skip
-        for env_id in env_ids
-        if env_id in single_rates
-        for n in vector
+        for _ in range(rounds)
     ]
-    reference_rate = single_rates.get(REFERENCE_ENV_ID)
-    for r in results + vector_results:
-        r["ratio_vs_reference"] = _ratio(r["steps_per_s"], reference_rate)
-    for r in vector_results:
-        r["ratio_vs_single_env"] = _ratio(r["steps_per_s"], single_rates[r["env_id"]])
+    results = median_of_rounds([single for single, _ in measured])
+    vector_results = median_of_rounds([vectors for _, vectors in measured])
     if first_step and on_phase is not None:
         on_phase("first step in a new process")
     return {
@@ -136,6 +128,7 @@ def run_bench(
             "vector_workers": vector_workers,
             "vector_threads": vector_threads,
             "vector_min_calls": VECTOR_MIN_CALLS,
+            "rounds": rounds,
         },
         "reference": REFERENCE_ENV_ID,
         "results": results,
@@ -143,6 +136,73 @@ def run_bench(
         "first_step": measure_first_step() if first_step else None,
         "skipped": skipped,
     }
+
+
+def _measure_round(
+    ids: Sequence[str],
+    env_ids: Sequence[str],
+    steps: int,
+    seed: int,
+    resets: int,
+    on_phase: PhaseHook | None,
+    options: Mapping[str, Any] | None,
+    vector: Sequence[int],
+    workers: int,
+    threads: int | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One round: every env of `ids` (the reference among them, with its defaults), then the vector envs
+    of `env_ids`; each result with its ratios to the reference's and its single env's rate of this round."""
+    results = [
+        measure_env(
+            env_id,
+            steps,
+            seed=seed,
+            resets=resets,
+            on_phase=on_phase,
+            options=None if env_id == REFERENCE_ENV_ID else options,
+        )  # fmt: skip
+        for env_id in ids
+    ]
+    single_rates = {r["env_id"]: r["steps_per_s"] for r in results}
+    vector_results = [
+        measure_vector_env(
+            env_id, n, steps, seed=seed, on_phase=on_phase, options=options, workers=workers, threads=threads
+        )
+        for env_id in env_ids
+        if env_id in single_rates
+        for n in vector
+    ]
+    reference_rate = single_rates.get(REFERENCE_ENV_ID)
+    for r in results + vector_results:
+        r["ratio_vs_reference"] = _ratio(r["steps_per_s"], reference_rate)
+    for r in vector_results:
+        r["ratio_vs_single_env"] = _ratio(r["steps_per_s"], single_rates[r["env_id"]])
+    return results, vector_results
+
+
+def median_of_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The rounds' results combined, row by row (every round measures the same rows in the same order):
+    each number (rates, times, ratios) the median over the rounds (a count the same in every round stays
+    as it is), the rest as the first round has it;
+    "rounds" lists each round's numbers and "ratio_vs_reference_range" the lowest and highest ratio
+    (absent without a reference). One round gives its own numbers."""
+    combined = []
+    for rows in zip(*rounds, strict=True):
+        numbers = [{k: v for k, v in row.items() if _is_number(v)} for row in rows]
+        row = dict(rows[0])
+        for key in numbers[0]:
+            values = [n[key] for n in numbers]
+            row[key] = values[0] if len(set(values)) == 1 else float(np.median(values))
+        row["rounds"] = numbers
+        ratios = [n["ratio_vs_reference"] for n in numbers if "ratio_vs_reference" in n]
+        if ratios:
+            row["ratio_vs_reference_range"] = [min(ratios), max(ratios)]
+        combined.append(row)
+    return combined
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _ratio(rate: float, base: float | None) -> float | None:
@@ -182,7 +242,9 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, OutputError) as error:
         print(f"camdrive bench: {error}", file=sys.stderr)
         return exit_codes.BAD_INPUT
-    phases = (3 + len(sizes)) * len(CAMDRIVE_ENV_IDS) + (0 if args.no_carracing else 3) + args.first_step
+    rounds = getattr(args, "rounds", 1)
+    phases = ((3 + len(sizes)) * len(CAMDRIVE_ENV_IDS) + (0 if args.no_carracing else 3)) * rounds
+    phases += args.first_step
     options = dict(args.option or [])
     hook, close = _progress_bar(phases)
     try:
@@ -197,6 +259,7 @@ def main(args: argparse.Namespace) -> int:
             first_step=args.first_step,
             vector_workers=args.workers,
             vector_threads=getattr(args, "threads", None),
+            rounds=rounds,
         )
     except ValueError as error:  # a bad --option: the env names the option and its allowed range
         print(f"camdrive bench: {error}", file=sys.stderr)

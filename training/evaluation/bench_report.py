@@ -63,6 +63,15 @@ def _times(ratio: float | None) -> str:
     return _number(ratio, ".2f") + ("x" if ratio is not None else "")
 
 
+def _times_over_rounds(row: dict[str, Any]) -> str:
+    """The ratio to the reference, with its range over the rounds when there were several."""
+    text = _times(row["ratio_vs_reference"])
+    low_high = row.get("ratio_vs_reference_range")
+    if low_high is not None and len(row.get("rounds", ())) > 1:
+        text += f" ({low_high[0]:.1f}-{low_high[1]:.1f})"
+    return text
+
+
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     """Columns padded to their widest cell: the first left-aligned, the numbers right-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -81,7 +90,7 @@ def _vector_table(report: dict[str, Any]) -> list[str]:
             str(r["workers"]),
             _number(r.get("threads"), "d"),
             _number(r["steps_per_s"], ".1f"),
-            _times(r["ratio_vs_reference"]),
+            _times_over_rounds(r),
             _times(r["ratio_vs_single_env"]),
         )
         for r in report["vector_results"]
@@ -109,7 +118,7 @@ def format_report(report: dict[str, Any]) -> str:
         (
             r["env_id"],
             _number(r["steps_per_s"], ".1f"),
-            _times(r["ratio_vs_reference"]),
+            _times_over_rounds(r),
             _number(r["render_fps"], ".1f"),
             _number(r["reset_ms"], ".2f"),
             _number(r["reset_ms_median"], ".2f"),
@@ -128,6 +137,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"render fps: env.unwrapped.observe() called {settings['steps']} times without stepping.",
         f"reset ms: mean and median of {settings['resets']} env.reset(seed=...) calls with different seeds.",
     ]
+    if settings["rounds"] > 1:
+        lines.append(
+            f"rounds: {settings['rounds']}; each figure is its median over the rounds, each ratio the median "
+            "of the ratios within each round (in brackets their lowest and highest)."
+        )
     first = report["first_step"]
     if first is not None:
         lines.append(

@@ -119,6 +119,16 @@ def add_bench(subparsers: Subparsers) -> None:
         "per core the process may use, the vector env's own default for its threads= option)",
     )
     parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=1,
+        metavar="R",
+        help="measure everything R times, in rounds (each measures every env once, CarRacing-v3 "
+        "included), and report each figure's median and each ratio's median over the rounds, the "
+        "ratios taken within each round (default: %(default)s): steadier ratios on a machine whose speed "
+        "drifts",
+    )
+    parser.add_argument(
         "--first-step",
         action="store_true",
         help="also time a new process's first step, with an empty and with a warm cache of numba's "
