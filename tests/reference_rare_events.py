@@ -38,7 +38,7 @@ def rare_events(t: Traffic, n_tries: int, leaves: bool) -> None:
 
 
 def idm1(cfg: TrafficConfig, v: float, v0: float, gap: float, v_lead: float) -> float:
-    """IDM acceleration of one car (`idm_all` for all): plain floats, ~10x faster than numpy here."""
+    """`sim.traffic.idm.idm1` in Python floats."""
     inv_2sqrt_ab = 1.0 / (2.0 * math.sqrt(cfg.max_accel * cfg.comfort_brake))
     s_star = cfg.min_gap + max(0.0, v * (cfg.time_headway + (v - v_lead) * inv_2sqrt_ab))
     interaction = (s_star / max(gap, MIN_IDM_GAP)) ** 2
@@ -46,12 +46,7 @@ def idm1(cfg: TrafficConfig, v: float, v0: float, gap: float, v_lead: float) -> 
 
 
 def safe_speed(cfg: TrafficConfig, gap: float, v_lead: float) -> float:
-    """Largest speed whose IDM desired gap s* does not exceed `gap` behind a car at `v_lead`.
-
-    Solves s0 + v*T + v*(v - v_lead)/(2 sqrt(ab)) = gap for v >= 0 (a quadratic in v); 0 when
-    gap <= s0. At that speed IDM brakes by no more than about max_accel, so a car placed there
-    needs no emergency stop.
-    """
+    """`sim.traffic.idm.safe_speed` in Python floats."""
     room = gap - cfg.min_gap
     if room <= 0.0:
         return 0.0
@@ -61,7 +56,7 @@ def safe_speed(cfg: TrafficConfig, gap: float, v_lead: float) -> float:
 
 
 def try_lane_change(t: Traffic, i: int, acc_now: float) -> None:
-    """Start a change to the adjacent lane that is safe and improves acceleration most, if any."""
+    """`sim.traffic.lane_changes.try_lane_change`."""
     best_lane, best_acc = -1, acc_now + LANE_CHANGE_GAIN
     for target in (t.lane[i] - 1, t.lane[i] + 1):
         if 0 <= target < t.road.config.lanes:
@@ -73,11 +68,7 @@ def try_lane_change(t: Traffic, i: int, acc_now: float) -> None:
 
 
 def _lane_change_acc(t: Traffic, i: int, target: int) -> float | None:
-    """Car i's IDM acceleration in `target`, or None if the gap there is unsafe.
-
-    Safe means: at least min_gap + the car's length to the new leader and to the new follower,
-    and neither the car nor its new follower (ego included) must brake harder than comfort_brake.
-    """
+    """Car i's IDM acceleration in `target`, or None if the gap there is unsafe (`try_lane_change`)."""
     cfg = t.config
     need = cfg.min_gap + t.length[i]
     lead, follow = neighbours(t, i, target, float(t._S[i]), float(t._HL[i]))
@@ -97,7 +88,7 @@ def _lane_change_acc(t: Traffic, i: int, target: int) -> float | None:
 
 
 def recycle(t: Traffic) -> None:
-    """Respawn cars that left the window at its opposite end (behind -> ahead, ahead -> behind)."""
+    """`sim.traffic.recycling.recycle`."""
     lo, hi = t.window()
     out = np.flatnonzero((t.s < lo) | (t.s > hi))
     if out.size == 0:
@@ -108,20 +99,7 @@ def recycle(t: Traffic) -> None:
 
 
 def _respawn(t: Traffic, i: int, to_front: bool, lo: float, hi: float) -> bool:
-    """Give car i a new identity and a free spot, normally at the far end of the window.
-
-    First choice: within SPAWN_BAND_M of the window's far edge (where a car coming from beyond
-    the window would appear), else anywhere in the window half on that side of the ego, with
-    min_gap + a car length of clearance, a new follower that need not brake harder than
-    comfort_brake, and a speed that carries the car into the window (see `_find_spot`). In a
-    jam that last condition can fail (say every spot behind the ego is in a queue slower than
-    the ego, so a car placed there leaves again within a few steps, over and over); then a car
-    entering from the other end is tried, as on a real road, and taken if it meets all three.
-    Otherwise the best spot of the first search (possibly a cut-in, see `_spawn_speed`); last
-    resort, any spot with min_gap of clearance, on the intended side if possible. If even that
-    fails (an overfull window) the car stays where it is and is retried next step. Returns
-    whether it was placed.
-    """
+    """`sim.traffic.recycling._respawn`."""
     cfg = t.config
     length = seeding.uniform(t.rng, *LENGTH_RANGE)
     half, roomy = 0.5 * length, cfg.min_gap + length
@@ -143,11 +121,7 @@ def _respawn(t: Traffic, i: int, to_front: bool, lo: float, hi: float) -> bool:
 
 
 def _bands(t: Traffic, to_front: bool, lo: float, hi: float) -> tuple[tuple[float, float], ...]:
-    """Where to put a car entering the window [lo, hi]: the edge band, then that half.
-
-    Both stop SPAWN_MARGIN_M short of the edge: a car placed on it at the ego's speed would
-    leave again on the next step with the slightest acceleration.
-    """
+    """`sim.traffic.recycling._bands`."""
     ego_s = t._ego_s
     if to_front:
         edge = hi - SPAWN_MARGIN_M
@@ -157,12 +131,7 @@ def _bands(t: Traffic, to_front: bool, lo: float, hi: float) -> tuple[tuple[floa
 
 
 def _entering_speed(t: Traffic, to_front: bool) -> float:
-    """Desired speed of a car entering the window: slower than the ego ahead, faster behind.
-
-    Only such cars can enter a window that moves with the ego, and a car that could not (say a
-    slow car placed at the rear edge) would leave again on the next step and be recycled
-    back and forth. When the ego is outside [speed_min, speed_max] the full range is used.
-    """
+    """`sim.traffic.recycling._entering_speed`."""
     cfg, ego_v = t.config, float(t._V[t.n])
     low, high = cfg.speed_min, cfg.speed_max
     if to_front and low < ego_v:
@@ -182,20 +151,7 @@ def _find_spot(
     to_front: bool,
     check_follower: bool,
 ) -> tuple[float, int, float, int] | None:
-    """(s, lane, speed, rank) for a new car of half length `half` centred in `bands`, or None.
-
-    Exhaustive: every vehicle (car i excluded, the ego included with at least EGO_CLEARANCE_M)
-    forbids the centre positions within its half length + `half` + `clearance`; one sort by
-    (lane, s) and a sweep give every free interval of every lane, with the vehicles just behind
-    and ahead of it. Bands are tried in order of preference; within a band, the free intervals
-    in random order, at a random point and then at the midpoint. The speed is `desired` capped
-    to be safe behind the leader and, ahead of the ego, at the ego's speed. Spots
-    are ranked by the new follower's comfort (grade 2, 1, 0 in `_spawn_speed`), then by whether
-    the car will drift into the window rather than straight back out (ahead of the ego no
-    faster than it, behind no slower: a car placed behind in a queue slower than the ego would
-    be recycled again within a few steps). The first spot of the top rank (5) wins, else the
-    best seen; grade 0 only without `check_follower`.
-    """
+    """`sim.traffic.recycling._find_spot`; None for no spot."""
     lo = min(b[0] for b in bands)
     hi = max(b[1] for b in bands)
     if hi <= lo:
@@ -234,8 +190,7 @@ def _find_spot(
 
 
 def _comfort_front(t: Traffic, f: int, v_max: float) -> float:
-    """Nearest rear-bumper s ahead of vehicle f at which a car driving at v_max or slower keeps
-    f's IDM braking within comfort_brake (IDM solved for the gap; slower only needs more)."""
+    """`sim.traffic.recycling._comfort_front`."""
     cfg = t.config
     v_f, v0_f = float(t._V[f]), float(t._V0[f])
     s_star = cfg.min_gap + max(0.0, v_f * (cfg.time_headway + (v_f - v_max) * t._inv_2sqrt_ab))
@@ -247,14 +202,7 @@ def _comfort_front(t: Traffic, f: int, v_max: float) -> float:
 def _spawn_speed(
     t: Traffic, pos: float, half: float, top: float, behind: int, ahead: int
 ) -> tuple[float, int]:
-    """Speed of a car appearing at `pos` between vehicles `behind` and `ahead` (-1 = none).
-
-    The speed is `top`, capped to be safe behind the leader. The second value
-    grades the new follower (the ego included): 2 if its IDM braking stays within comfort_brake;
-    1 if not, but braking at comfort_brake would still match speeds before the gap shrinks to
-    min_gap (a cut-in: IDM brakes harder than that for a moment because the time headway is
-    short, but nobody collides); 0 otherwise.
-    """
+    """`sim.traffic.recycling._spawn_speed`."""
     cfg = t.config
     speed = top
     if ahead >= 0:
@@ -271,7 +219,7 @@ def _spawn_speed(
 
 
 def _place(t: Traffic, i: int, s: float, lane: int, speed: float, desired: float, length: float) -> None:
-    """Commit a respawned car's new identity and keep the all-vehicle buffers in step."""
+    """`sim.traffic.recycling._respawn`'s last part: the new identity, and the buffers in step."""
     rng = t.rng
     t.set_car(i, s, lane, speed, desired)
     t.length[i] = length
@@ -285,8 +233,7 @@ def _place(t: Traffic, i: int, s: float, lane: int, speed: float, desired: float
 def neighbours(
     t: Traffic, i: int, lane: int, s: float, half_length: float
 ) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
-    """`sim.traffic.lane_changes.neighbours`: nearest vehicles in `lane` ahead of and behind a body
-    centred at `s`, other than car i, from the all-vehicle buffers."""
+    """`sim.traffic.lane_changes.neighbours_in_lane` in numpy: ((gap, speed, index) ahead, behind)."""
     in_lane = (t._bits >> lane) & 1 == 1
     if 0 <= i < t.n:
         in_lane[i] = False
@@ -306,11 +253,8 @@ def neighbours(
 def free_intervals(
     t: Traffic, i: int, half: float, clearance: float, lo: float, hi: float
 ) -> list[tuple[int, float, float, int, int]]:
-    """`sim.traffic.recycling.free_intervals`: free centre intervals (lane, a, b, follower, leader) within
-    [lo, hi]; -1 = no vehicle. The (vehicle, lane) memberships sorted by lane, then by s, then one
-    sweep per lane. Reaches differ (the ego's is larger), so a vehicle later in s order can block
-    from further back: each gap ends at the smallest blocked-from position of all the vehicles
-    after it."""
+    """`sim.traffic.recycling.free_interval_sweep` as a list (lane, a, b, follower, leader): the
+    (vehicle, lane) memberships sorted by lane, then by s, then one sweep per lane."""
     n = t.n
     reach_arr = t._HL + (half + clearance)
     reach_arr[n] = t._HL[n] + half + max(clearance, EGO_CLEARANCE_M)
