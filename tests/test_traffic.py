@@ -14,7 +14,15 @@ import pytest
 
 from sim.collision import boxes_overlap
 from sim.road import Road, RoadConfig
-from sim.traffic import HEIGHT_RANGE, LENGTH_RANGE, WIDTH_RANGE, Traffic, TrafficConfig
+from sim.traffic import (
+    HEIGHT_RANGE,
+    LENGTH_RANGE,
+    WIDTH_RANGE,
+    Traffic,
+    TrafficConfig,
+    lane_changes,
+    recycling,
+)
 
 DT = 0.1
 EGO_LENGTH, EGO_WIDTH = 4.6, 1.9
@@ -78,6 +86,17 @@ def test_config_rejects_speed_min_above_speed_max() -> None:
     with pytest.raises(ValueError, match="speed_min"):
         TrafficConfig(speed_min=30.0, speed_max=25.0).validate()
     assert TrafficConfig(speed_min=25.0, speed_max=25.0).validate().speed_max == 25.0
+
+
+def test_making_traffic_compiles_its_rare_events_and_changes_nothing() -> None:
+    """The rare events' kernels are compiled (or loaded) when a traffic is made, not at its first recycled
+    car mid-episode; the call moves no car, bumps no revision and draws nothing from the generator."""
+    road = Road(RoadConfig(lanes=3), 0)
+    t = Traffic(road, TrafficConfig(cars=12), np.random.default_rng(5))
+    assert recycling.recycle.signatures and lane_changes.try_lane_change.signatures
+    assert t.revision == 0
+    assert t.rng.bit_generator.state == np.random.default_rng(5).bit_generator.state
+    assert not t.s.any() and not t.lane.any() and (t.lane == t._from_lane).all() and not t._bits[:-1].any()
 
 
 def test_traffic_validates_its_config() -> None:
