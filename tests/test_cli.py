@@ -426,6 +426,9 @@ def test_bench_rounds_report_medians_of_the_ratios_within_each_round(fake_env_id
     assert "rounds: 3;" in text
     low, high = report["vector_results"][0]["ratio_vs_reference_range"]
     assert f"({low:.1f}-{high:.1f})" in text
+    rows = [line for line in text.splitlines() if line.startswith(fake_reference) and "kwargs" not in line]
+    (reference_line,) = rows
+    assert "1.00x" in reference_line and "(" not in reference_line  # its own ratio has no range
 
 
 def test_bench_command_refuses_zero_rounds(capsys):

@@ -63,11 +63,12 @@ def _times(ratio: float | None) -> str:
     return _number(ratio, ".2f") + ("x" if ratio is not None else "")
 
 
-def _times_over_rounds(row: dict[str, Any]) -> str:
-    """The ratio to the reference, with its range over the rounds when there were several."""
+def _times_over_rounds(row: dict[str, Any], reference: str) -> str:
+    """The ratio to the reference, with its range over the rounds when there were several (not for the
+    reference's own row, always 1)."""
     text = _times(row["ratio_vs_reference"])
     low_high = row.get("ratio_vs_reference_range")
-    if low_high is not None and len(row.get("rounds", ())) > 1:
+    if low_high is not None and len(row.get("rounds", ())) > 1 and row["env_id"] != reference:
         text += f" ({low_high[0]:.1f}-{low_high[1]:.1f})"
     return text
 
@@ -90,7 +91,7 @@ def _vector_table(report: dict[str, Any]) -> list[str]:
             str(r["workers"]),
             _number(r.get("threads"), "d"),
             _number(r["steps_per_s"], ".1f"),
-            _times_over_rounds(r),
+            _times_over_rounds(r, report["reference"]),
             _times(r["ratio_vs_single_env"]),
         )
         for r in report["vector_results"]
@@ -118,7 +119,7 @@ def format_report(report: dict[str, Any]) -> str:
         (
             r["env_id"],
             _number(r["steps_per_s"], ".1f"),
-            _times_over_rounds(r),
+            _times_over_rounds(r, report["reference"]),
             _number(r["render_fps"], ".1f"),
             _number(r["reset_ms"], ".2f"),
             _number(r["reset_ms_median"], ".2f"),
