@@ -89,11 +89,13 @@ def test_config_rejects_speed_min_above_speed_max() -> None:
 
 
 def test_making_traffic_compiles_its_rare_events_and_changes_nothing() -> None:
-    """The rare events' kernels are compiled (or loaded) when a traffic is made, not at its first recycled
-    car mid-episode; the call moves no car, bumps no revision and draws nothing from the generator."""
+    """The rare events' kernels are compiled (or loaded) when the first traffic of a process is made, not
+    at its first recycled car mid-episode; that call moves no car, bumps no revision and draws nothing
+    from the generator."""
     road = Road(RoadConfig(lanes=3), 0)
     t = Traffic(road, TrafficConfig(cars=12), np.random.default_rng(5))
     assert recycling.recycle.signatures and lane_changes.try_lane_change.signatures
+    t._compile_rare_events()  # what the first traffic of a process runs
     assert t.revision == 0
     assert t.rng.bit_generator.state == np.random.default_rng(5).bit_generator.state
     assert not t.s.any() and not t.lane.any() and (t.lane == t._from_lane).all() and not t._bits[:-1].any()

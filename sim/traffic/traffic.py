@@ -100,16 +100,16 @@ class Traffic:
         )  # fmt: skip
         """The car-following, window and respawn parameters the compiled code takes, in this order
         (`sim.world_step.world_step`, `lane_changes.try_lane_change`, `recycling.recycle`)."""
-        if n:
+        if n and not (recycle.signatures and try_lane_change.signatures):
             self._compile_rare_events()
 
     def _compile_rare_events(self) -> None:
         """Call the rare events' kernels once where nothing happens, so that numba compiles them now:
         after an install that takes about 9 s, which otherwise fell in the middle of the first episode,
-        at its first recycled car; later processes load them from the cache in milliseconds. Nothing
+        at its first recycled car; later processes load them from the cache in milliseconds. Made by
+        the first traffic of a process only (a world makes a new traffic at every reset). Nothing
         changes and the generator is not drawn from: every car is at s = 0, inside the window of an ego
-        at 0, and car 0 asks for a lane change only if it gains more than infinitely."""
-        self._ego_s = 0.0
+        still at 0, and car 0 asks for a lane change only if it gains more than infinitely."""
         self._tries[0] = 0
         self._acc[0] = math.inf  # a change must beat acc + LANE_CHANGE_GAIN
         self.rare_events(1, True)
