@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from multiprocessing.shared_memory import SharedMemory
 
 import gymnasium as gym
@@ -404,3 +405,40 @@ def test_an_error_in_a_worker_is_raised_in_the_caller(make_vec, monkeypatch) -> 
 def test_workers_must_be_a_positive_integer() -> None:
     with pytest.raises(ValueError, match="workers"):
         gym.make_vec(LANE_KEEP, num_envs=2, workers=0)
+
+
+@pytest.mark.parametrize("spin_s", [0.0, 1.0])
+def test_workers_give_the_same_results_whether_they_poll_or_sleep(make_vec, monkeypatch, spin_s) -> None:
+    """Messages to and from the workers arrive whether the waiting side blocks at once (0 s) or polls
+    (1 s, longer than any step here: every message then comes while it polls)."""
+    from sim.envs import vector
+
+    monkeypatch.setattr(vector, "SPIN_S", spin_s)
+    env_id, options, crash = EQUIVALENCE_CASES["traffic"]
+    workers = make_vec(env_id, num_envs=4, workers=2, **options)
+    here = make_vec(env_id, num_envs=4, **options)
+    assert data_equivalence(workers.reset(seed=2), here.reset(seed=2), exact=True)
+    workers.action_space.seed(2)
+    for k in range(40):
+        actions = crashing_actions(workers, crash)
+        assert data_equivalence(workers.step(actions), here.step(actions), exact=True), f"step {k}"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads CPU times from Linux's /proc")
+def test_an_idle_worker_sleeps_rather_than_polls(make_vec) -> None:
+    """Between steps a worker polls for the next one only briefly (`SPIN_S`), then sleeps: a vector env
+    left idle (the caller training, or waiting for a person) costs its workers no CPU."""
+    envs = make_vec(LANE_KEEP, num_envs=2, workers=2, **SMALL)
+    envs.reset(seed=0)
+    envs.step(np.zeros((2, 1), dtype=np.float32))
+    pid = envs.unwrapped._blocks.worker_processes[0].pid
+
+    def cpu_ticks() -> int:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime and stime, in clock ticks
+
+    before = cpu_ticks()
+    time.sleep(1.0)
+    used_s = (cpu_ticks() - before) / os.sysconf("SC_CLK_TCK")
+    assert used_s < 0.1, f"an idle worker used {used_s:.2f} s of CPU in 1 s"

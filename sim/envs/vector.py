@@ -33,7 +33,7 @@ from sim.envs.base import CamDriveEnv, registered_id
 from sim.envs.blocks import EnvBlock, make_envs
 from sim.envs.lane_keep import LaneKeepEnv
 from sim.envs.traffic import TrafficEnv
-from sim.envs.workers import WorkerBlocks
+from sim.envs.workers import SPIN_S, WorkerBlocks
 from sim.validation import check_at_least, check_seed, short_repr
 
 RENDER_MODES = ["rgb_array"]
@@ -92,7 +92,8 @@ class CamDriveVectorEnv(VectorEnv):
     - `workers`: processes stepping the sub-envs side by side (default 1: this one only; at most
       num_envs): this one and workers - 1 worker processes, each with a block of consecutive sub-envs
       and a core of its own. A worker starts in milliseconds where processes fork (Linux), in a second
-      or two where they spawn (macOS, Windows).
+      or two where they spawn (macOS, Windows). Between steps a worker polls for the next one for
+      0.2 ms before it sleeps, unless there are more processes than cores (`sim.envs.workers.SPIN_S`).
     - `threads`: with `workers=1`, threads drawing the frames, the calling thread among them (default
       None: one per core this process may use, `usable_cores()`; at most num_envs). 1 draws in the
       calling thread only. The results do not depend on it (`camdrive bench --vector 16 --threads K`
@@ -158,6 +159,7 @@ class CamDriveVectorEnv(VectorEnv):
             self._blocks = WorkerBlocks(
                 self.env_class, num_envs, self.workers, render_mode, options, self.step_limit,
                 obs_space.shape, obs_space.dtype, self.single_action_space,
+                SPIN_S if self.workers <= usable_cores() else 0.0,
             )  # fmt: skip
         self._observations: np.ndarray = self._blocks.observations
         self._rewards = np.zeros(num_envs, dtype=np.float64)
