@@ -41,6 +41,11 @@ def _is_number(value: object, integer: bool) -> bool:
     Booleans are never numbers (True would pass as 1), and an int too large for a float is no number
     for a float field (it would raise OverflowError wherever it is used as one).
     """
+    kind = type(value)
+    if kind is float:  # the common cases first: options are checked at every reset
+        return not integer and math.isfinite(value)  # type: ignore[arg-type]
+    if kind is int:
+        return integer or abs(value) <= sys.float_info.max  # type: ignore[arg-type]
     if isinstance(value, bool | np.bool_ | np.timedelta64):
         return False
     if isinstance(value, int | np.integer):

@@ -39,6 +39,21 @@ _SLOT_JITTER = (5.0, 2.5, 0.0)
 _DEFAULT_EGO = VehicleParams()
 
 
+_RARE_EVENTS_COMPILED = False
+"""Set once both rare-event kernels have a compiled version in this process (`_rare_events_compiled`)."""
+
+
+def _rare_events_compiled() -> bool:
+    """Whether the rare events' kernels are compiled (or loaded) in this process yet.
+
+    Asked at every `Traffic()`, that is at every reset; numba's own answer (`signatures`) cost about
+    50 us per reset, so a True answer is remembered."""
+    global _RARE_EVENTS_COMPILED
+    if not _RARE_EVENTS_COMPILED:
+        _RARE_EVENTS_COMPILED = bool(recycle.signatures and try_lane_change.signatures)
+    return _RARE_EVENTS_COMPILED
+
+
 class Traffic:
     """N traffic cars around the ego. All public arrays have length N and are updated in place.
 
@@ -100,7 +115,7 @@ class Traffic:
         )  # fmt: skip
         """The car-following, window and respawn parameters the compiled code takes, in this order
         (`sim.world_step.world_step`, `lane_changes.try_lane_change`, `recycling.recycle`)."""
-        if n and not (recycle.signatures and try_lane_change.signatures):
+        if n and not _rare_events_compiled():
             self._compile_rare_events()
 
     def _compile_rare_events(self) -> None:
@@ -163,7 +178,9 @@ class Traffic:
             span = LENGTH_RANGE[1] + jitter  # a car's body lies within [start, start + span]
             slot = span + cfg.min_gap
             starts = lo + slot * np.arange(int(window // slot))
-            lane_grid, start_grid = np.meshgrid(np.arange(rc.lanes), starts, indexing="ij")
+            # Every (lane, start) pair, lane by lane (np.meshgrid's "ij" grids, without its overhead).
+            lane_grid = np.repeat(np.arange(rc.lanes)[:, None], starts.size, axis=1)
+            start_grid = np.broadcast_to(starts, lane_grid.shape)
             in_ego_lane = (ego_bits >> lane_grid) & 1 == 1
             near_ego = (start_grid < ego_hi) & (start_grid + span > ego_lo)
             free = ~(in_ego_lane & near_ego)
