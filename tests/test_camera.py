@@ -507,9 +507,9 @@ def test_a_camera_that_sees_no_ground_draws_sky_only(make_env, randomize: float)
         assert abs(diff.mean()) < 1.0 and diff.std() <= 1.5 * renderer.palette.noise_std + 0.5
 
 
-def drawn_step_by_step(renderer: FrontCameraRenderer, world, noise_state: dict) -> np.ndarray:
+def drawn_step_by_step(renderer: FrontCameraRenderer, world, noise_offset: tuple[int, int]) -> np.ndarray:
     """A frame drawn by the separate passes, one after another (sky, ground, cars, roofs, noise), the
-    noise's offsets drawn from a generator in `noise_state`: the oracle of the one-call frame."""
+    noise from `noise_offset` (row, column): the oracle of the one-call frame."""
     from sim.render import kernels
 
     e, off = world.ego, renderer.camera.config.forward_offset
@@ -520,10 +520,7 @@ def drawn_step_by_step(renderer: FrontCameraRenderer, world, noise_state: dict) 
         renderer.ground.draw(world.road, cx, cy, e.yaw, world.s + off, frame[r0:r1])
     renderer.cars.draw(frame, cx, cy, e.yaw, world.cars())  # roofs included
     if renderer._noise is not None:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = noise_state
-        i, j = int(rng.integers(0, H)), int(rng.integers(0, W))
-        kernels.add_noise(frame, renderer._noise, i, j)
+        kernels.add_noise(frame, renderer._noise, *noise_offset)
     return frame
 
 
@@ -545,12 +542,13 @@ def test_the_one_call_frame_equals_the_passes_drawn_one_by_one(make_env, options
         for _ in range(60):
             env.step(env.action_space.sample())
             world = env.unwrapped.world
-            state = renderer._noise_rng.bit_generator.state
-            expected = drawn_step_by_step(renderer, world, state)
             e = world.ego
-            out = np.zeros_like(expected)
-            assert renderer.render(world.road, e.x, e.y, e.yaw, world.s, world.cars(), out=out) is out
-            assert np.array_equal(out, expected)
+            out = np.zeros(env.observation_space.shape, np.uint8)
+            job = renderer.prepare(world.road, e.x, e.y, e.yaw, world.s, world.cars(), out=out)
+            job.draw()
+            assert job.finish() is out
+            _, noise_i, noise_j = job._noise
+            assert np.array_equal(out, drawn_step_by_step(renderer, world, (noise_i, noise_j)))
             roofs += int(renderer.cars.hit_car.max() >= 0 and renderer.camera.config.mount_height > 2.0)
     if options.get("camera_mount_height"):
         assert roofs > 10, "the scenes must show roofs for the comparison to mean anything"
@@ -574,3 +572,17 @@ def test_setting_the_look_in_use_again_restarts_its_noise() -> None:
     assert np.array_equal(first[0], fresh.render(scene.road, x, y, h, 100.0))
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not np.array_equal(first[0], first[1])
+
+
+def test_noise_offsets_are_two_draws_per_frame_from_the_wear_seed() -> None:
+    """Frame k after a look is set takes its sensor noise from (row, column) = the k-th pair of
+    `integers(0, height)` and `integers(0, width)` from a generator seeded with the wear seed, past
+    the offsets the renderer draws ahead too; setting the look again starts them over."""
+    palette = Palette.randomised(np.random.default_rng(3), 1.0)
+    assert palette.noise_std > 0
+    renderer = FrontCameraRenderer(CAMERA, Scene(curviness=1.0, seed=1).config, palette, wear_seed=7)
+    for _ in range(2):
+        rng = np.random.default_rng(7)
+        for _ in range(150):
+            assert renderer.noise_offset() == (int(rng.integers(0, H)), int(rng.integers(0, W)))
+        renderer.set_look(palette, wear_seed=7)
