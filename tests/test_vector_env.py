@@ -280,14 +280,21 @@ def test_step_before_reset_is_refused(make_vec) -> None:
 # ------------------------------------------------------------------------------- buffers, close
 
 
-def test_observations_are_copies_unless_copy_false(make_vec) -> None:
-    copied, shared = make_vec(LANE_KEEP, **SMALL), make_vec(LANE_KEEP, copy=False, **SMALL)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_observations_are_new_arrays_unless_copy_false(make_vec, workers: int) -> None:
+    """With copy (the default) every call returns a new array, which later calls leave alone; with
+    copy=False one buffer, overwritten. Both hold the same observations."""
+    copied = make_vec(LANE_KEEP, workers=workers, **SMALL)
+    shared = make_vec(LANE_KEEP, workers=workers, copy=False, **SMALL)
     kept = copied.reset(seed=0)[0]
     kept_before = kept.copy()
     buffer = shared.reset(seed=0)[0]
+    assert np.array_equal(buffer, kept)
     actions = np.ones((3, 1), np.float32)
-    assert copied.step(actions)[0] is not kept and np.array_equal(kept, kept_before)
-    assert shared.step(actions)[0] is buffer and not np.array_equal(buffer, kept_before)
+    stepped = copied.step(actions)[0]
+    assert stepped is not kept and np.array_equal(kept, kept_before)
+    assert shared.step(actions)[0] is buffer and np.array_equal(buffer, stepped)
+    assert not np.array_equal(buffer, kept_before)
 
 
 def test_close_closes_the_sub_envs(make_vec) -> None:

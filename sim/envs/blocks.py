@@ -77,18 +77,25 @@ class EnvBlock:
         """Which sub-envs each thread takes: the calling thread the first run, the pool the others."""
         self._pool = ThreadPoolExecutor(len(self._runs) - 1) if len(self._runs) > 1 else None
 
-    def reset(self, seeds: list[int | None]) -> None:
-        """Reset every sub-env with its seed and observe it (observations and `infos`)."""
+    def reset(self, seeds: list[int | None], out: np.ndarray | None = None) -> None:
+        """Reset every sub-env with its seed and observe it: observations into `out` (default: the
+        block's `observations`), infos into `infos`."""
         for env, seed in zip(self.envs, seeds, strict=True):
             env.new_episode(seed)
-        self._observe_all()
+        self._observe_all(self.observations if out is None else out)
         self.autoreset[:] = False
 
     def step(
-        self, actions: np.ndarray, rewards: np.ndarray, terminations: np.ndarray, truncations: np.ndarray
+        self,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminations: np.ndarray,
+        truncations: np.ndarray,
+        out: np.ndarray | None = None,
     ) -> None:
         """Step every sub-env, or reset those that ended on the previous step (NEXT_STEP autoreset):
-        rewards and flags into the arrays given, observations into `observations`, infos into `infos`."""
+        rewards and flags into the arrays given, observations into `out` (default: the block's
+        `observations`), infos into `infos`."""
 
         def step_run(run: range) -> None:
             for i in run:
@@ -98,7 +105,7 @@ class EnvBlock:
             self._across_threads(step_run)
         else:
             step_run(range(len(self.envs)))
-        self._observe_all()
+        self._observe_all(self.observations if out is None else out)
         np.logical_or(terminations, truncations, out=self.autoreset)
 
     def _step_one(
@@ -114,12 +121,12 @@ class EnvBlock:
             truncated = True  # TimeLimit truncates even an episode that also terminated
         rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
 
-    def _observe_all(self) -> None:
+    def _observe_all(self, observations: np.ndarray) -> None:
         """Observe every sub-env, frames drawn straight into `observations` and infos into rows: the
         frames prepared here, drawn from all the threads, then finished here."""
         jobs = []
         for i, env in enumerate(self.envs):
-            jobs.append(env.prepare_observation(self.observations[i]))
+            jobs.append(env.prepare_observation(observations[i]))
             self.infos.write(i, env.current_info())
         if all(job is None for job in jobs):  # observed already (no camera): no frames to draw
             return

@@ -227,20 +227,44 @@ class WorkerBlocks:
         """The worker processes, of blocks 1.. in order (block 0 is stepped in this process)."""
         return list(self._processes)
 
-    def reset(self, seeds: list[int | None]) -> None:
-        """Reset every block's sub-envs with their seeds (observations and `infos` in shared memory)."""
+    def reset(self, seeds: list[int | None], out: np.ndarray) -> None:
+        """Reset every block's sub-envs with their seeds: observations into `out` (see `step`), infos
+        in shared memory."""
         local, others = self.slices[0], self.slices[1:]
-        self._call_all([("reset", seeds[part]) for part in others], lambda: self._local.reset(seeds[local]))
+        self._call_all(
+            [("reset", seeds[part]) for part in others], lambda: self._local.reset(seeds[local], out[local])
+        )
+        self._gather_observations(out)
 
     def step(
-        self, actions: np.ndarray, rewards: np.ndarray, terminations: np.ndarray, truncations: np.ndarray
+        self,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminations: np.ndarray,
+        truncations: np.ndarray,
+        out: np.ndarray,
     ) -> None:
         """Step every block (`EnvBlock.step`) with `actions` (checked: `sim.actions.checked_batch`),
-        through shared memory; rewards and flags copied into the arrays given."""
+        through shared memory; rewards and flags copied into the arrays given.
+
+        Observations go into `out`: the shared `observations`, or an array of their shape that this
+        process's block draws its rows into directly and the workers' rows are then copied into.
+        """
         self._actions[:] = actions  # every value exactly: integers as int64, floats as float64
-        local = self._actions[self.slices[0]]
-        self._call_all([_STEP] * len(self._connections), lambda: self._local.step(local, *self._local_flags))
+        local = self.slices[0]
+        actions_here, out_here = self._actions[local], out[local]
+        self._call_all(
+            [_STEP] * len(self._connections),
+            lambda: self._local.step(actions_here, *self._local_flags, out_here),
+        )
         rewards[:], terminations[:], truncations[:] = self._flags
+        self._gather_observations(out)
+
+    def _gather_observations(self, out: np.ndarray) -> None:
+        """The workers' rows of the shared observations into `out`, unless it is that array."""
+        if out is not self.observations:
+            for part in self.slices[1:]:
+                out[part] = self.observations[part]
 
     def render(self) -> list[Any]:
         frames: list[Any] = []
