@@ -43,6 +43,13 @@ def idm1(
     return py_max(max_accel * (1.0 - libm_pow(v / v0, 4.0) - interaction), -MAX_IDM_BRAKE)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def one_car_params(params: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(time_headway, inv_2sqrt_ab, min_gap, max_accel, comfort_brake) from `Traffic.kernel_params`:
+    what the rare events' one-car IDM (`idm1`, `safe_speed`, the comfort test) reads of it."""
+    return params[0], params[1], params[2], params[3], params[7]
+
+
 @numba.njit(cache=True, nogil=True)
 def safe_speed(gap: float, v_lead: float, min_gap: float, time_headway: float, inv_2sqrt_ab: float) -> float:
     """Largest speed whose IDM desired gap s* does not exceed `gap` behind a car at `v_lead`.

@@ -13,14 +13,14 @@ import math
 import numba
 import numpy as np
 
-from sim.traffic.idm import idm1
+from sim.traffic.idm import idm1, one_car_params
 
 LANE_CHANGE_GAIN = 0.2
 """MOBIL threshold: a lane change must improve the car's IDM acceleration by this much, m/s^2."""
 BLOCKED_MARGIN = 1.0
 """A car counts as held up when it and its leader are this much (m/s) below its desired speed."""
 
-CALLEE_SOURCES_SHA256 = "c9aa1021f6b5d8b108609edd9154c0788feb70afd7dc5bf6aeda3e24a698c5d7"
+CALLEE_SOURCES_SHA256 = "8987ff28d6e3a3543826c631c7df28fa1a1649c707c86bcde0298dfdba901ee7"
 """sha256 of idm.py, whose compiled `idm1` `try_lane_change` calls: numba's cache keys it by this
 file's text alone (`sim.render.kernels` says more)."""
 
@@ -52,13 +52,12 @@ def try_lane_change(
     and neither the car nor its new follower (ego included) must brake harder than comfort_brake.
     `params` is `Traffic.kernel_params`. tests/reference_rare_events.py has the Python version.
     """
-    time_headway, inv_2sqrt_ab, min_gap, max_accel = params[0], params[1], params[2], params[3]
-    comfort_brake = params[7]
+    time_headway, inv_2sqrt_ab, min_gap, max_accel, comfort_brake = one_car_params(params)
+    need = min_gap + length[i]
     best_lane, best_acc = -1, acc_now + LANE_CHANGE_GAIN
     for target in (lane[i] - 1, lane[i] + 1):
         if not 0 <= target < n_lanes:
             continue
-        need = min_gap + length[i]
         gap_ahead, v_ahead, _, gap_behind, _, behind = neighbours_in_lane(
             buf_s, buf_hl, buf_v, buf_bits, i, target, buf_s[i], buf_hl[i]
         )

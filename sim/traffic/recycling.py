@@ -15,7 +15,7 @@ from numba.np.random.random_methods import random_interval
 
 from sim.py_semantics import libm_pow, py_max, py_min
 from sim.traffic.config import EGO_CLEARANCE_M, HEIGHT_RANGE, LENGTH_RANGE, N_COLORS, WIDTH_RANGE
-from sim.traffic.idm import idm1, safe_speed
+from sim.traffic.idm import idm1, one_car_params, safe_speed
 from sim.traffic.step_kernel import refresh_buffers
 
 SPAWN_BAND_M = 30.0
@@ -23,7 +23,7 @@ SPAWN_BAND_M = 30.0
 SPAWN_MARGIN_M = 5.0
 """Recycled cars appear at least this far inside the window."""
 
-CALLEE_SOURCES_SHA256 = "da9e96762936b785a156fabba4fc99120b4198563b11d4df06f7f9d09676c430"
+CALLEE_SOURCES_SHA256 = "247e16de5bbb2f71c8f4527971dee12ca7332687064e89c77573a3e97c368994"
 """sha256 of idm.py, step_kernel.py and sim/py_semantics.py, whose compiled functions `recycle`
 calls: numba's cache keys it by this file's text alone (`sim.render.kernels` says more)."""
 
@@ -301,13 +301,7 @@ def _comfort_front(
 ) -> float:  # fmt: skip
     """Nearest rear-bumper s ahead of vehicle f at which a car driving at v_max or slower keeps
     f's IDM braking within comfort_brake (IDM solved for the gap; slower only needs more)."""
-    time_headway, inv_2sqrt_ab, min_gap, max_accel, comfort_brake = (
-        params[0],
-        params[1],
-        params[2],
-        params[3],
-        params[7],
-    )
+    time_headway, inv_2sqrt_ab, min_gap, max_accel, comfort_brake = one_car_params(params)
     v_f, v0_f = buf_v[f], buf_v0[f]
     s_star = min_gap + py_max(0.0, v_f * (time_headway + (v_f - v_max) * inv_2sqrt_ab))
     room = 1.0 + comfort_brake / max_accel - libm_pow(v_f / v0_f, 4.0)
@@ -328,13 +322,7 @@ def _spawn_speed(
     min_gap (a cut-in: IDM brakes harder than that for a moment because the time headway is
     short, but nobody collides); 0 otherwise.
     """
-    time_headway, inv_2sqrt_ab, min_gap, max_accel, comfort_brake = (
-        params[0],
-        params[1],
-        params[2],
-        params[3],
-        params[7],
-    )
+    time_headway, inv_2sqrt_ab, min_gap, max_accel, comfort_brake = one_car_params(params)
     v = top
     if ahead >= 0:
         gap = (buf_s[ahead] - buf_hl[ahead]) - half - pos

@@ -14,7 +14,7 @@ import numpy as np
 from sim.traffic.idm import idm_all, leader_search
 from sim.traffic.lane_changes import BLOCKED_MARGIN, advance_lane_changes
 
-CALLEE_SOURCES_SHA256 = "fcf340a05ed6ad19f12b528674a28be7eb85627f44f51b182370a456cafa7d7f"
+CALLEE_SOURCES_SHA256 = "77f9b94d24a6e93855bb007cc62f4377a60d2fe082d553479ee2f08c5c389939"
 """sha256 of idm.py then lane_changes.py, whose compiled functions `common_step` calls: numba's cache
 keys it by this file's text alone, so their digest here (the tests check it) makes an edit there
 change this file too, and the stale cached step is not loaded (`sim.render.kernels` says more)."""
