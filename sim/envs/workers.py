@@ -292,7 +292,7 @@ class WorkerBlocks:
         replies = []
         for k, connection in enumerate(self._connections):
             try:
-                reply = receive(connection, self._spin_s)
+                reply = _receive(connection, self._spin_s)
             except (EOFError, ConnectionError):
                 self._processes[k].join(timeout=1)
                 code = self._processes[k].exitcode
@@ -371,7 +371,7 @@ def _serve(
     actions = shared.arrays[_ACTIONS][part]
     try:
         while True:
-            message = receive(connection, spin_s)
+            message = _receive(connection, spin_s)
             try:
                 if message == _STEP:  # every step: no pickle either way
                     block.step(actions, *flags)
@@ -392,7 +392,7 @@ def _serve(
         block.close()
 
 
-def receive(connection: Connection, spin_s: float) -> bytes:
+def _receive(connection: Connection, spin_s: float) -> bytes:
     """The next message on `connection`: polled for up to `spin_s` seconds, then waited for
     (`SPIN_S` says why). EOFError if the other end has closed."""
     if spin_s > 0 and not connection.poll(0):
