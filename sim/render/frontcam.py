@@ -30,6 +30,7 @@ _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _NO_CARS = CarBoxes.empty()
 _NO_NOISE = np.zeros((0, 0, 1), dtype=np.float32)
 NOISE_OFFSETS_AHEAD = 64
+"""Frames whose sensor-noise offsets `FrontCameraRenderer.noise_offset` draws in one generator call."""
 
 
 class FrontCameraRenderer:
