@@ -12,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import pytest
 from cli_runner import run_cli
+from numba.core import event as numba_event
 
 from training import cli
 from training.common import exit_codes, outputs
@@ -292,6 +294,40 @@ def test_an_interrupt_wrapped_by_a_c_extension_is_still_an_interrupt(capsys, mon
         run_cli(["eval", "--quiet", "--episodes", "1"])  # a real error stays one
 
 
+class SignalAtCompileStart(numba_event.Listener):
+    """Sends `signum` to this process as numba starts compiling: a stop during the first compilation,
+    as after an install, when the numba cache is empty."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def on_start(self, event: numba_event.Event) -> None:
+        os.kill(os.getpid(), self.signum)
+
+    def on_end(self, event: numba_event.Event) -> None:
+        pass
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_during_numba_compilation_waits_until_the_compiler_is_done(signum):
+    """Raised inside the compiler, the interrupt is swallowed by llvmlite and numba fails later with a
+    traceback (training.common.interrupts); it must stop the command once the compiled call returns."""
+
+    @numba.njit  # not cached: compiled here, while the signal arrives
+    def add_one(x: int) -> int:
+        return x + 1
+
+    before = signal.getsignal(signum)
+    result = None
+    signal_at_compile = numba_event.install_listener("numba:compile", SignalAtCompileStart(signum))
+    with pytest.raises(KeyboardInterrupt), cli.sigterm_as_ctrl_c(), signal_at_compile:
+        result = add_one(41)
+        time.sleep(5)  # the stop, retried, interrupts this at once
+    assert result == 42
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0), "the retry timer is off after the block"
+    assert signal.getsignal(signum) is before and signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+
+
 def sleep_until_killed() -> None:
     time.sleep(30)
 
@@ -315,7 +351,7 @@ def test_sigterm_to_record_keeps_the_episode_so_far_and_says_so(tmp_path):
     out = tmp_path / "demos"
     argv = ["record", "--quiet", "--out", str(out), "--checkpoint-seconds", "0.2"]
     argv += ["--option", "episode_seconds=36000"]  # an episode that outlasts the test
-    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "PYTHONFAULTHANDLER": "1"}  # a crash shows its stack
     proc = subprocess.Popen(
         [sys.executable, "-m", "training.cli", *argv], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
     )
