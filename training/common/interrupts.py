@@ -69,7 +69,7 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         waiting = False
         raise KeyboardInterrupt
 
-    taken = [signal.SIGTERM, signal.SIGALRM]
+    taken: list[int] = [signal.SIGTERM, signal.SIGALRM]
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         taken.append(signal.SIGINT)  # not when Ctrl-C is ignored, as in a shell's background job
     previous = {signum: signal.signal(signum, handler) for signum in taken}
