@@ -372,6 +372,35 @@ def test_sigterm_to_record_keeps_the_episode_so_far_and_says_so(tmp_path):
     assert not list_files(out).temp and not list_files(out).episodes
 
 
+@pytest.mark.parametrize("finished", [0, 1])
+def test_a_stop_between_episodes_says_what_record_kept(finished, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while an episode is being set up (its reset): the episodes finished so far are named with
+    their directory; with none, the line says nothing was written, naming no directory (none exists)."""
+    from sim.envs.base import CamDriveEnv
+
+    resets = 0
+    original_reset = CamDriveEnv.reset
+
+    def reset_then_stop(self, **kwargs):
+        nonlocal resets
+        resets += 1
+        if resets > finished:
+            raise KeyboardInterrupt
+        return original_reset(self, **kwargs)
+
+    monkeypatch.setattr(CamDriveEnv, "reset", reset_then_stop)
+    out = tmp_path / "demos"
+    argv = ["record", "--quiet", "--out", str(out), "--episodes", "2", "--steps-per-episode", "5"]
+    assert run_cli(argv) == exit_codes.INTERRUPTED
+    err = capsys.readouterr().err
+    if finished:
+        assert err == f"camdrive record: interrupted; kept 1 finished episode(s) in {out}\n"
+        assert len(list_files(out).episodes) == 1
+    else:
+        assert err == "camdrive record: interrupted; no episode was finished; nothing was written\n"
+        assert not out.exists()
+
+
 def test_record_removes_what_killed_recorders_left(tmp_path):
     """At its next start: temporary files of dead recorders and partial files of finished episodes go;
     a running recorder's temporary file and an unfinished partial episode stay."""

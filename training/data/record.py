@@ -170,7 +170,7 @@ def record(
     results: list[EpisodeResult] = []
     with (
         contextlib.closing(env),
-        saying_what_is_kept(lambda: f"kept {len(results)} finished episode(s) in {out}"),
+        saying_what_is_kept(functools.partial(_kept_between_episodes, results, out)),
     ):
         space = env.observation_space
         if not (isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3):
@@ -242,6 +242,14 @@ def record(
                     )
                 )
     return results
+
+
+def _kept_between_episodes(results: Sequence[EpisodeResult], out: Path) -> str:
+    """What an interruption outside an episode (the env being made or reset) leaves: the finished
+    episodes, or nothing at all (then `out` may not even exist, so it is not named)."""
+    if not results:
+        return "no episode was finished; nothing was written"
+    return f"kept {len(results)} finished episode(s) in {out}"
 
 
 def _kept_so_far(results: Sequence[EpisodeResult], writer: EpisodeWriter) -> str:
