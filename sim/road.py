@@ -28,6 +28,14 @@ SAMPLE_SPACING_M = 0.5
 """Grid step of the sampled centreline: fine enough that linear interpolation error is < 1 mm."""
 
 _EXTEND_CHUNK_M = 1000.0
+"""How far past the farthest point asked for a new stretch of road is planned (`Road.ensure_length`)."""
+
+_SAMPLE_AHEAD_M = 300.0
+"""How far past the farthest point asked for the planned stretch is sampled at once (`Road._sample_to`).
+
+Why not the whole stretch: a road is built at every reset, and sampling its first 3 km (6,000 samples:
+their curvature, heading and position) took most of a new road's 0.17 ms, where an episode that ends
+early (a learner's first episodes, random actions) reads a few hundred metres of it."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,14 @@ class Road:
         self.y = np.zeros(1)
         self.heading = np.zeros(1)
         self.kappa = np.zeros(1)
-        self.ensure_length(2 * _EXTEND_CHUNK_M)
+        self._planned_samples = 1
+        """Samples the road has once its planned stretch is all sampled (`ensure_length`)."""
+        self._stretch_start = (0.0, 0.0, 0.0)
+        """Heading, x and y of the sample before the planned stretch: its running sums start there."""
+        self._sums = (0.0, 0.0, 0.0)
+        """The stretch's running sums (heading turned, metres east, metres north) at its last sample."""
+        self._plan(2 * _EXTEND_CHUNK_M)
+        self._sample_to(self._samples_for(_SAMPLE_AHEAD_M))
         self.lane_centres: list[float] = [float(d) for d in self.lane_centre(np.arange(self.config.lanes))]
         """`lane_centre` of every lane as plain floats, for code that looks them up several times a step."""
 
@@ -92,19 +107,48 @@ class Road:
         return float(self.s[-1])
 
     def ensure_length(self, s_needed: float) -> None:
-        """Extend the road so that it reaches at least `s_needed` metres."""
+        """Extend the road so that it reaches at least `s_needed` metres.
+
+        The road is planned in stretches and sampled lazily within them. A point past the planned
+        stretch plans a new one, to `_EXTEND_CHUNK_M` past that point (the first reaches 3 km); a
+        point inside it has the stretch sampled to `_SAMPLE_AHEAD_M` past it. Each stretch integrates
+        its headings and positions as running sums from the sample before it (`_integrate_centreline`),
+        continued, not restarted, from piece to piece: the samples do not depend on how a stretch was
+        sampled, only on where the stretches start, which is where they started when every stretch
+        was sampled whole at once.
+        """
         if s_needed <= self.length:
             return
-        target = s_needed + _EXTEND_CHUNK_M
-        while self._knot_s[-1] < target + 10.0:
-            self._add_curve()
+        if s_needed > (self._planned_samples - 1) * SAMPLE_SPACING_M:
+            self._sample_to(self._planned_samples)
+            self._plan(s_needed)
+        self._sample_to(min(self._samples_for(s_needed + _SAMPLE_AHEAD_M), self._planned_samples))
+
+    @staticmethod
+    def _samples_for(s: float) -> int:
+        """How many samples (from s = 0) reach `s`."""
+        return int(np.ceil(s / SAMPLE_SPACING_M)) + 1
+
+    def _plan(self, s_needed: float) -> None:
+        """Plan a new stretch, from the last sample to `_EXTEND_CHUNK_M` past `s_needed`."""
+        self._planned_samples = self._samples_for(s_needed + _EXTEND_CHUNK_M)
+        self._stretch_start = (float(self.heading[-1]), float(self.x[-1]), float(self.y[-1]))
+        self._sums = (0.0, 0.0, 0.0)
+
+    def _sample_to(self, count: int) -> None:
+        """Sample the planned stretch up to `count` samples in all; the curves are drawn as far as
+        needed (the generator draws them in the same order however far at a time)."""
         n_old = self.s.size
-        n_new = int(np.ceil(target / SAMPLE_SPACING_M)) + 1
-        s_new = np.arange(n_old, n_new) * SAMPLE_SPACING_M
+        if count <= n_old:
+            return
+        s_new = np.arange(n_old, count) * SAMPLE_SPACING_M
+        while self._knot_s[-1] < s_new[-1] + 10.0:
+            self._add_curve()
         k_new = np.interp(s_new, self._knot_s, self._knot_k)
-        heading, x, y = _integrate_centreline(
-            k_new, float(self.kappa[-1]), float(self.heading[-1]), float(self.x[-1]), float(self.y[-1])
+        heading, x, y, turned, east, north = _integrate_centreline(
+            k_new, float(self.kappa[-1]), *self._stretch_start, *self._sums
         )
+        self._sums = (turned, east, north)
         self.s = np.concatenate((self.s, s_new))
         self.kappa = np.concatenate((self.kappa, k_new))
         self.heading = np.concatenate((self.heading, heading))
@@ -200,6 +244,7 @@ class Road:
         """The samples `frenet` searches: the whole road, or a window around `s_hint` (the road
         extended past it)."""
         if s_hint is None:
+            self._sample_to(self._planned_samples)  # the whole road planned so far, as it always was
             return 0, self.s.size
         self.ensure_length(s_hint + 150.0)
         i = int(s_hint / SAMPLE_SPACING_M)
@@ -213,20 +258,29 @@ class Road:
 
 @numba.njit(cache=True, nogil=True)
 def _integrate_centreline(
-    kappa: np.ndarray, kappa_before: float, heading_before: float, x_before: float, y_before: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Heading, x and y of the samples of curvature `kappa` that follow a sample (kappa_before,
-    heading_before, x_before, y_before), SAMPLE_SPACING_M apart.
+    kappa: np.ndarray,
+    kappa_before: float,
+    heading_before: float,
+    x_before: float,
+    y_before: float,
+    turned: float,
+    east: float,
+    north: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, float]:
+    """Heading, x and y of the samples of curvature `kappa` that follow a sample of curvature
+    `kappa_before`, SAMPLE_SPACING_M apart, in a stretch that starts after a sample at
+    (heading_before, x_before, y_before) and has so far turned `turned` radians and run `east` and
+    `north` metres; then the three running sums at the last sample, for the stretch's next piece.
 
     Exact integration of a piecewise linear curvature on each step: trapezoid for heading, midpoint
-    heading for position (second-order accurate, error << 1 mm at 0.5 m steps). Each running sum
-    starts from zero and is added to the sample before, as numpy's `before + np.cumsum(steps)` does,
+    heading for position (second-order accurate, error << 1 mm at 0.5 m steps). Each running sum is
+    added to the stretch's start, as numpy's `before + np.cumsum(steps)` does over the whole stretch,
     with libm's sin and cos (numpy's here): the same numbers as those formulas in numpy
     (tests/test_road.py), in about a third of the time (roads are built at every reset).
     """
     n = kappa.size
     heading, x, y = np.empty(n), np.empty(n), np.empty(n)
-    turned, east, north, previous = 0.0, 0.0, 0.0, kappa_before
+    previous = kappa_before
     for i in range(n):
         step = 0.5 * (previous + kappa[i]) * SAMPLE_SPACING_M
         turned += step
@@ -236,7 +290,7 @@ def _integrate_centreline(
         north += math.sin(mid) * SAMPLE_SPACING_M
         x[i], y[i] = x_before + east, y_before + north
         previous = kappa[i]
-    return heading, x, y
+    return heading, x, y, turned, east, north
 
 
 @numba.njit(cache=True, nogil=True)

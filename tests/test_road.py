@@ -76,6 +76,32 @@ def test_geometry_does_not_depend_on_how_the_road_was_extended() -> None:
     np.testing.assert_allclose(lazy.heading[:n], eager.heading[:n], atol=1e-9)
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_stretch_sampled_piece_by_piece_is_the_stretch_sampled_at_once(seed: int) -> None:
+    """A road is sampled lazily, a few hundred metres past what was asked; within a stretch the samples
+    are the same bits however small the pieces (the running sums continue), so a car that drives
+    reads the road it would read if the whole stretch had been built at the start."""
+    whole, pieces = Road(LANE_KEEP_ROAD, seed), Road(LANE_KEEP_ROAD, seed)
+    whole.ensure_length(2900.0)
+    for s in np.arange(0.0, 2900.0, 7.3):
+        pieces.ensure_length(float(s))
+    pieces.ensure_length(2900.0)
+    assert whole.s.size == pieces.s.size == 6001  # the first stretch: 3 km
+    for name in ("s", "kappa", "heading", "x", "y"):
+        assert getattr(whole, name).tobytes() == getattr(pieces, name).tobytes(), name
+
+
+def test_a_new_road_samples_only_its_first_few_hundred_metres() -> None:
+    """What a reset costs: a new road has sampled its first 300 m, not the 3 km it has planned; asking
+    for more samples more (`search_window` with no hint samples the whole plan, as it searches it)."""
+    road = Road(LANE_KEEP_ROAD, 5)
+    assert road.length == 300.0
+    road.ensure_length(1000.0)
+    assert road.length == 1300.0
+    road.search_window(None)
+    assert road.length == 3000.0
+
+
 # ---------------------------------------------------------------------------------- curvature
 
 
@@ -291,22 +317,31 @@ def test_wrap_angle_of_a_float_matches_the_array_version() -> None:
 
 
 def numpy_centreline(
-    kappa: np.ndarray, kappa_before: float, heading_before: float, x_before: float, y_before: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The centreline's integration in plain numpy (`sim.road._integrate_centreline`'s reference)."""
+    kappa: np.ndarray,
+    kappa_before: float,
+    heading_before: float,
+    x_before: float,
+    y_before: float,
+    turned: float,
+    east: float,
+    north: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, float]:
+    """The centreline's integration in plain numpy (`sim.road._integrate_centreline`'s reference): the
+    running sums continue from the stretch's sums so far."""
     k_prev = np.concatenate(([kappa_before], kappa[:-1]))
     dpsi = 0.5 * (k_prev + kappa) * SAMPLE_SPACING_M
-    heading = heading_before + np.cumsum(dpsi)
+    turns = np.cumsum(np.concatenate(([turned], dpsi)))[1:]
+    heading = heading_before + turns
     mid = heading - 0.5 * dpsi
-    x = x_before + np.cumsum(np.cos(mid) * SAMPLE_SPACING_M)
-    y = y_before + np.cumsum(np.sin(mid) * SAMPLE_SPACING_M)
-    return heading, x, y
+    easts = np.cumsum(np.concatenate(([east], np.cos(mid) * SAMPLE_SPACING_M)))[1:]
+    norths = np.cumsum(np.concatenate(([north], np.sin(mid) * SAMPLE_SPACING_M)))[1:]
+    return heading, x_before + easts, y_before + norths, float(turns[-1]), float(easts[-1]), float(norths[-1])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 12345])
 def test_centreline_is_the_numpy_integration_bit_for_bit(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The compiled integration gives the plain numpy formulas' numbers, over a first build and
-    extensions by different lengths (each continues from the last sample)."""
+    extensions by different lengths (pieces of a stretch, and a new stretch from its last sample)."""
 
     def build() -> Road:
         road = Road(RoadConfig(curviness=1.0), seed)
@@ -317,6 +352,6 @@ def test_centreline_is_the_numpy_integration_bit_for_bit(seed: int, monkeypatch:
     compiled = build()
     monkeypatch.setattr(road_module, "_integrate_centreline", numpy_centreline)
     reference = build()
-    assert compiled.s.size == reference.s.size > 6001 + 2 * 2000  # it was extended
+    assert compiled.s.size == reference.s.size > 6001  # past the first stretch: a second one began
     for name in ("s", "kappa", "heading", "x", "y"):
         assert getattr(compiled, name).tobytes() == getattr(reference, name).tobytes(), name
