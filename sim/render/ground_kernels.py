@@ -144,30 +144,34 @@ def row_frames(
 
 @numba.njit(**JIT)
 def periodic_box_filters(sharp: np.ndarray, widths: np.ndarray) -> np.ndarray:
-    """`ground.box_filter(sharp, w, periodic=True)` for every w of `widths`: (len(widths), *sharp.shape).
+    """`ground.box_filter(sharp, w, periodic=True)` for every w of `widths`, each transposed:
+    (len(widths), n, rows) for `sharp` of shape (rows, n).
 
     The same float64 operations in the same order as the numpy reference (a running sum from the
     window's first padded texel, then differences of that sum divided by the width), so the tables,
     and the frames, are bit for bit the reference's; compiled because a randomised look rebuilds
-    these filters at every reset.
+    these filters at every reset. Transposed because the look's table is a matrix product with one
+    row per (level, texel) (`ground.AlongLevels`): written in that layout, the filters need no
+    transposing copy, which took as long as the filtering.
     """
     rows, n = sharp.shape
-    out = np.empty((widths.size, rows, n))
-    running = np.empty(n + int(widths.max()))
+    out = np.empty((widths.size, n, rows))
+    running = np.empty((rows, n + int(widths.max())))
     for level in range(widths.size):
         width = int(widths[level])
         if width <= 1:
-            out[level] = sharp
+            out[level] = sharp.T
             continue
         left = width // 2
         for r in range(rows):
-            running[0] = 0.0
+            running[r, 0] = 0.0
             total = 0.0
             for k in range(n + width - 1):
                 total += sharp[r, (k - left) % n]
-                running[k + 1] = total
-            for j in range(n):
-                out[level, r, j] = (running[j + width] - running[j]) / width
+                running[r, k + 1] = total
+        for j in range(n):
+            for r in range(rows):
+                out[level, j, r] = (running[r, j + width] - running[r, j]) / width
     return out
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from sim.render.ground_kernels import JIT, paint_ground, row_frames, to_byte
 
-CALLEE_SOURCES_SHA256 = "79c6f6b6a1e8d86e88796ff0e4d12b6592d157d5f3b3756d3272050226d1d3b3"
+CALLEE_SOURCES_SHA256 = "474923a0c30a40db424a9dc7733e8b8429d02491ddc2bb25520aee7afff9ca18"
 """sha256 of ground_kernels.py, whose loops `draw_camera_frame` calls. numba keys a function's cached
 machine code by the text of its own file alone, yet the cached frame kernel contains those loops: an
 edit there alone would leave the stale frame kernel in use. Keeping their digest here (the tests
