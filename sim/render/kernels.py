@@ -18,7 +18,7 @@ import numpy as np
 
 from sim.render.ground_kernels import JIT, paint_ground, row_frames, to_byte
 
-CALLEE_SOURCES_SHA256 = "474923a0c30a40db424a9dc7733e8b8429d02491ddc2bb25520aee7afff9ca18"
+CALLEE_SOURCES_SHA256 = "08dbf9fa3c3c68a4f5202ba62afb608f28f5ade91641b98ba86680151990a27d"
 """sha256 of ground_kernels.py, whose loops `draw_camera_frame` calls. numba keys a function's cached
 machine code by the text of its own file alone, yet the cached frame kernel contains those loops: an
 edit there alone would leave the stale frame kernel in use. Keeping their digest here (the tests
