@@ -14,7 +14,7 @@ the simulator's step. Such an error is the interruption, not a bug.
 Why a stop waits while numba or llvmlite code runs (`sigterm_as_ctrl_c`): a KeyboardInterrupt raised
 inside numba's compiler, or inside the ctypes callback llvmlite runs while it writes a kernel to the
 cache, does not stop the command: llvmlite swallows it ("Exception ignored on calling ctypes callback
-function") and numba fails on later with "RuntimeError: no compiled object yet", a traceback and exit
+function") and numba fails later with "RuntimeError: no compiled object yet", a traceback and exit
 code 1. Seen with `camdrive record` stopped by SIGTERM during its first compilation (an empty numba cache,
 as after an install). Compiled code itself runs no Python, so it is never interrupted half-way.
 """
