@@ -27,6 +27,9 @@ from sim.validation import check_range
 SAMPLE_SPACING_M = 0.5
 """Grid step of the sampled centreline: fine enough that linear interpolation error is < 1 mm."""
 
+_Triple = tuple[float, float, float]
+"""Three floats: a stretch's start (heading, x, y), or its running sums (`_integrate_centreline`)."""
+
 _EXTEND_CHUNK_M = 1000.0
 """How far past the farthest point asked for a new stretch of road is planned (`Road.ensure_length`)."""
 
@@ -91,9 +94,9 @@ class Road:
         self.kappa = np.zeros(1)
         self._planned_samples = 1
         """Samples the road has once its planned stretch is all sampled (`ensure_length`)."""
-        self._stretch_start = (0.0, 0.0, 0.0)
+        self._stretch_start: _Triple = (0.0, 0.0, 0.0)
         """Heading, x and y of the sample before the planned stretch: its running sums start there."""
-        self._sums = (0.0, 0.0, 0.0)
+        self._sums: _Triple = (0.0, 0.0, 0.0)
         """The stretch's running sums (heading turned, metres east, metres north) at its last sample."""
         self._plan(2 * _EXTEND_CHUNK_M)
         self._sample_to(self._samples_for(_SAMPLE_AHEAD_M))
@@ -145,10 +148,9 @@ class Road:
         while self._knot_s[-1] < s_new[-1] + 10.0:
             self._add_curve()
         k_new = np.interp(s_new, self._knot_s, self._knot_k)
-        heading, x, y, turned, east, north = _integrate_centreline(
-            k_new, float(self.kappa[-1]), *self._stretch_start, *self._sums
+        heading, x, y, self._sums = _integrate_centreline(
+            k_new, float(self.kappa[-1]), self._stretch_start, self._sums
         )
-        self._sums = (turned, east, north)
         self.s = np.concatenate((self.s, s_new))
         self.kappa = np.concatenate((self.kappa, k_new))
         self.heading = np.concatenate((self.heading, heading))
@@ -258,19 +260,12 @@ class Road:
 
 @numba.njit(cache=True, nogil=True)
 def _integrate_centreline(
-    kappa: np.ndarray,
-    kappa_before: float,
-    heading_before: float,
-    x_before: float,
-    y_before: float,
-    turned: float,
-    east: float,
-    north: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, float]:
+    kappa: np.ndarray, kappa_before: float, start: _Triple, sums: _Triple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Triple]:
     """Heading, x and y of the samples of curvature `kappa` that follow a sample of curvature
-    `kappa_before`, SAMPLE_SPACING_M apart, in a stretch that starts after a sample at
-    (heading_before, x_before, y_before) and has so far turned `turned` radians and run `east` and
-    `north` metres; then the three running sums at the last sample, for the stretch's next piece.
+    `kappa_before`, SAMPLE_SPACING_M apart, in a stretch that starts after a sample at `start`
+    (heading, x, y) and has so far turned, run east and run north `sums` (radians, metres, metres);
+    then those three running sums at the last sample, for the stretch's next piece.
 
     Exact integration of a piecewise linear curvature on each step: trapezoid for heading, midpoint
     heading for position (second-order accurate, error << 1 mm at 0.5 m steps). Each running sum is
@@ -280,6 +275,8 @@ def _integrate_centreline(
     """
     n = kappa.size
     heading, x, y = np.empty(n), np.empty(n), np.empty(n)
+    heading_before, x_before, y_before = start
+    turned, east, north = sums
     previous = kappa_before
     for i in range(n):
         step = 0.5 * (previous + kappa[i]) * SAMPLE_SPACING_M
@@ -290,7 +287,7 @@ def _integrate_centreline(
         north += math.sin(mid) * SAMPLE_SPACING_M
         x[i], y[i] = x_before + east, y_before + north
         previous = kappa[i]
-    return heading, x, y, turned, east, north
+    return heading, x, y, (turned, east, north)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -317,17 +317,11 @@ def test_wrap_angle_of_a_float_matches_the_array_version() -> None:
 
 
 def numpy_centreline(
-    kappa: np.ndarray,
-    kappa_before: float,
-    heading_before: float,
-    x_before: float,
-    y_before: float,
-    turned: float,
-    east: float,
-    north: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, float]:
+    kappa: np.ndarray, kappa_before: float, start: tuple[float, ...], sums: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, ...]]:
     """The centreline's integration in plain numpy (`sim.road._integrate_centreline`'s reference): the
     running sums continue from the stretch's sums so far."""
+    (heading_before, x_before, y_before), (turned, east, north) = start, sums
     k_prev = np.concatenate(([kappa_before], kappa[:-1]))
     dpsi = 0.5 * (k_prev + kappa) * SAMPLE_SPACING_M
     turns = np.cumsum(np.concatenate(([turned], dpsi)))[1:]
@@ -335,7 +329,8 @@ def numpy_centreline(
     mid = heading - 0.5 * dpsi
     easts = np.cumsum(np.concatenate(([east], np.cos(mid) * SAMPLE_SPACING_M)))[1:]
     norths = np.cumsum(np.concatenate(([north], np.sin(mid) * SAMPLE_SPACING_M)))[1:]
-    return heading, x_before + easts, y_before + norths, float(turns[-1]), float(easts[-1]), float(norths[-1])
+    ends = (float(turns[-1]), float(easts[-1]), float(norths[-1]))
+    return heading, x_before + easts, y_before + norths, ends
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 12345])
