@@ -347,6 +347,8 @@ def test_centreline_is_the_numpy_integration_bit_for_bit(seed: int, monkeypatch:
     compiled = build()
     monkeypatch.setattr(road_module, "_integrate_centreline", numpy_centreline)
     reference = build()
-    assert compiled.s.size == reference.s.size > 6001  # past the first stretch: a second one began
+    # The first stretch (3 km, 6,001 samples) sampled whole, then a second one planned from 3,110 m and
+    # sampled to 300 m past the last point asked for (3,743.3 m): 8,088 samples.
+    assert compiled.s.size == reference.s.size == 8088
     for name in ("s", "kappa", "heading", "x", "y"):
         assert getattr(compiled, name).tobytes() == getattr(reference, name).tobytes(), name

@@ -244,7 +244,7 @@ def record(
     return results
 
 
-def _kept_between_episodes(results: Sequence[EpisodeResult], out: Path) -> str:
+def _kept_between_episodes(results: Sequence[EpisodeResult], out: str | Path) -> str:
     """What an interruption outside an episode (the env being made or reset) leaves: the finished
     episodes, or nothing at all (then `out` may not even exist, so it is not named)."""
     if not results:
