@@ -7,7 +7,7 @@ import json
 import gymnasium as gym
 from cli_runner import run_cli
 
-from sim.envs.vector import usable_cores
+from sim.envs.vector import default_workers, usable_cores
 from training.evaluation.bench_measure import measure_vector_env
 
 
@@ -18,7 +18,10 @@ def test_measure_vector_env_passes_threads_and_reports_them(monkeypatch) -> None
     r = measure_vector_env("camdrive/LaneKeep-v0", 3, steps=6, threads=1, options={"camera_width": 64})
     assert made[0]["threads"] == 1 and r["threads"] == 1 and r["steps_per_s"] > 0
     default = measure_vector_env("camdrive/LaneKeep-v0", 3, steps=6, options={"camera_width": 64})
-    assert "threads" not in made[1] and default["threads"] == min(usable_cores(), 3)
+    assert "threads" not in made[1] and "workers" not in made[1]  # the vector env's own defaults, reported
+    workers = default_workers(3)
+    threads = min(usable_cores(), 3) if workers == 1 else 1  # with workers every block draws with one thread
+    assert default["workers"] == workers and default["threads"] == threads
 
 
 def test_bench_command_reports_threads_in_the_table_and_the_json(tmp_path, capsys) -> None:

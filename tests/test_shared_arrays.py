@@ -29,7 +29,7 @@ def test_a_non_contiguous_array_is_shared_as_a_contiguous_copy() -> None:
 
 
 def test_sub_envs_draw_with_one_copy_of_their_camera_geometry() -> None:
-    envs = gym.make_vec("camdrive/LaneKeep-v0", num_envs=3, camera_width=64, camera_height=32)
+    envs = gym.make_vec("camdrive/LaneKeep-v0", num_envs=3, workers=1, camera_width=64, camera_height=32)
     try:
         renderers = [env.camera.renderer for env in envs.unwrapped.envs]
         assert all(r.right is renderers[0].right for r in renderers)

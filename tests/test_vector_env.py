@@ -263,7 +263,7 @@ BAD_ACTIONS = {
 
 @pytest.mark.parametrize(("env_id", "actions", "message"), BAD_ACTIONS.values(), ids=BAD_ACTIONS)
 def test_bad_actions_are_value_errors_before_any_world_moves(make_vec, env_id, actions, message) -> None:
-    envs = make_vec(env_id, **SMALL)
+    envs = make_vec(env_id, workers=1, **SMALL)  # the sub-envs in this process, to look at
     envs.reset(seed=1)
     before = [(env.world.s, env.world.ego.x, env.steps) for env in envs.envs]
     with pytest.raises(ValueError, match=message):
@@ -298,7 +298,7 @@ def test_observations_are_new_arrays_unless_copy_false(make_vec, workers: int) -
 
 
 def test_close_closes_the_sub_envs(make_vec) -> None:
-    envs = make_vec(LANE_KEEP, num_envs=2, render_mode="rgb_array", **SMALL)
+    envs = make_vec(LANE_KEEP, num_envs=2, workers=1, render_mode="rgb_array", **SMALL)
     envs.reset(seed=0)
     envs.render()  # opens each sub-env's render view
     assert all(env._view is not None for env in envs.envs)
@@ -359,9 +359,45 @@ def test_threads_default_to_the_usable_cores_at_most_one_per_sub_env(make_vec, m
 
     monkeypatch.setattr(vector.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     assert vector.usable_cores() == 3
-    assert make_vec(LANE_KEEP, num_envs=4, **SMALL).unwrapped.threads == 3
-    assert make_vec(LANE_KEEP, num_envs=2, **SMALL).unwrapped.threads == 2
+    assert make_vec(LANE_KEEP, num_envs=4, workers=1, **SMALL).unwrapped.threads == 3
+    assert make_vec(LANE_KEEP, num_envs=2, workers=1, **SMALL).unwrapped.threads == 2
     assert make_vec(LANE_KEEP, num_envs=4, threads=1, **SMALL).unwrapped.threads == 1
+
+
+@pytest.mark.parametrize(
+    ("start_method", "num_envs", "workers"), [("fork", 4, 3), ("fork", 2, 2), ("spawn", 4, 1)]
+)
+def test_workers_default_to_one_per_core_where_processes_fork(
+    make_vec, monkeypatch, start_method: str, num_envs: int, workers: int
+) -> None:
+    from sim.envs import vector
+    from sim.envs import workers as worker_module
+
+    monkeypatch.setattr(vector.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(worker_module, "WORKER_START_METHOD", start_method)
+    assert vector.default_workers(num_envs) == workers
+    if start_method == "fork":  # spawning workers would take seconds; the rule is what matters here
+        envs = make_vec(LANE_KEEP, num_envs=num_envs, **SMALL)
+        assert envs.unwrapped.workers == workers and envs.unwrapped.threads == 1
+        with pytest.raises(AttributeError, match="workers=1"):
+            _ = envs.unwrapped.envs
+    threaded = make_vec(LANE_KEEP, num_envs=num_envs, threads=2, **SMALL)  # threads asks for one process
+    assert threaded.unwrapped.workers == 1 and threaded.unwrapped.threads == 2
+
+
+def test_finding_the_default_leaves_the_programs_start_method_unset() -> None:
+    """`default_workers` reads the start method without fixing it, so a later
+    `multiprocessing.set_start_method` of the user's still works."""
+    script = (
+        "import multiprocessing, gymnasium as gym, sim\n"
+        f"envs = gym.make_vec({LANE_KEEP!r}, num_envs=2, camera_width=64, camera_height=32)\n"
+        "envs.close()\n"
+        "print(multiprocessing.get_start_method(allow_none=True))\n"
+        "multiprocessing.set_start_method('spawn')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"
 
 
 def test_threads_must_be_a_positive_integer() -> None:

@@ -36,10 +36,20 @@ from sim.envs.base import CamDriveEnv
 from sim.envs.blocks import BatchedInfos, EnvBlock, make_envs
 
 WORKER_START_METHOD: str | None = None
-"""multiprocessing's default, as Gymnasium's AsyncVectorEnv: fork on Linux (a worker starts in
+"""None: the start method the program chose (`multiprocessing.set_start_method`), else the platform's
+default, as Gymnasium's AsyncVectorEnv: fork on Linux before Python 3.14 (a worker starts in
 milliseconds and needs no `if __name__ == "__main__"` guard in the user's script), spawn on macOS and
-Windows (where scripts need the guard and a worker takes a second or two to start). Workers only run
-sim code, never torch."""
+Windows and forkserver on Linux from 3.14 (where scripts need the guard and a worker takes a second or
+two to start). Workers only run sim code, never torch."""
+
+
+def worker_start_method() -> str:
+    """How worker processes start (`WORKER_START_METHOD`), found without fixing multiprocessing's
+    default for the program (`multiprocessing.get_context()` would, and a later
+    `set_start_method` of the user's would then fail)."""
+    chosen = multiprocessing.get_start_method(allow_none=True)
+    return WORKER_START_METHOD or chosen or multiprocessing.get_all_start_methods()[0]
+
 
 Layout = list[tuple[str, tuple[int, ...], str]]
 """A shared batch's arrays: (name, shape, dtype string), in the order they are laid out."""
@@ -186,7 +196,7 @@ class WorkerBlocks:
         self._local_flags = self._shared.flags(local)
         self._spin_s = spin_s
         """How long to poll for a message before blocking on it (`SPIN_S`; 0: block at once)."""
-        context = multiprocessing.get_context(WORKER_START_METHOD)
+        context = multiprocessing.get_context(worker_start_method())
         self._connections: list[Connection] = []
         self._processes: list[Any] = []
         """The worker processes, of blocks 1.. in order (block 0 is this process's)."""

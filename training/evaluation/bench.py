@@ -8,8 +8,9 @@ measured and how is in `bench_measure`; the report in `bench_report`; `--first-s
 With `--vector N` (a list of sizes), each camdrive environment is also measured as
 `gymnasium.make_vec(env_id, num_envs=N)`, camdrive's native vector env. Its ratios to CarRacing-v3
 and to the same environment's single-env steps/s, both measured in the same run, show what batching buys.
-`--threads K` sets the threads that draw its frames (the vector env's `threads=`; by default one per
-core), `--workers K` the processes that step it instead.
+By default it runs as a user's `make_vec` does (`sim.envs.vector.default_workers`: one process per
+core where processes fork); `--workers K` sets the processes that step it, `--threads K` the threads
+that draw its frames in one process (the vector env's `workers=` and `threads=`).
 
 With `--rounds R` everything is measured R times over, in rounds (each round measures every
 environment once, CarRacing-v3 included), and each figure is reported as its median over the rounds
@@ -79,7 +80,7 @@ def run_bench(
     options: Mapping[str, Any] | None = None,
     vector: Sequence[int] = (),
     first_step: bool = False,
-    vector_workers: int = 1,
+    vector_workers: int | None = None,
     vector_threads: int | None = None,
     rounds: int = 1,
 ) -> dict[str, Any]:
@@ -147,7 +148,7 @@ def _measure_round(
     on_phase: PhaseHook | None,
     options: Mapping[str, Any] | None,
     vector: Sequence[int],
-    workers: int,
+    workers: int | None,
     threads: int | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One round: every env of `ids` (the reference among them, with its defaults), then the vector envs

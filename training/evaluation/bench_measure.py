@@ -142,17 +142,18 @@ def measure_vector_env(
     seed: int = 0,
     on_phase: PhaseHook | None = None,
     options: Mapping[str, Any] | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
     """`time_vector_steps` of the environment's native vector env (its registered vector_entry_point)
     with `num_envs` sub-envs made with `options`, stepped by `workers` processes (1: this one) and,
-    in this one, drawn by `threads` threads (None: the vector env's default)."""
+    in this one, drawn by `threads` threads (None for either: the vector env's default). The result
+    names the workers and threads the vector env used."""
     if on_phase is not None:
         on_phase(f"{env_id} vector x{num_envs}")
     vector_options: dict[str, Any] = {
         **(options or {}),
-        **({"workers": workers} if workers > 1 else {}),
+        **({"workers": workers} if workers is not None else {}),
         **({"threads": threads} if threads is not None else {}),
     }
     envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **vector_options)
@@ -160,7 +161,7 @@ def measure_vector_env(
         result: dict[str, Any] = {
             "env_id": env_id,
             "num_envs": num_envs,
-            "workers": workers,
+            "workers": getattr(envs.unwrapped, "workers", None),
             "threads": getattr(envs.unwrapped, "threads", None),
             "vector_env": type(envs).__name__,
             "observation_space": str(envs.observation_space),

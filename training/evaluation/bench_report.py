@@ -154,6 +154,8 @@ def format_report(report: dict[str, Any]) -> str:
             f"vector: gymnasium.make_vec(env_id, num_envs=N), about {settings['steps']} env-steps in calls "
             f"of N random actions (at least {settings['vector_min_calls']} calls);",
             "  sub-envs autoreset on their next step, inside the timed loop. vs single env: steps/s above.",
-            "  threads: threads drawing its frames in its own process (--threads; 1 in each worker).",
+            "  workers: processes stepping it (--workers; the vector env's default: one per core where",
+            "  processes fork); threads: threads drawing its frames in one process (--threads; 1 in each",
+            "  worker).",
         ]
     return "\n".join(lines)

@@ -106,17 +106,17 @@ def add_bench(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--workers",
         type=positive_int,
-        default=1,
         metavar="K",
-        help="processes stepping each vector env's sub-envs, for --vector (default: %(default)s, the bench's "
-        "own process; the vector env's workers= option)",
+        help="processes stepping each vector env's sub-envs, for --vector (default: the vector env's own "
+        "default for its workers= option: one per core where processes fork, else 1)",
     )
     parser.add_argument(
         "--threads",
         type=positive_int,
         metavar="K",
-        help="threads drawing each vector env's frames in the bench's process, for --vector (default: one "
-        "per core the process may use, the vector env's own default for its threads= option)",
+        help="threads drawing each vector env's frames in the bench's process, for --vector; makes workers 1 "
+        "unless --workers is given (default: the vector env's own default for its threads= option: one per "
+        "core the process may use)",
     )
     parser.add_argument(
         "--rounds",
