@@ -308,10 +308,20 @@ class SignalAtCompileStart(numba_event.Listener):
         pass
 
 
+@pytest.fixture
+def ctrl_c_as_in_a_terminal():
+    """SIGINT raising KeyboardInterrupt during the test, as in a terminal: a shell's background job (a CI
+    runner's, say) starts with SIGINT ignored, and then `sigterm_as_ctrl_c` rightly leaves it ignored."""
+    at_start = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, at_start)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stop_during_numba_compilation_waits_until_the_compiler_is_done(signum):
+def test_a_stop_during_numba_compilation_waits_until_the_compiler_is_done(signum, ctrl_c_as_in_a_terminal):
     """Raised inside the compiler, the interrupt is swallowed by llvmlite and numba fails later with a
-    traceback (training.common.interrupts); it must stop the command once the compiled call returns."""
+    traceback (training.common.interrupts); it must stop the command once the compiled call returns.
+    """
 
     @numba.njit  # not cached: compiled here, while the signal arrives
     def add_one(x: int) -> int:
