@@ -9,10 +9,18 @@ Below SUPERSAMPLE_BELOW px (a window of half the default size) even unkerned gly
 pixels unevenly ("seed 1736 560"), so small text is drawn three times as large and scaled down.
 
 pygame is imported on first use: `sim` imports this for `render()`, which must not open a window.
+
+The font is read into memory once and every `HudFont` reads from its own copy of those bytes, not from
+the file: FreeType reads a font's glyphs lazily from its stream, and a file stream's offset is shared
+with every process forked after it was opened (a vector env's worker processes). A worker drawing text
+(`render_mode="rgb_array"`) then moved the offset under its parent's reads, which failed with "Failed
+to resize font: unknown file format" or drew the wrong glyphs.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 from typing import Any
 
@@ -26,6 +34,7 @@ def _pygame() -> Any:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
     import pygame.freetype
+    import pygame.pkgdata
 
     if not pygame.freetype.get_init():
         pygame.freetype.init()
@@ -39,7 +48,8 @@ class HudFont:
         pygame = _pygame()
         self.size_asked = int(size)
         self._factor = SUPERSAMPLE if size < SUPERSAMPLE_BELOW else 1
-        self._font = pygame.freetype.Font(None, max(1.0, size * self._factor * DEFAULT_FONT_SCALE))
+        font_file = io.BytesIO(_default_font_bytes())  # kept alive by the Font, which reads from it
+        self._font = pygame.freetype.Font(font_file, max(1.0, size * self._factor * DEFAULT_FONT_SCALE))
         self._font.kerning = False
         self._font.antialiased = True
         self._font.pad = True  # every surface spans ascender to descender: lines of text align
@@ -60,6 +70,14 @@ class HudFont:
         """(width, height) that `render(text, ...)` will have."""
         width = self._font.get_rect(text).width
         return max(1, round(width / self._factor)), self.height
+
+
+@functools.cache
+def _default_font_bytes() -> bytes:
+    """pygame's default font file (what `pygame.freetype.Font(None, ...)` opens), read once."""
+    pygame = _pygame()
+    with pygame.pkgdata.getResource(pygame.freetype.get_default_font()) as font_file:
+        return bytes(font_file.read())
 
 
 _FONTS: dict[int, HudFont] = {}

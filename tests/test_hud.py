@@ -3,12 +3,16 @@ every minimap, evenly spaced text, the help key's box and the video's time rate.
 
 from __future__ import annotations
 
+import multiprocessing
+import time
+
 import numpy as np
 import pygame
+import pytest
 
 from agent.human import HumanInput
 from sim.render.topdown import EGO_BORDER_RGB, EGO_RGB
-from sim.text import hud_font
+from sim.text import HudFont, hud_font
 from sim.viewer import Viewer
 
 
@@ -134,3 +138,36 @@ def test_a_video_shows_the_time_rate_not_the_render_rate(make_env):
     finally:
         viewer.close()
     assert line.startswith("1.0x real time") and "fps" not in line
+
+
+TEXT = "seed 1736 560  throttle 0.20  lane 2"
+
+
+def _draw_for_a_while(fonts: list[HudFont], seconds: float) -> None:
+    """Text in every font, new glyphs each time (a forked vector env worker's render())."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for font in fonts:
+            font.render(f"{TEXT[::-1]} {time.monotonic():.6f}", (255, 255, 255))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_text_drawn_in_a_forked_process_leaves_both_processes_fonts_intact():
+    """Fonts opened before a fork and used on both sides: FreeType read the font from a file whose offset
+    the two processes shared, and text failed ("Failed to resize font: unknown file format") or came
+    out wrong in either process (seen with a vector env's workers rendering beside the viewer)."""
+    sizes = range(8, 72, 3)
+    expected = {
+        size: pygame.surfarray.array_alpha(HudFont(size).render(TEXT, (255, 255, 255))) for size in sizes
+    }
+    fonts = [HudFont(size) for size in sizes]  # opened before the fork, no glyph loaded yet
+    child = multiprocessing.get_context("fork").Process(target=_draw_for_a_while, args=(fonts, 2.0))
+    child.start()
+    try:
+        for size, font in zip(sizes, fonts, strict=True):
+            time.sleep(0.05)  # while the child draws
+            drawn = pygame.surfarray.array_alpha(font.render(TEXT, (255, 255, 255)))
+            assert np.array_equal(drawn, expected[size]), f"size {size}"
+    finally:
+        child.join(timeout=30)
+    assert child.exitcode == 0  # its text drew without an error too
