@@ -15,8 +15,8 @@ another (the world step is partly Python, which holds the interpreter), then the
 by `threads` threads, by default one per core this process may use: a frame is one compiled call that
 releases the interpreter (`kernels.draw_camera_frame`), so two cores draw two frames at once
 (`blocks.STEP_IN_THREADS` is the switch for stepping from the threads too, once the whole env step
-is compiled). On the 2-vCPU development machine two workers stepped 1.3x-1.5x the env-steps/s of
-one process with two drawing threads, from N=2 up (README).
+is compiled). On the 2-vCPU development machine two workers stepped 1.2x-1.45x the env-steps/s of
+one process with two drawing threads at N=2 to 16 (README).
 """
 
 from __future__ import annotations
@@ -265,7 +265,8 @@ def default_workers(num_envs: int) -> int:
 
     Why processes by default: the world step's Python part holds the interpreter, so in one process
     only the frames' drawing spreads over the cores; on the 2-vCPU development machine two processes
-    stepped 1.3x-1.5x the env-steps/s of one with two drawing threads at N=2 to 64. Why only where
+    stepped 1.2x-1.45x the env-steps/s of one with two drawing threads at N=2 to 16, alternating in
+    one process. Why only where
     they fork: there a worker starts in milliseconds and the user's script needs no
     `if __name__ == "__main__"` guard; where they spawn, each worker would import everything again
     and a script without the guard would fail, so processes are left for the user to ask for.
