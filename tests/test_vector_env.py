@@ -50,6 +50,14 @@ def sync_vec(env_id: str, num_envs: int, **options) -> SyncVectorEnv:
     return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
 
 
+def run_program(*lines: str) -> subprocess.CompletedProcess:
+    """`lines` run as a Python program in a new process, which must succeed (its stderr shown if not)."""
+    program = "\n".join(lines)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def crashing_actions(envs: gym.vector.VectorEnv, crash: object) -> np.ndarray:
     """Random actions, except that sub-env 0 always takes `crash`, which ends its episodes early:
     terminations as well as truncations then reset sub-envs."""
@@ -388,15 +396,13 @@ def test_workers_default_to_one_per_core_where_processes_fork(
 def test_finding_the_default_leaves_the_programs_start_method_unset() -> None:
     """`default_workers` reads the start method without fixing it, so a later
     `multiprocessing.set_start_method` of the user's still works."""
-    script = (
-        "import multiprocessing, gymnasium as gym, sim\n"
-        f"envs = gym.make_vec({LANE_KEEP!r}, num_envs=2, camera_width=64, camera_height=32)\n"
-        "envs.close()\n"
-        "print(multiprocessing.get_start_method(allow_none=True))\n"
-        "multiprocessing.set_start_method('spawn')\n"
+    done = run_program(
+        "import multiprocessing, gymnasium as gym, sim",
+        f"envs = gym.make_vec({LANE_KEEP!r}, num_envs=2, camera_width=64, camera_height=32)",
+        "envs.close()",
+        "print(multiprocessing.get_start_method(allow_none=True))",
+        "multiprocessing.set_start_method('spawn')",
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "None"
 
 
@@ -423,15 +429,13 @@ def test_workers_render_and_close_cleanly(make_vec) -> None:
 def test_a_vector_env_never_closed_leaves_no_worker_or_memory_behind() -> None:
     """A program that ends without close(): its workers stop and its shared memory is freed at exit,
     so the resource tracker has nothing to warn about."""
-    script = (
-        "import gymnasium as gym, sim\n"
-        f"envs = gym.make_vec({LANE_KEEP!r}, num_envs=2, workers=2, camera_width=64, camera_height=32)\n"
-        "envs.reset(seed=0)\n"
-        "envs.step(envs.action_space.sample())\n"
-        "print(envs.unwrapped._blocks.memory_name)\n"
+    done = run_program(
+        "import gymnasium as gym, sim",
+        f"envs = gym.make_vec({LANE_KEEP!r}, num_envs=2, workers=2, camera_width=64, camera_height=32)",
+        "envs.reset(seed=0)",
+        "envs.step(envs.action_space.sample())",
+        "print(envs.unwrapped._blocks.memory_name)",
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
     assert "leaked" not in done.stderr, done.stderr
     with pytest.raises(FileNotFoundError):
         SharedMemory(name=done.stdout.strip())
