@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -391,6 +392,30 @@ def test_workers_default_to_one_per_core_where_processes_fork(
             _ = envs.unwrapped.envs
     threaded = make_vec(LANE_KEEP, num_envs=num_envs, threads=2, **SMALL)  # threads asks for one process
     assert threaded.unwrapped.workers == 1 and threaded.unwrapped.threads == 2
+
+
+def _default_workers_in_this_process(num_envs: int, answer: multiprocessing.SimpleQueue) -> None:
+    from sim.envs.vector import default_workers
+
+    answer.put(default_workers(num_envs))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_a_daemonic_process_steps_its_sub_envs_itself(monkeypatch) -> None:
+    """A daemonic process (a Pool's or an AsyncVectorEnv's worker) may not start processes: there the
+    default is 1, where `multiprocessing` would otherwise refuse to start the workers."""
+    from sim.envs import vector
+    from sim.envs import workers as worker_module
+
+    monkeypatch.setattr(vector.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(worker_module, "WORKER_START_METHOD", "fork")
+    context = multiprocessing.get_context("fork")
+    answer = context.SimpleQueue()
+    for daemon, expected in ((True, 1), (False, 2)):
+        process = context.Process(target=_default_workers_in_this_process, args=(4, answer), daemon=daemon)
+        process.start()
+        process.join(timeout=60)
+        assert answer.get() == expected, f"daemon={daemon}"
 
 
 def test_finding_the_default_leaves_the_programs_start_method_unset() -> None:

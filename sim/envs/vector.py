@@ -21,6 +21,7 @@ one process with two drawing threads at N=2 to 16 (README).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -95,11 +96,11 @@ class CamDriveVectorEnv(VectorEnv):
     - `workers`: processes stepping the sub-envs side by side: this one and workers - 1 worker
       processes, each with a block of consecutive sub-envs and a core of its own (at most num_envs).
       Default None: `default_workers`, one per core this process may use where processes start by
-      fork, else 1 (this process only); 1 also when `threads` is given. A worker starts in
-      milliseconds where processes fork, in a second or two where they spawn (macOS, Windows; pass
-      workers=K there to have them). Between steps a worker polls for the next one for 0.2 ms before
-      it sleeps, unless there are more processes than cores (`sim.envs.workers.SPIN_S`). `envs`, the
-      sub-env objects, exist only with workers=1.
+      fork, else 1 (this process only); 1 also when `threads` is given, and in a daemonic process.
+      A worker starts in milliseconds where processes fork, in a second or two where they spawn
+      (macOS, Windows; pass workers=K there to have them). Between steps a worker polls for the
+      next one for 0.2 ms before it sleeps, unless there are more processes than cores
+      (`sim.envs.workers.SPIN_S`). `envs`, the sub-env objects, exist only with workers=1.
     - `threads`: with `workers=1`, threads drawing the frames, the calling thread among them (default
       None: one per core this process may use, `usable_cores()`; at most num_envs). 1 draws in the
       calling thread only. The results do not depend on it (`camdrive bench --vector 16 --threads K`
@@ -261,17 +262,17 @@ def usable_cores() -> int:
 
 def default_workers(num_envs: int) -> int:
     """`workers=None`'s choice: one process per usable core (at most one per sub-env) where worker
-    processes start by fork, else 1.
+    processes start by fork, else 1; also 1 in a daemonic process (a `multiprocessing.Pool` worker,
+    an `AsyncVectorEnv` worker), which may not start processes of its own.
 
     Why processes by default: the world step's Python part holds the interpreter, so in one process
     only the frames' drawing spreads over the cores; on the 2-vCPU development machine two processes
     stepped 1.2x-1.45x the env-steps/s of one with two drawing threads at N=2 to 16, alternating in
-    one process. Why only where
-    they fork: there a worker starts in milliseconds and the user's script needs no
-    `if __name__ == "__main__"` guard; where they spawn, each worker would import everything again
-    and a script without the guard would fail, so processes are left for the user to ask for.
+    one process. Why only where they fork: there a worker starts in milliseconds and the user's script
+    needs no `if __name__ == "__main__"` guard; where they spawn, each worker would import everything
+    again and a script without the guard would fail, so processes are left for the user to ask for.
     """
-    if worker_start_method() != "fork":
+    if worker_start_method() != "fork" or multiprocessing.current_process().daemon:
         return 1
     return min(usable_cores(), num_envs)
 
