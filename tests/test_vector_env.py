@@ -395,15 +395,22 @@ def test_workers_default_to_one_per_core_where_processes_fork(
 
 
 def _default_workers_in_this_process(num_envs: int, answer: multiprocessing.SimpleQueue) -> None:
+    """Puts `default_workers(num_envs)`, then what asking for two workers here does."""
     from sim.envs.vector import default_workers
 
     answer.put(default_workers(num_envs))
+    try:
+        gym.make_vec(LANE_KEEP, num_envs=num_envs, workers=2, **SMALL).close()
+        answer.put("made")
+    except ValueError as refused:
+        answer.put(str(refused))
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
 def test_a_daemonic_process_steps_its_sub_envs_itself(monkeypatch) -> None:
     """A daemonic process (a Pool's or an AsyncVectorEnv's worker) may not start processes: there the
-    default is 1, where `multiprocessing` would otherwise refuse to start the workers."""
+    default is 1, and workers=2 is a ValueError saying so (multiprocessing's own refusal was an
+    AssertionError from deep inside it)."""
     from sim.envs import vector
     from sim.envs import workers as worker_module
 
@@ -411,11 +418,13 @@ def test_a_daemonic_process_steps_its_sub_envs_itself(monkeypatch) -> None:
     monkeypatch.setattr(worker_module, "WORKER_START_METHOD", "fork")
     context = multiprocessing.get_context("fork")
     answer = context.SimpleQueue()
-    for daemon, expected in ((True, 1), (False, 2)):
+    refusal = "workers=2: this is a daemonic process (a Pool's or a vector env's worker), which may not"
+    for daemon, expected, asking_for_two in ((True, 1, refusal), (False, 2, "made")):
         process = context.Process(target=_default_workers_in_this_process, args=(4, answer), daemon=daemon)
         process.start()
         process.join(timeout=60)
         assert answer.get() == expected, f"daemon={daemon}"
+        assert answer.get().startswith(asking_for_two), f"daemon={daemon}"
 
 
 def test_finding_the_default_leaves_the_programs_start_method_unset() -> None:
