@@ -34,7 +34,6 @@ def _pygame() -> Any:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
     import pygame.freetype
-    import pygame.pkgdata
 
     if not pygame.freetype.get_init():
         pygame.freetype.init()
@@ -75,9 +74,10 @@ class HudFont:
 @functools.cache
 def _default_font_bytes() -> bytes:
     """pygame's default font file (what `pygame.freetype.Font(None, ...)` opens), read once."""
-    pygame = _pygame()
-    with pygame.pkgdata.getResource(pygame.freetype.get_default_font()) as font_file:
-        return bytes(font_file.read())
+    import pygame.pkgdata as pkgdata
+
+    with pkgdata.getResource(_pygame().freetype.get_default_font()) as font_file:
+        return font_file.read()
 
 
 _FONTS: dict[int, HudFont] = {}

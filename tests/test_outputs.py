@@ -320,8 +320,7 @@ def ctrl_c_as_in_a_terminal():
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_during_numba_compilation_waits_until_the_compiler_is_done(signum, ctrl_c_as_in_a_terminal):
     """Raised inside the compiler, the interrupt is swallowed by llvmlite and numba fails later with a
-    traceback (training.common.interrupts); it must stop the command once the compiled call returns.
-    """
+    traceback (training.common.interrupts); it must stop the command once the compiled call returns."""
 
     @numba.njit  # not cached: compiled here, while the signal arrives
     def add_one(x: int) -> int:

@@ -21,7 +21,7 @@ from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space
 
-from sim.envs.vector import CamDriveVectorEnv, LaneKeepVectorEnv, TrafficVectorEnv
+from sim.envs.vector import CamDriveVectorEnv, LaneKeepVectorEnv, TrafficVectorEnv, default_workers
 
 LANE_KEEP = "camdrive/LaneKeep-v0"
 TRAFFIC = "camdrive/Traffic-v0"
@@ -396,8 +396,6 @@ def test_workers_default_to_one_per_core_where_processes_fork(
 
 def _default_workers_in_this_process(num_envs: int, answer: multiprocessing.SimpleQueue) -> None:
     """Puts `default_workers(num_envs)`, then what asking for two workers here does."""
-    from sim.envs.vector import default_workers
-
     answer.put(default_workers(num_envs))
     try:
         gym.make_vec(LANE_KEEP, num_envs=num_envs, workers=2, **SMALL).close()

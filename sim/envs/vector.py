@@ -127,6 +127,11 @@ class CamDriveVectorEnv(VectorEnv):
         if workers is None:
             workers = 1 if threads is not None else default_workers(num_envs)
         check_at_least("workers", workers, 1, integer=True)
+        if min(workers, num_envs) > 1 and multiprocessing.current_process().daemon:
+            raise ValueError(
+                f"workers={workers}: this is a daemonic process (a Pool's or a vector env's worker), which "
+                "may not start processes; pass workers=1"
+            )
         if threads is None:
             threads = usable_cores()
         check_at_least("threads", threads, 1, integer=True)
@@ -153,11 +158,6 @@ class CamDriveVectorEnv(VectorEnv):
         self._action_where = f"{registered_id(self.env_class)} actions for {space}"
         """How refusals of a batch begin: they must say whose batched action space it missed."""
         self.workers = min(workers, num_envs)
-        if self.workers > 1 and multiprocessing.current_process().daemon:
-            raise ValueError(
-                f"workers={workers}: this is a daemonic process (a Pool's or a vector env's worker), which "
-                "may not start processes; pass workers=1"
-            )
         self.threads = 1
         """Threads drawing the sub-envs' frames in this process (each worker process uses one)."""
         self._blocks: EnvBlock | WorkerBlocks
