@@ -242,6 +242,9 @@ class AcrossLevels:
         weight[lvl, j, slot] = dense[lvl, t, j]
         column_starts = np.arange(len(widths))[:, None] * layers.n_d + np.arange(layers.n_d + 1)
         first = np.searchsorted(group, column_starts).astype(np.int32)
+        # Grass, shoulder and asphalt add up to 1 in every column: each has an entry, which
+        # `paint_ground` reads before looking for more.
+        assert (np.diff(first, axis=1) > 0).all(), "a texel column without layers"
         entry_layer, entry_weight = t.astype(np.int8), weight[lvl, j, slot]
         for a in (layer, weight, first, entry_layer, entry_weight):
             a.flags.writeable = False  # shared by every painter of this layout

@@ -70,7 +70,10 @@ def paint_ground(
     are never negative), which spares numba's negative-index wraparound on every lookup, and a row's
     colours go through a float buffer, so that their conversion to bytes is one loop over the
     contiguous row that the compiler vectorises. Together they took this loop to about 0.6x its
-    time and a whole camera frame to about 0.75x, with the same bytes.
+    time and a whole camera frame to about 0.75x, with the same bytes. A third: a pixel's first
+    entry is read before the loop over its others, which most pixels (one entry) then skip: the
+    loop's exit was mispredicted wherever one- and two-entry pixels alternate. 0.82x-0.88x this
+    loop's time on 100 frames of each env, the same bytes (w * x is 0 + w * x).
     """
     rows, cols = right.shape
     n_d = first.shape[1] - 1
@@ -95,8 +98,12 @@ def paint_ground(
         add_r, add_g, add_b = add[i, 0], add[i, 1], add[i, 2]
         for j in range(cols):
             a, c, t = np.uintp(across_level[i, j]), np.uintp(column[j]), np.uintp(texel[j])
-            r, g, b = zero, zero, zero
-            for e in range(first[a, c], first[a, c + np.uintp(1)]):
+            head = np.uintp(first[a, c])  # every column has an entry (`ground.AcrossLevels`)
+            w, k = entry_weight[head], np.uintp(entry_layer[head])
+            r = w * table[level, t, k, np.uintp(0)]
+            g = w * table[level, t, k, np.uintp(1)]
+            b = w * table[level, t, k, np.uintp(2)]
+            for e in range(first[a, c] + 1, first[a, c + np.uintp(1)]):
                 w, k = entry_weight[np.uintp(e)], np.uintp(entry_layer[np.uintp(e)])
                 r += w * table[level, t, k, np.uintp(0)]
                 g += w * table[level, t, k, np.uintp(1)]
