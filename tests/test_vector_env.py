@@ -481,6 +481,59 @@ def test_an_error_in_a_worker_is_raised_in_the_caller(make_vec, monkeypatch) -> 
         envs.step(np.zeros((2, 1), dtype=np.float32))
 
 
+def test_an_exception_in_a_workers_step_is_raised_in_the_caller_and_the_workers_go_on(
+    make_vec, monkeypatch
+) -> None:
+    """A step that fails in a worker is a RuntimeError here with the worker's message; the next step
+    still goes through every block (the signals stay in step)."""
+    from sim.envs.lane_keep import LaneKeepEnv
+
+    here, advance = os.getpid(), LaneKeepEnv.advance
+
+    def advance_failing_once_in_a_worker(self, action):
+        if os.getpid() != here and not getattr(self, "failed", False):
+            self.failed = True
+            raise ValueError("a broken world")
+        return advance(self, action)
+
+    monkeypatch.setattr(LaneKeepEnv, "advance", advance_failing_once_in_a_worker)  # before the fork
+    envs = make_vec(LANE_KEEP, num_envs=2, workers=2, **SMALL)
+    envs.reset(seed=0)
+    with pytest.raises(RuntimeError, match="vector env worker 1: ValueError: a broken world"):
+        envs.step(np.zeros((2, 1), dtype=np.float32))
+    observations, *_ = envs.step(np.zeros((2, 1), dtype=np.float32))
+    assert observations.shape == (2, 32, 64, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads process states from Linux's /proc")
+def test_a_worker_exits_when_its_calling_process_is_killed() -> None:
+    """A calling process killed outright (SIGKILL: it closes nothing) leaves no worker running on: a
+    worker sleeping on its next step sees that its parent is gone within `ALIVE_CHECK_S`."""
+    program = "\n".join([
+        "import os, signal, sys, gymnasium as gym, sim",
+        f"envs = gym.make_vec({LANE_KEEP!r}, num_envs=2, workers=2, camera_width=64, camera_height=32)",
+        "envs.reset(seed=0)",
+        "print(envs.unwrapped._blocks.worker_processes[0].pid, flush=True)",
+        "os.kill(os.getpid(), signal.SIGKILL)",
+    ])  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    worker = int(done.stdout.strip())
+
+    def running() -> bool:
+        try:
+            with open(f"/proc/{worker}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10.0
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(), "the worker outlived its calling process by 10 s"
+
+
 def test_workers_must_be_a_positive_integer() -> None:
     with pytest.raises(ValueError, match="workers"):
         gym.make_vec(LANE_KEEP, num_envs=2, workers=0)

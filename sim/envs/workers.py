@@ -6,21 +6,25 @@ So the world step, which is partly Python and holds its interpreter, runs on K c
 
 Actions, observations, rewards, flags and info columns are arrays in one shared-memory segment
 (`SharedBatch`): the calling process writes the actions, and every block writes its rows of the
-rest in place. A step costs each worker a one-byte message and a one-byte reply, nothing pickled
-(pickling the actions and the reply took about a tenth of a 16-env step's time on the development
-machine). The calling process signals the workers first and steps its own block while they step
-theirs.
+rest in place. A step is signalled through two semaphores per worker, "go" and "done", nothing
+sent or pickled (pickling the actions and the reply took about a tenth of a 16-env step's time on the
+development machine; a one-byte message each way through a pipe, 20 us a round trip, where the
+semaphores take 0.3 us). The calling process signals the workers first and steps its own block while
+they step theirs. Anything else (reset, render, close, a worker's error) is a pickled message on the
+worker's pipe, sent before the semaphore is released, so the other side finds it waiting there.
 
-Each side waits for the other's message by polling the pipe for a moment (`SPIN_S`) before it blocks
-on it: a process that blocks leaves its core idle, and waking it again took tens of microseconds on
-the development machine, twice per step (see `SPIN_S`).
+Each side waits for the other's signal by polling for a moment (`SPIN_S`) before it sleeps on it: a
+process that sleeps leaves its core idle, and waking it again takes tens of microseconds, twice per
+step. A sleeping side wakes every `ALIVE_CHECK_S` to check that the other is still there: the calling
+process reports a worker that died, and a worker whose calling process died exits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import pickle
+import os
+import select
 import signal
 import time
 import weakref
@@ -57,24 +61,24 @@ Layout = list[tuple[str, tuple[int, ...], str]]
 _ALIGN = 64
 """Every array of a shared batch starts on a cache line of its own."""
 
-_STEP = b"s"
-"""The message that has a worker step its block with the actions in shared memory."""
-_DONE = b"k"
-"""A worker's reply to `_STEP` when its block has stepped (an error is a pickled ("error", text))."""
-
 SPIN_S = 200e-6
-"""How long a process waiting for the other side's message (a worker for the next step, the calling
-process for a worker's reply) polls the pipe before it blocks on it, in seconds.
+"""How long a process waiting for the other side's signal (a worker for the next step, the calling
+process for a worker's reply) polls before it sleeps on it, in seconds.
 
 Why: a 1-byte round trip through a pipe to a blocked worker took 58 us (median) on the 2-vCPU
 development machine, against 11 us to a worker already awake: a blocked process's core goes idle,
 and waking it costs time. With N=16 and `workers=2`, a step took 1,078 us where one core steps 8
 sub-envs in 890 us; the calling process waited 99 us of that for its worker. Polling for up to 200 us
 gave 1.03x-1.13x the env-steps/s at N=16 (1.20x at N=4, 1.01x at N=64), alternating with blocking
-at once in one process, observations equal; 100 us and 500 us did about as well. The bound caps
+at once in one process, observations equal; 100 us and 500 us did about as well. (Measured when steps
+were signalled through the pipe; the semaphores wake a sleeping process no faster.) The bound caps
 what polling costs when the calling process is busy between steps (a policy's forward pass): a
 worker then polls 200 us per step, then sleeps. No polling when there are more processes than
 cores (`WorkerBlocks`' `spin_s`): a polling process would then take a core that another one needs."""
+
+ALIVE_CHECK_S = 0.1
+"""How often a process sleeping on the other side's signal wakes to check that the other side is
+still alive, in seconds (the semaphores, unlike a pipe, say nothing when a process dies)."""
 
 _ACTIONS = "actions"
 _OBSERVATIONS = "observations"
@@ -195,37 +199,23 @@ class WorkerBlocks:
         self._local = self._shared.block(envs, step_limit, local)
         self._local_flags = self._shared.flags(local)
         self._spin_s = spin_s
-        """How long to poll for a message before blocking on it (`SPIN_S`; 0: block at once)."""
+        """How long to poll for a signal before sleeping on it (`SPIN_S`; 0: sleep at once)."""
         context = multiprocessing.get_context(worker_start_method())
-        self._connections: list[Connection] = []
-        self._processes: list[Any] = []
-        """The worker processes, of blocks 1.. in order (block 0 is this process's)."""
+        self._links: list[WorkerLink] = []
+        """The workers, of blocks 1.. in order (block 0 is this process's)."""
         # Also run at interpreter exit for a vector env never closed: the workers stop and the memory
         # is released, rather than left for the resource tracker to warn about.
-        self._release = weakref.finalize(
-            self, _stop_workers, self._connections, self._processes, self._shared, self._local
-        )
+        self._release = weakref.finalize(self, _stop_workers, self._links, self._shared, self._local)
         try:
             for part in self.slices[1:]:
-                self._start(context, env_class, part, render_mode, options, step_limit)
-            self._call_all([("ready", None)] * len(self.slices[1:]), lambda: None)
+                self._links.append(
+                    WorkerLink.start(context, env_class, part, render_mode, options, step_limit,
+                                     self._shared, spin_s)
+                )  # fmt: skip
+            self._call_all([("ready", None)] * len(self._links), lambda: None)
         except BaseException:
             self.close()
             raise
-
-    def _start(self, context: Any, env_class: type[CamDriveEnv], part: slice, render_mode: str | None,
-               options: dict[str, Any], step_limit: int | None) -> None:  # fmt: skip
-        parent, child = context.Pipe()
-        process = context.Process(
-            target=_worker,
-            args=(child, env_class, part, render_mode, options, step_limit, self._shared.memory.name,
-                  self._shared.layout, self._spin_s),
-            daemon=True,
-        )  # fmt: skip
-        process.start()
-        child.close()
-        self._connections.append(parent)
-        self._processes.append(process)
 
     @property
     def memory_name(self) -> str:
@@ -235,7 +225,7 @@ class WorkerBlocks:
     @property
     def worker_processes(self) -> list[Any]:
         """The worker processes, of blocks 1.. in order (block 0 is stepped in this process)."""
-        return list(self._processes)
+        return [link.process for link in self._links]
 
     def reset(self, seeds: list[int | None], out: np.ndarray) -> None:
         """Reset every block's sub-envs with their seeds: observations into `out` (see `step`), infos
@@ -264,8 +254,7 @@ class WorkerBlocks:
         local = self.slices[0]
         actions_here, out_here = self._actions[local], out[local]
         self._call_all(
-            [_STEP] * len(self._connections),
-            lambda: self._local.step(actions_here, *self._local_flags, out_here),
+            [None] * len(self._links), lambda: self._local.step(actions_here, *self._local_flags, out_here)
         )
         rewards[:], terminations[:], truncations[:] = self._flags
         self._gather_observations(out)
@@ -283,32 +272,26 @@ class WorkerBlocks:
         )
         return frames + [frame for block_frames in others for frame in block_frames]
 
-    def _call_all(
-        self, messages: list[tuple[str, Any]] | list[bytes], here: Callable[[], object]
-    ) -> list[Any]:
-        """Send every worker its message (`_STEP`, or a (command, argument) pair), run `here()` (this
-        process's block) meanwhile, then collect the workers' replies (None for `_DONE`); an error here
+    def _call_all(self, messages: list[tuple[str, Any] | None], here: Callable[[], object]) -> list[Any]:
+        """Have every worker step (message None) or run a (command, argument) message, run `here()` (this
+        process's block) meanwhile, then collect the workers' replies (None for a step); an error here
         or in a worker is raised once all have answered."""
-        for connection, message in zip(self._connections, messages, strict=True):
-            if isinstance(message, bytes):
-                connection.send_bytes(message)
-            else:
-                connection.send(message)
+        for link, message in zip(self._links, messages, strict=True):
+            link.send(message)
         error: BaseException | None = None
         try:
             here()
         except BaseException as raised:  # the workers' replies must still be read, or the next call desyncs
             error = raised
         replies = []
-        for k, connection in enumerate(self._connections):
+        for k, (link, message) in enumerate(zip(self._links, messages, strict=True)):
             try:
-                reply = _receive(connection, self._spin_s)
+                status, value = link.reply(stepped=message is None)
             except (EOFError, ConnectionError):
-                self._processes[k].join(timeout=1)
-                code = self._processes[k].exitcode
+                link.process.join(timeout=1)
+                code = link.process.exitcode
                 error = error or RuntimeError(f"vector env worker {k + 1} died (exit code {code})")
                 continue
-            status, value = ("ok", None) if reply == _DONE else pickle.loads(reply)
             if status == "error":
                 error = error or RuntimeError(f"vector env worker {k + 1}: {value}")
             replies.append(value)
@@ -320,20 +303,64 @@ class WorkerBlocks:
         self._release()
 
 
-def _stop_workers(
-    connections: list[Connection], processes: list[Any], shared: SharedBatch, local: EnvBlock
-) -> None:
+class WorkerLink:
+    """This process's end of one worker: the process, its pipe, and the two semaphores of a step.
+
+    A step is `go` released here and `done` released by the worker, with nothing on the pipe unless
+    the worker failed; any other message goes on the pipe first and then releases `go`, and its reply
+    comes back on the pipe.
+    """
+
+    def __init__(self, process: Any, connection: Connection, go: Any, done: Any, spin_s: float) -> None:
+        self.process, self.connection, self.go, self.done = process, connection, go, done
+        self._spin_s = spin_s
+        self._message_waiting = message_test(connection)
+
+    @staticmethod
+    def start(context: Any, env_class: type[CamDriveEnv], part: slice, render_mode: str | None,
+              options: dict[str, Any], step_limit: int | None, shared: SharedBatch,
+              spin_s: float) -> WorkerLink:  # fmt: skip
+        """Start a worker process stepping the sub-envs `part` of `shared`."""
+        parent, child = context.Pipe()
+        go, done = context.Semaphore(0), context.Semaphore(0)
+        process = context.Process(
+            target=_worker,
+            args=(child, go, done, env_class, part, render_mode, options, step_limit, shared.memory.name,
+                  shared.layout, spin_s),
+            daemon=True,
+        )  # fmt: skip
+        process.start()
+        child.close()
+        return WorkerLink(process, parent, go, done, spin_s)
+
+    def send(self, message: tuple[str, Any] | None) -> None:
+        """Have the worker step (None) or run a (command, argument) message."""
+        if message is not None:
+            self.connection.send(message)
+        self.go.release()
+
+    def reply(self, stepped: bool) -> tuple[str, Any]:
+        """The worker's answer to the last `send`: ("ok", value) or ("error", text); EOFError if it died."""
+        if stepped:
+            if not _wait(self.done, self._spin_s, self.process.is_alive):
+                raise EOFError("the worker died")
+            if not self._message_waiting():
+                return "ok", None
+        return self.connection.recv()
+
+
+def _stop_workers(links: list[WorkerLink], shared: SharedBatch, local: EnvBlock) -> None:
     """Stop the workers and free the shared memory (`WorkerBlocks.close`, or at exit if never closed)."""
     local.close()
-    for connection in connections:
+    for link in links:
         with contextlib.suppress(BrokenPipeError, OSError):  # a worker that already died
-            connection.send(("close", None))
-    for process in processes:
-        process.join(timeout=5)
-        if process.is_alive():
-            process.terminate()
-    for connection in connections:
-        connection.close()
+            link.send(("close", None))
+    for link in links:
+        link.process.join(timeout=5)
+        if link.process.is_alive():
+            link.process.terminate()
+    for link in links:
+        link.connection.close()
     shared.release()
     shared.memory.unlink()
     with contextlib.suppress(BufferError):  # views may remain (the vector env's observations): the
@@ -342,6 +369,8 @@ def _stop_workers(
 
 def _worker(
     connection: Connection,
+    go: Any,
+    done: Any,
     env_class: type[CamDriveEnv],
     part: slice,
     render_mode: str | None,
@@ -351,7 +380,8 @@ def _worker(
     layout: Layout,
     spin_s: float,
 ) -> None:
-    """A worker process: build its block of sub-envs, then answer the parent's messages until "close".
+    """A worker process: build its block of sub-envs, then answer the parent's messages until "close"
+    (or until the parent is gone).
 
     Ctrl-C is the parent's to handle (it closes the workers), so the worker ignores SIGINT.
     """
@@ -359,7 +389,7 @@ def _worker(
     shared = SharedBatch.attach(memory_name, layout)  # the parent unlinks it (one resource tracker)
     try:
         envs = make_envs(env_class, part.stop - part.start, render_mode, options)
-        _serve(connection, envs, step_limit, shared, part, spin_s)
+        _serve(connection, go, done, envs, step_limit, shared, part, spin_s)
     except (EOFError, KeyboardInterrupt):
         return
     finally:
@@ -370,43 +400,66 @@ def _worker(
 
 def _serve(
     connection: Connection,
+    go: Any,
+    done: Any,
     envs: list[CamDriveEnv],
     step_limit: int | None,
     shared: SharedBatch,
     part: slice,
     spin_s: float,
 ) -> None:
-    """Step the block of `envs` (rows `part` of the shared batch) as the parent's messages say."""
+    """Step the block of `envs` (rows `part` of the shared batch) as the parent's signals say: `go`
+    with nothing on the pipe is a step, answered by `done` (and an error first on the pipe); a
+    message on the pipe is a command, answered on the pipe."""
     block, flags = shared.block(envs, step_limit, part), shared.flags(part)
     actions = shared.arrays[_ACTIONS][part]
+    parent, message_waiting = os.getppid(), message_test(connection)
     try:
-        while True:
-            message = _receive(connection, spin_s)
-            try:
-                if message == _STEP:  # every step: no pickle either way
+        while _wait(go, spin_s, lambda: os.getppid() == parent):
+            if not message_waiting():  # a step: the common case, nothing sent either way
+                try:
                     block.step(actions, *flags)
-                    connection.send_bytes(_DONE)
-                    continue
-                command, argument = pickle.loads(message)  # a (command, argument) pair, as `send` sent it
-                if command == "close":
-                    return
+                except Exception as error:  # reported to the parent, which raises it
+                    connection.send(("error", f"{type(error).__name__}: {error}"))
+                done.release()
+                continue
+            command, argument = connection.recv()
+            if command == "close":
+                return
+            try:
                 reply: Any = None
                 if command == "reset":
                     block.reset(argument)
                 elif command == "render":
                     reply = block.render()
                 connection.send(("ok", reply))
-            except Exception as error:  # reported to the parent, which raises it
+            except Exception as error:
                 connection.send(("error", f"{type(error).__name__}: {error}"))
     finally:
         block.close()
 
 
-def _receive(connection: Connection, spin_s: float) -> bytes:
-    """The next message on `connection`: polled for up to `spin_s` seconds, then waited for
-    (`SPIN_S` says why). EOFError if the other end has closed."""
-    if spin_s > 0 and not connection.poll(0):
-        deadline = time.perf_counter() + spin_s
-        while not connection.poll(0) and time.perf_counter() < deadline:
-            pass
-    return connection.recv_bytes()
+def _wait(semaphore: Any, spin_s: float, other_side_alive: Callable[[], bool]) -> bool:
+    """Take `semaphore`: polled for up to `spin_s` seconds, then slept on (`SPIN_S` says why), waking
+    every `ALIVE_CHECK_S` to ask `other_side_alive()`. False if the other side is gone."""
+    if semaphore.acquire(False):
+        return True
+    deadline = time.perf_counter() + spin_s
+    while time.perf_counter() < deadline:
+        if semaphore.acquire(False):
+            return True
+    while not semaphore.acquire(timeout=ALIVE_CHECK_S):
+        if not other_side_alive():
+            return False
+    return True
+
+
+def message_test(connection: Connection) -> Callable[[], bool]:
+    """A test of whether a message (or the end of the pipe) waits on `connection`, for every step:
+    `select.poll` where the platform has it (0.5 us on the development machine, against 3-14 us for
+    `Connection.poll`, which builds a selector at every call), else `Connection.poll`."""
+    if not hasattr(select, "poll"):
+        return lambda: connection.poll(0)
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)
+    return lambda: bool(poller.poll(0))
