@@ -20,6 +20,7 @@ from training.evaluation import bench
 from training.evaluation.bench_first_step import measure_first_step
 from training.evaluation.bench_measure import (
     VECTOR_MIN_CALLS,
+    VECTOR_MIN_SECONDS,
     WARMUP_STEPS,
     measure_env,
     measure_vector_env,
@@ -327,10 +328,10 @@ def test_bench_rejects_a_bad_vector_size_in_one_line_before_measuring(value, mon
     assert captured.err.startswith("camdrive bench: --vector ") and captured.err.count("\n") == 1
 
 
-def timed_vector_steps(env_id: str, num_envs: int, steps: int) -> dict:
+def timed_vector_steps(env_id: str, num_envs: int, steps: int, min_seconds: float = 0.0) -> dict:
     envs = gym.make_vec(env_id, num_envs=num_envs)
     try:
-        return time_vector_steps(envs, steps=steps, seed=0)
+        return time_vector_steps(envs, steps=steps, seed=0, min_seconds=min_seconds)
     finally:
         envs.close()
 
@@ -350,11 +351,28 @@ def test_time_vector_steps_makes_at_least_a_few_calls(fake_env_id):
     assert r["calls"] == VECTOR_MIN_CALLS and r["steps"] == 64 * VECTOR_MIN_CALLS
 
 
+def test_time_vector_steps_times_at_least_min_seconds(fake_env_id):
+    """A vector env whose `steps` take a moment is timed on, call after call, for `min_seconds`."""
+    r = timed_vector_steps(fake_env_id, num_envs=2, steps=4, min_seconds=0.3)
+    assert r["step_seconds"] >= 0.3 and r["calls"] > VECTOR_MIN_CALLS and r["steps"] == 2 * r["calls"]
+
+
+def test_bench_vector_seconds_defaults_to_the_measuring_floor_and_refuses_a_bad_value(capsys):
+    args = cli.build_parser().parse_args(["bench"])
+    assert args.vector_seconds == VECTOR_MIN_SECONDS
+    for value in ("-1", "nan", "soon"):
+        assert exit_code(["bench", "--no-carracing", "--vector-seconds", value]) == 2
+        last_line = capsys.readouterr().err.strip().splitlines()[-1]
+        expected = f"argument --vector-seconds: expected a number >= 0, got {value!r}"
+        assert last_line == f"camdrive bench: error: {expected}"
+
+
 def test_measure_vector_env_uses_camdrive_native_vector_env():
     phases = []
     r = measure_vector_env(
-        "camdrive/Traffic-v0", 3, steps=6, seed=1, on_phase=phases.append, options={"obs_type": "grid"}
-    )
+        "camdrive/Traffic-v0", 3, steps=6, seed=1, on_phase=phases.append, options={"obs_type": "grid"},
+        min_seconds=0.0,
+    )  # fmt: skip
     assert r["vector_env"] == "TrafficVectorEnv" and r["num_envs"] == 3
     assert r["action_space"] == "MultiDiscrete([5 5 5])" and "(3, 10, 3)" in r["observation_space"]
     assert r["calls"] == 3 and r["steps"] == 9 and r["steps_per_s"] > 0
@@ -365,14 +383,17 @@ def test_measure_vector_env_with_worker_processes(monkeypatch):
     made = []
     real_make_vec = gym.make_vec
     monkeypatch.setattr(gym, "make_vec", lambda *a, **kw: made.append(kw) or real_make_vec(*a, **kw))
-    r = measure_vector_env("camdrive/Traffic-v0", 2, steps=4, options={"obs_type": "grid"}, workers=2)
+    r = measure_vector_env(
+        "camdrive/Traffic-v0", 2, steps=4, options={"obs_type": "grid"}, workers=2, min_seconds=0.0
+    )
     assert made[0]["workers"] == 2 and r["workers"] == 2 and r["steps_per_s"] > 0
 
 
 def test_bench_command_measures_vector_envs(fake_env_id, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(bench, "CAMDRIVE_ENV_IDS", (fake_env_id,))
     out = tmp_path / "bench.json"
-    args = ["bench", "--steps", "4", "--no-carracing", "--vector", "1,2", "--vector", "3", "--json", str(out)]
+    args = ["bench", "--steps", "4", "--no-carracing", "--vector", "1,2", "--vector", "3"]
+    args += ["--vector-seconds", "0", "--json", str(out)]
     assert exit_code(args) == 0
     text = capsys.readouterr().out
     doc = json.loads(out.read_text())
@@ -390,7 +411,7 @@ def test_bench_command_measures_vector_envs(fake_env_id, monkeypatch, tmp_path, 
 
 def test_run_bench_measures_vector_envs_next_to_the_reference(fake_env_id, fake_reference):
     """The ratio to the reference uses the reference's single-env steps/s of the same run."""
-    report = bench.run_bench([fake_env_id], steps=4, resets=2, vector=[2])
+    report = bench.run_bench([fake_env_id], steps=4, resets=2, vector=[2], vector_seconds=0.0)
     rows = {r["env_id"]: r for r in report["results"]}
     (vector_row,) = report["vector_results"]
     reference_rate = rows[fake_reference]["steps_per_s"]
@@ -409,7 +430,7 @@ def test_first_step_compiles_with_an_empty_cache_and_loads_with_a_warm_one():
 def test_bench_rounds_report_medians_of_the_ratios_within_each_round(fake_env_id, fake_reference):
     """With rounds, each ratio is the median of the ratios taken within each round (a rate against the
     reference measured beside it), not a ratio of two medians; each rate is the median of the rounds'."""
-    report = bench.run_bench([fake_env_id], steps=4, resets=2, vector=[2], rounds=3)
+    report = bench.run_bench([fake_env_id], steps=4, resets=2, vector=[2], rounds=3, vector_seconds=0.0)
     assert report["settings"]["rounds"] == 3
     reference_rows = [r for r in report["results"] if r["env_id"] == fake_reference]
     reference_rates = [n["steps_per_s"] for n in reference_rows[0]["rounds"]]

@@ -42,6 +42,7 @@ from training.evaluation.bench_measure import (
     REFERENCE_ENV_ID,
     RESETS,
     VECTOR_MIN_CALLS,
+    VECTOR_MIN_SECONDS,
     WARMUP_STEPS,
     PhaseHook,
     box2d_available,
@@ -83,11 +84,13 @@ def run_bench(
     vector_workers: int | None = None,
     vector_threads: int | None = None,
     rounds: int = 1,
+    vector_seconds: float = VECTOR_MIN_SECONDS,
 ) -> dict[str, Any]:
     """Measure `env_ids` (made with `options`) and (if `reference` and Box2D is importable)
     CarRacing-v3 (always with its defaults); then each of `env_ids` as a native vector env of each size
     in `vector` (stepped by `vector_workers` processes, frames drawn by `vector_threads` threads: None
-    for the vector env's default), under "vector_results"; with `first_step`,
+    for the vector env's default; timed for at least `vector_seconds`), under "vector_results"; with
+    `first_step`,
     `measure_first_step` under "first_step". All of it `rounds` times, one round after the other
     (`median_of_rounds` combines them).
 
@@ -95,6 +98,8 @@ def run_bench(
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
+    if not vector_seconds >= 0:
+        raise ValueError(f"vector_seconds must be a number >= 0, got {vector_seconds!r}")
     skipped: list[dict[str, str]] = []
     ids = list(env_ids)
     if not reference:
@@ -110,8 +115,18 @@ def run_bench(
     ids = [env_id for env_id in ids if env_id not in missing]
     measured = [
         _measure_round(
-            ids, env_ids, steps, seed, resets, on_phase, options, vector, vector_workers, vector_threads
-        )
+            ids,
+            env_ids,
+            steps,
+            seed,
+            resets,
+            on_phase,
+            options,
+            vector,
+            vector_workers,
+            vector_threads,
+            vector_seconds,
+        )  # fmt: skip
         for _ in range(rounds)
     ]
     results = median_of_rounds([single for single, _ in measured])
@@ -129,6 +144,7 @@ def run_bench(
             "vector_workers": vector_workers,
             "vector_threads": vector_threads,
             "vector_min_calls": VECTOR_MIN_CALLS,
+            "vector_seconds": vector_seconds,
             "rounds": rounds,
         },
         "reference": REFERENCE_ENV_ID,
@@ -150,6 +166,7 @@ def _measure_round(
     vector: Sequence[int],
     workers: int | None,
     threads: int | None,
+    vector_seconds: float,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One round: every env of `ids` (the reference among them, with its defaults), then the vector envs
     of `env_ids`; each result with its ratios to the reference's and its single env's rate of this round."""
@@ -167,8 +184,16 @@ def _measure_round(
     single_rates = {r["env_id"]: r["steps_per_s"] for r in results}
     vector_results = [
         measure_vector_env(
-            env_id, n, steps, seed=seed, on_phase=on_phase, options=options, workers=workers, threads=threads
-        )
+            env_id,
+            n,
+            steps,
+            seed=seed,
+            on_phase=on_phase,
+            options=options,
+            workers=workers,
+            threads=threads,
+            min_seconds=vector_seconds,
+        )  # fmt: skip
         for env_id in env_ids
         if env_id in single_rates
         for n in vector
@@ -260,6 +285,7 @@ def main(args: argparse.Namespace) -> int:
             first_step=args.first_step,
             vector_workers=args.workers,
             vector_threads=getattr(args, "threads", None),
+            vector_seconds=getattr(args, "vector_seconds", VECTOR_MIN_SECONDS),
             rounds=rounds,
         )
     except ValueError as error:  # a bad --option: the env names the option and its allowed range

@@ -41,6 +41,11 @@ WARMUP_FRAMES = 3
 """Untimed observe() calls before the render timer starts."""
 VECTOR_MIN_CALLS = 3
 """Timed `step` calls of a vector env at least, however many sub-envs share the env-steps."""
+VECTOR_MIN_SECONDS = 2.0
+"""Seconds a vector env is timed for at least (`camdrive bench --vector-seconds`), however few calls its
+`steps` take. 4,000 env-steps at N=16 took a quarter of a second on the 2-vCPU development machine, and
+CarRacing-v3's 4,000 steps 27 s: a rate timed for a quarter of a second moved with the machine's moment
+(from one N=16 round to the next by up to a third), where the reference's averages over half a minute."""
 
 PhaseHook = Callable[[str], None]
 
@@ -109,22 +114,25 @@ def time_resets(env: gym.Env, resets: int, seed: int) -> dict[str, Any]:
     }
 
 
-def time_vector_steps(envs: gym.vector.VectorEnv, steps: int, seed: int) -> dict[str, Any]:
+def time_vector_steps(
+    envs: gym.vector.VectorEnv, steps: int, seed: int, min_seconds: float = VECTOR_MIN_SECONDS
+) -> dict[str, Any]:
     """Env-steps per second of a vector env taking random batched actions: about `steps` env-steps, in at
-    least VECTOR_MIN_CALLS calls. Sub-envs that end reset on their next step (Gymnasium's NEXT_STEP
-    autoreset), so resets are inside the timed loop, as in a training loop; that step counts as N env-steps
-    like any other, as a trainer's step counter counts it."""
+    least VECTOR_MIN_CALLS calls, and more calls until `min_seconds` have passed. Sub-envs that end reset
+    on their next step (Gymnasium's NEXT_STEP autoreset), so resets are inside the timed loop, as in a
+    training loop; that step counts as N env-steps like any other, as a trainer's step counter counts it."""
     n = envs.num_envs
-    calls = max(VECTOR_MIN_CALLS, math.ceil(steps / n))
+    least_calls = max(VECTOR_MIN_CALLS, math.ceil(steps / n))
     envs.action_space.seed(seed)
     envs.reset(seed=seed)
     for _ in range(math.ceil(WARMUP_STEPS / n)):
         envs.step(envs.action_space.sample())
-    episodes_ended = 0
+    episodes_ended = calls = 0
     start = time.perf_counter()
-    for _ in range(calls):
+    while calls < least_calls or time.perf_counter() - start < min_seconds:
         _, _, terminated, truncated, _ = envs.step(envs.action_space.sample())
         episodes_ended += int(np.count_nonzero(terminated | truncated))
+        calls += 1
     seconds = time.perf_counter() - start
     return {
         "calls": calls,
@@ -144,10 +152,12 @@ def measure_vector_env(
     options: Mapping[str, Any] | None = None,
     workers: int | None = None,
     threads: int | None = None,
+    min_seconds: float = VECTOR_MIN_SECONDS,
 ) -> dict[str, Any]:
-    """`time_vector_steps` of the environment's native vector env (its registered vector_entry_point)
-    with `num_envs` sub-envs made with `options`, stepped by `workers` processes (1: this one) and,
-    in this one, drawn by `threads` threads (None for either: the vector env's default). The result
+    """`time_vector_steps` (for at least `min_seconds`) of the environment's native vector env (its
+    registered vector_entry_point) with `num_envs` sub-envs made with `options`, stepped by `workers`
+    processes (1: this one) and, in this one, drawn by `threads` threads (None for either: the vector
+    env's default). The result
     names the workers and threads the vector env used."""
     if on_phase is not None:
         on_phase(f"{env_id} vector x{num_envs}")
@@ -167,7 +177,7 @@ def measure_vector_env(
             "observation_space": str(envs.observation_space),
             "action_space": str(envs.action_space),
         }
-        result.update(time_vector_steps(envs, steps, seed))
+        result.update(time_vector_steps(envs, steps, seed, min_seconds))
     finally:
         envs.close()
     return result

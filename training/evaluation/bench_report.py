@@ -152,7 +152,8 @@ def format_report(report: dict[str, Any]) -> str:
     if report["vector_results"]:
         lines += [
             f"vector: gymnasium.make_vec(env_id, num_envs=N), about {settings['steps']} env-steps in calls "
-            f"of N random actions (at least {settings['vector_min_calls']} calls);",
+            f"of N random actions (at least {settings['vector_min_calls']} calls), and more calls up to "
+            f"{settings['vector_seconds']:g} s (--vector-seconds);",
             "  sub-envs autoreset on their next step, inside the timed loop. vs single env: steps/s above.",
             "  workers: processes stepping it (--workers; the vector env's default: one per core where",
             "  processes fork); threads: threads drawing its frames in one process (--threads; 1 in each",

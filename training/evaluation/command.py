@@ -9,6 +9,7 @@ from training.common.arguments import (
     add_force,
     add_parser,
     key_value,
+    non_negative_float,
     positive_int,
 )
 
@@ -117,6 +118,14 @@ def add_bench(subparsers: Subparsers) -> None:
         help="threads drawing each vector env's frames in the bench's process, for --vector; makes workers 1 "
         "unless --workers is given (default: the vector env's own default for its threads= option: one per "
         "core the process may use)",
+    )
+    parser.add_argument(
+        "--vector-seconds",
+        type=non_negative_float,
+        default=2.0,
+        metavar="S",
+        help="time each vector env for at least S seconds, however few calls --steps takes (default: "
+        "%(default)s): a rate timed for a fraction of a second moves with the machine's moment",
     )
     parser.add_argument(
         "--rounds",
