@@ -367,6 +367,45 @@ def plain_frenet(renderer, road, x: float, y: float, yaw: float, s_near: float):
     return s_row[:, None] - delta * sin_row[:, None], -(delta * cos_row[:, None])
 
 
+def numpy_row_frames(road: Road, i0: int, i1: int, x: float, y: float, yaw: float, forward: np.ndarray):
+    """The rows' arc length, lateral offset and cos / sin of the relative heading by numpy's formulas:
+    the samples' forward distances made non-decreasing, then np.interp at each row's distance."""
+    cos_y, sin_y = np.cos(yaw), np.sin(yaw)
+    dx, dy = road.x[i0:i1] - x, road.y[i0:i1] - y
+    fwd = np.maximum.accumulate(dx * cos_y + dy * sin_y)
+    phi = np.interp(forward, fwd, road.heading[i0:i1] - yaw)
+    s_row = np.interp(forward, fwd, road.s[i0:i1])
+    lat_row = np.interp(forward, fwd, dx * sin_y - dy * cos_y)
+    return tuple(a.astype(np.float32) for a in (s_row, lat_row, np.cos(phi), np.sin(phi)))
+
+
+def test_compiled_row_frames_are_numpys_interpolation_bit_for_bit() -> None:
+    """`ground_kernels.row_frames` (one search per row) gives numpy's numbers on curved roads, from
+    poses off the lane and turned (sideways and backwards too, where the running maximum has long
+    flat stretches), for rows exactly at samples' distances, and on windows of 1 to 5 samples with
+    rows beyond both ends."""
+    from sim.render.ground import road_window
+    from sim.render.ground_kernels import row_frames
+
+    rng = np.random.default_rng(0)
+    forward = Scene().renderer.forward
+    beyond = np.concatenate([forward, [1e6, -1e6, 0.0]])
+    for seed in range(8):
+        road = Road(RoadConfig(curviness=1.0), seed)
+        for _ in range(20):
+            s, d = rng.uniform(40.0, 1500.0), rng.uniform(-8.0, 8.0)
+            x, y, heading = (float(v) for v in road.pose(s, d))
+            yaw = heading + rng.choice([0.0, 1.6, 3.1]) + rng.normal(0.0, 0.3)  # sideways, backwards too
+            i0, i1 = road_window(road, s, forward)
+            ahead = (road.x[i0:i1] - x) * np.cos(yaw) + (road.y[i0:i1] - y) * np.sin(yaw)
+            on_samples = np.maximum.accumulate(ahead)[::7]  # rows exactly at samples, plateaus too
+            windows = [(i0, i1, forward), (i0, i1, on_samples)] + [(i0, i0 + n, beyond) for n in (1, 2, 3, 5)]
+            for a, b, rows in windows:
+                compiled = row_frames(road.x, road.y, road.heading, road.s, a, b, x, y, yaw, rows)
+                for got, want in zip(compiled, numpy_row_frames(road, a, b, x, y, yaw, rows), strict=True):
+                    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("randomize", [0.0, 1.0])
 def test_compiled_ground_pass_matches_the_plain_sum_of_layers(randomize: float) -> None:
     """The kernel sums the same layers as `GroundPainter.reference_colour` (float64); float32
