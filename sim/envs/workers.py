@@ -71,7 +71,8 @@ and waking it costs time. With N=16 and `workers=2`, a step took 1,078 us where 
 sub-envs in 890 us; the calling process waited 99 us of that for its worker. Polling for up to 200 us
 gave 1.03x-1.13x the env-steps/s at N=16 (1.20x at N=4, 1.01x at N=64), alternating with blocking
 at once in one process, observations equal; 100 us and 500 us did about as well. (Measured when steps
-were signalled through the pipe; the semaphores wake a sleeping process no faster.) The bound caps
+were signalled through the pipe. A sleeping process still takes tens of microseconds to wake through a
+semaphore: 31 us median here, against 50 us through the pipe.) The bound caps
 what polling costs when the calling process is busy between steps (a policy's forward pass): a
 worker then polls 200 us per step, then sleeps. No polling when there are more processes than
 cores (`WorkerBlocks`' `spin_s`): a polling process would then take a core that another one needs."""
