@@ -505,6 +505,38 @@ def test_an_exception_in_a_workers_step_is_raised_in_the_caller_and_the_workers_
     assert observations.shape == (2, 32, 64, 3)
 
 
+def test_a_step_interrupted_while_it_waits_for_a_worker_leaves_the_next_steps_right(
+    make_vec, monkeypatch
+) -> None:
+    """Ctrl-C while the calling process waits for a worker (a notebook's interrupt) stops that step
+    with KeyboardInterrupt; every world has still moved, and the following steps are those of a
+    vector env that finished it: the next step first waits for the worker's unfinished reply rather
+    than take it for its own and read the shared arrays while the worker writes them."""
+    from sim.envs import workers
+
+    env_id, options, crash = EQUIVALENCE_CASES["traffic"]
+    reference = make_vec(env_id, num_envs=4, workers=1, **options)
+    envs = make_vec(env_id, num_envs=4, workers=2, **options)
+    assert data_equivalence(envs.reset(seed=3), reference.reset(seed=3), exact=True)
+    envs.action_space.seed(3)
+    actions = [crashing_actions(envs, crash) for _ in range(30)]
+    here, wait = os.getpid(), workers._wait
+    interrupted: list[bool] = []
+
+    def wait_interrupted_once(semaphore, spin_s, other_side_alive):
+        if os.getpid() == here and not interrupted:  # the workers, forked before this, wait as before
+            interrupted.append(True)
+            raise KeyboardInterrupt
+        return wait(semaphore, spin_s, other_side_alive)
+
+    monkeypatch.setattr(workers, "_wait", wait_interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        envs.step(actions[0])
+    reference.step(actions[0])
+    for k, batch in enumerate(actions[1:], start=1):
+        assert data_equivalence(envs.step(batch), reference.step(batch), exact=True), f"step {k}"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads process states from Linux's /proc")
 def test_a_worker_exits_when_its_calling_process_is_killed() -> None:

@@ -77,6 +77,9 @@ what polling costs when the calling process is busy between steps (a policy's fo
 worker then polls 200 us per step, then sleeps. No polling when there are more processes than
 cores (`WorkerBlocks`' `spin_s`): a polling process would then take a core that another one needs."""
 
+_STEP_OWED, _ERROR_MAYBE, _COMMAND_OWED = "step", "error?", "command"
+"""The states of a worker's reply still to be taken (`WorkerLink`)."""
+
 ALIVE_CHECK_S = 0.1
 """How often a process sleeping on the other side's signal wakes to check that the other side is
 still alive, in seconds (the semaphores, unlike a pipe, say nothing when a process dies)."""
@@ -251,6 +254,7 @@ class WorkerBlocks:
         Observations go into `out`: the shared `observations`, or an array of their shape that this
         process's block draws its rows into directly and the workers' rows are then copied into.
         """
+        self._settle()  # before the actions change under a worker still in an interrupted step
         self._actions[:] = actions  # every value exactly: integers as int64, floats as float64
         local = self.slices[0]
         actions_here, out_here = self._actions[local], out[local]
@@ -273,6 +277,11 @@ class WorkerBlocks:
         )
         return frames + [frame for block_frames in others for frame in block_frames]
 
+    def _settle(self) -> None:
+        """Every worker done with what an interrupted call asked of it (`WorkerLink.settle`)."""
+        for link in self._links:
+            link.settle()
+
     def _call_all(self, messages: list[tuple[str, Any] | None], here: Callable[[], object]) -> list[Any]:
         """Have every worker step (message None) or run a (command, argument) message, run `here()` (this
         process's block) meanwhile, then collect the workers' replies (None for a step); an error here
@@ -285,9 +294,9 @@ class WorkerBlocks:
         except BaseException as raised:  # the workers' replies must still be read, or the next call desyncs
             error = raised
         replies = []
-        for k, (link, message) in enumerate(zip(self._links, messages, strict=True)):
+        for k, link in enumerate(self._links):
             try:
-                status, value = link.reply(stepped=message is None)
+                status, value = link.reply()
             except (EOFError, ConnectionError):
                 link.process.join(timeout=1)
                 code = link.process.exitcode
@@ -309,13 +318,18 @@ class WorkerLink:
 
     A step is `go` released here and `done` released by the worker, with nothing on the pipe unless
     the worker failed; any other message goes on the pipe first and then releases `go`, and its reply
-    comes back on the pipe.
+    comes back on the pipe. A reply not taken (a call interrupted by Ctrl-C while it waited) is taken
+    before the next call (`settle`): otherwise the next step would change the actions under the worker
+    still stepping, find the last step's `done` and read the shared arrays while the worker writes them.
     """
 
     def __init__(self, process: Any, connection: Connection, go: Any, done: Any, spin_s: float) -> None:
         self.process, self.connection, self.go, self.done = process, connection, go, done
         self._spin_s = spin_s
         self._message_waiting = message_test(connection)
+        self._owed: str | None = None
+        """What of the worker's reply is still to be taken: `_STEP_OWED` (its `done`), `_ERROR_MAYBE`
+        (a step's error, if it sent one), `_COMMAND_OWED` (a command's reply) or nothing (None)."""
 
     @staticmethod
     def start(context: Any, env_class: type[CamDriveEnv], part: slice, render_mode: str | None,
@@ -334,20 +348,39 @@ class WorkerLink:
         child.close()
         return WorkerLink(process, parent, go, done, spin_s)
 
+    def settle(self) -> None:
+        """Take the reply an interrupted call left (Ctrl-C while it waited), if any: the worker has then
+        finished that call, before this process writes the next step's actions or sends another message."""
+        if self._owed is not None:
+            with contextlib.suppress(EOFError, ConnectionError):  # a dead worker: the next call says so
+                self.reply()
+
     def send(self, message: tuple[str, Any] | None) -> None:
         """Have the worker step (None) or run a (command, argument) message."""
+        self.settle()
+        self._owed = _STEP_OWED if message is None else _COMMAND_OWED
         if message is not None:
             self.connection.send(message)
         self.go.release()
 
-    def reply(self, stepped: bool) -> tuple[str, Any]:
+    def ask_to_stop(self) -> None:
+        """Have the worker close its sub-envs and exit, with no reply, whatever it still owes (a worker
+        stuck in a step is then terminated by `_stop_workers`)."""
+        self.connection.send(("close", None))
+        self.go.release()
+
+    def reply(self) -> tuple[str, Any]:
         """The worker's answer to the last `send`: ("ok", value) or ("error", text); EOFError if it died."""
-        if stepped:
+        if self._owed == _STEP_OWED:
             if not _wait(self.done, self._spin_s, self.process.is_alive):
                 raise EOFError("the worker died")
-            if not self._message_waiting():
-                return "ok", None
-        return self.connection.recv()
+            self._owed = _ERROR_MAYBE
+        if self._owed == _ERROR_MAYBE and not self._message_waiting():
+            self._owed = None
+            return "ok", None
+        answer = self.connection.recv()
+        self._owed = None
+        return answer
 
 
 def _stop_workers(links: list[WorkerLink], shared: SharedBatch, local: EnvBlock) -> None:
@@ -355,7 +388,7 @@ def _stop_workers(links: list[WorkerLink], shared: SharedBatch, local: EnvBlock)
     local.close()
     for link in links:
         with contextlib.suppress(BrokenPipeError, OSError):  # a worker that already died
-            link.send(("close", None))
+            link.ask_to_stop()
     for link in links:
         link.process.join(timeout=5)
         if link.process.is_alive():
