@@ -12,9 +12,14 @@ the scale and the values printed in the panel.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    # numpy declares ndarray's buffer protocol (__buffer__) only for Python 3.12+, where Buffer is in
+    # collections.abc; pygame's stubs take any Buffer.
+    from typing_extensions import Buffer
 
 HUD_BOTTOM = 282
 """Where the viewer's HUD ends (at 600 px window height) with watch's two extra lines."""
@@ -67,7 +72,7 @@ class CnnView:
         if self.features:
             # A panel row is wide and low: lay each layer's channels out in the grid that fills it best.
             for layer in seen.layers:
-                columns = best_columns(*layer.maps.shape, box=TILE_ROW_BOX)
+                columns = best_columns(*cast(tuple[int, int, int], layer.maps.shape), box=TILE_ROW_BOX)
                 self._tiles.append((layer.name, tile_maps(layer.maps, columns=columns)))
 
     def draw(self, window: Any, scale: float) -> None:
@@ -98,7 +103,7 @@ class CnnView:
             window.blit(font.render(name, PANEL_TEXT), (x0 + int(6 * scale), y + int(6 * scale)))
             ih, iw = image.shape[:2]
             fit = min(box[0] / iw, box[1] / ih)
-            surf = pygame.image.frombuffer(np.ascontiguousarray(image), (iw, ih), "RGB")
+            surf = pygame.image.frombuffer(cast("Buffer", np.ascontiguousarray(image)), (iw, ih), "RGB")
             size = (max(1, int(iw * fit)), max(1, int(ih * fit)))
             window.blit(pygame.transform.scale(surf, size), (x0 + label_w, y + int(2 * scale)))
 
@@ -188,8 +193,8 @@ def blend_saliency(picture: np.ndarray, saliency: np.ndarray) -> None:
     ph, pw = picture.shape[:2]
     top, height = observation_band(saliency.shape, (ph, pw))
     rgba = np.ascontiguousarray(np.clip(saliency_rgba(saliency) * 255.0 + 0.5, 0, 255).astype(np.uint8))
-    heat = pygame.image.frombuffer(rgba, (saliency.shape[1], saliency.shape[0]), "RGBA")
-    target = pygame.image.frombuffer(picture, (pw, ph), "RGB")  # shares the picture's memory
+    heat = pygame.image.frombuffer(cast("Buffer", rgba), (saliency.shape[1], saliency.shape[0]), "RGBA")
+    target = pygame.image.frombuffer(cast("Buffer", picture), (pw, ph), "RGB")  # shares the picture's memory
     target.blit(pygame.transform.smoothscale(heat, (pw, height)), (0, top))
 
 

@@ -160,6 +160,7 @@ class TakeoverRecorder:
         self.directory, self.driver = Path(directory), driver
         self.model_name, self.control_hz = model_name, control_hz
         self.saved: list[Path] = []
+        self._options: dict[str, Any]
         self._env_id, self._options, self._seed = "", {}, 0
         self._last: tuple[Any, dict[str, Any]] | None = None
         self._step = 0

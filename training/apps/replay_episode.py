@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -184,7 +185,10 @@ def _play_files(items: list[str | DemoError], args: argparse.Namespace, prog: st
                 label="REPLAY",
                 at_episode_end="hold",
                 title=f"camdrive replay - {Path(name).name} ({meta['driver']})",
-                hud_extra=(lambda position=position: [position]) if len(episodes) > 1 else None,
+                # cast: mypy cannot infer a lambda with a default argument (binding the loop's value).
+                hud_extra=cast(Callable[[], list[str]], lambda position=position: [position])
+                if len(episodes) > 1
+                else None,
             )
             if not open_window(viewer, prog):
                 return 1

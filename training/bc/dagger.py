@@ -59,6 +59,8 @@ def collect_dagger_episode(
     model.eval()
     picker = looks.picker(seed, seeding.BC_DAGGER_LOOKS) if looks is not None else None
     eyes = picker.pick()[0] if picker is not None and picker.enabled else None
+    frames: list[np.ndarray]
+    labels: list[np.ndarray]
     frames, labels = [], []
     states, interventions, expert_driving = 0, 0, False
     while True:

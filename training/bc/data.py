@@ -168,6 +168,8 @@ def collect_expert_episode(
     expert = Expert()
     expert.reset(env)
     ou = OUNoise(noise, noise_tau, u.dt, rng)
+    frames: list[np.ndarray]
+    labels: list[np.ndarray]
     frames, labels = [], []
     states = 0
     while True:

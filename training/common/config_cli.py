@@ -31,6 +31,7 @@ def field_docs(cls: type) -> dict[str, str]:
     for node, after in zip(body, body[1:], strict=False):
         is_doc = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and is_doc:
+            assert isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)  # is_doc
             docs[node.target.id] = " ".join(str(after.value.value).split())
     return docs
 

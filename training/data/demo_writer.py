@@ -25,7 +25,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def _write_temp(directory: Path, stem: str, arrays: dict[str, np.ndarray], compr
     try:
         with os.fdopen(fd, "wb") as f:
             # A file object, not a name: np.savez would append ".npz" to a name.
-            (np.savez_compressed if compress else np.savez)(f, **arrays)
+            (np.savez_compressed if compress else np.savez)(f, **cast(dict[str, Any], arrays))
             f.flush()
             os.fsync(f.fileno())
     except BaseException:

@@ -20,7 +20,7 @@ import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -66,6 +66,7 @@ def _export(directory: Path, dataset_id: str, jpeg: bool) -> int:
             "option); upgrade it: pip install -U minari"
         )
 
+    buffers: list[EpisodeBuffer]
     buffers, env_id, options = [], None, {}
     for episode in iter_episodes(directory):
         if env_id is None:
@@ -75,6 +76,7 @@ def _export(directory: Path, dataset_id: str, jpeg: bool) -> int:
                 f"{episode.path}: env {episode.meta['env_id']} is not {env_id}; export one env at a time"
             )
         steps = episode.steps
+        assert episode.frames is not None  # iter_episodes loads the frames by default
         infos = {f"state_{k}": np.asarray(v) for k, v in episode.state.items()}
         if episode.labels is not None:
             infos["label"] = np.concatenate((episode.labels, episode.labels[-1:]))
@@ -93,7 +95,7 @@ def _export(directory: Path, dataset_id: str, jpeg: bool) -> int:
     if not buffers:
         raise ValueError(f"{directory}: no complete episodes to export")
     try:
-        env = gym.make(env_id, **options)
+        env = gym.make(cast(str, env_id), **options)  # set by the first episode: buffers is not empty
     except (ValueError, gym.error.Error) as e:
         raise ValueError(f"{directory}: cannot make {env_id} with the recorded env_options ({e})") from None
     minari.create_dataset_from_buffers(

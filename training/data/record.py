@@ -103,7 +103,7 @@ def executed_action(clean: Any, space: gym.Space, sigma: float, rng: np.random.G
         array = np.asarray(clean)
         if array.size != 1 or array.dtype.kind not in "iu":
             raise ValueError(f"the driver's action must be an integer for {space}, got {clean!r}")
-        action = int(array.reshape(()))
+        action: int | np.ndarray = int(array.reshape(()))
         if sigma > 0 and rng.random() < sigma:
             action = int(space.start + rng.integers(space.n))
         return action

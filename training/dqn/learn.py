@@ -8,6 +8,8 @@ hand); `training.dqn.train` strings them together.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -90,7 +92,8 @@ def make_teachers(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> list[Expert | O
     else:
         headway = cfg.expert_headway_s
         teachers = [Expert(headway_s=headway, sigma_delta=False, speed_band=band) for _ in range(cfg.envs)]
-    for teacher, env in zip(teachers, envs.envs, strict=True):
+    # Teachers need vector sync (DQNConfig.check): envs is a SyncVectorEnv.
+    for teacher, env in zip(teachers, cast(gym.vector.SyncVectorEnv, envs).envs, strict=True):
         teacher.reset(env)
     return teachers
 
@@ -102,7 +105,10 @@ def endangered_envs(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> np.ndarray:
     if not cfg.danger_penalty:
         return np.zeros(cfg.envs)
     steer = cfg.action_mode == "steer"
-    return np.array([float(in_danger(unwrap(env).world, steer)) for env in envs.envs])
+    # danger_penalty needs vector sync (DQNConfig.check): envs is a SyncVectorEnv.
+    return np.array(
+        [float(in_danger(unwrap(env).world, steer)) for env in cast(gym.vector.SyncVectorEnv, envs).envs]
+    )
 
 
 def make_optimizer(cfg: DQNConfig, params: list[torch.nn.Parameter]) -> torch.optim.Adam:
@@ -132,10 +138,12 @@ def build_networks(cfg: DQNConfig, device: torch.device) -> tuple[QNet, QNet]:
     """The online and target networks for the env's frames and actions, initialised on the CPU (the
     same starting weights on every device, from `cfg.init_from` if given) and moved to `device`."""
     probe = gym.make(cfg.env_id(), **cfg.env_options())
-    h, w = probe.observation_space.shape[:2]
-    n_actions = int(probe.action_space.n)
+    h, w = cast(tuple[int, ...], probe.observation_space.shape)[:2]
+    n_actions = int(cast(gym.spaces.Discrete, probe.action_space).n)
     probe.close()
-    network = dict(n_actions=n_actions, frames=cfg.frames, height=h, width=w, hidden=cfg.hidden)
+    network: dict[str, Any] = dict(
+        n_actions=n_actions, frames=cfg.frames, height=h, width=w, hidden=cfg.hidden
+    )
     network.update(dueling=cfg.dueling, frame_stride=cfg.frame_stride)
     q = QNet(**network).to(device)
     target = QNet(**network).to(device)

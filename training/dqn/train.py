@@ -61,7 +61,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -97,6 +97,9 @@ from training.dqn.replay import ReplayBuffer
 from training.dqn.selection import baseline_scores, evaluate, is_better, keep_as_model
 from training.dqn.state import check_ready, load_training_state, new_counters, save_training_state
 from training.evaluation.evaluate import MPH  # a training episode's score is its mean speed in mph
+
+if TYPE_CHECKING:
+    from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 
 
 class NothingTrainedError(RuntimeError):
@@ -183,7 +186,10 @@ def _train(
         priority_alpha=cfg.priority_alpha,
     )
     first_seed = (cfg.seed * SEED_STRIDE + 100 * counters["resumes"]) % EVAL_SEED_START
-    obs, _ = envs.reset(seed=[first_seed + i for i in range(cfg.envs)])
+    # make_vector_env's Sync or AsyncVectorEnv takes a seed per env (VectorEnv.reset is typed for one).
+    obs, _ = cast("SyncVectorEnv | AsyncVectorEnv", envs).reset(
+        seed=[first_seed + i for i in range(cfg.envs)]
+    )
     for e in range(cfg.envs):
         buffer.start_episode(e, obs[e, :, :, 0])
     teachers = make_teachers(cfg, envs)
@@ -250,7 +256,7 @@ def _train(
             if needs_start[e]:
                 buffer.start_episode(e, frame)
                 if teachers:
-                    teachers[e].reset(envs.envs[e])
+                    teachers[e].reset(cast("SyncVectorEnv", envs).envs[e])  # teachers need vector sync
                 needs_start[e] = False
                 continue
             reward = float(rewards[e]) - (cfg.crash_penalty if terms[e] else 0.0)
@@ -288,6 +294,7 @@ def _train(
         # 4. Evaluate (the best network so far becomes MODEL; an untrained one never), log, checkpoint.
         evaluated = next_eval is not None and step >= next_eval
         if evaluated:
+            assert next_eval is not None  # evaluated says so
             next_eval += cfg.eval_every
             last_eval = evaluate(cfg, q, cfg.eval_runs)
             if counters["updates"] and is_better(last_eval, counters):

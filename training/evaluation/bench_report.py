@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -73,7 +74,7 @@ def _times_over_rounds(row: dict[str, Any], reference: str) -> str:
     return text
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     """Columns padded to their widest cell: the first left-aligned, the numbers right-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return [

@@ -27,7 +27,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -256,7 +256,7 @@ def env_option_problem(option: str, value: object) -> str | None:
     from sim.envs.base import CommonOptions
 
     try:
-        CommonOptions(**{option: value}).check_common()
+        CommonOptions(**cast(dict[str, Any], {option: value})).check_common()
     except ValueError as e:
         return str(e)
     return None

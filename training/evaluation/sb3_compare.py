@@ -41,6 +41,7 @@ def sb3_run(cfg: DQNConfig, eval_runs: int) -> dict[str, Any]:
         """QNet's two convolutions; SB3 hands channel-first float frames already divided by 255."""
 
         def __init__(self, observation_space: gym.Space) -> None:
+            assert observation_space.shape is not None  # a Box of frames
             c, h, w = observation_space.shape
             convs = nn.Sequential(
                 nn.Conv2d(c, 16, 8, 4), nn.ReLU(), nn.Conv2d(16, 32, 4, 2), nn.ReLU(), nn.Flatten()

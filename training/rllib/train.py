@@ -51,7 +51,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -268,8 +268,9 @@ def export_policy(algo: Any, args: argparse.Namespace, path: Path, env_steps: in
     )
     mine = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     with torch.no_grad():
-        for target, source in zip(mine, convs + linears, strict=True):
+        for target, source in zip(mine, cast(list[nn.Conv2d | nn.Linear], convs + linears), strict=True):
             target.weight.copy_(source.weight)
+            assert target.bias is not None and source.bias is not None  # every layer here has a bias
             target.bias.copy_(source.bias)
         frames = torch.rand(4, *space.shape)
         got = net.forward_scaled(frames)
