@@ -505,6 +505,23 @@ def test_an_exception_in_a_workers_step_is_raised_in_the_caller_and_the_workers_
     assert observations.shape == (2, 32, 64, 3)
 
 
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_workers_started_without_fork_give_the_same_results(make_vec, monkeypatch, start_method) -> None:
+    """Where processes spawn (macOS, Windows; forkserver on Linux from Python 3.14) `workers=2` still
+    works, its semaphores and pipe handed to a fresh interpreter, with the same results."""
+    from sim.envs import workers
+
+    monkeypatch.setattr(workers, "WORKER_START_METHOD", start_method)
+    env_id, options, crash = EQUIVALENCE_CASES["traffic"]
+    started = make_vec(env_id, num_envs=3, workers=2, **options)
+    here = make_vec(env_id, num_envs=3, workers=1, **options)
+    assert data_equivalence(started.reset(seed=5), here.reset(seed=5), exact=True)
+    started.action_space.seed(5)
+    for k in range(25):
+        actions = crashing_actions(started, crash)
+        assert data_equivalence(started.step(actions), here.step(actions), exact=True), f"step {k}"
+
+
 def test_a_step_interrupted_while_it_waits_for_a_worker_leaves_the_next_steps_right(
     make_vec, monkeypatch
 ) -> None:
