@@ -254,12 +254,12 @@ class WorkerBlocks:
         Observations go into `out`: the shared `observations`, or an array of their shape that this
         process's block draws its rows into directly and the workers' rows are then copied into.
         """
-        self._settle()  # before the actions change under a worker still in an interrupted step
-        self._actions[:] = actions  # every value exactly: integers as int64, floats as float64
         local = self.slices[0]
         actions_here, out_here = self._actions[local], out[local]
         self._call_all(
-            [None] * len(self._links), lambda: self._local.step(actions_here, *self._local_flags, out_here)
+            [None] * len(self._links),
+            lambda: self._local.step(actions_here, *self._local_flags, out_here),
+            actions=actions,
         )
         rewards[:], terminations[:], truncations[:] = self._flags
         self._gather_observations(out)
@@ -277,15 +277,21 @@ class WorkerBlocks:
         )
         return frames + [frame for block_frames in others for frame in block_frames]
 
-    def _settle(self) -> None:
-        """Every worker done with what an interrupted call asked of it (`WorkerLink.settle`)."""
-        for link in self._links:
-            link.settle()
-
-    def _call_all(self, messages: list[tuple[str, Any] | None], here: Callable[[], object]) -> list[Any]:
+    def _call_all(
+        self,
+        messages: list[tuple[str, Any] | None],
+        here: Callable[[], object],
+        actions: np.ndarray | None = None,
+    ) -> list[Any]:
         """Have every worker step (message None) or run a (command, argument) message, run `here()` (this
         process's block) meanwhile, then collect the workers' replies (None for a step); an error here
-        or in a worker is raised once all have answered."""
+        or in a worker is raised once all have answered. `actions`, for a step, go into shared memory
+        first, once every worker has finished what an interrupted call asked of it (`WorkerLink.settle`):
+        before that, a worker may still be reading the last ones."""
+        for link in self._links:
+            link.settle()
+        if actions is not None:
+            self._actions[:] = actions  # every value exactly: integers as int64, floats as float64
         for link, message in zip(self._links, messages, strict=True):
             link.send(message)
         error: BaseException | None = None
@@ -356,17 +362,10 @@ class WorkerLink:
                 self.reply()
 
     def send(self, message: tuple[str, Any] | None) -> None:
-        """Have the worker step (None) or run a (command, argument) message."""
-        self.settle()
+        """Have the worker step (None) or run a (command, argument) message (after `settle`)."""
         self._owed = _STEP_OWED if message is None else _COMMAND_OWED
         if message is not None:
             self.connection.send(message)
-        self.go.release()
-
-    def ask_to_stop(self) -> None:
-        """Have the worker close its sub-envs and exit, with no reply, whatever it still owes (a worker
-        stuck in a step is then terminated by `_stop_workers`)."""
-        self.connection.send(("close", None))
         self.go.release()
 
     def reply(self) -> tuple[str, Any]:
@@ -387,8 +386,9 @@ def _stop_workers(links: list[WorkerLink], shared: SharedBatch, local: EnvBlock)
     """Stop the workers and free the shared memory (`WorkerBlocks.close`, or at exit if never closed)."""
     local.close()
     for link in links:
+        # No `settle` first: "close" needs no reply, and a worker stuck in a step is terminated below.
         with contextlib.suppress(BrokenPipeError, OSError):  # a worker that already died
-            link.ask_to_stop()
+            link.send(("close", None))
     for link in links:
         link.process.join(timeout=5)
         if link.process.is_alive():
