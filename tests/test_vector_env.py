@@ -67,6 +67,16 @@ def crashing_actions(envs: gym.vector.VectorEnv, crash: object) -> np.ndarray:
     return actions
 
 
+def assert_same_runs(envs, reference, crash: object, seed: int, action_seed: int, steps: int) -> None:
+    """`envs` and `reference` reset with `seed` and then stepped `steps` times with the same batches
+    (`crashing_actions`, drawn from `action_seed`) return equal results, exactly, at every call."""
+    assert data_equivalence(envs.reset(seed=seed), reference.reset(seed=seed), exact=True)
+    envs.action_space.seed(action_seed)
+    for k in range(steps):
+        actions = crashing_actions(envs, crash)
+        assert data_equivalence(envs.step(actions), reference.step(actions), exact=True), f"step {k}"
+
+
 # ------------------------------------------------------------------------------ make_vec and spaces
 
 
@@ -325,11 +335,7 @@ def test_worker_processes_give_the_same_results(make_vec, env_id: str, options: 
     workers = make_vec(env_id, num_envs=5, workers=2, **options)
     here = make_vec(env_id, num_envs=5, **options)
     assert workers.unwrapped.workers == 2
-    assert data_equivalence(workers.reset(seed=11), here.reset(seed=11), exact=True)
-    workers.action_space.seed(5)
-    for k in range(60):
-        actions = crashing_actions(workers, crash)
-        assert data_equivalence(workers.step(actions), here.step(actions), exact=True), f"step {k}"
+    assert_same_runs(workers, here, crash, seed=11, action_seed=5, steps=60)
 
 
 @pytest.mark.parametrize(("env_id", "options", "crash"), EQUIVALENCE_CASES.values(), ids=EQUIVALENCE_CASES)
@@ -341,11 +347,7 @@ def test_the_number_of_threads_changes_nothing(make_vec, env_id: str, options: d
     these = make_vec(env_id, num_envs=5, threads=threads, **options)
     default = make_vec(env_id, num_envs=5, threads=1, **options)
     assert these.unwrapped.threads == threads
-    assert data_equivalence(these.reset(seed=11), default.reset(seed=11), exact=True)
-    these.action_space.seed(5)
-    for k in range(60):
-        actions = crashing_actions(these, crash)
-        assert data_equivalence(these.step(actions), default.step(actions), exact=True), f"step {k}"
+    assert_same_runs(these, default, crash, seed=11, action_seed=5, steps=60)
 
 
 def test_threads_step_the_worlds_too_when_switched_on(make_vec, monkeypatch) -> None:
@@ -356,11 +358,7 @@ def test_threads_step_the_worlds_too_when_switched_on(make_vec, monkeypatch) -> 
     reference = make_vec(env_id, num_envs=4, threads=1, **options)
     monkeypatch.setattr(blocks, "STEP_IN_THREADS", True)
     threaded = make_vec(env_id, num_envs=4, threads=2, **options)
-    assert data_equivalence(threaded.reset(seed=3), reference.reset(seed=3), exact=True)
-    threaded.action_space.seed(1)
-    for k in range(60):
-        actions = crashing_actions(threaded, crash)
-        assert data_equivalence(threaded.step(actions), reference.step(actions), exact=True), f"step {k}"
+    assert_same_runs(threaded, reference, crash, seed=3, action_seed=1, steps=60)
 
 
 def test_threads_default_to_the_usable_cores_at_most_one_per_sub_env(make_vec, monkeypatch) -> None:
@@ -515,11 +513,7 @@ def test_workers_started_without_fork_give_the_same_results(make_vec, monkeypatc
     env_id, options, crash = EQUIVALENCE_CASES["traffic"]
     started = make_vec(env_id, num_envs=3, workers=2, **options)
     here = make_vec(env_id, num_envs=3, workers=1, **options)
-    assert data_equivalence(started.reset(seed=5), here.reset(seed=5), exact=True)
-    started.action_space.seed(5)
-    for k in range(25):
-        actions = crashing_actions(started, crash)
-        assert data_equivalence(started.step(actions), here.step(actions), exact=True), f"step {k}"
+    assert_same_runs(started, here, crash, seed=5, action_seed=5, steps=25)
 
 
 def test_a_step_interrupted_while_it_waits_for_a_worker_leaves_the_next_steps_right(
@@ -598,11 +592,7 @@ def test_workers_give_the_same_results_whether_they_poll_or_sleep(make_vec, monk
     env_id, options, crash = EQUIVALENCE_CASES["traffic"]
     workers = make_vec(env_id, num_envs=4, workers=2, **options)
     here = make_vec(env_id, num_envs=4, **options)
-    assert data_equivalence(workers.reset(seed=2), here.reset(seed=2), exact=True)
-    workers.action_space.seed(2)
-    for k in range(40):
-        actions = crashing_actions(workers, crash)
-        assert data_equivalence(workers.step(actions), here.step(actions), exact=True), f"step {k}"
+    assert_same_runs(workers, here, crash, seed=2, action_seed=2, steps=40)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads CPU times from Linux's /proc")
