@@ -306,14 +306,23 @@ def _interp_grid(s: float, grid: np.ndarray, values: np.ndarray) -> float:
     if s >= grid[last]:
         return values[last]
     j = min(int(math.floor(s / SAMPLE_SPACING_M)), last - 1)
-    if grid[j] == s:
-        return values[j]
-    slope = (values[j + 1] - values[j]) / (grid[j + 1] - grid[j])
-    out = slope * (s - grid[j]) + values[j]
+    return interp_between(s, grid[j], grid[j + 1], values[j], values[j + 1])
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def interp_between(at: float, x_j: float, x_next: float, f_j: float, f_next: float) -> float:
+    """np.interp's value at `at` inside the interval [x_j, x_next) its search found, of samples f_j and
+    f_next: the sample itself when `at` is on it, else its formula and its fallbacks for non-finite
+    results, in its order (numpy's compiled_base.c). Shared by `_interp_grid` and the renderer's
+    `ground_kernels.row_frames`, which find the interval each their own way."""
+    if x_j == at:
+        return f_j
+    slope = (f_next - f_j) / (x_next - x_j)
+    out = slope * (at - x_j) + f_j
     if out != out:
-        out = slope * (s - grid[j + 1]) + values[j + 1]
-        if out != out and values[j] == values[j + 1]:
-            out = values[j]
+        out = slope * (at - x_next) + f_next
+        if out != out and f_j == f_next:
+            out = f_j
     return out
 
 

@@ -28,7 +28,7 @@ from sim.traffic.step_kernel import common_step, set_ego_slot
 from sim.vehicle import _bicycle_steps, _max_wheel_angle
 from sim.world_kernels import lane_has_room, strongest_brake
 
-CALLEE_SOURCES_SHA256 = "87ae3b460eae7a8d59ae4f6631997ff26fca5aa50fdf37fadd41dd4305cbdc7b"
+CALLEE_SOURCES_SHA256 = "6653354a03a3a3b0f237d3f8dc26ca3c2dec2d546c7860b42f1b11c38b96b376"
 """sha256 of the files whose compiled functions and constants `world_step` uses (tests/
 test_kernel_cache.py lists them): numba's cache keys it by this file's text alone, so their digest
 here makes an edit there change this file too (`sim.render.kernels` says more)."""

@@ -13,7 +13,7 @@ import pytest
 
 import sim
 from sim import world_step
-from sim.render import kernels
+from sim.render import ground_kernels, kernels
 from sim.traffic import idm, lane_changes, recycling, step_kernel
 
 SIM = Path(sim.__file__).parent
@@ -23,6 +23,7 @@ SIM = Path(sim.__file__).parent
     ("caller", "callees"),
     [
         (kernels, ["render/ground_kernels.py"]),
+        (ground_kernels, ["road.py"]),
         (idm, ["py_semantics.py"]),
         (lane_changes, ["traffic/idm.py"]),
         (recycling, ["traffic/idm.py", "traffic/step_kernel.py", "py_semantics.py"]),
@@ -39,7 +40,15 @@ SIM = Path(sim.__file__).parent
             ],  # fmt: skip
         ),
     ],
-    ids=["frame kernel", "one-car IDM", "lane changes", "recycling", "traffic step", "world step"],
+    ids=[
+        "frame kernel",
+        "row frames",
+        "one-car IDM",
+        "lane changes",
+        "recycling",
+        "traffic step",
+        "world step",
+    ],
 )
 def test_caller_keeps_the_digest_of_the_files_it_calls(caller: ModuleType, callees: list[str]) -> None:
     digest = hashlib.sha256()

@@ -13,6 +13,12 @@ from typing import Literal, TypedDict
 import numba
 import numpy as np
 
+from sim.road import interp_between
+
+CALLEE_SOURCES_SHA256 = "00ac49b6aa0045f6ec54b3ca157e1d8995410ab0ccd80007fe8444bb4467b80d"
+"""sha256 of sim/road.py, whose `interp_between` `row_frames` contains (as `sim.render.kernels` keeps
+the digest of this file, for the same reason): numba keys cached machine code by its own file's text."""
+
 
 class JitOptions(TypedDict):
     """numba's options for the renderer's pixel loops, typed so that `njit(**JIT)` type-checks."""
@@ -183,8 +189,8 @@ def _interp_at(
     f_last: float,
 ) -> float:  # fmt: skip
     """np.interp's value at `at` of samples (x, f), n of them, given the interval j that its search
-    finds (-1 before the first sample, n - 1 or more at or after the last): its end cases, its formula
-    and its fallbacks for non-finite results, in its order (numpy's compiled_base.c, numba's copy)."""
+    finds (-1 before the first sample, n - 1 or more at or after the last): its end cases in its order
+    (numpy's compiled_base.c, numba's copy), then the interval's value (`sim.road.interp_between`)."""
     if n == 1:
         return f_first
     if at != at:
@@ -193,15 +199,7 @@ def _interp_at(
         return f_first
     if j >= n - 1:
         return f_last
-    if x_j == at:
-        return f_j
-    slope = (f_next - f_j) / (x_next - x_j)
-    out = slope * (at - x_j) + f_j
-    if out != out:
-        out = slope * (at - x_next) + f_next
-        if out != out and f_j == f_next:
-            out = f_j
-    return out
+    return interp_between(at, x_j, x_next, f_j, f_next)
 
 
 @numba.njit(**JIT)

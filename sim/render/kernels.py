@@ -18,7 +18,7 @@ import numpy as np
 
 from sim.render.ground_kernels import JIT, paint_ground, row_frames, to_byte
 
-CALLEE_SOURCES_SHA256 = "ae69ee013a38f2aa07de41421fd46cce0d0439a3f29d08067227524c9a1cc0e2"
+CALLEE_SOURCES_SHA256 = "6798622ab8998016762fe2794abc97344d244a9281907123eeb2e0bb5695d94b"
 """sha256 of ground_kernels.py, whose loops `draw_camera_frame` calls. numba keys a function's cached
 machine code by the text of its own file alone, yet the cached frame kernel contains those loops: an
 edit there alone would leave the stale frame kernel in use. Keeping their digest here (the tests
