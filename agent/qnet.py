@@ -120,7 +120,11 @@ class QNet(nn.Module):
         Lets the DQN trainer scale a batch of next windows once for both the online and the target
         network (the Double-DQN target reads it twice).
         """
-        x = self.features(scaled)
+        return self.values(self.features(scaled))
+
+    def values(self, x: torch.Tensor) -> torch.Tensor:
+        """Q-values from the convolutional features `self.features` gives (the DQN trainer's auxiliary
+        head reads the same features)."""
         if self.dueling:
             a = self.advantage(x)
             return self.value(x) + a - a.mean(dim=1, keepdim=True)

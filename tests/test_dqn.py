@@ -576,9 +576,9 @@ def test_device_cpu_and_tensorboard_change_no_number_and_log_the_scalars(tmp_pat
     assert read_metadata(logged.out)["training"]["device"] == "cpu"
     assert not list(tmp_path.glob("plain/**/events.out.tfevents.*"))
     scalars = tensorboard_scalars(tmp_path / "tb")
-    # The Pick env reports no collisions or off-road exits, and the run has no teacher: those columns
-    # stay empty.
-    empty = {"eval/collisions", "eval/offroad", "train/expert_agreement"}
+    # The Pick env reports no collisions or off-road exits, and the run has no teacher and no
+    # auxiliary loss: those columns stay empty.
+    empty = {"eval/collisions", "eval/offroad", "train/expert_agreement", "train/aux_loss"}
     assert set(scalars) == set(TENSORBOARD_TAGS.values()) - empty
     assert [step for step, _ in scalars["train/epsilon"]] == [100, 200, 300, 300]  # the final row too
     assert [step for step, _ in scalars["eval/score"]] == [300]
@@ -953,10 +953,10 @@ def test_endangered_envs_marks_the_training_worlds_close_behind_a_slower_car(tmp
         envs.close()
 
 
-@pytest.mark.parametrize("reader", ["expert_weight", "danger_penalty"])
+@pytest.mark.parametrize("reader", ["expert_weight", "danger_penalty", "aux_weight"])
 @pytest.mark.parametrize("settings", [{"vector": "async"}, {"env": PICK_ID}])
-def test_a_teacher_or_danger_needs_the_traffic_worlds_in_this_process(settings, reader):
-    with pytest.raises(ValueError, match="expert_explore and danger_penalty need env traffic"):
+def test_a_teacher_danger_or_affordances_need_the_traffic_worlds_in_this_process(settings, reader):
+    with pytest.raises(ValueError, match="danger_penalty and aux_weight need env traffic"):
         DQNConfig(**{reader: 1.0}, **settings).validate()
     DQNConfig(**settings).validate()
 

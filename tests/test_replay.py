@@ -124,6 +124,22 @@ def test_the_teachers_action_is_sampled_with_its_transition():
     assert (b.expert_actions == -1).any() and (b.expert_actions >= 0).any()
 
 
+def test_auxiliary_targets_are_sampled_with_their_frame_and_required_once_kept():
+    buf = ReplayBuffer(200, (2, 3), num_envs=2, frames=2, seed=0, aux_dim=3)
+    for env in (0, 1):
+        buf.start_episode(env, frame(10 * env), aux=np.full(3, 10.0 * env, dtype=np.float32))
+    for t in range(1, 40):  # each frame's targets are its value, in both rings
+        for env in (0, 1):
+            v = 10 * env + t
+            buf.add_step(env, 0, 0.0, False, False, frame(v), next_aux=np.full(3, v, dtype=np.float32))
+    b = buf.sample(64)
+    assert b.aux is not None and b.aux.shape == (64, 3)
+    assert (b.aux == values(b.obs)[:, -1, None]).all()  # the window's newest frame's
+    with pytest.raises(ValueError, match="auxiliary targets"):
+        buf.add_step(0, 0, 0.0, False, False, frame(1))
+    assert ReplayBuffer(100, (2, 3)).aux is None
+
+
 def test_envs_have_separate_rings():
     buf = ReplayBuffer(200, (2, 3), num_envs=2, frames=3, seed=1)
     buf.start_episode(0, frame(10))

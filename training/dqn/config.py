@@ -129,6 +129,11 @@ class DQNConfig:
     drives the best one with the expert's controllers). Both take expert_speed_band; the oracle picks
     its own time gaps, so expert_headway_s is the expert's only. The oracle drives faster (the DQN model
     card measures both) and costs a few milliseconds of planning per env and training step."""
+    aux_weight: float = 0.0
+    """Weight of an auxiliary loss (`training.dqn.affordances`): a head on the Q-network's convolutional
+    features predicts, in every replayed state, the distances and closing speeds to the cars ahead and
+    beside that the true state holds, so that the features learn to see them. The network still acts
+    from frames alone; the head is not part of the model file. 0: none."""
     init_from: str = ""
     """A DQN model file whose Q-network starts the run (a curriculum: say the model trained with the
     safety system on, then trained on without it); "" starts from random weights. Its network and
@@ -255,6 +260,7 @@ class DQNConfig:
         check_at_least("safety_penalty", self.safety_penalty, 0)
         check_at_least("danger_penalty", self.danger_penalty, 0)
         check_at_least("expert_weight", self.expert_weight, 0)
+        check_at_least("aux_weight", self.aux_weight, 0)
         check_at_least("expert_margin", self.expert_margin, 0)
         check_at_least("expert_headway_s", self.expert_headway_s, 0, strict=True)
         check_at_least("expert_speed_band", self.expert_speed_band, 0)
@@ -264,10 +270,11 @@ class DQNConfig:
             from sim.envs.traffic import TrafficOptions
 
             TrafficOptions(accel_step=self.accel_step, steer_amount=self.steer_amount).validate()
-        if (self.uses_teacher() or self.danger_penalty) and (self.env != "traffic" or self.vector != "sync"):
+        reads_worlds = self.uses_teacher() or self.danger_penalty or self.aux_weight
+        if reads_worlds and (self.env != "traffic" or self.vector != "sync"):
             raise ValueError(
-                "expert_weight, expert_explore and danger_penalty need env traffic and vector sync (they "
-                f"read each training world), got env {self.env!r}, vector {self.vector!r}"
+                "expert_weight, expert_explore, danger_penalty and aux_weight need env traffic and vector "
+                f"sync (they read each training world), got env {self.env!r}, vector {self.vector!r}"
             )
         flags = (
             "speedometer", "safety", "select_without_safety", "expert_balance", "dueling", "flush_denormal"

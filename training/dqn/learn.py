@@ -21,6 +21,7 @@ from agent.oracle import Oracle
 from agent.qnet import QNet
 from sim.envs.base import unwrap
 from sim.safety import in_danger
+from training.dqn.affordances import AffordanceHead, affordance_loss, affordances
 from training.dqn.config import DQNConfig
 from training.dqn.log import Recent
 from training.dqn.replay import Batch
@@ -111,6 +112,21 @@ def endangered_envs(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> np.ndarray:
     )
 
 
+def world_affordances(cfg: DQNConfig, envs: gym.vector.VectorEnv) -> list[np.ndarray | None]:
+    """Per training env, the auxiliary targets of its world's present state
+    (`training.dqn.affordances`); Nones, and no world read, without `cfg.aux_weight`."""
+    if not cfg.aux_weight:
+        return [None] * cfg.envs
+    # aux_weight needs vector sync (DQNConfig.check): envs is a SyncVectorEnv.
+    return [affordances(unwrap(env).world) for env in cast(gym.vector.SyncVectorEnv, envs).envs]
+
+
+def make_aux_head(cfg: DQNConfig, q: QNet, device: torch.device) -> AffordanceHead | None:
+    """The auxiliary head on `q`'s features (seeded after the networks, so a run without it draws
+    the same weights as before it existed); None without `cfg.aux_weight`."""
+    return AffordanceHead(q.n_features, cfg.hidden).to(device) if cfg.aux_weight else None
+
+
 def make_optimizer(cfg: DQNConfig, params: list[torch.nn.Parameter]) -> torch.optim.Adam:
     """Adam with the fused CPU kernel when torch has it (2.4+; camdrive allows 2.2).
 
@@ -162,6 +178,7 @@ def gradient_step(
     device: torch.device,
     recent: Recent,
     label_counts: np.ndarray | None = None,
+    aux_head: AffordanceHead | None = None,
 ) -> np.ndarray | None:
     """One Adam step on a replay batch (numpy in CPU memory; only the batch goes to the device): the
     Huber loss against the Double-DQN target (each transition's weighted by `batch.weights` when
@@ -169,7 +186,9 @@ def gradient_step(
     the states the teacher labelled, balanced over the teacher's actions by `label_counts` (how often
     the replay holds each) with `cfg.expert_balance`; the losses go to `recent`. For a prioritised draw,
     returns the batch's TD errors, Q(s, a) minus the target, before the step (the transitions' new
-    priorities); for a uniform one None, so that no run pays a copy off the device it does not use."""
+    priorities); for a uniform one None, so that no run pays a copy off the device it does not use.
+    With `aux_head`, `cfg.aux_weight` times its loss on the batch's auxiliary targets is added, and its
+    weights take the same step (`opt` holds them)."""
     obs_t, actions_t, returns_t, discounts_t, next_obs_t = (
         torch.from_numpy(a).to(device)
         for a in (batch.obs, batch.actions, batch.returns, batch.discounts, batch.next_obs)
@@ -177,7 +196,8 @@ def gradient_step(
     with torch.no_grad():
         next_x = QNet.scale(next_obs_t)  # scaled once, read by both networks
         y = double_dqn_target(returns_t, discounts_t, q.forward_scaled(next_x), target.forward_scaled(next_x))
-    q_all = q(obs_t)
+    features = q.features(QNet.scale(obs_t))
+    q_all = q.values(features)
     q_taken = q_all.gather(1, actions_t[:, None]).squeeze(1)
     if batch.weights is None:
         td_loss = loss = F.smooth_l1_loss(q_taken, y)
@@ -197,9 +217,15 @@ def gradient_step(
         margin_loss = large_margin_loss(q_labelled, expert_t, cfg.expert_margin, weights)
         loss = td_loss + cfg.expert_weight * margin_loss
         recent.expert_agreement.append((q_labelled.argmax(dim=1) == expert_t).float().mean().item())
+    params = list(q.parameters())
+    if aux_head is not None and batch.aux is not None:
+        aux_loss = affordance_loss(aux_head(features), torch.from_numpy(batch.aux).to(device))
+        loss = loss + cfg.aux_weight * aux_loss
+        recent.aux_loss.append(aux_loss.item())
+        params += list(aux_head.parameters())
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(q.parameters(), cfg.grad_clip)
+    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
     opt.step()
     recent.td_loss.append(td_loss.item())
     recent.mean_q.append(q_taken.mean().item())

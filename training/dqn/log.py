@@ -25,6 +25,7 @@ TENSORBOARD_TAGS = {
     "loss": "train/td_loss",
     "mean_q": "train/mean_q",
     "expert_agreement": "train/expert_agreement",
+    "aux_loss": "train/aux_loss",
     "epsilon": "train/epsilon",
     "train_score": "train/episode_score",
     "steps_per_s": "perf/env_steps_per_s",
@@ -46,6 +47,8 @@ class Recent:
     """Mean Q of the actions taken, in the last 100 batches."""
     expert_agreement: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     """Share of the last 100 batches' states where the greedy action is the teacher's."""
+    aux_loss: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    """Auxiliary loss (`training.dqn.affordances`) of the last 100 gradient steps."""
     score: deque[float] = field(default_factory=lambda: deque(maxlen=20))
     """DeepTraffic scores (mph; the return for other envs) of the last 20 training episodes."""
 
@@ -75,6 +78,7 @@ def log_row(
         "loss": mean(recent.td_loss, 5),
         "mean_q": mean(recent.mean_q, 4),
         "expert_agreement": mean(recent.expert_agreement, 4),
+        "aux_loss": mean(recent.aux_loss, 5),
         "train_score": mean(recent.score, 3),
         "eval_score": round(score_of(evaluation), 3) if evaluation else "",
         "eval_collisions": evaluation.get("collisions", ""),

@@ -14,6 +14,7 @@ Layout per env ring, one slot per observation (absolute positions count up forev
 - `start`: absolute position of the episode's first frame.
 - `expert_action`: what a privileged teacher would have done from this observation, or -1 (none
   asked); `training.dqn.learn`'s large-margin loss reads it.
+- `aux`: with `aux_dim` > 0, the auxiliary targets of this observation (`training.dqn.affordances`).
 
 Windows with `frame_stride` k > 1 take every k-th frame, so they reach back (frames - 1) * k + 1
 observations, as `agent.qnet.DQNDriver` builds them.
@@ -66,6 +67,8 @@ class Batch:
     """(B, frames, H, W) uint8 windows m steps later (plain layout: only used without gradients)."""
     expert_actions: np.ndarray
     """(B,) int64: the teacher's action in obs, -1 where none was stored."""
+    aux: np.ndarray | None = None
+    """(B, aux_dim) float32 auxiliary targets of obs's newest frame; None without them."""
     weights: np.ndarray | None = None
     """(B,) float32 importance weights of a prioritised draw (`ReplayBuffer.sample`); None: uniform."""
     env: np.ndarray | None = None
@@ -88,6 +91,7 @@ class ReplayBuffer:
         seed: int = 0,
         frame_stride: int = 1,
         priority_alpha: float = 0.0,
+        aux_dim: int = 0,
     ) -> None:
         self.span = window_span(frames, frame_stride)
         """Ring slots one window reaches over (`agent.frame_window.window_span`)."""
@@ -102,6 +106,7 @@ class ReplayBuffer:
         self.expert_action = np.full((num_envs, self.size), -1, dtype=np.int64)
         self._labels: Counter[int] = Counter()
         """How many entries of `expert_action` hold each action, kept as they are written."""
+        self.aux = np.zeros((num_envs, self.size, aux_dim), dtype=np.float32) if aux_dim else None
         self.reward = np.zeros((num_envs, self.size), dtype=np.float32)
         self.terminated = np.zeros((num_envs, self.size), dtype=bool)
         self.has_step = np.zeros((num_envs, self.size), dtype=bool)
@@ -118,10 +123,14 @@ class ReplayBuffer:
         """The largest priority given so far: what a new transition starts with."""
 
     # ------------------------------------------------------------------------------------ writing
-    def _write(self, env: int, frame: np.ndarray) -> None:
+    def _write(self, env: int, frame: np.ndarray, aux: np.ndarray | None) -> None:
         pos = int(self.count[env])
         slot = pos % self.size
         self.frame[env, slot] = frame
+        if self.aux is not None:
+            if aux is None:
+                raise ValueError("this buffer stores auxiliary targets: give each frame's")
+            self.aux[env, slot] = aux
         self.has_step[env, slot] = False
         self.terminated[env, slot] = False
         self.start[env, slot] = self.episode_start[env]
@@ -133,10 +142,10 @@ class ReplayBuffer:
             leaves = env * self.size + np.append(stale, pos) % self.size
             self.priorities.set(leaves, 0.0)
 
-    def start_episode(self, env: int, frame: np.ndarray) -> None:
-        """The first observation of a new episode of env `env`."""
+    def start_episode(self, env: int, frame: np.ndarray, aux: np.ndarray | None = None) -> None:
+        """The first observation of a new episode of env `env` (and its auxiliary targets)."""
         self.episode_start[env] = self.count[env]
-        self._write(env, frame)
+        self._write(env, frame, aux)
 
     def add_step(
         self,
@@ -147,9 +156,10 @@ class ReplayBuffer:
         truncated: bool,
         next_frame: np.ndarray,
         expert_action: int = -1,
+        next_aux: np.ndarray | None = None,
     ) -> None:
-        """The step taken from env `env`'s latest observation, and the observation it led to;
-        `expert_action` is the teacher's action from that observation (-1: none)."""
+        """The step taken from env `env`'s latest observation, and the observation it led to (and its
+        auxiliary targets); `expert_action` is the teacher's action from that observation (-1: none)."""
         if self.episode_start[env] < 0:
             raise RuntimeError(f"env {env}: add_step before start_episode")
         slot = int(self.count[env] - 1) % self.size
@@ -162,7 +172,7 @@ class ReplayBuffer:
         self.has_step[env, slot] = True
         if self.priorities is not None:
             self.priorities.set(np.array([env * self.size + slot]), self.max_priority)
-        self._write(env, next_frame)
+        self._write(env, next_frame, next_aux)
         if terminated or truncated:
             self.episode_start[env] = -1
 
@@ -286,4 +296,5 @@ class ReplayBuffer:
             discounts=discounts,
             next_obs=self.window(env, cursor),
             expert_actions=self.expert_action[env, pos % self.size],
+            aux=None if self.aux is None else self.aux[env, pos % self.size],
         )

@@ -129,8 +129,10 @@ def save_training_state(
     counters: dict[str, Any],
     cfg: DQNConfig,
     rng: np.random.Generator,
+    aux_head: torch.nn.Module | None = None,
 ) -> None:
-    """Networks, Adam state, counters, RNG states and config in one safetensors file (no pickle).
+    """Networks (the auxiliary head's too, with `cfg.aux_weight`), Adam state, counters, RNG states and
+    config in one safetensors file (no pickle).
 
     Always CPU copies, whatever device the run trains on, so the file resumes on any machine.
     """
@@ -140,6 +142,8 @@ def save_training_state(
 
     tensors = {f"q.{k}": cpu_copy(v) for k, v in q.state_dict().items()}
     tensors.update({f"target.{k}": cpu_copy(v) for k, v in target.state_dict().items()})
+    if aux_head is not None:
+        tensors.update({f"aux.{k}": cpu_copy(v) for k, v in aux_head.state_dict().items()})
     for i, state in opt.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"opt.{i}.{key}"] = cpu_copy(value)
@@ -149,7 +153,12 @@ def save_training_state(
 
 
 def load_training_state(
-    path: Path, q: QNet, target: QNet, opt: torch.optim.Optimizer, rng: np.random.Generator
+    path: Path,
+    q: QNet,
+    target: QNet,
+    opt: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    aux_head: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Restore what `save_training_state` wrote into fresh objects; returns the counters.
 
@@ -164,6 +173,8 @@ def load_training_state(
         meta = json.loads(f.metadata()["camdrive_train"])
     q.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("q.")})
     target.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("target.")})
+    if aux_head is not None:
+        aux_head.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("aux.")})
     opt_state = opt.state_dict()
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
@@ -180,7 +191,7 @@ def load_training_state(
 RESUME_MUST_MATCH = (
     "env", "action_mode", "camera_width", "camera_height", "camera_hfov_deg", "speedometer", "frames",
     "frame_stride", "hidden", "dueling", "safety", "crash_penalty", "safety_penalty", "danger_penalty",
-    "select_without_safety", "accel_step", "steer_amount",
+    "select_without_safety", "accel_step", "steer_amount", "aux_weight",
 )  # fmt: skip
 
 

@@ -72,16 +72,19 @@ from training.common.config_cli import config_from_args
 from training.common.interrupts import saying_what_is_kept
 from training.common.outputs import remove_stale_temps, write_text
 from training.common.tensorboard_log import TensorBoardLog
+from training.dqn.affordances import AFFORDANCES
 from training.dqn.config import EVAL_SEED_START, SEED_STRIDE, DQNConfig, apply_settings
 from training.dqn.learn import (
     build_networks,
     endangered_envs,
     epsilon,
     gradient_step,
+    make_aux_head,
     make_optimizer,
     make_teachers,
     make_vector_env,
     priority_beta,
+    world_affordances,
 )
 from training.dqn.log import (
     Recent,
@@ -160,10 +163,11 @@ def _train(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     q, target = build_networks(cfg, device)
-    opt = make_optimizer(cfg, list(q.parameters()))
+    aux_head = make_aux_head(cfg, q, device)
+    opt = make_optimizer(cfg, [*q.parameters(), *(aux_head.parameters() if aux_head else ())])
     counters, resumed_from = new_counters(), None
     if cfg.resume:  # the state file exists and matches cfg: checked by check_ready
-        counters = load_training_state(state_path, q, target, opt, rng)
+        counters = load_training_state(state_path, q, target, opt, rng, aux_head)
         counters["resumes"] += 1
         resumed_from = progress["state_step"] = counters["global_step"]
     rows = read_log(cfg, resumed_from)
@@ -184,14 +188,16 @@ def _train(
         seed=cfg.seed + counters["resumes"],
         frame_stride=cfg.frame_stride,
         priority_alpha=cfg.priority_alpha,
+        aux_dim=len(AFFORDANCES) if aux_head else 0,
     )
     first_seed = (cfg.seed * SEED_STRIDE + 100 * counters["resumes"]) % EVAL_SEED_START
     # make_vector_env's Sync or AsyncVectorEnv takes a seed per env (VectorEnv.reset is typed for one).
     obs, _ = cast("SyncVectorEnv | AsyncVectorEnv", envs).reset(
         seed=[first_seed + i for i in range(cfg.envs)]
     )
+    aux = world_affordances(cfg, envs)
     for e in range(cfg.envs):
-        buffer.start_episode(e, obs[e, :, :, 0])
+        buffer.start_episode(e, obs[e, :, :, 0], aux[e])
     teachers = make_teachers(cfg, envs)
     every_env = np.arange(cfg.envs)
     needs_start = np.zeros(cfg.envs, dtype=bool)  # the env's next frame starts an episode
@@ -223,7 +229,7 @@ def _train(
     def checkpoint() -> None:
         nonlocal session_start
         counters["train_seconds"], session_start = train_seconds(), time.time()
-        save_training_state(state_path, q, target, opt, counters, cfg, rng)
+        save_training_state(state_path, q, target, opt, counters, cfg, rng, aux_head)
         progress["state_step"] = counters["global_step"]
 
     def steps_per_s(step: int) -> float:
@@ -249,12 +255,13 @@ def _train(
             now = infos["safety_brakes"] + infos["safety_refusals"]
             overrode, overrides = now - overrides, now.astype(float)
         endangered = endangered_envs(cfg, envs)  # each costs cfg.danger_penalty
+        aux = world_affordances(cfg, envs)  # what the new frames show, for the auxiliary loss
 
         # 2. Store: a NEXT_STEP autoreset step (after an episode ended) only brings the new first frame.
         for e in range(cfg.envs):
             frame = next_obs[e, :, :, 0]
             if needs_start[e]:
-                buffer.start_episode(e, frame)
+                buffer.start_episode(e, frame, aux[e])
                 if teachers:
                     teachers[e].reset(cast("SyncVectorEnv", envs).envs[e])  # teachers need vector sync
                 needs_start[e] = False
@@ -262,7 +269,7 @@ def _train(
             reward = float(rewards[e]) - (cfg.crash_penalty if terms[e] else 0.0)
             reward -= cfg.safety_penalty * float(overrode[e]) + cfg.danger_penalty * float(endangered[e])
             label = -1 if labels is None else int(labels[e])
-            buffer.add_step(e, int(actions[e]), reward, bool(terms[e]), bool(truncs[e]), frame, label)
+            buffer.add_step(e, int(actions[e]), reward, bool(terms[e]), bool(truncs[e]), frame, label, aux[e])
             episode_return[e] += rewards[e]
             if "speed" in infos:
                 episode_speed[e].append(float(infos["speed"][e]))
@@ -283,7 +290,7 @@ def _train(
             if collected_since_start >= cfg.learning_starts:
                 labels = buffer.label_counts(q.n_actions) if cfg.expert_balance else None
                 batch = buffer.sample(cfg.batch_size, priority_beta(cfg, step))
-                td_errors = gradient_step(cfg, batch, q, target, opt, device, recent, labels)
+                td_errors = gradient_step(cfg, batch, q, target, opt, device, recent, labels, aux_head)
                 if td_errors is not None and batch.env is not None and batch.pos is not None:  # prioritised
                     buffer.update_priorities(batch.env, batch.pos, td_errors)
                 counters["updates"] += 1
