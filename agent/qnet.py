@@ -131,6 +131,20 @@ class QNet(nn.Module):
         return self.head(x)
 
 
+def unread_edge(size: int) -> int:
+    """Pixels at the far end of a frame side of `size` (the bottom rows, the right columns) that the
+    QNet's convolutions never read: the second convolution's last window ends before the first's, and
+    the first's before the frame. 33 rows leave the bottom 5 unread (the first 28 are read), 36 none.
+
+    Why it matters: whatever is drawn there (the speedometer's bar, the road just ahead) does not reach
+    the network, and nothing says so. Sides of 20 + 8k pixels are read whole."""
+    second = _conv_out(_conv_out(size, 8, 4), 4, 2)
+    if second < 1:
+        return size
+    first_rows_read = (second - 1) * 2 + 4
+    return size - ((first_rows_read - 1) * 4 + 8)
+
+
 def _conv_out(size: int, kernel: int, stride: int) -> int:
     """Output size of a "valid" convolution along one axis (0 when the input is smaller than the kernel).
 

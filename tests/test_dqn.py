@@ -14,7 +14,7 @@ import torch
 from gymnasium import spaces
 
 from agent.expert import Expert
-from agent.qnet import DQNDriver, QNet, load_qnet
+from agent.qnet import DQNDriver, QNet, load_qnet, unread_edge
 from training import cli
 from training.dqn.config import DQNConfig
 from training.dqn.learn import (
@@ -117,6 +117,31 @@ def test_a_scaled_batch_gives_the_same_q_values_as_forward():
         floats = frames.float()
         net(floats)
     assert torch.equal(floats, frames.float())  # a float caller's tensor is not scaled in place
+
+
+@pytest.mark.parametrize(("height", "width"), [(33, 100), (36, 100), (50, 150), (28, 200)])
+def test_unread_edge_is_what_the_convolutions_never_read(height, width):
+    """Changing the unread bottom rows and right columns leaves the Q-values as they were; changing
+    the last row or column read does not."""
+    torch.manual_seed(0)
+    net = QNet(5, 4, height, width, 16)
+    frames = torch.randint(0, 256, (1, 4, height, width), dtype=torch.uint8)
+    rows, cols = unread_edge(height), unread_edge(width)
+    with torch.no_grad():
+        q = net(frames)
+        for axis, unread, size in ((2, rows, height), (3, cols, width)):
+            changed = frames.clone()
+            changed.narrow(axis, size - unread, unread).fill_(255)
+            assert torch.equal(net(changed), q)
+            changed.narrow(axis, size - unread - 1, 1).bitwise_not_()
+            assert not torch.equal(net(changed), q)
+
+
+def test_a_speedometer_the_network_cannot_read_is_refused():
+    with pytest.raises(ValueError, match="never read the bottom 5 rows of a 33-row frame.*28 or 36"):
+        DQNConfig(speedometer=True).validate()
+    DQNConfig(speedometer=True, camera_height=36).validate()
+    DQNConfig(camera_height=33).validate()  # without the bar, the default frame stays allowed
 
 
 @pytest.mark.slow

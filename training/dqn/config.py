@@ -62,7 +62,8 @@ class DQNConfig:
     camera_width: int = 100
     """Camera frame width: the default 200 halved (same field of view)."""
     camera_height: int = 33
-    """Camera frame height: the default 66 halved."""
+    """Camera frame height: the default 66 halved. The network's convolutions leave the bottom 5 of 33
+    rows unread (`agent.qnet.unread_edge`); 36 rows are read whole."""
     camera_hfov_deg: float = 80.0
     """The camera's horizontal field of view (the env's default 80). Wider, a car being passed stays in
     view until it is nearly alongside, at the cost of fewer pixels for the road ahead."""
@@ -266,6 +267,19 @@ class DQNConfig:
         check_at_least("expert_speed_band", self.expert_speed_band, 0)
         check_range("expert_balance_power", self.expert_balance_power, 0.0, 1.0)
         check_range("priority_alpha", self.priority_alpha, 0.0, 1.0)
+        if self.speedometer and self.env == "traffic":
+            from agent.qnet import unread_edge
+            from sim.render.gauge import GAUGE_ROWS
+
+            unread = unread_edge(self.camera_height)
+            if unread >= GAUGE_ROWS:
+                near = range(self.camera_height - 8, self.camera_height + 9)
+                fit = [h for h in near if unread_edge(h) == 0]
+                raise ValueError(
+                    f"speedometer: the network's convolutions never read the bottom {unread} rows of a "
+                    f"{self.camera_height}-row frame, where the bar is drawn; take camera_height "
+                    f"{' or '.join(map(str, fit))} (read whole)"
+                )
         if self.env == "traffic":  # the env's own ranges, before any work
             from sim.envs.traffic import TrafficOptions
 
