@@ -7,7 +7,8 @@ Input: the last `frames` (default 4) grayscale camera frames stacked on channels
 Why this size and not the Nature DQN (3 convs, 84x84, 512 hidden, ~1.7 M parameters):
 DQN on this machine is bound by the gradient step on one shared CPU core, not by the simulator
 (~1000 env steps/s at 33x100 grayscale). Two strided convolutions (8x8/4 -> 16, 4x4/2 -> 32) reduce
-33x100 to 32x2x11 = 704 features; with 256-unit dueling heads the network has 374,838 parameters.
+33x100 to 32x2x11 = 704 features (from the frame's top 28 rows: `unread_edge`); with 256-unit dueling
+heads the network has 374,838 parameters.
 Measured on this machine (1 thread, both cores busy with other jobs, batch 32, one update = two
 no-grad forwards for the Double-DQN target + forward/backward/Adam): 47 ms for this net, 158 ms for
 the Nature net on 84x84 and 232 ms on 66x200, i.e. ~3.3x cheaper; 42x100 frames cost 51 ms and
