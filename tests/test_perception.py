@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from training.dqn.affordances import AFFORDANCES
+from training.dqn.config import DQNConfig
 from training.evaluation import perception
-from training.evaluation.perception import Camera, auc, r_squared, record
+from training.evaluation.perception import auc, make_env, r_squared, record
 
 
 def test_auc_counts_the_pairs_a_positive_wins_and_ties_as_half():
@@ -29,9 +30,9 @@ def test_r_squared_is_one_for_a_perfect_guess_and_zero_for_the_mean():
 
 
 def test_each_window_ends_with_the_frame_its_targets_describe():
-    camera = Camera(width=40, height=20, frames=3, frame_stride=2)
-    windows, targets = record(camera, 4_000_000, drives=1, seconds=2.0)
-    env = camera.make_env(2.0)
+    cfg = DQNConfig(camera_width=40, camera_height=20, frames=3, frame_stride=2)
+    windows, targets = record(cfg, 4_000_000, drives=1, seconds=2.0)
+    env = make_env(cfg, 2.0)
     obs, _ = env.reset(seed=4_000_000)
     assert windows.shape == (len(targets), 3, 20, 40) and targets.shape[1] == len(AFFORDANCES)
     assert (windows[0] == obs[:, :, 0]).all()  # the first window: the first frame repeated

@@ -27,7 +27,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from agent.qnet import QNet
 from sim.envs.base import unwrap
 from training.dqn import affordances as targets_module
 from training.dqn.affordances import AFFORDANCES, AffordanceHead, affordance_loss, affordances
+from training.dqn.config import TRAFFIC_ID, DQNConfig
 
 HELD_OUT_SEED = 4_000_000
 FIT_SEED = 4_100_000
@@ -51,33 +51,19 @@ CLOSE_MPS = 3.0
 """... the car closes faster than this (m/s)."""
 
 
-@dataclass
-class Camera:
-    """The frames and window a probe reads: a DQN run's camera, speedometer and window settings."""
-
-    width: int = 100
-    height: int = 33
-    hfov_deg: float = 80.0
-    speedometer: bool = False
-    frames: int = 4
-    frame_stride: int = 6
-
-    def make_env(self, episode_seconds: float) -> gym.Env:
-        return gym.make(
-            "camdrive/Traffic-v0", safety=False, camera_width=self.width, camera_height=self.height,
-            camera_hfov_deg=self.hfov_deg, grayscale=True, speedometer=self.speedometer,
-            action_mode="steer", episode_seconds=episode_seconds,
-        )  # fmt: skip
+def make_env(cfg: DQNConfig, episode_seconds: float) -> gym.Env:
+    """Traffic-v0 with the camera and frames a DQN run of `cfg` sees, without the safety system."""
+    return gym.make(TRAFFIC_ID, **cfg.env_options(), safety=False, episode_seconds=episode_seconds)
 
 
 def record(
-    camera: Camera, first_seed: int, drives: int, seconds: float = 45.0
+    cfg: DQNConfig, first_seed: int, drives: int, seconds: float = 45.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """(windows (N, frames, H, W) uint8, targets (N, len(AFFORDANCES)) float32) of `drives` drives by the
     teacher with half its actions random; each window is labelled with its newest frame's world."""
-    env = camera.make_env(seconds)
+    env = make_env(cfg, seconds)
     rng = np.random.default_rng(first_seed)
-    span = window_span(camera.frames, camera.frame_stride)
+    span = window_span(cfg.frames, cfg.frame_stride)
     windows, targets = [], []
     for drive in range(drives):
         obs, _ = env.reset(seed=first_seed + drive)
@@ -85,7 +71,7 @@ def record(
         teacher.reset(env)
         history = [obs[:, :, 0]] * span  # the first frame repeated, as the DQN's windows start
         while True:
-            windows.append(np.stack(history[:: camera.frame_stride]))
+            windows.append(np.stack(history[:: cfg.frame_stride]))
             targets.append(affordances(unwrap(env).world))
             action = teacher.act() if rng.random() < 0.5 else int(rng.integers(5))
             obs, _, terminated, truncated, _ = env.step(action)
@@ -97,11 +83,11 @@ def record(
 
 
 def fit(
-    camera: Camera, windows: np.ndarray, targets: np.ndarray, epochs: int, seed: int = 0
+    cfg: DQNConfig, windows: np.ndarray, targets: np.ndarray, epochs: int, seed: int = 0
 ) -> tuple[QNet, AffordanceHead]:
     """The QNet trunk and a head fit to the targets by Adam (lr 5e-4, batch 64) for `epochs` passes."""
     torch.manual_seed(seed)
-    q = QNet(5, camera.frames, camera.height, camera.width, 256, True, camera.frame_stride)
+    q = QNet(5, cfg.frames, cfg.camera_height, cfg.camera_width, 256, True, cfg.frame_stride)
     head = AffordanceHead(q.n_features, 256)
     opt = torch.optim.Adam([*q.features.parameters(), *head.parameters()], lr=5e-4)
     x, y = torch.from_numpy(windows), torch.from_numpy(targets)
@@ -155,34 +141,23 @@ def score(predicted: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
     }
 
 
-def load_run(state: Path) -> tuple[Camera, QNet, AffordanceHead]:
-    """The camera, Q-network and auxiliary head of a DQN run's training state (ValueError if the run
+def load_run(state: Path) -> tuple[DQNConfig, QNet, AffordanceHead]:
+    """The settings, Q-network and auxiliary head of a DQN run's training state (ValueError if the run
     had no head: it was not trained with aux_weight)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     with safe_open(str(state), framework="pt") as f:
-        config = json.loads(f.metadata()["camdrive_train"])["config"]
-    if not config.get("aux_weight"):
+        saved = json.loads(f.metadata()["camdrive_train"])["config"]
+    if not saved.get("aux_weight"):
         raise ValueError(f"{state}: the run had no auxiliary head (aux_weight 0)")
-    camera = Camera(
-        config["camera_width"], config["camera_height"], config["camera_hfov_deg"], config["speedometer"],
-        config["frames"], config["frame_stride"],
-    )  # fmt: skip
+    cfg = DQNConfig(**{k: v for k, v in saved.items() if k in DQNConfig.__dataclass_fields__})
     tensors = load_file(str(state))
-    q = QNet(
-        5,
-        camera.frames,
-        camera.height,
-        camera.width,
-        config["hidden"],
-        config["dueling"],
-        camera.frame_stride,
-    )
+    q = QNet(5, cfg.frames, cfg.camera_height, cfg.camera_width, cfg.hidden, cfg.dueling, cfg.frame_stride)
     q.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("q.")})
-    head = AffordanceHead(q.n_features, config["hidden"])
+    head = AffordanceHead(q.n_features, cfg.hidden)
     head.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("aux.")})
-    return camera, q.eval(), head.eval()
+    return cfg, q.eval(), head.eval()
 
 
 def probe(args: argparse.Namespace) -> dict[str, Any]:
@@ -190,15 +165,18 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
     started = time.time()
     if args.state:
-        camera, q, head = load_run(Path(args.state))
+        cfg, q, head = load_run(Path(args.state))
     else:
-        camera = Camera(args.width, args.height, args.hfov, args.speedometer, args.frames, args.frame_stride)
-        q, head = fit(camera, *record(camera, FIT_SEED, args.fit_drives, args.seconds), args.epochs)
-    windows, targets = record(camera, HELD_OUT_SEED, args.test_drives, args.seconds)
+        cfg = DQNConfig(
+            camera_width=args.width, camera_height=args.height, camera_hfov_deg=args.hfov,
+            speedometer=args.speedometer, frames=args.frames, frame_stride=args.frame_stride,
+        ).validate()  # fmt: skip
+        q, head = fit(cfg, *record(cfg, FIT_SEED, args.fit_drives, args.seconds), args.epochs)
+    windows, targets = record(cfg, HELD_OUT_SEED, args.test_drives, args.seconds)
     result = score(predict(q, head, windows), targets)
-    result.update(
-        camera=vars(camera), source=args.state or f"fit on {args.fit_drives} drives, {args.epochs} epochs"
-    )
+    camera = ("camera_width", "camera_height", "camera_hfov_deg", "speedometer", "frames", "frame_stride")
+    result["camera"] = {k: getattr(cfg, k) for k in camera}
+    result["source"] = args.state or f"fit on {args.fit_drives} drives, {args.epochs} epochs"
     result["seconds"] = round(time.time() - started, 1)
     return result
 
