@@ -42,6 +42,28 @@ def clip(value: float, low: float, high: float) -> float:
     return float(min(max(value, low), high))
 
 
+BAND_MARGIN_M = 0.2
+"""A car ahead counts when it overlaps the ego's body widened by this much on each side."""
+
+
+def band_half_width(world: World) -> float:
+    """Half the width of the band a car ahead (or behind) must overlap to count: the ego's body plus
+    BAND_MARGIN_M each side."""
+    return 0.5 * world.ego.params.width + BAND_MARGIN_M
+
+
+def gap_ahead(world: World, d: float) -> tuple[float, float]:
+    """(gap m, speed) from the ego's front bumper to the rear of the nearest car ahead that overlaps
+    the band (`band_half_width`) centred at lateral position `d`; a car changing lanes into it counts
+    (`Traffic.leader`'s anticipate). (inf, inf) when there is none.
+
+    What the expert keeps its time gap to, and what the DQN's auxiliary targets read
+    (`training.dqn.affordances`)."""
+    assert world.traffic is not None
+    gap, speed = world.traffic.leader(world.s, d, band_half_width(world), anticipate=True)
+    return gap - 0.5 * world.ego.params.length, speed
+
+
 class Expert:
     """Privileged driver for every camdrive env. See the module docstring."""
 
@@ -117,7 +139,7 @@ class Expert:
         w = self.world
         options = self.env.options
         limit = getattr(options, "speed_limit", None) or options.cruise_speed
-        gap, lead_speed = self._gap_ahead(w.d)
+        gap, lead_speed = gap_ahead(w, w.d)
         if gap == np.inf:
             return limit
         desired_gap = w.safety.margin_m + 2.0 + self.headway_s * w.ego.speed
@@ -171,17 +193,11 @@ class Expert:
         return self._speed_action(action_type)
 
     # ------------------------------------------------------------------------------ lane choice
-    def _gap_ahead(self, d: float) -> tuple[float, float]:
-        w = self.world
-        assert w.traffic is not None
-        gap, speed = w.traffic.leader(w.s, d, 0.5 * w.ego.params.width + 0.2, anticipate=True)
-        return gap - 0.5 * w.ego.params.length, speed
-
     def _lane_speed(self, lane: int) -> float:
         """Speed the ego could expect in `lane`: the limit, unless a slower car is near ahead."""
         w = self.world
         assert w.road is not None
-        gap, lead_speed = self._gap_ahead(float(w.road.lane_centre(lane)))
+        gap, lead_speed = gap_ahead(w, float(w.road.lane_centre(lane)))
         limit = getattr(self.env.options, "speed_limit", w.ego.params.max_speed)
         return float(limit if gap > LOOK_AHEAD_M else min(limit, lead_speed))
 

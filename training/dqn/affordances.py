@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agent.expert import band_half_width, clip, gap_ahead
 from sim.world import World
 
 LANES = ("left", "own", "right")
@@ -54,35 +55,33 @@ def affordances(world: World) -> np.ndarray:
     assert traffic is not None and road is not None, "affordances need a world with traffic"
     state = world.state()
     speed, half_length = world.ego.speed, 0.5 * world.ego.params.length
-    half_width = 0.5 * world.ego.params.width + 0.2
-    gap, lead_speed = traffic.leader(world.s, world.d, half_width, anticipate=True)
+    gap, lead_speed = gap_ahead(world, world.d)
     values = [speed / SPEED_SCALE, state.lateral_offset / world.road_config.lane_width]
-    values += [_ahead(gap - half_length), _closing(speed, gap - half_length, lead_speed)]
+    values += [_ahead(gap), _closing(speed, gap, lead_speed)]
     for lane in (state.lane - 1, state.lane, state.lane + 1):
         if not 0 <= lane < world.road_config.lanes:
-            values += [GAP_AHEAD_M[0] / GAP_AHEAD_M[1], GAP_BEHIND_M[0] / GAP_BEHIND_M[1], 1.0]
+            values += [_ahead(-math.inf), _behind(-math.inf), 1.0]
             continue
         d = float(road.lane_centre(lane))
-        ahead, ahead_speed = traffic.leader(world.s, d, half_width, anticipate=True)
-        behind, _ = traffic.follower(world.s, d, half_width, anticipate=True)
-        ahead -= half_length
+        ahead, ahead_speed = gap_ahead(world, d)
+        behind, _ = traffic.follower(world.s, d, band_half_width(world), anticipate=True)
         values += [_ahead(ahead), _behind(behind - half_length), _closing(speed, ahead, ahead_speed)]
     return np.array(values, dtype=np.float32)
 
 
 def _ahead(gap: float) -> float:
-    return min(max(gap, GAP_AHEAD_M[0]), GAP_AHEAD_M[1]) / GAP_AHEAD_M[1]
+    return clip(gap, *GAP_AHEAD_M) / GAP_AHEAD_M[1]
 
 
 def _behind(gap: float) -> float:
-    return min(max(gap, GAP_BEHIND_M[0]), GAP_BEHIND_M[1]) / GAP_BEHIND_M[1]
+    return clip(gap, *GAP_BEHIND_M) / GAP_BEHIND_M[1]
 
 
 def _closing(speed: float, gap: float, lead_speed: float) -> float:
     """How fast the car closes on a leader `gap` metres ahead (0 when none is within range)."""
     if not math.isfinite(gap) or gap > GAP_AHEAD_M[1]:
         return 0.0
-    return min(max(speed - lead_speed, 0.0), CLOSING_MPS) / CLOSING_MPS
+    return clip(speed - lead_speed, 0.0, CLOSING_MPS) / CLOSING_MPS
 
 
 class AffordanceHead(nn.Module):
