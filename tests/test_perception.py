@@ -50,7 +50,11 @@ def test_a_small_fit_scores_every_target(tmp_path, capsys):
     assert "closing AUC" in capsys.readouterr().out
 
 
-def test_a_state_without_a_head_is_one_line(tmp_path, capsys):
-    assert perception.main(["--state", str(tmp_path / "missing.train.safetensors")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("perception: ") and len(err.splitlines()) == 1
+def test_a_missing_or_corrupt_state_is_one_line(tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.train.safetensors"
+    corrupt.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
+    for state in (tmp_path / "missing.train.safetensors", corrupt):
+        assert perception.main(["--state", str(state)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"perception: {state}: not a readable training state")
+        assert len(err.splitlines()) == 1

@@ -152,6 +152,20 @@ def save_training_state(
     _atomic_save(path, tensors, meta)
 
 
+def read_state_meta(path: Path) -> dict[str, Any]:
+    """What `save_training_state` wrote beside the tensors: counters, config and numpy RNG state."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads(f.metadata()["camdrive_train"])
+
+
+def weights_under(tensors: dict[str, torch.Tensor], network: str) -> dict[str, torch.Tensor]:
+    """The state dict `save_training_state` stored under `network.` ("q", "target" or "aux")."""
+    prefix = network + "."
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def load_training_state(
     path: Path,
     q: QNet,
@@ -165,16 +179,14 @@ def load_training_state(
     The tensors are read onto the CPU (map_location) and copied to the devices of `q`, `target` and
     `opt`'s parameters by `load_state_dict`, so a state written on one device resumes on another.
     """
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     tensors = load_file(str(path), device="cpu")
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["camdrive_train"])
-    q.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("q.")})
-    target.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("target.")})
+    meta = read_state_meta(path)
+    q.load_state_dict(weights_under(tensors, "q"))
+    target.load_state_dict(weights_under(tensors, "target"))
     if aux_head is not None:
-        aux_head.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("aux.")})
+        aux_head.load_state_dict(weights_under(tensors, "aux"))
     opt_state = opt.state_dict()
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
@@ -208,11 +220,8 @@ def initial_weights(cfg: DQNConfig, q: QNet) -> dict[str, torch.Tensor]:
 
 def _check_resume_config(path: Path, cfg: DQNConfig) -> None:
     """Refuse to resume a run with a different task or network (it would silently train something else)."""
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(path), framework="pt") as f:
-            saved = json.loads(f.metadata()["camdrive_train"])["config"]
+        saved = read_state_meta(path)["config"]
     except Exception as e:  # safetensors raises its own errors for a corrupt file
         raise ValueError(f"{path}: cannot resume: not a readable training state ({e})") from None
     if not isinstance(saved, dict):

@@ -39,9 +39,16 @@ from agent.expert import Expert
 from agent.frame_window import window_span
 from agent.qnet import QNet
 from sim.envs.base import unwrap
-from training.dqn import affordances as targets_module
-from training.dqn.affordances import AFFORDANCES, AffordanceHead, affordance_loss, affordances
+from training.dqn.affordances import (
+    AFFORDANCES,
+    CLOSING_MPS,
+    GAP_AHEAD_M,
+    AffordanceHead,
+    affordance_loss,
+    affordances,
+)
 from training.dqn.config import TRAFFIC_ID, DQNConfig
+from training.dqn.state import read_state_meta, weights_under
 
 HELD_OUT_SEED = 4_000_000
 FIT_SEED = 4_100_000
@@ -82,13 +89,18 @@ def record(
     return np.stack(windows), np.stack(targets)
 
 
+def networks(cfg: DQNConfig) -> tuple[QNet, AffordanceHead]:
+    """A fresh Q-network for `cfg`'s frames (Traffic-v0's 5 actions) and an auxiliary head on it."""
+    q = QNet(5, cfg.frames, cfg.camera_height, cfg.camera_width, cfg.hidden, cfg.dueling, cfg.frame_stride)
+    return q, AffordanceHead(q.n_features, cfg.hidden)
+
+
 def fit(
     cfg: DQNConfig, windows: np.ndarray, targets: np.ndarray, epochs: int, seed: int = 0
 ) -> tuple[QNet, AffordanceHead]:
     """The QNet trunk and a head fit to the targets by Adam (lr 5e-4, batch 64) for `epochs` passes."""
     torch.manual_seed(seed)
-    q = QNet(5, cfg.frames, cfg.camera_height, cfg.camera_width, 256, True, cfg.frame_stride)
-    head = AffordanceHead(q.n_features, 256)
+    q, head = networks(cfg)
     opt = torch.optim.Adam([*q.features.parameters(), *head.parameters()], lr=5e-4)
     x, y = torch.from_numpy(windows), torch.from_numpy(targets)
     for _ in range(epochs):
@@ -129,8 +141,8 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
 def score(predicted: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
     """R^2 per target and the closing AUC (see the module docstring)."""
     gap, closing = AFFORDANCES.index("band_gap_ahead"), AFFORDANCES.index("band_closing")
-    gaps_m = targets[:, gap] * targets_module.GAP_AHEAD_M[1]
-    positive = (gaps_m < CLOSE_GAP_M) & (targets[:, closing] * targets_module.CLOSING_MPS > CLOSE_MPS)
+    gaps_m = targets[:, gap] * GAP_AHEAD_M[1]
+    positive = (gaps_m < CLOSE_GAP_M) & (targets[:, closing] * CLOSING_MPS > CLOSE_MPS)
     return {
         "r2": {
             name: round(r_squared(predicted[:, k], targets[:, k]), 3) for k, name in enumerate(AFFORDANCES)
@@ -142,21 +154,21 @@ def score(predicted: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
 
 
 def load_run(state: Path) -> tuple[DQNConfig, QNet, AffordanceHead]:
-    """The settings, Q-network and auxiliary head of a DQN run's training state (ValueError if the run
-    had no head: it was not trained with aux_weight)."""
-    from safetensors import safe_open
+    """The settings, Q-network and auxiliary head of a DQN run's training state (ValueError if it is
+    unreadable, or the run had no head: it was not trained with aux_weight)."""
     from safetensors.torch import load_file
 
-    with safe_open(str(state), framework="pt") as f:
-        saved = json.loads(f.metadata()["camdrive_train"])["config"]
+    try:
+        saved = read_state_meta(state)["config"]
+        tensors = load_file(str(state))
+    except Exception as e:  # safetensors raises its own errors for a missing or corrupt file
+        raise ValueError(f"{state}: not a readable training state ({e})") from None
     if not saved.get("aux_weight"):
         raise ValueError(f"{state}: the run had no auxiliary head (aux_weight 0)")
     cfg = DQNConfig(**{k: v for k, v in saved.items() if k in DQNConfig.__dataclass_fields__})
-    tensors = load_file(str(state))
-    q = QNet(5, cfg.frames, cfg.camera_height, cfg.camera_width, cfg.hidden, cfg.dueling, cfg.frame_stride)
-    q.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("q.")})
-    head = AffordanceHead(q.n_features, cfg.hidden)
-    head.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("aux.")})
+    q, head = networks(cfg)
+    q.load_state_dict(weights_under(tensors, "q"))
+    head.load_state_dict(weights_under(tensors, "aux"))
     return cfg, q.eval(), head.eval()
 
 
